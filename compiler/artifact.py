@@ -1,0 +1,213 @@
+"""The compiled artifact: a directory that any backend can load without torch.
+
+Layout::
+
+    ARTIFACT/
+      manifest.json   format version, toolchain version, target, sha256 of every file
+      graph.json      nodes and projections (names, shapes, scalars, schedule)
+      weights.npz     every array (weights, biases, T, event scales), keyed by node
+      model.onnx      the rate-equivalent ONNX model (optional, written by the compiler)
+      ...             backend extras (e.g. the Lava entry point), hashed as well
+
+Writing is atomic (a temporary sibling directory renamed into place); loading checks
+the format version and every hash before it trusts a byte, and fails with
+:class:`ArtifactError` naming the file and the fix.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+
+from .. import __version__
+from .graph import InputNode, Population, Projection, Readout, SpikingGraph, validate
+
+FORMAT_VERSION = 1
+MANIFEST = "manifest.json"
+GRAPH = "graph.json"
+WEIGHTS = "weights.npz"
+
+
+class ArtifactError(RuntimeError):
+    """An artifact is missing, tampered with, or from an incompatible version."""
+
+
+def sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def graph_to_records(graph: SpikingGraph) -> tuple[dict, dict[str, np.ndarray]]:
+    """Split a graph into a JSON-able description and a dict of named arrays."""
+    arrays: dict[str, np.ndarray] = {}
+    pops = []
+    for p in graph.populations:
+        rec = {k: v for k, v in asdict(p).items() if k not in ("timesteps", "bias")}
+        rec["shape"] = list(p.shape)
+        arrays[f"pop/{p.name}/timesteps"] = np.asarray(p.timesteps, dtype=np.int64)
+        arrays[f"pop/{p.name}/bias"] = np.asarray(p.bias)
+        pops.append(_plain(rec))
+    projs = []
+    for pr in graph.projections:
+        rec = {k: v for k, v in asdict(pr).items() if k not in ("weight", "event_scale")}
+        rec["has_event_scale"] = pr.event_scale is not None
+        arrays[f"proj/{pr.name}/weight"] = np.asarray(pr.weight)
+        if pr.event_scale is not None:
+            arrays[f"proj/{pr.name}/event_scale"] = np.asarray(pr.event_scale)
+        projs.append(_plain(rec))
+    ro = graph.readout
+    arrays[f"readout/{ro.name}/bias"] = np.asarray(ro.bias)
+    desc = {
+        "input": {"name": graph.input.name, "shape": list(graph.input.shape)},
+        "populations": pops,
+        "readout": {"name": ro.name, "shape": list(ro.shape), "scale": ro.scale},
+        "projections": projs,
+        "fixed_point": graph.fixed_point,
+        "meta": _plain(graph.meta),
+    }
+    return desc, arrays
+
+
+def graph_from_records(desc: dict, arrays) -> SpikingGraph:
+    """Inverse of :func:`graph_to_records`."""
+    pops = []
+    for rec in desc["populations"]:
+        name = rec["name"]
+        pops.append(Population(
+            name=name, shape=tuple(rec["shape"]),
+            timesteps=np.asarray(arrays[f"pop/{name}/timesteps"]),
+            threshold=rec["threshold"], bias=np.asarray(arrays[f"pop/{name}/bias"]),
+            v0=rec["v0"], coupling=rec["coupling"], reset=rec["reset"],
+            start=int(rec["start"]), scale=float(rec["scale"]),
+        ))
+    projs = []
+    for rec in desc["projections"]:
+        name = rec["name"]
+        es = arrays[f"proj/{name}/event_scale"] if rec["has_event_scale"] else None
+        projs.append(Projection(
+            name=name, source=rec["source"], target=rec["target"], kind=rec["kind"],
+            weight=np.asarray(arrays[f"proj/{name}/weight"]),
+            stride=tuple(rec["stride"]), padding=tuple(rec["padding"]),
+            groups=int(rec["groups"]), delay=int(rec["delay"]),
+            weight_exp=int(rec["weight_exp"]),
+            event_scale=None if es is None else np.asarray(es),
+        ))
+    ro = desc["readout"]
+    return SpikingGraph(
+        input=InputNode(shape=tuple(desc["input"]["shape"]), name=desc["input"]["name"]),
+        populations=tuple(pops),
+        readout=Readout(name=ro["name"], shape=tuple(ro["shape"]),
+                        bias=np.asarray(arrays[f"readout/{ro['name']}/bias"]),
+                        scale=float(ro["scale"])),
+        projections=tuple(projs),
+        fixed_point=bool(desc["fixed_point"]),
+        meta=desc.get("meta", {}),
+    )
+
+
+def _plain(obj):
+    """JSON-friendly copy (tuples to lists, numpy scalars to Python)."""
+    if isinstance(obj, dict):
+        return {str(k): _plain(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [_plain(v) for v in obj]
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if isinstance(obj, np.ndarray):
+        return obj.tolist()
+    return obj
+
+
+def save(
+    graph: SpikingGraph, out_dir: str | os.PathLike, target: str = "numpy",
+    extra_files: dict[str, bytes] | None = None, overwrite: bool = True,
+) -> Path:
+    """Write ``graph`` (and ``extra_files``: name -> bytes) as an artifact directory,
+    atomically: readers see the old artifact or the new one, never half of one."""
+    validate(graph)
+    out = Path(out_dir)
+    if out.exists() and not overwrite:
+        raise ArtifactError(f"{out} exists; pass overwrite=True or choose another path")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    try:
+        desc, arrays = graph_to_records(graph)
+        (tmp / GRAPH).write_text(json.dumps(desc, indent=1))
+        np.savez(tmp / WEIGHTS, **arrays)
+        for name, data in (extra_files or {}).items():
+            path = tmp / name
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(data)
+        files = sorted(p.relative_to(tmp).as_posix() for p in tmp.rglob("*") if p.is_file())
+        manifest = {
+            "format_version": FORMAT_VERSION,
+            "toolchain_version": __version__,
+            "target": target,
+            "files": {name: sha256(tmp / name) for name in files},
+        }
+        (tmp / MANIFEST).write_text(json.dumps(manifest, indent=1))
+        if out.exists():
+            old = out.with_name(f".{out.name}.old")
+            shutil.rmtree(old, ignore_errors=True)
+            out.rename(old)
+            tmp.rename(out)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            tmp.rename(out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return out
+
+
+def read_manifest(art_dir: str | os.PathLike) -> dict:
+    """Load and check the manifest and every file hash; return the manifest."""
+    root = Path(art_dir)
+    if not (root / MANIFEST).is_file():
+        raise ArtifactError(f"{root} is not a compiled artifact (no {MANIFEST}); compile a "
+                            "model with `pseudosnn-compile MODEL -o DIR` first")
+    try:
+        manifest = json.loads((root / MANIFEST).read_text())
+    except json.JSONDecodeError as exc:
+        raise ArtifactError(f"{root / MANIFEST} is not valid JSON: {exc}") from exc
+    version = manifest.get("format_version")
+    if version != FORMAT_VERSION:
+        raise ArtifactError(
+            f"{root} has artifact format {version}, this toolchain ({__version__}) reads "
+            f"format {FORMAT_VERSION}; recompile the model with this version")
+    for name, digest in manifest.get("files", {}).items():
+        path = root / name
+        if not path.is_file():
+            raise ArtifactError(f"{root}: {name} is listed in the manifest but missing")
+        if sha256(path) != digest:
+            raise ArtifactError(f"{root}: {name} does not match its sha256 in the manifest "
+                                "(edited or corrupted); recompile the artifact")
+    for required in (GRAPH, WEIGHTS):
+        if required not in manifest.get("files", {}):
+            raise ArtifactError(f"{root}: the manifest does not list {required}")
+    return manifest
+
+
+def load(art_dir: str | os.PathLike) -> SpikingGraph:
+    """Load and validate an artifact's spiking graph (hashes checked first)."""
+    root = Path(art_dir)
+    read_manifest(root)
+    desc = json.loads((root / GRAPH).read_text())
+    with np.load(root / WEIGHTS, allow_pickle=False) as npz:
+        arrays = {k: npz[k] for k in npz.files}
+    try:
+        graph = graph_from_records(desc, arrays)
+    except KeyError as exc:
+        raise ArtifactError(f"{root}: {GRAPH} and {WEIGHTS} do not match (missing {exc})") from exc
+    validate(graph)
+    return graph

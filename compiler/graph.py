@@ -1,0 +1,351 @@
+"""The event-driven spiking graph: the compiler's output and the contract every backend runs.
+
+Nodes (immutable dataclasses) are one :class:`InputNode` (the analog image), spiking
+:class:`Population` s, and one non-spiking :class:`Readout`. Edges are
+:class:`Projection` s (dense or conv synapses). The graph is held as a
+``networkx.MultiDiGraph`` (several projections may join the same pair of nodes).
+
+Execution semantics (DESIGN.md §2, 0-indexed global clock ``t = 0, 1, ...``):
+
+* Events emitted by a source at step ``t`` are delivered through a projection at step
+  ``t + delay`` (``delay = 1``: Lava's ``Dense``/``Conv`` deliver one step late). The
+  encoder projection (from the input, ``delay = 0``) delivers its analog current once.
+* Projection weights act on *events*: the trained ``W`` acting on rates ``n/T_src`` is
+  folded by the compiler into ``W/T_src``. ``event_scale`` (float mode only) carries
+  per-source-neuron factors that cannot be folded into shared conv weights.
+* A **rate**-coupled population accumulates every delivered event; when all sources'
+  windows are closed (its ``start``) it integrates the constant current
+  ``c = sum_k proj_k(n_k) + b`` during its window, neuron ``i`` for its own ``T_i`` steps:
+  steps ``start <= t < start + T_i``.
+* A **stream**-coupled population integrates at step ``t`` the events delivered at ``t``
+  plus ``b``.
+* The readout accumulates every delivered event, adds ``b`` once; its value is final at
+  ``readout_step``; the latency of one sample is ``readout_step + 1`` steps.
+* Fixed point (``SpikingGraph.fixed_point``): weights are integers in ``[-128, 127]`` with
+  a per-projection ``weight_exp`` in ``[0, 7]``; a projection contributes
+  ``(W_int @ events) << weight_exp``; thresholds, biases and ``v0`` are integers; the
+  membrane saturates to 24 bits. Encoder currents are ``floor(c*scale + 1/2)`` with the
+  target population's ``scale`` (integer units per float unit); the readout's float value
+  is ``(acc + b_int) / readout.scale``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field, replace
+from typing import Literal
+
+import networkx as nx
+import numpy as np
+
+Coupling = Literal["rate", "stream"]
+INPUT = "input"
+
+WEIGHT_MIN, WEIGHT_MAX = -128, 127
+WEIGHT_EXP_MIN, WEIGHT_EXP_MAX = 0, 7
+
+
+class GraphError(ValueError):
+    """The spiking graph breaks one of its invariants."""
+
+
+@dataclass(frozen=True)
+class InputNode:
+    """The analog input (direct encoding), one sample of shape ``shape`` (e.g. C,H,W)."""
+
+    shape: tuple[int, ...]
+    name: str = INPUT
+
+
+@dataclass(frozen=True, eq=False)
+class Population:
+    """A layer of integrate-and-fire neurons with soft reset.
+
+    ``timesteps`` and ``bias`` broadcast to ``shape`` (a scalar ``timesteps`` is per-layer
+    T; shape ``(C, 1, 1)`` per channel; ``shape`` itself per neuron). ``start`` is the
+    first step of the window (set by :func:`schedule`). ``scale`` is the fixed-point unit:
+    integer membrane units per float unit (1.0 in float mode).
+    """
+
+    name: str
+    shape: tuple[int, ...]
+    timesteps: np.ndarray
+    threshold: float
+    bias: np.ndarray
+    v0: float
+    coupling: Coupling = "rate"
+    reset: Literal["soft"] = "soft"
+    start: int = 0
+    scale: float = 1.0
+
+    @property
+    def size(self) -> int:
+        return int(np.prod(self.shape))
+
+    @property
+    def t_max(self) -> int:
+        return int(np.max(self.timesteps))
+
+    @property
+    def end(self) -> int:
+        """One past the last step of the window."""
+        return self.start + self.t_max
+
+    def timesteps_full(self) -> np.ndarray:
+        return np.broadcast_to(np.asarray(self.timesteps, dtype=np.int64), self.shape)
+
+    def bias_full(self) -> np.ndarray:
+        return np.broadcast_to(np.asarray(self.bias), self.shape)
+
+
+@dataclass(frozen=True, eq=False)
+class Readout:
+    """Non-spiking output layer: accumulates delivered events, adds ``bias`` once."""
+
+    name: str
+    shape: tuple[int, ...]
+    bias: np.ndarray
+    scale: float = 1.0
+
+
+@dataclass(frozen=True, eq=False)
+class Projection:
+    """Synapses from ``source`` to ``target``.
+
+    ``kind="dense"``: ``weight`` is ``(target_size, source_size)`` acting on the flattened
+    (C-order) source. ``kind="conv"``: ``weight`` is ``(C_out, C_in/groups, kh, kw)``
+    acting on a ``(C, H, W)`` source with ``stride``/``padding``.
+    """
+
+    name: str
+    source: str
+    target: str
+    kind: Literal["dense", "conv"]
+    weight: np.ndarray
+    stride: tuple[int, int] = (1, 1)
+    padding: tuple[int, int] = (0, 0)
+    groups: int = 1
+    delay: int = 1
+    weight_exp: int = 0
+    event_scale: np.ndarray | None = None
+
+    @property
+    def analog(self) -> bool:
+        """The encoder: multiply-accumulates on the analog input, computed once."""
+        return self.source == INPUT
+
+    def output_shape(self, source_shape: tuple[int, ...]) -> tuple[int, ...]:
+        if self.kind == "dense":
+            return (int(self.weight.shape[0]),)
+        _, h, w = source_shape
+        kh, kw = self.weight.shape[2:]
+        oh = (h + 2 * self.padding[0] - kh) // self.stride[0] + 1
+        ow = (w + 2 * self.padding[1] - kw) // self.stride[1] + 1
+        return (int(self.weight.shape[0]), int(oh), int(ow))
+
+    def fanout(self, source_shape: tuple[int, ...]) -> np.ndarray:
+        """Structural fan-out of every source neuron (shape ``source_shape``): how many
+        target neurons one event reaches. Dense: every target. Conv: ``C_out/groups``
+        times the output positions whose kernel window covers the pixel (fewer at the
+        borders)."""
+        if self.kind == "dense":
+            return np.full(source_shape, self.weight.shape[0], dtype=np.int64)
+        c, h, w = source_shape
+        kh, kw = self.weight.shape[2:]
+        _, oh, ow = self.output_shape(source_shape)
+        per_y = _axis_fanout(h, kh, self.stride[0], self.padding[0], oh)
+        per_x = _axis_fanout(w, kw, self.stride[1], self.padding[1], ow)
+        spatial = per_y[:, None] * per_x[None, :]
+        out_per_group = self.weight.shape[0] // self.groups
+        return np.broadcast_to(spatial * out_per_group, (c, h, w)).astype(np.int64)
+
+
+def _axis_fanout(size: int, k: int, stride: int, pad: int, out: int) -> np.ndarray:
+    """For each input index ``y``: ``#{o in [0, out): 0 <= y + pad - o*stride < k}``."""
+    y = np.arange(size)[:, None]
+    o = np.arange(out)[None, :]
+    offset = y + pad - o * stride
+    return ((offset >= 0) & (offset < k)).sum(axis=1).astype(np.int64)
+
+
+@dataclass(frozen=True, eq=False)
+class SpikingGraph:
+    """Input, populations (topological order), readout and projections."""
+
+    input: InputNode
+    populations: tuple[Population, ...]
+    readout: Readout
+    projections: tuple[Projection, ...]
+    fixed_point: bool = False
+    meta: dict = field(default_factory=dict)
+
+    # --- look-ups -----------------------------------------------------------------
+    def node(self, name: str) -> InputNode | Population | Readout:
+        if name == self.input.name:
+            return self.input
+        if name == self.readout.name:
+            return self.readout
+        for p in self.populations:
+            if p.name == name:
+                return p
+        raise KeyError(f"no node named {name!r} in the spiking graph")
+
+    def population(self, name: str) -> Population:
+        node = self.node(name)
+        if not isinstance(node, Population):
+            raise KeyError(f"{name!r} is not a population")
+        return node
+
+    def incoming(self, name: str) -> list[Projection]:
+        return [p for p in self.projections if p.target == name]
+
+    def outgoing(self, name: str) -> list[Projection]:
+        return [p for p in self.projections if p.source == name]
+
+    def shape_of(self, name: str) -> tuple[int, ...]:
+        return self.node(name).shape
+
+    def to_networkx(self) -> nx.MultiDiGraph:
+        g = nx.MultiDiGraph()
+        g.add_node(self.input.name, node=self.input, kind="input")
+        for p in self.populations:
+            g.add_node(p.name, node=p, kind="population")
+        g.add_node(self.readout.name, node=self.readout, kind="readout")
+        for pr in self.projections:
+            g.add_edge(pr.source, pr.target, key=pr.name, projection=pr)
+        return g
+
+    def topological_populations(self) -> Iterator[Population]:
+        order = list(nx.topological_sort(self.to_networkx()))
+        by_name = {p.name: p for p in self.populations}
+        for name in order:
+            if name in by_name:
+                yield by_name[name]
+
+    # --- schedule facts -----------------------------------------------------------
+    @property
+    def readout_step(self) -> int:
+        """Step at which the readout's value is final (last delivery)."""
+        return max(_last_delivery(self, pr) for pr in self.incoming(self.readout.name))
+
+    @property
+    def latency_steps(self) -> int:
+        """Steps from the input's arrival until the readout is final, inclusive."""
+        return self.readout_step + 1
+
+    @property
+    def pipeline_interval(self) -> int:
+        """Steps between successive samples in a pipelined deployment: the longest
+        time any one population is busy (accumulating, then integrating)."""
+        busy = [p.t_max for p in self.populations] or [1]
+        return max(busy)
+
+    def with_populations(self, populations: Iterable[Population]) -> SpikingGraph:
+        return replace(self, populations=tuple(populations))
+
+    def validate(self) -> None:
+        validate(self)
+
+
+def _last_delivery(graph: SpikingGraph, pr: Projection) -> int:
+    """Step at which ``pr`` delivers its last events."""
+    if pr.analog:
+        return pr.delay
+    src = graph.population(pr.source)
+    return src.end - 1 + pr.delay
+
+
+def schedule(graph: SpikingGraph) -> SpikingGraph:
+    """Set every population's ``start`` (DESIGN.md §2 "Schedule").
+
+    rate:   ``start = max_k(last delivery of source k)`` (the encoder delivers at 0);
+    stream: ``start = start_k + delay_k`` (all sources must agree and share T).
+    """
+    done: dict[str, Population] = {}
+    current = graph
+    for pop in graph.topological_populations():
+        incoming = current.incoming(pop.name)
+        if not incoming:
+            raise GraphError(f"population {pop.name!r} has no incoming projection")
+        if pop.coupling == "rate":
+            start = max(_last_delivery(current, pr) for pr in incoming)
+        else:
+            starts = set()
+            for pr in incoming:
+                if pr.analog:
+                    starts.add(pr.delay)
+                    continue
+                src = current.population(pr.source)
+                t_src, t_pop = np.unique(src.timesteps), np.unique(pop.timesteps)
+                if t_src.size != 1 or not np.array_equal(t_src, t_pop):
+                    raise GraphError(
+                        f"stream-coupled population {pop.name!r} needs one T shared with its "
+                        f"source {src.name!r} (got {t_pop} and {t_src}); use rate coupling"
+                    )
+                starts.add(src.start + pr.delay)
+            if len(starts) != 1:
+                raise GraphError(
+                    f"stream-coupled population {pop.name!r} has sources that start at "
+                    f"different steps {sorted(starts)}; use rate coupling"
+                )
+            start = starts.pop()
+        done[pop.name] = replace(pop, start=int(start))
+        current = current.with_populations(done.get(p.name, p) for p in graph.populations)
+    return current
+
+
+def validate(graph: SpikingGraph) -> None:
+    """Check the graph's invariants; raise :class:`GraphError` naming what broke."""
+    names = [graph.input.name, graph.readout.name, *[p.name for p in graph.populations]]
+    if len(set(names)) != len(names):
+        raise GraphError(f"duplicate node names: {names}")
+    g = graph.to_networkx()
+    if not nx.is_directed_acyclic_graph(g):
+        raise GraphError("the spiking graph has a cycle")
+    for pop in graph.populations:
+        T = np.asarray(pop.timesteps)
+        if T.size == 0 or np.any(T < 1) or not np.issubdtype(T.dtype, np.integer):
+            raise GraphError(f"population {pop.name!r}: T must be integers >= 1, got {T}")
+        try:
+            np.broadcast_to(T, pop.shape)
+            np.broadcast_to(np.asarray(pop.bias), pop.shape)
+        except ValueError as exc:
+            raise GraphError(f"population {pop.name!r}: T or bias does not fit {pop.shape}") from exc
+        if not 0 <= pop.v0 < pop.threshold:
+            raise GraphError(f"population {pop.name!r}: need 0 <= v0 < threshold")
+        if not nx.has_path(g, graph.input.name, pop.name):
+            raise GraphError(f"population {pop.name!r} is not reached from the input")
+        if not nx.has_path(g, pop.name, graph.readout.name):
+            raise GraphError(f"population {pop.name!r} does not reach the readout (dead)")
+    for pr in graph.projections:
+        src_shape = graph.shape_of(pr.source)
+        tgt_shape = graph.shape_of(pr.target)
+        w = np.asarray(pr.weight)
+        if not np.all(np.isfinite(w)):
+            raise GraphError(f"projection {pr.name!r} has NaN or Inf weights")
+        if pr.kind == "dense":
+            expected = (int(np.prod(tgt_shape)), int(np.prod(src_shape)))
+            if w.shape != expected:
+                raise GraphError(f"projection {pr.name!r}: dense weight {w.shape} != {expected}")
+        else:
+            if len(src_shape) != 3 or w.ndim != 4 or w.shape[1] * pr.groups != src_shape[0]:
+                raise GraphError(f"projection {pr.name!r}: conv weight {w.shape} does not fit "
+                                 f"source {src_shape} with groups={pr.groups}")
+            if pr.output_shape(src_shape) != tuple(tgt_shape):
+                raise GraphError(f"projection {pr.name!r}: output {pr.output_shape(src_shape)} "
+                                 f"!= target {tgt_shape}")
+        if pr.event_scale is not None:
+            if graph.fixed_point:
+                raise GraphError(f"projection {pr.name!r}: event_scale is float-only")
+            np.broadcast_to(pr.event_scale, src_shape)
+        if graph.fixed_point and not pr.analog:
+            if not np.issubdtype(w.dtype, np.integer) or w.min(initial=0) < WEIGHT_MIN or \
+                    w.max(initial=0) > WEIGHT_MAX:
+                raise GraphError(f"projection {pr.name!r}: fixed-point weights must be int8")
+            if not WEIGHT_EXP_MIN <= pr.weight_exp <= WEIGHT_EXP_MAX:
+                raise GraphError(f"projection {pr.name!r}: weight_exp {pr.weight_exp} "
+                                 f"outside [{WEIGHT_EXP_MIN}, {WEIGHT_EXP_MAX}]")
+        if pr.analog and pr.delay != 0:
+            raise GraphError(f"encoder projection {pr.name!r} must have delay 0")
+        if not pr.analog and pr.delay < 1:
+            raise GraphError(f"projection {pr.name!r}: synaptic delay must be >= 1")

@@ -1,0 +1,56 @@
+"""What every neuron family tells the compiler: its deployed (eval) semantics.
+
+Tensor convention of the whole model zoo (time-major, like the paper's code): a neuron
+takes ``x`` of shape ``[T_in, B, *features]`` and returns ``[T_out, B, *features]``.
+Rate-based families (PseudoSN, MultiSpike, QCFS) return ``T_out = 1`` holding rates;
+multi-step families (IF/LIF, ASGL, NSNN) broadcast a ``T_in = 1`` input to their own T
+(direct encoding) and return spike trains.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+import torch
+
+
+@dataclass(frozen=True)
+class NeuronSpec:
+    """The deployed neuron as an integrate-and-fire population (DESIGN.md §2).
+
+    The population's current is ``c = scale * x + bias`` where ``x`` is the layer's
+    linear output (acting on the rates of its inputs); it fires with threshold
+    ``threshold`` from ``v0`` with soft reset for ``timesteps`` steps (a tensor that
+    broadcasts to the feature shape: scalar per layer, ``(C,1,1)``/``(C,)`` per channel,
+    the feature shape per neuron). Downstream layers see ``out_scale * n / T``.
+    ``coupling`` is the preferred input coupling (``rate`` or ``stream``).
+    """
+
+    timesteps: torch.Tensor
+    threshold: float = 1.0
+    v0: float = 0.5
+    scale: torch.Tensor | float = 1.0
+    bias: torch.Tensor | float = 0.0
+    out_scale: float = 1.0
+    coupling: Literal["rate", "stream"] = "rate"
+    reset: Literal["soft", "hard"] = "soft"
+
+
+class NotDeployable(TypeError):
+    """A neuron family whose eval semantics have no integrate-and-fire equivalent."""
+
+
+class SpikingNeuron(torch.nn.Module):
+    """Base class of every neuron family. Subclasses implement ``forward`` on
+    ``[T_in, B, *features]`` and ``deploy_spec``; ``family`` names them in configs."""
+
+    family: str = "base"
+
+    def timesteps(self) -> torch.Tensor:
+        """Integer-valued T (a tensor that broadcasts to the feature shape)."""
+        raise NotImplementedError
+
+    def deploy_spec(self) -> NeuronSpec:
+        raise NotDeployable(f"neuron family {self.family!r} cannot be deployed as "
+                            "integrate-and-fire populations")
