@@ -310,7 +310,8 @@ def validate(graph: SpikingGraph) -> None:
             np.broadcast_to(T, pop.shape)
             np.broadcast_to(np.asarray(pop.bias), pop.shape)
         except ValueError as exc:
-            raise GraphError(f"population {pop.name!r}: T or bias does not fit {pop.shape}") from exc
+            raise GraphError(
+                f"population {pop.name!r}: T or bias does not fit {pop.shape}") from exc
         if not 0 <= pop.v0 < pop.threshold:
             raise GraphError(f"population {pop.name!r}: need 0 <= v0 < threshold")
         if not nx.has_path(g, graph.input.name, pop.name):
