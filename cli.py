@@ -17,7 +17,7 @@ COMMANDS = {
     "compile": ("pseudosnn.compiler.command", "compile_cmd"),
     "simulate": ("pseudosnn.simulator.command", "simulate"),
     "run": ("pseudosnn.backends.command", "run"),
-    "energy-check": ("pseudosnn.simulator.energy_check_command", "energy_check"),
+    "energy-check": ("pseudosnn.energy_check_command", "energy_check"),
 }
 
 

@@ -1,0 +1,250 @@
+"""Spiking graph -> connected Lava processes, run, and read back (Lava venv only).
+
+Mapping (compiler/graph.py semantics, 0-indexed clock = Lava ``time_step - 1``):
+
+* population -> :class:`PseudoSNPopulation`; readout -> :class:`ReadoutAccumulator`;
+* encoder projections (delay 0) -> one :class:`CurrentSource` per target, driving the
+  precomputed current ``project(pr, x)`` (fixed point: ``encode_fixed`` in the target's
+  units) at local step 0;
+* dense projection -> lava ``Dense`` (1-step delay). Fixed point: lava clips ``MIXED``
+  weights to ``[-256, 255]`` and truncates 1 LSB, so we pass ``2*W_int`` with
+  ``weight_exp - 1``: ``((2W)·s) >> 1 == W·s`` exactly, then ``<< weight_exp``.
+  Float ``event_scale`` is folded into the columns: ``W·diag(e)``;
+* conv projection -> lava ``Conv`` (1-step delay): lava convolves (flips the kernel) in
+  ``(W, H, C)`` layout, so the kernel becomes ``w[:, :, ::-1, ::-1].transpose(0, 3, 2, 1)``
+  with stride/padding as ``(x, y)``. Fixed point: lava's Conv ignores ``weight_exp``
+  (we pass ``W_int << weight_exp``) and wraps its output to 24 bits (we reject a
+  projection that could reach it). A float conv with ``event_scale`` becomes a ``Dense``
+  with the unrolled matrix;
+* synaptic delay ``d > 1`` -> :class:`SpikeDelay` of ``d - 1`` before the Dense/Conv.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+from lava.magma.core.run_conditions import RunSteps
+from lava.magma.core.run_configs import Loihi2SimCfg
+from lava.proc.conv.models import PyConvModelFixed, PyConvModelFloat
+from lava.proc.conv.process import Conv
+from lava.proc.dense.models import PyDenseModelBitAcc, PyDenseModelFloat
+from lava.proc.dense.process import Dense
+from lava.utils.weightutils import SignMode
+
+from ...compiler.graph import GraphError, Projection, SpikingGraph
+from ...compiler.linalg import conv2d, encode_fixed, project
+from . import models
+from .process import CurrentSource, PseudoSNPopulation, ReadoutAccumulator, SpikeDelay, as_whc
+
+LAVA_CONV_OUTPUT_BITS = 24
+"""lava ``PyConvModelFixed.clamp_precision``: ``signed_clamp(x, bits=24)`` (wraps)."""
+
+
+@dataclass
+class LavaNetwork:
+    """The built processes of one graph for a batch of samples run back to back."""
+
+    graph: SpikingGraph
+    period: int
+    n_samples: int
+    populations: dict[str, PseudoSNPopulation]
+    readout: ReadoutAccumulator
+    sources: list[CurrentSource]
+    connections: list = field(default_factory=list)  # Dense / Conv / SpikeDelay
+
+
+@dataclass
+class LavaRun:
+    """What the processes recorded (graph layout, batch first) and how long it took."""
+
+    counts: dict[str, np.ndarray]
+    values: np.ndarray  # readout acc + b, (B, *readout.shape); integer units in fixed point
+    spikes: dict[str, np.ndarray] | None
+    steps: int
+    seconds_compile: float  # lava compile + runtime start (process spawn)
+    seconds_run: float  # stepping the network through every sample
+    seconds_read: float
+
+
+# --- arithmetic of the connection processes -------------------------------------------
+def encoder_currents(graph: SpikingGraph, x: np.ndarray) -> dict[str, np.ndarray]:
+    """Current (B, target size) each node receives from the analog input, once."""
+    out: dict[str, np.ndarray] = {}
+    for pr in graph.projections:
+        if not pr.analog:
+            continue
+        c = project(pr, np.asarray(x, np.float64))
+        if graph.fixed_point:
+            c = encode_fixed(c, graph.node(pr.target).scale)
+        c = c.reshape(c.shape[0], -1)
+        out[pr.target] = out[pr.target] + c if pr.target in out else c
+    return out
+
+
+def conv_as_dense(pr: Projection, source_shape: tuple[int, ...]) -> np.ndarray:
+    """The conv as a (target size, source size) matrix: column ``j`` is the response to
+    a unit event at source neuron ``j``."""
+    n = int(np.prod(source_shape))
+    basis = np.eye(n).reshape(n, *source_shape)
+    return conv2d(basis, np.asarray(pr.weight, np.float64), pr.stride, pr.padding,
+                  pr.groups).reshape(n, -1).T
+
+
+def dense_arguments(pr: Projection, source_shape, fixed: bool) -> dict:
+    """Keyword arguments of lava's ``Dense`` that make it compute ``project(pr, s)``."""
+    if fixed:
+        w = 2 * np.asarray(pr.weight, np.int64)  # MIXED: clip [-256, 255], drop 1 LSB
+        return dict(weights=w.astype(np.int32), weight_exp=int(pr.weight_exp) - 1,
+                    num_weight_bits=8, sign_mode=SignMode.MIXED)
+    w = conv_as_dense(pr, source_shape) if pr.kind == "conv" else np.asarray(pr.weight, float)
+    if pr.event_scale is not None:
+        w = w * np.broadcast_to(pr.event_scale, source_shape).reshape(1, -1)
+    return dict(weights=np.asarray(w, np.float64))
+
+
+def conv_arguments(pr: Projection, source_shape, fixed: bool) -> dict:
+    """Keyword arguments of lava's ``Conv`` that make it compute ``project(pr, s)``."""
+    w = np.asarray(pr.weight)[:, :, ::-1, ::-1].transpose(0, 3, 2, 1)
+    if fixed:
+        w = np.left_shift(w.astype(np.int64), int(pr.weight_exp))
+        worst = int(np.abs(w).reshape(w.shape[0], -1).sum(axis=1).max())
+        limit = 2 ** (LAVA_CONV_OUTPUT_BITS - 1) - 1
+        if worst > limit:
+            raise GraphError(
+                f"conv projection {pr.name!r} can deliver {worst} per step, beyond lava "
+                f"Conv's {LAVA_CONV_OUTPUT_BITS}-bit output (which wraps); lower its "
+                "weight_exp when quantising")
+        w = w.astype(np.int32)
+    else:
+        w = np.ascontiguousarray(w, dtype=np.float64)
+    return dict(weight=np.ascontiguousarray(w), weight_exp=0, input_shape=as_whc(source_shape),
+                padding=tuple(int(p) for p in pr.padding[::-1]),
+                stride=tuple(int(s) for s in pr.stride[::-1]), groups=int(pr.groups))
+
+
+def check_integer_units(graph: SpikingGraph) -> None:
+    """Fixed point: thresholds, ``v0`` and biases must be integers (the contract)."""
+    for p in graph.populations:
+        for what, value in (("threshold", p.threshold), ("v0", p.v0), ("bias", p.bias)):
+            if not np.all(np.asarray(value) == np.round(np.asarray(value, np.float64))):
+                raise GraphError(f"fixed-point graph: {what} of population {p.name!r} is "
+                                 "not an integer; recompile with quantisation")
+    if not np.all(np.asarray(graph.readout.bias) == np.round(graph.readout.bias)):
+        raise GraphError("fixed-point graph: the readout bias is not an integer")
+
+
+# --- building -------------------------------------------------------------------------
+def build_network(graph: SpikingGraph, x: np.ndarray, record_spikes: bool = False,
+                  fault: tuple[str, str, int] | None = None) -> LavaNetwork:
+    """Create and connect the processes for samples ``x`` (B, *input shape).
+
+    ``fault = (population, "raise" | "hang", global step)`` breaks one population on
+    purpose (tests of the failure path)."""
+    fixed = graph.fixed_point
+    if fixed:
+        check_integer_units(graph)
+    period = graph.latency_steps
+    n_samples = int(x.shape[0])
+    pops: dict[str, PseudoSNPopulation] = {}
+    for p in graph.populations:
+        pfault = (fault[1], int(fault[2])) if fault and fault[0] == p.name else None
+        pops[p.name] = PseudoSNPopulation(
+            shape=p.shape, timesteps=p.timesteps_full(), bias=p.bias_full(),
+            threshold=p.threshold, v0=p.v0, window_start=p.start, coupling=p.coupling,
+            period=period, n_samples=n_samples, record_spikes=record_spikes,
+            fixed_point=fixed, fault=pfault, name=p.name)
+    if fault and fault[0] not in pops:
+        raise GraphError(f"--inject-fault names {fault[0]!r}, which is not a population; "
+                         f"choose one of {sorted(pops)}")
+    ro = graph.readout
+    readout = ReadoutAccumulator(shape=ro.shape, bias=ro.bias, readout_step=graph.readout_step,
+                                 period=period, n_samples=n_samples, fixed_point=fixed,
+                                 name=ro.name)
+    targets = {**pops, ro.name: readout}
+    sources = []
+    for name, current in encoder_currents(graph, x).items():
+        stream = name in pops and graph.population(name).coupling == "stream"
+        src = CurrentSource(currents=current, period=period, every_step=stream,
+                            name=f"encoder->{name}")
+        src.a_out.connect(targets[name].a_in)
+        sources.append(src)
+    net = LavaNetwork(graph, period, n_samples, pops, readout, sources)
+    for pr in graph.projections:
+        if pr.analog:
+            continue
+        src_shape = graph.shape_of(pr.source)
+        src, tgt = pops[pr.source], targets[pr.target]
+        as_dense = pr.kind == "dense" or (not fixed and pr.event_scale is not None)
+        out_port = src.s_out if as_dense else src.s_out_whc
+        if pr.delay > 1:
+            line = SpikeDelay(shape=out_port.shape, delay=pr.delay - 1, period=period,
+                              name=f"{pr.name}/delay")
+            out_port.connect(line.s_in)
+            out_port = line.s_out
+            net.connections.append(line)
+        if as_dense:
+            conn = Dense(name=pr.name, **dense_arguments(pr, src_shape, fixed))
+            out_port.connect(conn.s_in)
+            conn.a_out.connect(tgt.a_in)
+        else:
+            conn = Conv(name=pr.name, **conv_arguments(pr, src_shape, fixed))
+            out_port.connect(conn.s_in)
+            conn.a_out.connect(tgt.a_in_whc)
+        net.connections.append(conn)
+    return net
+
+
+MODELS = {
+    "floating_pt": {PseudoSNPopulation: models.PyPseudoSNModelFloat,
+                    CurrentSource: models.PyCurrentSourceModelFloat,
+                    ReadoutAccumulator: models.PyReadoutModelFloat,
+                    SpikeDelay: models.PySpikeDelayModelFloat,
+                    Dense: PyDenseModelFloat, Conv: PyConvModelFloat},
+    "fixed_pt": {PseudoSNPopulation: models.PyPseudoSNModelFixed,
+                 CurrentSource: models.PyCurrentSourceModelFixed,
+                 ReadoutAccumulator: models.PyReadoutModelFixed,
+                 SpikeDelay: models.PySpikeDelayModelFixed,
+                 Dense: PyDenseModelBitAcc, Conv: PyConvModelFixed},
+}
+"""The ProcessModel of every Process, per mode. Lava's own search imports each file of a
+Process's folder as a top-level module, which cannot work for a package with relative
+imports, so every process instance is mapped explicitly (``exception_proc_model_map``)."""
+
+
+def run_config(net: LavaNetwork) -> Loihi2SimCfg:
+    tag = "fixed_pt" if net.graph.fixed_point else "floating_pt"
+    procs = [*net.populations.values(), net.readout, *net.sources, *net.connections]
+    return Loihi2SimCfg(select_tag=tag,
+                        exception_proc_model_map={p: MODELS[tag][type(p)] for p in procs})
+
+
+def run_network(net: LavaNetwork, record_spikes: bool = False) -> LavaRun:
+    """Run all samples back to back (``period`` steps each), read the records, stop."""
+    graph = net.graph
+    steps = net.period * net.n_samples
+    anchor = net.readout
+    t0 = time.perf_counter()
+    try:
+        anchor.create_runtime(run_cfg=run_config(net))
+        t_compiled = time.perf_counter()
+        anchor.run(condition=RunSteps(num_steps=steps))
+        t1 = time.perf_counter()
+        counts, spikes = {}, {} if record_spikes else None
+        for p in graph.populations:
+            proc = net.populations[p.name]
+            counts[p.name] = np.asarray(proc.counts.get()).astype(np.int64).reshape(
+                net.n_samples, *p.shape)
+            if record_spikes:
+                rec = np.asarray(proc.spike_record.get()).astype(bool)
+                spikes[p.name] = rec.reshape(net.n_samples, net.period, *p.shape)
+        values = np.asarray(net.readout.values.get()).reshape(net.n_samples,
+                                                              *graph.readout.shape)
+        t2 = time.perf_counter()
+    finally:
+        anchor.stop()
+    return LavaRun(counts=counts, values=values, spikes=spikes, steps=net.period,
+                   seconds_compile=t_compiled - t0, seconds_run=t1 - t_compiled,
+                   seconds_read=t2 - t1)
+

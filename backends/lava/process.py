@@ -1,0 +1,120 @@
+"""Our Lava Processes: the PseudoSN population, the encoder current source, the readout
+and a spike delay line. Projections use lava's own ``Dense`` and ``Conv``.
+
+Layout: every Process keeps its neurons flat in the graph's C order (``(C, H, W)``
+flattened). Each has a flat port pair (``a_in``/``s_out``, for lava's ``Dense`` and for
+our processes) and a lava-layout port pair (``a_in_whc``/``s_out_whc``, shape
+``(W, H, C)``, for lava's ``Conv``). A 1-D shape ``(N,)`` counts as ``(N, 1, 1)``.
+Unconnected ports cost nothing: sends go nowhere, receives return zeros.
+
+Samples run back to back in one Lava run, each ``period`` steps long (the graph's latency):
+global step ``g = k*period + t`` is local step ``t`` of sample ``k``; every process resets
+its state at ``t = 0``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from lava.magma.core.process.ports.ports import InPort, OutPort
+from lava.magma.core.process.process import AbstractProcess
+from lava.magma.core.process.variable import Var
+
+
+def as_chw(shape: tuple[int, ...]) -> tuple[int, int, int]:
+    """The graph shape as ``(C, H, W)`` (a flat ``(N,)`` is ``(N, 1, 1)``)."""
+    if len(shape) == 3:
+        return tuple(int(s) for s in shape)  # type: ignore[return-value]
+    return (int(np.prod(shape)), 1, 1)
+
+
+def as_whc(shape: tuple[int, ...]) -> tuple[int, int, int]:
+    """Lava's conv layout ``(W, H, C)`` of a graph shape."""
+    return as_chw(shape)[::-1]
+
+
+class _FlatAndWhcPorts(AbstractProcess):
+    """Common base: the two input ports (flat and WHC) of a node with ``shape``."""
+
+    def _add_inputs(self, shape: tuple[int, ...]) -> None:
+        self.a_in = InPort(shape=(int(np.prod(shape)),))
+        self.a_in_whc = InPort(shape=as_whc(shape))
+
+
+class PseudoSNPopulation(_FlatAndWhcPorts):
+    """Integrate-and-fire neurons with soft reset, ``v0``, rate or stream coupling and
+    per-neuron windows ``start <= t < start + T_i`` (compiler/graph.py).
+
+    rate:   ``acc += a_in`` every step; inside the window integrate ``c = acc + b``;
+    stream: inside the window integrate ``c = a_in + b``.
+    One step is :func:`pseudosnn.compiler.semantics.if_step` (24-bit saturation in fixed
+    point). Records per-sample spike counts and, if asked, every spike. ``fault``
+    (``("raise" | "hang", global step)``) breaks the process on purpose, to test the
+    failure path (``entry --inject-fault``).
+    """
+
+    def __init__(self, *, shape: tuple[int, ...], timesteps: np.ndarray, bias: np.ndarray,
+                 threshold: float, v0: float, window_start: int, coupling: str,
+                 period: int, n_samples: int, record_spikes: bool = False,
+                 fixed_point: bool = False, fault: tuple[str, int] | None = None,
+                 name: str | None = None):
+        n = int(np.prod(shape))
+        dtype = np.int64 if fixed_point else np.float64
+        super().__init__(
+            shape=tuple(shape), timesteps=np.broadcast_to(timesteps, shape).reshape(n).copy(),
+            bias=np.broadcast_to(bias, shape).reshape(n).astype(dtype),
+            threshold=dtype(threshold), v0=dtype(v0), window_start=int(window_start),
+            coupling=coupling, period=int(period), record_spikes=bool(record_spikes),
+            fault_kind=fault[0] if fault else "", fault_step=int(fault[1]) if fault else -1,
+            name=name)
+        self._add_inputs(shape)
+        self.s_out = OutPort(shape=(n,))
+        self.s_out_whc = OutPort(shape=as_whc(shape))
+        self.v = Var(shape=(n,), init=0)
+        self.acc = Var(shape=(n,), init=0)
+        self.counts = Var(shape=(n_samples, n), init=0)
+        rec = (n_samples, period, n) if record_spikes else (1, 1, 1)
+        self.spike_record = Var(shape=rec, init=0)
+
+
+class CurrentSource(AbstractProcess):
+    """The encoder: drives the precomputed analog current of sample ``k`` (flat, graph
+    order). A rate target accumulates it, so it is sent once, at local step 0 (the
+    encoder projection has delay 0); a stream target gets it every step (direct encoding
+    holds the current constant)."""
+
+    def __init__(self, *, currents: np.ndarray, period: int, every_step: bool,
+                 name: str | None = None):
+        currents = np.asarray(currents)
+        super().__init__(currents=currents, period=int(period), every_step=bool(every_step),
+                         name=name)
+        self.a_out = OutPort(shape=(currents.shape[1],))
+
+
+class ReadoutAccumulator(_FlatAndWhcPorts):
+    """Non-spiking readout: ``acc += a_in`` every step; at ``readout_step`` stores
+    ``acc + b`` for the sample (integer units in fixed point)."""
+
+    def __init__(self, *, shape: tuple[int, ...], bias: np.ndarray, readout_step: int,
+                 period: int, n_samples: int, fixed_point: bool = False,
+                 name: str | None = None):
+        n = int(np.prod(shape))
+        dtype = np.int64 if fixed_point else np.float64
+        super().__init__(shape=tuple(shape),
+                         bias=np.broadcast_to(bias, shape).reshape(n).astype(dtype),
+                         readout_step=int(readout_step), period=int(period), name=name)
+        self._add_inputs(shape)
+        self.acc = Var(shape=(n,), init=0)
+        self.values = Var(shape=(n_samples, n), init=0)
+
+
+class SpikeDelay(AbstractProcess):
+    """Delays binary events by ``delay`` steps (a projection with synaptic delay ``d``
+    is this line with ``d - 1`` followed by lava's 1-step ``Dense``/``Conv``)."""
+
+    def __init__(self, *, shape: tuple[int, ...], delay: int, period: int,
+                 name: str | None = None):
+        if delay < 1:
+            raise ValueError(f"SpikeDelay needs delay >= 1, got {delay}")
+        super().__init__(shape=tuple(shape), delay=int(delay), period=int(period), name=name)
+        self.s_in = InPort(shape=tuple(shape))
+        self.s_out = OutPort(shape=tuple(shape))

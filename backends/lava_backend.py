@@ -1,0 +1,213 @@
+"""The Lava backend, main-environment side: emits the artifact's Lava entry point and
+runs artifacts in the Lava venv through a subprocess (torch-free, lava-free here).
+
+The Lava venv's Python comes from ``PSEUDOSNN_LAVA_PYTHON`` (default
+``<repo>/.venv-lava/bin/python``; create it with ``make lava-venv``). Every run has a
+timeout; on failure the child's traceback is shown in the error.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from ..compiler.artifact import save
+from ..compiler.graph import SpikingGraph
+from .base import RunResult
+
+LAVA_PYTHON_ENV = "PSEUDOSNN_LAVA_PYTHON"
+REPO = Path(__file__).resolve().parents[1]
+DEFAULT_LAVA_PYTHON = REPO / ".venv-lava" / "bin" / "python"
+ENTRY_MODULE = "pseudosnn.backends.lava.entry"
+ENTRY_SCRIPT = "run_lava.py"
+README = "README_lava.md"
+DEFAULT_TIMEOUT_S = 600.0
+STARTUP_GRACE_S = 30.0
+"""Extra seconds the parent waits beyond the child's own watchdog before killing it."""
+STDERR_TAIL_CHARS = 6000
+
+RUN_LAVA_PY = '''\
+"""Run this compiled artifact on Lava (Intel lava-nc 0.10.0, Python 3.10).
+
+    <lava venv>/bin/python run_lava.py --inputs X.npz --out RESULT.npz [--samples N]
+        [--fixed-point] [--record-spikes] [--timeout S]
+
+X.npz holds array ``x`` (B, {input_shape}); see ``--help``. Needs the pseudosnn package in
+the Lava venv (``make lava-venv`` in the toolchain's repository).
+"""
+
+import sys
+from pathlib import Path
+
+try:
+    from pseudosnn.backends.lava.entry import main
+except ImportError as exc:
+    sys.exit(f"cannot import the PseudoSNN Lava backend ({{exc}}); run this script with the "
+             "Lava venv's Python (create it with `make lava-venv`)")
+
+sys.exit(main([str(Path(__file__).resolve().parent), *sys.argv[1:]]))
+'''
+
+README_TEXT = """\
+# Running this artifact on Lava
+
+Graph: {populations} populations, {projections} projections, {mode}; latency {latency} steps.
+
+    .venv-lava/bin/python {script} --inputs X.npz --out RESULT.npz [--samples N] [--fixed-point]
+    pseudosnn run {{ARTIFACT}} --target lava --data digits --samples 20     # from the main env
+"""
+
+
+class LavaUnavailableError(RuntimeError):
+    """The Lava venv is missing or cannot import lava."""
+
+
+class LavaRunError(RuntimeError):
+    """The Lava run failed or timed out; the message holds the child's stderr tail."""
+
+
+def lava_python() -> Path:
+    """The Lava venv's interpreter, checked to exist."""
+    path = Path(os.environ.get(LAVA_PYTHON_ENV) or DEFAULT_LAVA_PYTHON)
+    if not path.exists():
+        raise LavaUnavailableError(
+            f"the Lava venv's Python was not found at {path}. Create the venv with "
+            f"`make lava-venv` (in {REPO}) or point {LAVA_PYTHON_ENV} at a Python 3.10 "
+            "that has lava-nc 0.10.0 and pseudosnn installed")
+    return path
+
+
+def _tail(path: Path) -> str:
+    text = path.read_text(errors="replace") if path.exists() else ""
+    return text[-STDERR_TAIL_CHARS:]
+
+
+def run_entry(args: list[str], timeout: float = DEFAULT_TIMEOUT_S) -> str:
+    """Run the entry point in the Lava venv with ``args``; return its stdout.
+
+    The child gets ``--timeout`` (its own watchdog kills hung Lava processes); the parent
+    kills the child's whole process group if it outlives that by ``STARTUP_GRACE_S``."""
+    python = lava_python()
+    cmd = [str(python), "-m", ENTRY_MODULE, *args, "--timeout", str(timeout)]
+    with tempfile.TemporaryDirectory(prefix="pseudosnn-lava-") as tmp:
+        out_path, err_path = Path(tmp) / "stdout", Path(tmp) / "stderr"
+        with open(out_path, "wb") as out, open(err_path, "wb") as err:
+            proc = subprocess.Popen(cmd, stdout=out, stderr=err, start_new_session=True,
+                                    env={**os.environ, "PYTHONUNBUFFERED": "1"})
+            try:
+                rc = proc.wait(timeout=timeout + STARTUP_GRACE_S)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+                raise LavaRunError(
+                    f"the Lava run did not finish within {timeout + STARTUP_GRACE_S:g} s and "
+                    f"was killed; command: {' '.join(cmd)}\n--- child stderr ---\n"
+                    f"{_tail(err_path)}") from None
+        stderr = _tail(err_path)
+        if rc != 0:
+            reason = ("timed out (a Lava process hung)" if rc == 124
+                      else f"failed with exit code {rc}")
+            raise LavaRunError(f"the Lava run {reason}; command: {' '.join(cmd)}\n"
+                               f"--- child stderr ---\n{stderr}")
+        return out_path.read_text()
+
+
+def run_artifact(
+    artifact: str | os.PathLike, x: np.ndarray, *, fixed_point: bool = False,
+    record_spikes: bool = False, batch: int = 0, timeout: float = DEFAULT_TIMEOUT_S,
+    inject_fault: str | None = None,
+) -> RunResult:
+    """Run ``x`` (B, *input shape) through the artifact on Lava; a :class:`RunResult`
+    like the simulator's (``extra`` holds timings and ``readout_raw``)."""
+    options = []
+    if batch:
+        options += ["--batch", str(batch)]
+    if inject_fault:
+        options += ["--inject-fault", inject_fault]
+    return run_artifacts([(artifact, x)], fixed_point=fixed_point,
+                         record_spikes=record_spikes, timeout=timeout, options=options)[0]
+
+
+def run_artifacts(
+    jobs: list[tuple[str | os.PathLike, np.ndarray]], *, fixed_point: bool = False,
+    record_spikes: bool = False, timeout: float = DEFAULT_TIMEOUT_S,
+    options: list[str] | None = None,
+) -> list[RunResult]:
+    """Run several ``(artifact, x)`` pairs in one Lava-venv process (one start-up)."""
+    with tempfile.TemporaryDirectory(prefix="pseudosnn-lava-io-") as tmp:
+        spec = []
+        for i, (artifact, x) in enumerate(jobs):
+            inputs, result = Path(tmp) / f"x{i}.npz", Path(tmp) / f"result{i}.npz"
+            np.savez(inputs, x=np.asarray(x, dtype=np.float64))
+            spec.append(dict(artifact=str(artifact), inputs=str(inputs), out=str(result),
+                             fixed_point=fixed_point, record_spikes=record_spikes))
+        jobs_file = Path(tmp) / "jobs.json"
+        jobs_file.write_text(json.dumps(spec))
+        t0 = time.perf_counter()
+        run_entry(["--jobs", str(jobs_file), *(options or [])], timeout=timeout)
+        wall = time.perf_counter() - t0
+        results = []
+        for job in spec:
+            with np.load(job["out"], allow_pickle=False) as z:
+                results.append(result_from_arrays({k: z[k] for k in z.files}, wall))
+    return results
+
+
+def result_from_arrays(arrays: dict[str, np.ndarray], wall_seconds: float) -> RunResult:
+    counts = {k.split("/", 1)[1]: v for k, v in arrays.items() if k.startswith("counts/")}
+    spikes = {k.split("/", 1)[1]: v for k, v in arrays.items() if k.startswith("spikes/")}
+    sops = {k.split("/", 1)[1]: int(v) for k, v in arrays.items() if k.startswith("sops/")}
+    extra = {k: arrays[k].item() for k in ("seconds_build", "seconds_compile", "seconds_run",
+                                            "seconds_read", "seconds_total",
+                                            "seconds_process", "lava_runs", "mode")}
+    extra["seconds_wall"] = wall_seconds
+    extra["readout_raw"] = arrays["readout_raw"]
+    return RunResult(output=arrays["output"], counts=counts, sops=sops,
+                     macs=int(arrays["macs"]), steps=int(arrays["steps"]),
+                     spikes=spikes or None, extra=extra)
+
+
+class LavaBackend:
+    """Deploys a spiking graph on Intel's Lava (float or bit-accurate fixed point)."""
+
+    name = "lava"
+    capabilities = frozenset({"float", "fixed_point", "rate", "stream", "record_spikes",
+                              "heterogeneous_T", "conv", "residual", "delays"})
+
+    def __init__(self, timeout: float = DEFAULT_TIMEOUT_S):
+        self.timeout = timeout
+
+    def emit(self, graph: SpikingGraph, out_dir: Path | None = None) -> dict[str, bytes]:
+        """``run_lava.py`` (the artifact's own Lava entry point) and a README."""
+        shape = ", ".join(map(str, graph.input.shape))
+        readme = README_TEXT.format(
+            populations=len(graph.populations), projections=len(graph.projections),
+            mode="fixed point" if graph.fixed_point else "float",
+            latency=graph.latency_steps, script=ENTRY_SCRIPT)
+        return {ENTRY_SCRIPT: RUN_LAVA_PY.format(input_shape=shape).encode(),
+                README: readme.encode()}
+
+    def run(self, graph: SpikingGraph, x: np.ndarray, record_spikes: bool = False) -> RunResult:
+        return self.run_many([(graph, x)], record_spikes=record_spikes)[0]
+
+    def run_many(self, pairs: list[tuple[SpikingGraph, np.ndarray]],
+                 record_spikes: bool = False) -> list[RunResult]:
+        """Run several graphs (all float or all fixed point) in one Lava-venv process."""
+        modes = {g.fixed_point for g, _ in pairs}
+        if len(modes) != 1:
+            raise ValueError("run_many needs graphs of one mode (all float or all fixed)")
+        with tempfile.TemporaryDirectory(prefix="pseudosnn-lava-art-") as tmp:
+            jobs = []
+            for i, (graph, x) in enumerate(pairs):
+                art = save(graph, Path(tmp) / f"artifact{i}", target="lava",
+                           extra_files=self.emit(graph))
+                jobs.append((art, x))
+            return run_artifacts(jobs, fixed_point=modes.pop(), record_spikes=record_spikes,
+                                 timeout=self.timeout)

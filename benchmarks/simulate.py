@@ -1,0 +1,328 @@
+"""Simulator throughput, side by side on the same network and batch (issue 5).
+
+Columns (images/s, one thread each, repetitions interleaved, medians reported):
+
+* ``simulator``: ``pseudosnn.simulator.engine.simulate`` (float64, cycle-accurate).
+* ``onnxruntime``: the rate-equivalent ONNX of the same spiking graph (float32): per
+  population ``n = clip(floor((v0 + T*c)/theta), 0, T)`` with ``c = sum_k proj_k(n_k) + b``,
+  i.e. the least work that yields the same counts. Built here from the spiking graph.
+* ``torch time loop``: the same graph stepped through the global clock in torch (float32):
+  every step each population integrates, every step's spikes are projected (conv/linear)
+  and delivered one step later, as a time-stepped SNN framework would run it.
+* ``lava``: filled by the Lava engineer's hook ``pseudosnn.backends.lava_bench.
+  lava_seconds_per_sample(artifact_dir, x) -> float`` when it exists (small network).
+
+Networks: a compiled digits CNN artifact when given (``--artifact``), and a random
+CIFAR-sized rate-coupled CNN (3x32x32, heterogeneous T). Writes
+``benchmarks/results/simulate.json``.
+
+    .venv/bin/python benchmarks/simulate.py [--artifact build/cnn] [--batch 64] [--reps 5]
+"""
+
+from __future__ import annotations
+
+import os
+
+for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_var, "1")  # one thread for every contender, before numpy loads
+
+import argparse  # noqa: E402
+import json  # noqa: E402
+import statistics  # noqa: E402
+import tempfile  # noqa: E402
+import time  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import numpy as np  # noqa: E402
+
+from pseudosnn.compiler import artifact  # noqa: E402
+from pseudosnn.compiler.graph import (  # noqa: E402
+    InputNode,
+    Population,
+    Projection,
+    Readout,
+    SpikingGraph,
+    schedule,
+)
+from pseudosnn.simulator.atomic import write_atomic  # noqa: E402
+from pseudosnn.simulator.engine import simulate  # noqa: E402
+
+RESULTS = Path(__file__).resolve().parent / "results" / "simulate.json"
+
+
+# --- networks -------------------------------------------------------------------------
+def cifar_like_graph(seed: int = 0, t_max: int = 8) -> SpikingGraph:
+    """3x32x32 -> conv32 -> conv64/2 -> conv128/2 -> conv128 -> dense 10, rate coupling,
+    per-layer T drawn from 2..t_max, weights scaled for moderate firing."""
+    rng = np.random.default_rng(seed)
+    specs = [("conv1", 3, 32, 1, 32), ("conv2", 32, 64, 2, 16), ("conv3", 64, 128, 2, 8),
+             ("conv4", 128, 128, 1, 8)]
+    pops, projs, prev, prev_T = [], [], "input", None
+    for name, cin, cout, stride, size in specs:
+        T = np.int64(rng.integers(2, t_max + 1))
+        pops.append(Population(name, (cout, size, size), T, 1.0,
+                               rng.normal(0.05, 0.1, size=(cout, 1, 1)), 0.5))
+        w = rng.normal(0, 1.6 / np.sqrt(cin * 9), size=(cout, cin, 3, 3))
+        if prev_T is not None:
+            w = w / prev_T
+        projs.append(Projection(f"{prev}->{name}", prev, name, "conv", w, stride=(stride,) * 2,
+                                padding=(1, 1), delay=0 if prev == "input" else 1))
+        prev, prev_T = name, T
+    n = 128 * 8 * 8
+    projs.append(Projection(f"{prev}->out", prev, "out", "dense",
+                            rng.normal(0, 1 / np.sqrt(n), size=(10, n)) / prev_T))
+    g = SpikingGraph(InputNode((3, 32, 32)), tuple(pops), Readout("out", (10,), np.zeros(10)),
+                     tuple(projs), meta={"source": f"cifar_like_graph(seed={seed})"})
+    g = schedule(g)
+    g.validate()
+    return g
+
+
+# --- onnxruntime: the rate-equivalent network -----------------------------------------
+def rate_onnx(graph: SpikingGraph):
+    """The spiking graph as a float32 ONNX model that computes the same counts/readout."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    nodes, inits = [], []
+
+    def const(name, arr):
+        inits.append(numpy_helper.from_array(np.asarray(arr, np.float32), name))
+        return name
+
+    def proj(pr: Projection) -> str:
+        src = "x" if pr.analog else f"{pr.source}.n"
+        if pr.event_scale is not None:
+            nodes.append(helper.make_node("Mul", [src, const(f"{pr.name}.es", pr.event_scale[None])],
+                                          [f"{pr.name}.in"]))
+            src = f"{pr.name}.in"
+        out = f"{pr.name}.y"
+        if pr.kind == "conv":
+            kh, kw = pr.weight.shape[2:]
+            nodes.append(helper.make_node(
+                "Conv", [src, const(f"{pr.name}.w", pr.weight)], [out], kernel_shape=[kh, kw],
+                strides=list(pr.stride), pads=[*pr.padding, *pr.padding], group=pr.groups))
+        else:
+            nodes.append(helper.make_node("Flatten", [src], [f"{pr.name}.flat"], axis=1))
+            nodes.append(helper.make_node("Gemm", [f"{pr.name}.flat", const(f"{pr.name}.w",
+                                                   pr.weight)], [out], transB=1))
+        return out
+
+    def drive(target: str, bias) -> str:
+        terms = [proj(pr) for pr in graph.incoming(target)]
+        nodes.append(helper.make_node("Sum", terms, [f"{target}.sum"]))
+        nodes.append(helper.make_node("Add", [f"{target}.sum", const(f"{target}.b",
+                                              np.asarray(bias)[None])], [f"{target}.c"]))
+        return f"{target}.c"
+
+    for p in graph.topological_populations():
+        c = drive(p.name, p.bias)
+        T = np.broadcast_to(np.asarray(p.timesteps, np.float32), p.shape)[None]
+        nm = p.name
+        nodes += [
+            helper.make_node("Mul", [c, const(f"{nm}.T", T)], [f"{nm}.Tc"]),
+            helper.make_node("Add", [f"{nm}.Tc", const(f"{nm}.v0", p.v0)], [f"{nm}.u"]),
+            helper.make_node("Div", [f"{nm}.u", const(f"{nm}.th", p.threshold)], [f"{nm}.q"]),
+            helper.make_node("Floor", [f"{nm}.q"], [f"{nm}.f"]),
+            helper.make_node("Max", [f"{nm}.f", const(f"{nm}.zero", 0.0)], [f"{nm}.lo"]),
+            helper.make_node("Min", [f"{nm}.lo", f"{nm}.T"], [f"{nm}.n"]),
+        ]
+    out = drive(graph.readout.name, graph.readout.bias)
+    g = helper.make_graph(
+        nodes, "rate_equivalent",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", *graph.input.shape])],
+        [helper.make_tensor_value_info(out, TensorProto.FLOAT, ["N", *graph.readout.shape])],
+        initializer=inits)
+    model = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    onnx.checker.check_model(model)
+    return model
+
+
+def ort_session(model_bytes: bytes):
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = 1
+    opts.inter_op_num_threads = 1
+    opts.log_severity_level = 3
+    sess = ort.InferenceSession(model_bytes, opts, providers=["CPUExecutionProvider"])
+    name = sess.get_inputs()[0].name
+    return lambda x: sess.run(None, {name: x.astype(np.float32)})[0]
+
+
+# --- torch: the same graph stepped through time ---------------------------------------
+def torch_time_loop(graph: SpikingGraph):
+    """A function ``x -> readout`` that steps ``graph`` through the global clock in torch."""
+    import torch
+    import torch.nn.functional as F
+
+    pops = list(graph.topological_populations())
+    W = {pr.name: torch.as_tensor(np.asarray(pr.weight, np.float32)) for pr in graph.projections}
+
+    def apply(pr, s):
+        if pr.event_scale is not None:
+            s = s * torch.as_tensor(np.asarray(pr.event_scale, np.float32))
+        if pr.kind == "conv":
+            return F.conv2d(s, W[pr.name], stride=pr.stride, padding=pr.padding,
+                            groups=pr.groups)
+        return F.linear(s.flatten(1), W[pr.name])
+
+    meta = {p.name: (torch.as_tensor(p.timesteps_full().astype(np.float32)),
+                     torch.as_tensor(np.asarray(p.bias, np.float32))) for p in pops}
+
+    @torch.no_grad()
+    def run(x_np):
+        x = torch.as_tensor(x_np.astype(np.float32))
+        B = x.shape[0]
+        v = {p.name: torch.full((B, *p.shape), p.v0) for p in pops}
+        acc = {p.name: 0 for p in pops}
+        ro = 0
+        pending: dict[tuple[str, int], torch.Tensor] = {}
+        for pr in graph.projections:
+            if pr.analog:
+                pending[(pr.target, 0)] = apply(pr, x)
+        for t in range(graph.latency_steps):
+            for p in pops:
+                arrived = pending.pop((p.name, t), None)
+                if p.coupling == "rate":
+                    if arrived is not None:
+                        acc[p.name] = acc[p.name] + arrived
+                    inp = acc[p.name]
+                else:
+                    inp = arrived if arrived is not None else 0
+                k = t - p.start
+                if k < 0 or k >= p.t_max:
+                    continue
+                T, b = meta[p.name]
+                active = k < T
+                vv = v[p.name] + torch.where(active, inp + b, 0.0)
+                s = (vv >= p.threshold) & active
+                v[p.name] = vv - s.float() * p.threshold
+                sf = s.float()
+                for pr in graph.outgoing(p.name):
+                    key = (pr.target, t + pr.delay)
+                    y = apply(pr, sf)
+                    pending[key] = pending[key] + y if key in pending else y
+            arrived = pending.pop((graph.readout.name, t), None)
+            if arrived is not None:
+                ro = ro + arrived
+        return (ro + torch.as_tensor(np.asarray(graph.readout.bias, np.float32))).numpy()
+
+    return run
+
+
+def lava_hook():
+    try:
+        from pseudosnn.backends.lava_bench import lava_seconds_per_sample
+    except ImportError as exc:
+        return None, f"hook not available ({exc})"
+    return lava_seconds_per_sample, ""
+
+
+# --- measurement ----------------------------------------------------------------------
+def bench_network(name: str, graph: SpikingGraph, x: np.ndarray, reps: int,
+                  art_dir: Path | None, onnx_bytes: bytes | None = None) -> dict:
+    import torch
+
+    torch.set_num_threads(1)
+    ort_run = ort_session(onnx_bytes or rate_onnx(graph).SerializeToString())
+    torch_run = torch_time_loop(graph)
+    contenders = {
+        "simulator": lambda: simulate(graph, x),
+        "onnxruntime": lambda: ort_run(x),
+        "torch_time_loop": lambda: torch_run(x),
+    }
+    # correctness first: everyone computes the same network
+    ref = simulate(graph, x)
+    agree = {
+        "onnxruntime_argmax_agreement": float(np.mean(ort_run(x).argmax(1) ==
+                                                      ref.output.argmax(1))),
+        "torch_argmax_agreement": float(np.mean(torch_run(x).argmax(1) == ref.output.argmax(1))),
+        "onnxruntime_max_abs_readout_diff": float(np.abs(ort_run(x) - ref.output).max()),
+        "torch_max_abs_readout_diff": float(np.abs(torch_run(x) - ref.output).max()),
+    }
+    times: dict[str, list[float]] = {k: [] for k in contenders}
+    for fn in contenders.values():  # warm-up
+        fn()
+    for _ in range(reps):  # interleaved repetitions
+        for k, fn in contenders.items():
+            t0 = time.perf_counter()
+            fn()
+            times[k].append(time.perf_counter() - t0)
+    med = {k: statistics.median(v) for k, v in times.items()}
+    row = {
+        "network": name, "batch": int(x.shape[0]), "reps": reps,
+        "latency_steps": graph.latency_steps,
+        "T": {p.name: float(np.mean(p.timesteps)) for p in graph.populations},
+        "seconds_per_batch": med,
+        "images_per_s": {k: x.shape[0] / v for k, v in med.items()},
+        "simulator_over_onnxruntime_time": med["simulator"] / med["onnxruntime"],
+        "torch_loop_over_simulator_time": med["torch_time_loop"] / med["simulator"],
+        **agree,
+    }
+    fn, why = lava_hook()
+    if fn is not None and art_dir is not None:
+        n_lava = min(4, x.shape[0])
+        lava_s = fn(art_dir, x[:n_lava])
+        sim_s = med["simulator"] / x.shape[0]
+        row["lava_seconds_per_sample"] = lava_s
+        row["images_per_s"]["lava"] = 1.0 / lava_s
+        row["lava_over_simulator_time"] = lava_s / sim_s
+    else:
+        row["lava"] = why or "no artifact"
+    return row
+
+
+def print_table(rows: list[dict]) -> None:
+    cols = ["simulator", "onnxruntime", "torch_time_loop", "lava"]
+    print(f"{'network':<22}{'batch':>6}" + "".join(f"{c:>17}" for c in cols)
+          + f"{'sim/ort':>9}{'torch/sim':>10}")
+    for r in rows:
+        ips = r["images_per_s"]
+        cells = "".join(f"{ips[c]:>13.1f} i/s" if c in ips else f"{'n/a':>17}" for c in cols)
+        print(f"{r['network']:<22}{r['batch']:>6}{cells}"
+              f"{r['simulator_over_onnxruntime_time']:>9.2f}"
+              f"{r['torch_loop_over_simulator_time']:>10.2f}")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--artifact", type=Path, action="append", default=[],
+                    help="compiled artifact(s) to benchmark (e.g. a digits CNN)")
+    ap.add_argument("--batch", type=int, default=64)
+    ap.add_argument("--reps", type=int, default=5)
+    ap.add_argument("--no-random", action="store_true", help="skip the CIFAR-sized network")
+    ap.add_argument("--out", type=Path, default=RESULTS)
+    args = ap.parse_args()
+    rng = np.random.default_rng(0)
+    rows = []
+    for art in args.artifact:
+        g = artifact.load(art)
+        if art.joinpath("model.onnx").is_file():
+            onnx_bytes = art.joinpath("model.onnx").read_bytes()
+        else:
+            onnx_bytes = None
+        if g.input.shape == (1, 8, 8):
+            from pseudosnn.simulator.datasets import load_digits_test
+
+            x = load_digits_test().x[: args.batch]
+        else:
+            x = rng.normal(size=(args.batch, *g.input.shape))
+        rows.append(bench_network(art.name, g, x, args.reps, art, onnx_bytes))
+        rows[-1]["onnx_source"] = "artifact model.onnx" if onnx_bytes else "built from graph"
+    if not args.no_random:
+        g = cifar_like_graph()
+        x = rng.normal(0, 1, size=(args.batch, 3, 32, 32))
+        with tempfile.TemporaryDirectory() as tmp:
+            art = artifact.save(g, Path(tmp) / "cifar_like")
+            rows.append(bench_network("random cifar-like cnn", g, x, args.reps, art))
+        rows[-1]["onnx_source"] = "built from graph"
+    print_table(rows)
+    write_atomic(args.out, json.dumps({"rows": rows, "threads": 1,
+                                       "cpu_count": os.cpu_count()}, indent=1) + "\n")
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,168 @@
+"""``pseudosnn compile`` / ``pseudosnn-compile``: checkpoint -> compiled artifact."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import click
+
+TARGETS = ("numpy", "lava", "onnx")
+
+
+def _shape(value: str | None) -> tuple[int, ...] | None:
+    if not value:
+        return None
+    try:
+        return tuple(int(v) for v in value.replace("x", ",").split(","))
+    except ValueError as exc:
+        raise click.BadParameter(f"{value!r} is not a shape like 3,32,32") from exc
+
+
+def _calibration(kind: str, input_shape: tuple[int, ...], samples: int):
+    """A calibration batch: the bundled 8x8 digits (scaled to [0, 1]) when they fit."""
+    if kind == "none":
+        return None, None
+    import numpy as np
+    from sklearn.datasets import load_digits
+
+    d = load_digits()
+    x = (d.data / 16.0).astype(np.float64)
+    if tuple(input_shape) == (64,):
+        pass
+    elif tuple(input_shape) == (1, 8, 8):
+        x = x.reshape(-1, 1, 8, 8)
+    else:
+        raise click.UsageError(f"--calib digits needs an input of (64,) or (1, 8, 8); the "
+                               f"model takes {input_shape}. Use --calib none")
+    return x[-samples:], d.target[-samples:]
+
+
+@click.command("compile", context_settings={"help_option_names": ["-h", "--help"]})
+@click.argument("model", type=click.Path(exists=True, path_type=Path))
+@click.option("-o", "--out", required=True, type=click.Path(path_type=Path),
+              help="Artifact directory to write (replaced atomically).")
+@click.option("--target", type=click.Choice(TARGETS), default="numpy", show_default=True,
+              help="Deployment target; every target writes the shared artifact, lava adds "
+                   "its entry files.")
+@click.option("--fixed-point", is_flag=True,
+              help="Quantise: int8 weights with a per-projection exponent, integer "
+                   "thresholds/biases, 24-bit membrane; prints what it changed.")
+@click.option("--verify", is_flag=True,
+              help="Check invariants after every pass and compare each stage with the one "
+                   "before on random inputs; names the pass that broke.")
+@click.option("--trust-checkpoint", is_flag=True,
+              help="Allow full unpickling of a checkpoint (only for files you trust).")
+@click.option("--coupling", type=click.Choice(["auto", "rate"]), default="auto",
+              show_default=True,
+              help="auto: each neuron's own rule (the paper's rule for paper checkpoints: "
+                   "stream where T matches); rate: every population rate-coupled.")
+@click.option("--max-timesteps", type=int, default=None,
+              help="Reject any layer whose T exceeds this (default: the neuron's max_T).")
+@click.option("--input-shape", default=None,
+              help="Per-sample input shape, e.g. 3,32,32 (paper checkpoints; default CIFAR).")
+@click.option("--calib", type=click.Choice(["digits", "none"]), default="none",
+              show_default=True, help="Calibration data for the fixed-point report.")
+@click.option("--calib-samples", type=int, default=256, show_default=True)
+def compile_cmd(model: Path, out: Path, target: str, fixed_point: bool, verify: bool,
+                trust_checkpoint: bool, coupling: str, max_timesteps: int | None,
+                input_shape: str | None, calib: str, calib_samples: int) -> None:
+    """Compile MODEL (a .pth/.safetensors checkpoint, a paper checkpoint, a rate-equivalent
+    .onnx file, or an existing artifact directory to re-target) into an event-driven
+    spiking graph artifact, and print the per-layer summary."""
+    from .artifact import ArtifactError
+    from .graph import GraphError
+    from .ir import IRError
+    from .lower import LoweringError
+    from .onnx_io import UnsupportedLayerError
+    from .pipeline import VerifyError
+    from .quantize import FixedPointError
+
+    errors = (ArtifactError, GraphError, IRError, LoweringError, UnsupportedLayerError,
+              VerifyError, FixedPointError, ValueError, OSError)
+    try:
+        report = compile_path(model, out, target=target, fixed_point=fixed_point,
+                              verify=verify, trusted=trust_checkpoint, coupling=coupling,
+                              max_timesteps=max_timesteps, input_shape=_shape(input_shape),
+                              calib=calib, calib_samples=calib_samples)
+    except errors as exc:
+        raise click.ClickException(f"{type(exc).__name__}: {exc}") from exc
+    click.echo(report["summary"])
+    if report.get("quant"):
+        q = report["quant"]
+        click.echo(f"fixed point: max readout error {q['max_output_error']:.4g}, count "
+                   f"mismatches {q['count_mismatch_fraction']:.3%}, argmax agreement "
+                   f"{q['agreement']:.3f}, membrane saturations {q['membrane_saturations']}")
+        if q.get("accuracy_float") is not None:
+            click.echo(f"calibration accuracy: float {q['accuracy_float']:.4f}, fixed "
+                       f"{q['accuracy_fixed']:.4f}")
+        for w in q["warnings"]:
+            click.echo(f"warning: {w}")
+    click.echo(f"wrote {out} (target {target}) in {report['seconds']:.2f} s")
+
+
+def compile_path(model: Path, out: Path, *, target: str = "numpy", fixed_point: bool = False,
+                 verify: bool = False, trusted: bool = False, coupling: str = "auto",
+                 max_timesteps: int | None = None, input_shape=None, calib: str = "none",
+                 calib_samples: int = 256) -> dict:
+    """Compile and write the artifact; returns a JSON-able report (also written into the
+    artifact as ``compile_report.json``)."""
+    from dataclasses import replace
+
+    from tqdm import tqdm
+
+    from . import artifact, pipeline
+    from .onnx_io import to_onnx
+    from .summary import format_summary, layer_rows
+
+    t0 = time.perf_counter()
+    model = Path(model)
+    onnx_bytes = None
+    quant = None
+    if model.is_dir():  # re-target an existing artifact (hashes checked on load)
+        graph = artifact.load(model)
+        if (model / "model.onnx").is_file():
+            onnx_bytes = (model / "model.onnx").read_bytes()
+        fixed = graph
+    else:
+        from .frontend.checkpoint import load_ir
+
+        ir_graph = load_ir(model, trusted=trusted, max_timesteps=max_timesteps,
+                           input_shape=input_shape)
+        if coupling == "rate":
+            ir_graph = ir_graph.with_nodes(
+                replace(n, attrs={**n.attrs, "coupling": "rate"}) if n.op == "Neuron" else n
+                for n in ir_graph.nodes)
+        calib_x, calib_y = _calibration(calib, ir_graph.input_shape, calib_samples) \
+            if fixed_point else (None, None)
+        bar = tqdm(total=len(pipeline.IR_PASSES) + 1 + fixed_point, desc="compile",
+                   leave=False, disable=None)
+        try:
+            result = pipeline.run(ir_graph, fixed_point=fixed_point, verify=verify,
+                                  max_timesteps=max_timesteps, calib_x=calib_x,
+                                  calib_y=calib_y, progress=lambda s: bar.update(1))
+        finally:
+            bar.close()
+        onnx_bytes = to_onnx(ir_graph).SerializeToString()
+        graph = result.graph
+        fixed = result.fixed or graph
+        quant = result.quant.as_dict() if result.quant else None
+    extra = {}
+    if onnx_bytes is not None:
+        extra["model.onnx"] = onnx_bytes
+    if target == "lava":
+        from ..backends.registry import get_backend
+
+        extra.update(get_backend("lava").emit(fixed, out))
+    rows = layer_rows(fixed)
+    report = {"source": str(model), "target": target, "fixed_point": fixed.fixed_point,
+              "layers": rows, "latency_steps": fixed.latency_steps,
+              "pipeline_interval": fixed.pipeline_interval, "quant": quant,
+              "warnings": list(fixed.meta.get("warnings", []))}
+    report["seconds"] = time.perf_counter() - t0
+    extra["compile_report.json"] = json.dumps(report, indent=1, default=str).encode()
+    artifact.save(fixed, out, target=target, extra_files=extra)
+    report["seconds"] = time.perf_counter() - t0
+    report["summary"] = format_summary(fixed)
+    return report

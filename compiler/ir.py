@@ -1,0 +1,265 @@
+"""The compiler's typed IR: a small graph of rate-level operators (torch-free).
+
+A :class:`Graph` is one analog input (``"input"``, per-sample shape), a tuple of
+:class:`Node` s in topological order, and the name of the output node. Every node has one
+output, named like the node. Values are per-sample tensors (batch first at run time).
+
+Operators and what they compute (``x`` the input value, batch omitted):
+
+=================  =========================================================================
+``Conv``           ``W ⋆ x + b`` (cross-correlation; attrs ``stride``, ``padding``, ``groups``)
+``Gemm``           ``W @ flatten(x) + b`` (``W`` is ``(out, in)``; a non-flat ``x`` is
+                   flattened in C order)
+``BatchNorm``      ``γ·(x − μ)/sqrt(σ² + eps) + β`` per channel
+``AvgPool``        mean over ``kernel`` windows (``stride``, zero ``padding`` counted)
+``GlobalAvgPool``  mean over the spatial axes, shape ``(C, 1, 1)``
+``Flatten``        C-order flatten
+``Add``            sum of all inputs (residual additions)
+``Neuron``         ``out_scale · n/T`` with ``n = clip(floor((T·(scale·x + bias) + v0)/θ), 0, T)``
+                   (a rate-coupled integrate-and-fire population; params ``timesteps``,
+                   ``scale``, ``bias``; attrs ``threshold``, ``v0``, ``out_scale``,
+                   ``coupling``, ``reset``)
+=================  =========================================================================
+
+Nodes are frozen dataclasses; a pass builds new nodes with :func:`dataclasses.replace`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+
+INPUT = "input"
+LINEAR_OPS = ("Conv", "Gemm", "BatchNorm", "AvgPool", "GlobalAvgPool", "Flatten", "Add")
+OPS = (*LINEAR_OPS, "Neuron")
+
+
+class IRError(ValueError):
+    """The IR breaks one of its invariants (names the node and the problem)."""
+
+
+@dataclass(frozen=True, eq=False)
+class Node:
+    """One operator. ``inputs`` name producing nodes (or :data:`INPUT`)."""
+
+    name: str
+    op: str
+    inputs: tuple[str, ...]
+    attrs: dict = field(default_factory=dict)
+    params: dict = field(default_factory=dict)
+
+    def param(self, key: str) -> np.ndarray | None:
+        v = self.params.get(key)
+        return None if v is None else np.asarray(v)
+
+
+@dataclass(frozen=True, eq=False)
+class Graph:
+    input_shape: tuple[int, ...]
+    nodes: tuple[Node, ...]
+    output: str
+    meta: dict = field(default_factory=dict)
+
+    def node(self, name: str) -> Node:
+        for n in self.nodes:
+            if n.name == name:
+                return n
+        raise KeyError(f"no IR node named {name!r}")
+
+    def consumers(self, name: str) -> list[Node]:
+        return [n for n in self.nodes if name in n.inputs]
+
+    def neurons(self) -> list[Node]:
+        return [n for n in self.nodes if n.op == "Neuron"]
+
+    def with_nodes(self, nodes: Iterable[Node], output: str | None = None) -> Graph:
+        return replace(self, nodes=tuple(nodes), output=self.output if output is None else output)
+
+
+# --- shapes -------------------------------------------------------------------------------
+def _pool_out(size: int, k: int, s: int, p: int) -> int:
+    return (size + 2 * p - k) // s + 1
+
+
+def node_shape(node: Node, in_shapes: list[tuple[int, ...]]) -> tuple[int, ...]:
+    """Per-sample output shape of ``node`` given its input shapes."""
+    x = in_shapes[0]
+    op = node.op
+    if op == "Conv":
+        w = node.params["weight"]
+        if len(x) != 3 or w.shape[1] * node.attrs.get("groups", 1) != x[0]:
+            raise IRError(f"Conv {node.name!r}: weight {w.shape} does not fit input {x}")
+        (sh, sw), (ph, pw) = node.attrs["stride"], node.attrs["padding"]
+        return (w.shape[0], _pool_out(x[1], w.shape[2], sh, ph), _pool_out(x[2], w.shape[3], sw, pw))
+    if op == "Gemm":
+        w = node.params["weight"]
+        if w.shape[1] != int(np.prod(x)):
+            raise IRError(f"Gemm {node.name!r}: weight {w.shape} does not fit input {x}")
+        return (w.shape[0],)
+    if op in ("BatchNorm", "Neuron"):
+        return x
+    if op == "AvgPool":
+        (kh, kw), (sh, sw), (ph, pw) = (node.attrs[k] for k in ("kernel", "stride", "padding"))
+        return (x[0], _pool_out(x[1], kh, sh, ph), _pool_out(x[2], kw, sw, pw))
+    if op == "GlobalAvgPool":
+        return (x[0], 1, 1)
+    if op == "Flatten":
+        return (int(np.prod(x)),)
+    if op == "Add":
+        if any(s != x for s in in_shapes):
+            raise IRError(f"Add {node.name!r}: input shapes differ {in_shapes}")
+        return x
+    raise IRError(f"node {node.name!r}: unknown op {op!r}; IR ops are {', '.join(OPS)}")
+
+
+def infer_shapes(graph: Graph) -> dict[str, tuple[int, ...]]:
+    shapes: dict[str, tuple[int, ...]] = {INPUT: tuple(graph.input_shape)}
+    for n in graph.nodes:
+        missing = [i for i in n.inputs if i not in shapes]
+        if missing:
+            raise IRError(f"node {n.name!r} reads {missing} before they are computed")
+        shapes[n.name] = tuple(int(d) for d in node_shape(n, [shapes[i] for i in n.inputs]))
+    return shapes
+
+
+def check(graph: Graph, max_timesteps: int | None = None) -> dict[str, tuple[int, ...]]:
+    """Invariants: unique names, topological order, known ops, shapes fit, finite
+    parameters, integer ``T`` in ``1..max_timesteps``, the output exists."""
+    names = [n.name for n in graph.nodes]
+    if len(set(names)) != len(names) or INPUT in names:
+        raise IRError(f"IR node names must be unique and not {INPUT!r}")
+    shapes = infer_shapes(graph)
+    if graph.output not in shapes:
+        raise IRError(f"the IR output {graph.output!r} is not a node")
+    for n in graph.nodes:
+        for key, v in n.params.items():
+            if not np.all(np.isfinite(np.asarray(v, dtype=np.float64))):
+                raise IRError(f"node {n.name!r}: parameter {key!r} has NaN or Inf values; "
+                              "the checkpoint is corrupt or training diverged")
+        if n.op == "Neuron":
+            T = np.asarray(n.params["timesteps"])
+            hi = max_timesteps or np.inf
+            if not np.issubdtype(T.dtype, np.integer) or T.min() < 1 or T.max() > hi:
+                raise IRError(f"neuron {n.name!r}: T must be integers in 1..{max_timesteps}, "
+                              f"got values in [{T.min()}, {T.max()}]")
+            try:
+                np.broadcast_to(T, shapes[n.name])
+            except ValueError as exc:
+                raise IRError(f"neuron {n.name!r}: T of shape {T.shape} does not broadcast "
+                              f"to {shapes[n.name]}") from exc
+            if not 0 <= n.attrs["v0"] < n.attrs["threshold"]:
+                raise IRError(f"neuron {n.name!r}: need 0 <= v0 < threshold")
+    return shapes
+
+
+# --- rate-level evaluation (numpy, float64) -----------------------------------------------
+@dataclass
+class Evaluation:
+    values: dict[str, np.ndarray]  # node -> output value (B, *shape)
+    counts: dict[str, np.ndarray]  # neuron -> spike counts n (B, *shape), int64
+
+    @property
+    def output(self) -> np.ndarray:
+        return self.values["__output__"]
+
+
+def neuron_counts(node: Node, x: np.ndarray) -> np.ndarray:
+    """``n = clip(floor((T·(scale·x + bias) + v0)/θ), 0, T)`` in float64."""
+    T = np.asarray(node.params["timesteps"], dtype=np.float64)
+    c = np.asarray(node.params.get("scale", 1.0)) * x + np.asarray(node.params.get("bias", 0.0))
+    n = np.floor((T * c + node.attrs["v0"]) / node.attrs["threshold"])
+    return np.clip(n, 0, T).astype(np.int64)
+
+
+def apply_node(node: Node, xs: list[np.ndarray]) -> np.ndarray:
+    """Apply one linear operator to batched float64 inputs (Neuron excluded)."""
+    from .linalg import conv2d
+
+    x = xs[0]
+    op, a, p = node.op, node.attrs, node.params
+    if op == "Conv":
+        y = conv2d(x, np.asarray(p["weight"], np.float64), tuple(a["stride"]), tuple(a["padding"]),
+                   a.get("groups", 1))
+        if p.get("bias") is not None:
+            y = y + np.asarray(p["bias"]).reshape(-1, 1, 1)
+        return y
+    if op == "Gemm":
+        y = x.reshape(x.shape[0], -1) @ np.asarray(p["weight"], np.float64).T
+        return y + np.asarray(p["bias"]) if p.get("bias") is not None else y
+    if op == "BatchNorm":
+        k = np.asarray(p["gamma"]) / np.sqrt(np.asarray(p["var"]) + a["eps"])
+        sh = (-1,) + (1,) * (x.ndim - 2)
+        return (x - np.asarray(p["mean"]).reshape(sh)) * k.reshape(sh) + \
+            np.asarray(p["beta"]).reshape(sh)
+    if op == "AvgPool":
+        (kh, kw), s, pad = a["kernel"], tuple(a["stride"]), tuple(a["padding"])
+        c = x.shape[1]
+        w = np.full((c, 1, kh, kw), 1.0 / (kh * kw))
+        return conv2d(x, w, s, pad, groups=c)
+    if op == "GlobalAvgPool":
+        return x.mean(axis=(2, 3), keepdims=True)
+    if op == "Flatten":
+        return x.reshape(x.shape[0], -1)
+    if op == "Add":
+        return sum(xs[1:], xs[0])
+    raise IRError(f"cannot evaluate op {op!r} of node {node.name!r}")
+
+
+def evaluate(graph: Graph, x: np.ndarray) -> Evaluation:
+    """Rate-level value of every node on a batch ``x`` (``(B, *input_shape)``), float64."""
+    values: dict[str, np.ndarray] = {INPUT: np.asarray(x, dtype=np.float64)}
+    counts: dict[str, np.ndarray] = {}
+    for n in graph.nodes:
+        xs = [values[i] for i in n.inputs]
+        if n.op == "Neuron":
+            cnt = neuron_counts(n, xs[0])
+            counts[n.name] = cnt
+            values[n.name] = n.attrs.get("out_scale", 1.0) * cnt / np.asarray(
+                n.params["timesteps"], dtype=np.float64)
+        else:
+            values[n.name] = apply_node(n, xs)
+    values["__output__"] = values[graph.output]
+    return Evaluation(values=values, counts=counts)
+
+
+def neuron(name: str, source: str, timesteps, *, threshold: float = 1.0, v0: float | None = None,
+           scale=1.0, bias=0.0, out_scale: float = 1.0, coupling: str = "rate",
+           reset: str = "soft") -> Node:
+    """Convenience constructor of a ``Neuron`` node (``v0`` defaults to ``θ/2``)."""
+    return Node(name, "Neuron", (source,), attrs={
+        "threshold": float(threshold), "v0": float(threshold / 2 if v0 is None else v0),
+        "out_scale": float(out_scale), "coupling": coupling, "reset": reset,
+    }, params={"timesteps": np.asarray(timesteps, dtype=np.int64),
+               "scale": np.asarray(scale, dtype=np.float64),
+               "bias": np.asarray(bias, dtype=np.float64)})
+
+
+def conv(name: str, source: str, weight, bias=None, stride=(1, 1), padding=(0, 0),
+         groups: int = 1) -> Node:
+    params = {"weight": np.asarray(weight, dtype=np.float64)}
+    if bias is not None:
+        params["bias"] = np.asarray(bias, dtype=np.float64)
+    return Node(name, "Conv", (source,), attrs={"stride": tuple(stride), "padding": tuple(padding),
+                                                "groups": int(groups)}, params=params)
+
+
+def gemm(name: str, source: str, weight, bias=None) -> Node:
+    params = {"weight": np.asarray(weight, dtype=np.float64)}
+    if bias is not None:
+        params["bias"] = np.asarray(bias, dtype=np.float64)
+    return Node(name, "Gemm", (source,), params=params)
+
+
+def adaptive_pool_window(size: int, out: int) -> tuple[int, int] | None:
+    """Adaptive average pooling from ``size`` to ``out`` as an ordinary average pooling
+    ``(kernel, stride)`` when its windows ``[floor(i·size/out), ceil((i+1)·size/out))`` all
+    have one length and a constant stride (e.g. 4 -> 3 is kernel 2, stride 1); else None."""
+    starts = [(i * size) // out for i in range(out)]
+    ends = [-((-(i + 1) * size) // out) for i in range(out)]
+    lengths = {e - s for s, e in zip(starts, ends, strict=True)}
+    strides = {b - a for a, b in zip(starts, starts[1:], strict=False)} or {1}
+    if len(lengths) != 1 or len(strides) != 1:
+        return None
+    return lengths.pop(), strides.pop()

@@ -1,0 +1,134 @@
+"""Lowering: canonical IR -> event-driven :class:`~.graph.SpikingGraph` (torch-free).
+
+After the passes every neuron (and the output) reads a sum of Conv/Gemm *terms*, each
+reading the analog input or one neuron. Each term becomes a projection:
+
+* from the input: the encoder (``delay = 0``, weights as trained, MACs);
+* from a neuron ``s`` with output ``a_s·n_s/T_s``: weights act on events, so rate coupling
+  folds ``f = a_s/T_s`` into them: a scalar for per-layer ``T``, per input channel for a
+  per-channel ``T`` (conv: ``W[:, c]·f_c``; dense: columns), per column for per-neuron ``T``
+  into a dense layer, and ``event_scale = f`` for per-neuron ``T`` into a conv (float mode
+  only). A population whose neuron asks for stream coupling keeps the request;
+  :func:`.passes.schedule.assign_couplings` grants it (and unfolds ``1/T``) or refuses it.
+
+The neuron's ``scale`` multiplies the rows, its bias plus the terms' biases (times scale)
+become the population bias. Populations keep ``T``, ``θ``, ``v0``; couplings and the
+schedule are set by :mod:`.passes.schedule`.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from . import ir
+from .graph import INPUT, InputNode, Population, Projection, Readout, SpikingGraph
+from .passes.scale_fold import _row_factor
+
+READOUT = "readout"
+
+
+class LoweringError(ValueError):
+    """The IR is not in the canonical form the lowering needs (names the node)."""
+
+
+def _terms(graph: ir.Graph, by_name: dict[str, ir.Node], value: str, target: str) -> list[ir.Node]:
+    node = by_name.get(value)
+    nodes = [by_name.get(i) for i in node.inputs] if node is not None and node.op == "Add" \
+        else [node]
+    for t in nodes:
+        if t is None or t.op not in ("Conv", "Gemm"):
+            what = "the input" if t is None else f"{t.op} node {t.name!r}"
+            raise LoweringError(
+                f"{target!r} is fed by {what}; after the passes every population and the "
+                "readout must read Conv/Gemm projections (is a BatchNorm/pool not preceded "
+                "by a conv, or followed by something other than a conv/linear layer?)")
+        src = t.inputs[0]
+        if src != INPUT and by_name[src].op != "Neuron":
+            raise LoweringError(f"projection {t.name!r} reads {by_name[src].op} node {src!r}; "
+                                "a projection must read the input or a neuron population")
+    return nodes
+
+
+def _source_factor(src: ir.Node, src_shape) -> np.ndarray:
+    a = float(src.attrs.get("out_scale", 1.0))
+    T = np.asarray(src.params["timesteps"], dtype=np.float64)
+    return np.broadcast_to(a / T, np.broadcast_shapes(T.shape, (1,) * len(src_shape)))
+
+
+def _fold_into_weights(term: ir.Node, f: np.ndarray, src_shape, fixed: bool):
+    """Weights with the source factor ``f`` folded in, and the event_scale left over."""
+    w = np.asarray(term.params["weight"], dtype=np.float64)
+    if f.size == 1:
+        return w * float(f.reshape(())), None
+    full = np.broadcast_to(f, src_shape)
+    if term.op == "Gemm":
+        return w * full.reshape(1, -1), None
+    per_c = full.reshape(full.shape[0], -1)
+    if np.all(per_c == per_c[:, :1]):  # per channel: fold along each weight's input channel
+        fc = per_c[:, 0]
+        groups = int(term.attrs.get("groups", 1))
+        co, cg = w.shape[:2]
+        og = co // groups
+        idx = (np.arange(co)[:, None] // og) * cg + np.arange(cg)[None, :]
+        return w * fc[idx][:, :, None, None], None
+    if fixed:
+        raise LoweringError(
+            f"projection {term.name!r}: per-neuron T feeding a convolution needs a per-event "
+            "scale, which fixed point cannot represent; compile in float or use per-channel T")
+    return w, np.array(full)
+
+
+def lower(graph: ir.Graph, fixed_point: bool = False) -> SpikingGraph:
+    """Build the spiking graph (all populations rate-coupled except those whose neuron asks
+    for ``stream``: :func:`.passes.schedule.assign_couplings` decides if that holds)."""
+    shapes = ir.infer_shapes(graph)
+    by_name = {n.name: n for n in graph.nodes}
+    pops: list[Population] = []
+    projs: list[Projection] = []
+
+    def add_terms(target: str, value: str, row_scale) -> np.ndarray:
+        bias = 0.0
+        tshape = shapes[value]
+        for t in _terms(graph, by_name, value, target):
+            src = t.inputs[0]
+            w = np.asarray(t.params["weight"], np.float64)
+            es = None
+            if src != INPUT:
+                f = _source_factor(by_name[src], shapes[src])
+                fake = ir.Node(t.name, t.op, t.inputs, t.attrs, {"weight": w})
+                w, es = _fold_into_weights(fake, f, shapes[src], fixed_point)
+            w = _row_factor(w, row_scale, tshape, f"population {target!r}")
+            b = t.params.get("bias")
+            if b is not None:
+                bias = bias + np.asarray(b).reshape((-1, 1, 1) if len(tshape) == 3 else (-1,))
+            kind = "conv" if t.op == "Conv" else "dense"
+            a = t.attrs
+            projs.append(Projection(
+                name=t.name, source=src, target=target, kind=kind, weight=w,
+                stride=tuple(a.get("stride", (1, 1))), padding=tuple(a.get("padding", (0, 0))),
+                groups=int(a.get("groups", 1)), delay=0 if src == INPUT else 1,
+                event_scale=es))
+        return np.asarray(bias, dtype=np.float64)
+
+    for n in graph.nodes:
+        if n.op != "Neuron":
+            continue
+        stream = n.attrs.get("coupling", "rate") == "stream"
+        scale = np.asarray(n.params.get("scale", 1.0), np.float64)
+        bias = scale * add_terms(n.name, n.inputs[0], scale) + \
+            np.asarray(n.params.get("bias", 0.0), np.float64)
+        shape = shapes[n.name]
+        bias = np.reshape(bias, np.broadcast_shapes(np.shape(bias), (1,) * len(shape)))
+        if n.attrs.get("reset", "soft") != "soft":
+            raise LoweringError(f"neuron {n.name!r}: only soft (subtractive) reset has the "
+                                f"event-driven rate semantics; got {n.attrs['reset']!r}")
+        pops.append(Population(
+            name=n.name, shape=shape, timesteps=np.asarray(n.params["timesteps"], np.int64),
+            threshold=float(n.attrs["threshold"]), bias=bias, v0=float(n.attrs["v0"]),
+            coupling="stream" if stream else "rate"))
+    rbias = add_terms(READOUT, graph.output, 1.0)
+    rshape = shapes[graph.output]
+    readout = Readout(READOUT, rshape, np.broadcast_to(rbias, rshape).copy())
+    meta = dict(graph.meta)
+    return SpikingGraph(InputNode(tuple(graph.input_shape)), tuple(pops), readout, tuple(projs),
+                        fixed_point=False, meta=meta)

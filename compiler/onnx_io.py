@@ -1,0 +1,264 @@
+"""IR <-> standard ONNX (the rate-equivalent network), torch-free.
+
+Linear operators map to ``Conv``, ``Gemm`` (after a ``Flatten``), ``BatchNormalization``,
+``AveragePool``, ``GlobalAveragePool``, ``Flatten``, ``Add``/``Sum``. A neuron is one node
+``ai.pseudosnn::SpikingNeuron`` whose model-local function body is standard ops::
+
+    n = Min(Max(Floor((T·(scale·x + bias) + v0) / θ), 0), T);   y = out_scale · n / T
+
+so onnx.checker accepts the model and onnxruntime inlines and runs it; its inputs
+(``T``, ``scale``, ``bias``, ``θ``, ``v0``, ``out_scale``) are initializers and its
+attributes ``coupling``/``reset`` keep the spiking semantics for the reader.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import onnx
+from onnx import TensorProto, helper, numpy_helper
+
+from .ir import INPUT, Graph, IRError, Node, infer_shapes
+
+DOMAIN = "ai.pseudosnn"
+NEURON_OP = "SpikingNeuron"
+OPSET = 17
+SUPPORTED_ONNX = ("Conv", "Gemm", "BatchNormalization", "AveragePool", "GlobalAveragePool",
+                  "Flatten", "Add", "Sum", f"{DOMAIN}::{NEURON_OP}")
+NEURON_INPUTS = ("T", "scale", "bias", "threshold", "v0", "out_scale")
+
+
+class UnsupportedLayerError(ValueError):
+    """A layer or operator with no event-driven equivalent."""
+
+
+def unsupported(kind: str, where: str) -> UnsupportedLayerError:
+    """The error for an unsupported layer: names it and lists what is supported."""
+    hint = ""
+    if "maxpool" in kind.lower().replace("_", ""):
+        hint = (" Max pooling has no exact event-driven form: replace it with average pooling "
+                "(nn.AvgPool2d) and retrain or fine-tune.")
+    return UnsupportedLayerError(
+        f"unsupported layer {kind} at {where!r}.{hint} Supported: Conv2d, Linear, BatchNorm2d/1d, "
+        "AvgPool2d, AdaptiveAvgPool2d (to 1x1 or an exact divisor), Flatten, Dropout/Identity, "
+        "residual addition, and neurons that implement deploy_spec()")
+
+
+def _neuron_function() -> onnx.FunctionProto:
+    c = helper.make_node
+    nodes = [
+        c("Mul", ["x", "scale"], ["sx"]),
+        c("Add", ["sx", "bias"], ["cur"]),
+        c("Mul", ["cur", "T"], ["tc"]),
+        c("Add", ["tc", "v0"], ["vt"]),
+        c("Div", ["vt", "threshold"], ["q"]),
+        c("Floor", ["q"], ["fq"]),
+        c("Constant", [], ["zero"], value=numpy_helper.from_array(np.zeros((), np.float32))),
+        c("Max", ["fq", "zero"], ["pos"]),
+        c("Min", ["pos", "T"], ["n"]),
+        c("Div", ["n", "T"], ["r"]),
+        c("Mul", ["r", "out_scale"], ["y"]),
+    ]
+    return helper.make_function(
+        DOMAIN, NEURON_OP, ["x", *NEURON_INPUTS], ["y"], nodes,
+        [helper.make_opsetid("", OPSET)], attributes=["coupling", "reset"])
+
+
+def _f32(a) -> np.ndarray:
+    return np.asarray(a, dtype=np.float32)
+
+
+def to_onnx(graph: Graph, name: str = "pseudosnn") -> onnx.ModelProto:
+    """Write ``graph`` as a standard ONNX model (batch dimension ``N``)."""
+    shapes = infer_shapes(graph)
+    inits: list[onnx.TensorProto] = []
+    nodes: list[onnx.NodeProto] = []
+
+    def init(key: str, arr) -> str:
+        inits.append(numpy_helper.from_array(_f32(arr), key))
+        return key
+
+    for n in graph.nodes:
+        a, p = n.attrs, n.params
+        ins = list(n.inputs)
+        if n.op == "Conv":
+            args = [ins[0], init(f"{n.name}.weight", p["weight"])]
+            if p.get("bias") is not None:
+                args.append(init(f"{n.name}.bias", p["bias"]))
+            kh, kw = p["weight"].shape[2:]
+            nodes.append(helper.make_node(
+                "Conv", args, [n.name], name=n.name, kernel_shape=[kh, kw],
+                strides=list(a["stride"]), pads=[*a["padding"], *a["padding"]],
+                group=a.get("groups", 1)))
+        elif n.op == "Gemm":
+            src = ins[0]
+            if len(shapes[src]) != 1:
+                nodes.append(helper.make_node("Flatten", [src], [f"{n.name}/flat"], axis=1,
+                                              name=f"{n.name}/flat"))
+                src = f"{n.name}/flat"
+            args = [src, init(f"{n.name}.weight", p["weight"])]
+            if p.get("bias") is not None:
+                args.append(init(f"{n.name}.bias", p["bias"]))
+            nodes.append(helper.make_node("Gemm", args, [n.name], name=n.name, transB=1))
+        elif n.op == "BatchNorm":
+            args = [ins[0]] + [init(f"{n.name}.{k}", p[k]) for k in ("gamma", "beta", "mean", "var")]
+            nodes.append(helper.make_node("BatchNormalization", args, [n.name], name=n.name,
+                                          epsilon=float(a["eps"])))
+        elif n.op == "AvgPool":
+            nodes.append(helper.make_node(
+                "AveragePool", ins, [n.name], name=n.name, kernel_shape=list(a["kernel"]),
+                strides=list(a["stride"]), pads=[*a["padding"], *a["padding"]],
+                count_include_pad=1))
+        elif n.op == "GlobalAvgPool":
+            nodes.append(helper.make_node("GlobalAveragePool", ins, [n.name], name=n.name))
+        elif n.op == "Flatten":
+            nodes.append(helper.make_node("Flatten", ins, [n.name], name=n.name, axis=1))
+        elif n.op == "Add":
+            nodes.append(helper.make_node("Add" if len(ins) == 2 else "Sum", ins, [n.name],
+                                          name=n.name))
+        elif n.op == "Neuron":
+            vals = {"T": np.asarray(p["timesteps"]), "scale": p.get("scale", 1.0),
+                    "bias": p.get("bias", 0.0), "threshold": a["threshold"], "v0": a["v0"],
+                    "out_scale": a.get("out_scale", 1.0)}
+            args = [ins[0]] + [init(f"{n.name}.{k}", _batched(vals[k])) for k in NEURON_INPUTS]
+            nodes.append(helper.make_node(
+                NEURON_OP, args, [n.name], name=n.name, domain=DOMAIN,
+                coupling=a.get("coupling", "rate"), reset=a.get("reset", "soft")))
+        else:
+            raise IRError(f"cannot export op {n.op!r} of node {n.name!r}")
+    x = helper.make_tensor_value_info(INPUT, TensorProto.FLOAT, ["N", *graph.input_shape])
+    y = helper.make_tensor_value_info(graph.output, TensorProto.FLOAT,
+                                      ["N", *shapes[graph.output]])
+    g = helper.make_graph(nodes, name, [x], [y], initializer=inits)
+    model = helper.make_model(
+        g, opset_imports=[helper.make_opsetid("", OPSET), helper.make_opsetid(DOMAIN, 1)],
+        functions=[_neuron_function()], producer_name="pseudosnn")
+    model.ir_version = 8
+    meta = {k: str(v) for k, v in graph.meta.items() if isinstance(v, str | int | float)}
+    helper.set_model_props(model, meta)
+    onnx.checker.check_model(model)
+    return model
+
+
+def _batched(v) -> np.ndarray:
+    """Neuron parameters broadcast against ``(N, *shape)``: keep as given (they broadcast to
+    the per-sample shape, so they broadcast with a leading batch axis too)."""
+    return np.asarray(v, dtype=np.float64)
+
+
+# --- reading ------------------------------------------------------------------------------
+def from_onnx(model: onnx.ModelProto | str | bytes) -> Graph:
+    """Read a rate-equivalent ONNX model (as written by :func:`to_onnx`) into the IR."""
+    if isinstance(model, bytes):
+        model = onnx.load_from_string(model)
+    elif isinstance(model, str):
+        model = onnx.load(model)
+    onnx.checker.check_model(model)
+    g = model.graph
+    inits = {t.name: numpy_helper.to_array(t).astype(np.float64) for t in g.initializer}
+    if len(g.input) - sum(i.name in inits for i in g.input) != 1:
+        raise IRError("the ONNX model must have exactly one (non-initializer) input")
+    inp = next(i for i in g.input if i.name not in inits)
+    dims = [d.dim_value for d in inp.type.tensor_type.shape.dim][1:]
+    if any(d <= 0 for d in dims):
+        raise IRError(f"ONNX input {inp.name!r} needs a fixed per-sample shape, got {dims}")
+    rename = {inp.name: INPUT}
+
+    def src(name: str) -> str:
+        return rename.get(name, name)
+
+    nodes: list[Node] = []
+    for k, on in enumerate(g.node):
+        attrs = {a.name: helper.get_attribute_value(a) for a in on.attribute}
+        out = on.output[0]
+        name = on.name or out
+        rename[out] = name
+        ins = [i for i in on.input if i]
+        op = on.op_type if on.domain in ("", "ai.onnx") else f"{on.domain}::{on.op_type}"
+        if op == "Conv":
+            pads = list(attrs.get("pads", [0, 0, 0, 0]))
+            if pads[:2] != pads[2:]:
+                raise IRError(f"Conv {name!r}: asymmetric padding {pads} is not supported")
+            if any(d != 1 for d in attrs.get("dilations", [1, 1])):
+                raise unsupported("dilated Conv", name)
+            params = {"weight": inits[ins[1]]}
+            if len(ins) > 2:
+                params["bias"] = inits[ins[2]]
+            nodes.append(Node(name, "Conv", (src(ins[0]),), attrs={
+                "stride": tuple(attrs.get("strides", [1, 1])), "padding": tuple(pads[:2]),
+                "groups": int(attrs.get("group", 1))}, params=params))
+        elif op == "Gemm":
+            w = inits[ins[1]]
+            w = w if attrs.get("transB", 0) else w.T
+            alpha, beta = attrs.get("alpha", 1.0), attrs.get("beta", 1.0)
+            params = {"weight": w * alpha}
+            if len(ins) > 2:
+                params["bias"] = inits[ins[2]] * beta
+            nodes.append(Node(name, "Gemm", (src(ins[0]),), params=params))
+        elif op == "BatchNormalization":
+            nodes.append(Node(name, "BatchNorm", (src(ins[0]),), attrs={
+                "eps": float(attrs.get("epsilon", 1e-5))}, params=dict(zip(
+                    ("gamma", "beta", "mean", "var"), (inits[i] for i in ins[1:5]), strict=True))))
+        elif op == "AveragePool":
+            pads = list(attrs.get("pads", [0, 0, 0, 0]))
+            if pads[:2] != pads[2:] or attrs.get("ceil_mode", 0):
+                raise IRError(f"AveragePool {name!r}: asymmetric padding / ceil_mode unsupported")
+            if any(pads) and not attrs.get("count_include_pad", 0):
+                raise IRError(f"AveragePool {name!r}: padding must be counted "
+                              "(count_include_pad=1) to be a linear projection")
+            kernel = tuple(attrs["kernel_shape"])
+            nodes.append(Node(name, "AvgPool", (src(ins[0]),), attrs={
+                "kernel": kernel, "stride": tuple(attrs.get("strides", kernel)),
+                "padding": tuple(pads[:2])}))
+        elif op == "GlobalAveragePool":
+            nodes.append(Node(name, "GlobalAvgPool", (src(ins[0]),)))
+        elif op == "Flatten":
+            if attrs.get("axis", 1) != 1:
+                raise IRError(f"Flatten {name!r}: only axis=1 is supported")
+            nodes.append(Node(name, "Flatten", (src(ins[0]),)))
+        elif op in ("Add", "Sum"):
+            nodes.append(Node(name, "Add", tuple(src(i) for i in ins)))
+        elif op == f"{DOMAIN}::{NEURON_OP}":
+            v = dict(zip(NEURON_INPUTS, (inits[i] for i in ins[1:]), strict=True))
+            T = v["T"]
+            if not np.all(T == np.round(T)):
+                raise IRError(f"neuron {name!r}: T must be integers, got {T}")
+            nodes.append(Node(name, "Neuron", (src(ins[0]),), attrs={
+                "threshold": float(v["threshold"]), "v0": float(v["v0"]),
+                "out_scale": float(v["out_scale"]),
+                "coupling": _s(attrs.get("coupling", b"rate")),
+                "reset": _s(attrs.get("reset", b"soft"))},
+                params={"timesteps": np.round(T).astype(np.int64), "scale": v["scale"],
+                        "bias": v["bias"]}))
+        else:
+            raise unsupported(f"ONNX operator {op}", name or f"node {k}")
+    meta = {p.key: p.value for p in model.metadata_props}
+    return Graph(tuple(dims), tuple(nodes), src(g.output[0].name), meta=meta)
+
+
+def _s(v) -> str:
+    return v.decode() if isinstance(v, bytes) else str(v)
+
+
+def run_onnxruntime(model: onnx.ModelProto | bytes, x: np.ndarray,
+                    extra_outputs: list[str] | None = None) -> dict[str, np.ndarray]:
+    """Run ``model`` on ``x`` with onnxruntime (one thread); returns output name -> value.
+    ``extra_outputs`` exposes intermediate node outputs (e.g. neuron rates)."""
+    import onnxruntime as ort
+
+    if isinstance(model, bytes):
+        model = onnx.load_from_string(model)
+    if extra_outputs:
+        model = onnx.ModelProto.FromString(model.SerializeToString())
+        have = {o.name for o in model.graph.output}
+        for name in extra_outputs:
+            if name not in have:
+                model.graph.output.append(helper.make_empty_tensor_value_info(name))
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = 1
+    opts.inter_op_num_threads = 1
+    opts.log_severity_level = 3
+    sess = ort.InferenceSession(model.SerializeToString(), opts,
+                                providers=["CPUExecutionProvider"])
+    names = [o.name for o in sess.get_outputs()]
+    outs = sess.run(names, {sess.get_inputs()[0].name: np.asarray(x, np.float32)})
+    return dict(zip(names, outs, strict=True))

@@ -1,0 +1,11 @@
+"""Removal of dead nodes: operators whose value never reaches the output (e.g. an
+auxiliary head, or a layer orphaned by an earlier fusion)."""
+
+from __future__ import annotations
+
+from ..ir import Graph
+from ._rewrite import prune
+
+
+def remove_dead(graph: Graph) -> Graph:
+    return prune(graph)

@@ -1,0 +1,149 @@
+"""Fixed-point quantisation of a spiking graph (the graph contract, DESIGN.md §2).
+
+Each population ``p`` gets a scale ``S_p`` (integer membrane units per float unit):
+``θ_int = round(θ·S_p)``, ``b_int = round(b·S_p)``, ``v0 = θ_int // 2`` (half threshold) and,
+for every incoming event projection, int8 weights with one exponent ``e`` in ``[0, 7]``:
+``W_int·2^e ≈ W_eff·S_p`` (``W_eff`` already holds ``1/T_src``). The encoder keeps float
+weights; its current is rounded with ``S_p`` by the backends. ``S_p`` aims at a threshold
+resolution of ``2**TARGET_THETA_BITS`` units (or the largest incoming weight using all 8
+bits, whichever is finer), capped so that every projection fits with ``e <= 7``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+
+from .graph import WEIGHT_EXP_MAX, WEIGHT_MAX, WEIGHT_MIN, Projection, SpikingGraph, validate
+from .reference import evaluate
+from .semantics import V_MAX
+
+TARGET_THETA_BITS = 12
+"""Aimed threshold resolution: θ_int ≈ 4096 membrane units."""
+MIN_THETA_BITS = 8
+"""Below θ_int = 256 the report warns that the threshold resolution is coarse."""
+MAX_THETA_BITS = 20
+"""Headroom: θ_int <= 2**20 leaves 8x to the 24-bit membrane's 2**23."""
+
+
+class FixedPointError(ValueError):
+    """A network that cannot be represented in the fixed-point format."""
+
+
+@dataclass
+class QuantReport:
+    layers: list[dict] = field(default_factory=list)  # per population/readout
+    warnings: list[str] = field(default_factory=list)
+    max_output_error: float | None = None  # max |readout_fixed - readout_float|
+    count_mismatch_fraction: float | None = None
+    membrane_saturations: int | None = None
+    accuracy_float: float | None = None
+    accuracy_fixed: float | None = None
+    agreement: float | None = None  # fraction of samples with the same argmax
+
+    def as_dict(self) -> dict:
+        return {k: getattr(self, k) for k in self.__dataclass_fields__}
+
+
+def _choose_scale(theta: float, wmax: float, name: str) -> float:
+    hi = WEIGHT_MAX * 2.0 ** WEIGHT_EXP_MAX / wmax if wmax > 0 else np.inf
+    s = max(2.0 ** TARGET_THETA_BITS / theta, WEIGHT_MAX / wmax if wmax > 0 else 0.0)
+    s = min(s, hi, 2.0 ** MAX_THETA_BITS / theta)
+    if round(theta * s) < 1:
+        raise FixedPointError(
+            f"{name}: weights up to {wmax:.3g} are too large for a threshold of {theta:.3g} in "
+            f"8-bit weights with exponent <= {WEIGHT_EXP_MAX} (threshold would round to 0); "
+            "retrain with weight decay / smaller weights or compile in float")
+    return float(s)
+
+
+def _quantise_weights(pr: Projection, s: float) -> tuple[Projection, dict]:
+    w = np.asarray(pr.weight, np.float64) * s
+    m = float(np.abs(w).max(initial=0.0))
+    e = 0 if m <= WEIGHT_MAX else int(np.ceil(np.log2(m / WEIGHT_MAX)))
+    if e > WEIGHT_EXP_MAX:
+        raise FixedPointError(f"projection {pr.name!r}: weights need exponent {e} > "
+                              f"{WEIGHT_EXP_MAX}; they overflow 8-bit fixed point")
+    q = np.round(w / 2.0 ** e)
+    clipped = int(np.sum((q < WEIGHT_MIN) | (q > WEIGHT_MAX)))
+    q = np.clip(q, WEIGHT_MIN, WEIGHT_MAX).astype(np.int64)
+    err = float(np.abs(q * 2.0 ** e - w).max(initial=0.0) / s)
+    return replace(pr, weight=q, weight_exp=e), {"projection": pr.name, "weight_exp": e,
+                                                  "clipped": clipped, "max_weight_error": err}
+
+
+def quantize(graph: SpikingGraph, x: np.ndarray | None = None, y: np.ndarray | None = None,
+             seed: int = 0) -> tuple[SpikingGraph, QuantReport]:
+    """Fixed-point copy of ``graph`` and a report; ``x``/``y`` is a calibration batch
+    (random inputs when absent; accuracy only with labels)."""
+    report = QuantReport()
+    for pr in graph.projections:
+        if pr.event_scale is not None:
+            raise FixedPointError(f"projection {pr.name!r} needs a per-event scale (per-neuron "
+                                  "T into a conv); fixed point cannot represent it")
+        if not np.all(np.isfinite(pr.weight)):
+            raise FixedPointError(f"projection {pr.name!r} has NaN or Inf weights")
+    new_projs: dict[str, Projection] = {pr.name: pr for pr in graph.projections}
+
+    def scale_for(target: str, theta: float) -> tuple[float, list[dict]]:
+        events = [pr for pr in graph.incoming(target) if not pr.analog]
+        wmax = max((float(np.abs(pr.weight).max(initial=0)) for pr in events), default=0.0)
+        s = _choose_scale(theta, wmax, target)
+        rows = []
+        for pr in events:
+            new_projs[pr.name], row = _quantise_weights(pr, s)
+            report.warnings += [f"projection {pr.name!r}: {row['clipped']} weights clipped"] \
+                if row["clipped"] else []
+            rows.append(row)
+        return s, rows
+
+    pops = []
+    for p in graph.populations:
+        s, rows = scale_for(p.name, p.threshold)
+        theta_int = int(round(p.threshold * s))
+        if theta_int < 2 ** MIN_THETA_BITS:
+            report.warnings.append(f"population {p.name!r}: threshold resolution is only "
+                                   f"{theta_int} units (large weights)")
+        bias = np.round(np.asarray(p.bias, np.float64) * s).astype(np.int64)
+        if np.abs(bias).max(initial=0) > V_MAX:
+            raise FixedPointError(f"population {p.name!r}: bias overflows the 24-bit membrane")
+        v0 = theta_int // 2 if np.isclose(p.v0, p.threshold / 2) else int(round(p.v0 * s))
+        pops.append(replace(p, threshold=theta_int, bias=bias, v0=v0, scale=s))
+        report.layers.append({"name": p.name, "scale": s, "threshold_int": theta_int,
+                              "projections": rows})
+    ro = graph.readout
+    s_r, rows = scale_for(ro.name, 1.0)
+    readout = replace(ro, bias=np.round(np.asarray(ro.bias, np.float64) * s_r).astype(np.int64),
+                      scale=s_r)
+    report.layers.append({"name": ro.name, "scale": s_r, "projections": rows})
+    fixed = replace(graph, populations=tuple(pops), readout=readout,
+                    projections=tuple(new_projs[pr.name] for pr in graph.projections),
+                    fixed_point=True)
+    validate(fixed)
+    if all(p.coupling == "rate" for p in graph.populations):
+        _measure(graph, fixed, report, x, y, seed)
+    else:
+        report.warnings.append("stream-coupled populations: error measured by the simulator")
+    return fixed, report
+
+
+def _measure(flt: SpikingGraph, fixed: SpikingGraph, report: QuantReport, x, y, seed) -> None:
+    if x is None:
+        x = np.random.default_rng(seed).normal(0, 1, size=(16, *flt.input.shape))
+    a, b = evaluate(flt, x), evaluate(fixed, x)
+    report.max_output_error = float(np.abs(a.output - b.output).max())
+    total = sum(v.size for v in a.counts.values())
+    diff = sum(int(np.sum(a.counts[k] != b.counts[k])) for k in a.counts)
+    report.count_mismatch_fraction = diff / max(total, 1)
+    sat = 0
+    for p in fixed.populations:
+        c = b.currents[p.name]
+        sat += int(np.sum(np.abs(c) + p.threshold > V_MAX))
+    report.membrane_saturations = sat
+    pa = a.output.reshape(len(x), -1).argmax(1)
+    pb = b.output.reshape(len(x), -1).argmax(1)
+    report.agreement = float(np.mean(pa == pb))
+    if y is not None:
+        report.accuracy_float = float(np.mean(pa == np.asarray(y)))
+        report.accuracy_fixed = float(np.mean(pb == np.asarray(y)))

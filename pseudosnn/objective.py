@@ -1,0 +1,339 @@
+"""Hardware-aware objective: the paper's FLOPs x timesteps cost and a spike-aware
+synaptic-operation (SOP) cost, either usable as the training penalty, both reportable
+per layer (rows keyed by the neuron's module name).
+
+Structure. The model's documented structure (``pseudosnn.models``) is walked once into
+*terms*: the input of every population (and of the readout) is a sum of terms
+``(source, ops)``, a source population (or the analog input) followed by a chain of
+linear ops (BatchNorm is folded at deployment and ignored here). Each term is one
+synaptic projection of the deployed graph.
+
+* Fan-out of a source neuron through a term: how many target neurons one event reaches,
+  counted like ``compiler.graph.Projection.fanout``: dense (after ``Flatten``/``Linear``)
+  every target; conv/avg-pool chains ``C_out`` (or the same channel for pooling only)
+  times, per spatial axis, the output positions whose (composed) window covers the
+  pixel, fewer at the borders; an identity shortcut reaches 1 target.
+* FLOPs of a term: conv ``out_numel * C_in/groups * k_h * k_w``, linear ``in * out``,
+  average pooling ``in_numel``, of the ops in its chain.
+
+Costs (``T_k`` the STE-rounded timesteps of population ``k``, mean over its neurons):
+
+* paper: ``sum_k T_k * FLOPs_k / FLOPs_total + mean_k T_k`` where ``FLOPs_k`` is what
+  population ``k``'s events drive and ``FLOPs_total`` includes the encoder.
+* spike: ``sum_k sum_i fanout_ki * E[n_ki] / sum_k sum_i fanout_ki + mean_k T_k`` with
+  the expected spike count ``E[n_ki] = T_ki * clip(c_ki, 0, 1)`` (batch mean) from the
+  forward pass just run: expected SOPs per synapse, plus the same latency term.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Literal
+
+import numpy as np
+import torch
+from torch import nn
+
+from .models import BasicBlock, PreActBlock, SeqToANN, SEWBlock, SpikingNetwork
+from .neurons import SpikingNeuron
+
+INPUT = "input"
+READOUT = "readout"
+LINEAR_OPS = (nn.Conv2d, nn.Linear, nn.AvgPool2d, nn.AdaptiveAvgPool2d, nn.Flatten)
+
+
+@dataclass(frozen=True)
+class Term:
+    """One projection: events of ``source`` passed through ``ops`` (a chain of linear ops)."""
+
+    source: str
+    ops: tuple[nn.Module, ...] = ()
+
+
+@dataclass
+class Structure:
+    """Per target (population name or ``"readout"``): the terms summed into its input."""
+
+    inputs: dict[str, list[Term]] = field(default_factory=dict)
+    shapes: dict[str, tuple[int, ...]] = field(default_factory=dict)
+
+    def outgoing(self, source: str) -> Iterator[tuple[str, Term]]:
+        for target, terms in self.inputs.items():
+            for term in terms:
+                if term.source == source:
+                    yield target, term
+
+
+def trace_structure(model: SpikingNetwork) -> Structure:
+    """Walk ``model.body`` and ``model.readout`` into terms (see the module docstring)."""
+    names = {id(m): n for n, m in model.named_modules()}
+    st = Structure()
+    st.shapes[INPUT] = tuple(model.input_shape[-3:]) if len(model.input_shape) >= 3 \
+        else tuple(model.input_shape)
+
+    def chain(expr: list[Term], ops: tuple[nn.Module, ...]) -> list[Term]:
+        return [Term(t.source, t.ops + ops) for t in expr]
+
+    def walk(item: nn.Module, expr: list[Term]) -> list[Term]:
+        if isinstance(item, SeqToANN):
+            return chain(expr, tuple(m for m in item if isinstance(m, LINEAR_OPS)))
+        if isinstance(item, SpikingNeuron):
+            name = names[id(item)]
+            if item.shape is None:
+                raise ValueError(f"neuron {name} has no feature shape; build it with shape=")
+            st.inputs[name], st.shapes[name] = expr, tuple(item.shape)
+            return [Term(name)]
+        if isinstance(item, BasicBlock):
+            a = walk(item.conv2, walk(item.sn1, walk(item.conv1, expr)))
+            b = expr if item.shortcut is None else walk(item.shortcut, expr)
+            return walk(item.sn2, a + b)
+        if isinstance(item, SEWBlock):
+            a = walk(item.sn2, walk(item.conv2, walk(item.sn1, walk(item.conv1, expr))))
+            b = expr if item.shortcut is None else walk(item.shortcut_sn,
+                                                       walk(item.shortcut, expr))
+            return a + b
+        if isinstance(item, PreActBlock):
+            a = walk(item.conv2, walk(item.sn2, walk(item.conv1, walk(item.sn1, expr))))
+            b = expr if item.shortcut is None else walk(item.shortcut, expr)
+            return a + b
+        raise TypeError(f"cannot trace {type(item).__name__}: not part of the documented "
+                        "model structure (see pseudosnn.models)")
+
+    expr = [Term(INPUT)]
+    for item in model.body:
+        expr = walk(item, expr)
+    st.inputs[READOUT] = chain(expr, (model.readout.fc,))
+    return st
+
+
+# --- geometry -----------------------------------------------------------------------
+def _windows(op: nn.Module, size: int) -> tuple[np.ndarray, np.ndarray]:
+    """For each output index of ``op`` along one axis: the input window ``[start, stop)``."""
+    if isinstance(op, nn.AdaptiveAvgPool2d):
+        out = _pair(op.output_size)[0]
+        o = np.arange(out)
+        return (o * size) // out, -((-(o + 1) * size) // out)
+    k, s, p = _geometry(op)
+    out = (size + 2 * p - k) // s + 1
+    start = np.arange(out) * s - p
+    return start, start + k
+
+
+def _geometry(op: nn.Module) -> tuple[int, int, int]:
+    k, s, p = (_pair(v)[0] for v in (op.kernel_size, op.stride, op.padding))
+    if (_pair(op.kernel_size) != (k, k) or _pair(op.stride) != (s, s)
+            or _pair(op.padding) != (p, p)):
+        raise ValueError(f"{op} has non-square geometry: not supported by the cost model")
+    if isinstance(op, nn.AvgPool2d) and op.ceil_mode:
+        raise ValueError(f"{op} uses ceil_mode: not supported by the cost model")
+    return k, s, p
+
+
+def _pair(v) -> tuple[int, int]:
+    return (int(v), int(v)) if isinstance(v, int) else (int(v[0]), int(v[-1]))
+
+
+def _reach(lo: np.ndarray, hi: np.ndarray, op: nn.Module, size: int):
+    """Map per-source intervals ``[lo, hi]`` of input indices to the interval of output
+    indices whose window intersects them (empty: ``lo > hi``)."""
+    start, stop = _windows(op, size)
+    new_lo = np.searchsorted(stop, lo, side="right")  # first o with stop_o > lo
+    new_hi = np.searchsorted(start, hi, side="right") - 1  # last o with start_o <= hi
+    new_lo = np.where(lo > hi, new_hi + 1, new_lo)  # empty stays empty
+    return new_lo, new_hi, len(start)
+
+
+def term_fanout(source_shape: tuple[int, ...], ops: tuple[nn.Module, ...]) -> np.ndarray:
+    """Structural fan-out of every source neuron (array of ``source_shape``) through ``ops``."""
+    if not ops:
+        return np.ones(source_shape, dtype=np.int64)
+    dense = None
+    if len(source_shape) == 3:
+        _, h, w = source_shape
+        ly, hy, lx, hx = np.arange(h), np.arange(h), np.arange(w), np.arange(w)
+        channels = 1
+    for op in ops:
+        if dense is not None or len(source_shape) != 3:
+            if isinstance(op, nn.Linear):
+                dense = op.out_features
+            elif not isinstance(op, nn.Flatten):
+                raise ValueError(f"{op} after flattening: not supported by the cost model")
+            continue
+        if isinstance(op, nn.Flatten):
+            dense = -1  # flattened; the next Linear sets the fan-out
+            continue
+        if isinstance(op, nn.Conv2d):
+            if op.groups != 1:
+                raise ValueError(f"{op}: grouped convolutions are not supported by the "
+                                 "cost model")
+            channels = op.out_channels
+        elif isinstance(op, nn.Linear):
+            raise ValueError(f"{op} on an unflattened tensor: not supported")
+        ly, hy, h = _reach(ly, hy, op, h)
+        lx, hx, w = _reach(lx, hx, op, w)
+    if dense is not None:
+        if dense < 0:
+            raise ValueError("a chain ends in Flatten without a Linear layer")
+        return np.full(source_shape, dense, dtype=np.int64)
+    ny = np.maximum(hy - ly + 1, 0)
+    nx = np.maximum(hx - lx + 1, 0)
+    return np.broadcast_to(channels * ny[:, None] * nx[None, :], source_shape).astype(np.int64)
+
+
+def term_flops(source_shape: tuple[int, ...], ops: tuple[nn.Module, ...]) -> int:
+    """Multiply-accumulates (conv, linear) and additions (average pooling) of ``ops`` on one
+    sample of ``source_shape``."""
+    shape, flops = tuple(source_shape), 0
+    for op in ops:
+        if isinstance(op, nn.Flatten):
+            shape = (math.prod(shape),)
+        elif isinstance(op, nn.Linear):
+            flops += op.in_features * op.out_features
+            shape = (op.out_features,)
+        else:
+            c, h, w = shape
+            oh, ow = len(_windows(op, h)[0]), len(_windows(op, w)[0])
+            if isinstance(op, nn.Conv2d):
+                k = op.kernel_size
+                flops += op.out_channels * oh * ow * (c // op.groups) * k[0] * k[1]
+                c = op.out_channels
+            else:
+                flops += c * h * w
+            shape = (c, oh, ow)
+    return flops
+
+
+# --- the objective ------------------------------------------------------------------
+@dataclass
+class LayerCost:
+    """One row of the per-layer report (``expected_*`` are per sample, batch mean)."""
+
+    name: str
+    timesteps: float
+    flops: int
+    paper_share: float
+    expected_spikes: float
+    expected_sops: float
+
+
+class HardwareCost:
+    """The penalty ``cost: paper | spike`` of a model; ``cost()`` after a forward pass.
+
+    Forward hooks on the neurons record their currents ``c = scale*mean_t(x) + bias``
+    (differentiable), from which the spike-aware cost and the report are computed.
+    """
+
+    def __init__(self, model: SpikingNetwork, kind: Literal["paper", "spike"] = "paper"):
+        if kind not in ("paper", "spike"):
+            raise ValueError(f"cost={kind!r} is not 'paper' or 'spike'")
+        self.model, self.kind = model, kind
+        self.structure = trace_structure(model)
+        self.neurons = dict(model.neurons())
+        for name, n in self.neurons.items():
+            if not hasattr(n, "timesteps_float"):
+                raise ValueError(f"neuron {name} ({n.family}) has no learnable timesteps: "
+                                 "the hardware cost needs PseudoSN neurons")
+        st = self.structure
+        self.flops = {k: sum(term_flops(st.shapes[k], t.ops) for _, t in st.outgoing(k))
+                      for k in self.neurons}
+        self.encoder_flops = sum(term_flops(st.shapes[INPUT], t.ops)
+                                 for _, t in st.outgoing(INPUT))
+        self.total_flops = self.encoder_flops + sum(self.flops.values())
+        self.fanout = {k: sum((term_fanout(st.shapes[k], t.ops) for _, t in st.outgoing(k)),
+                              np.zeros(st.shapes[k], np.int64)) for k in self.neurons}
+        self.total_fanout = float(sum(int(f.sum()) for f in self.fanout.values()))
+        self._fanout_t: dict[str, torch.Tensor] = {}
+        self.currents: dict[str, torch.Tensor] = {}
+        self._hooks = [n.register_forward_hook(self._record(k)) for k, n in self.neurons.items()]
+
+    def _record(self, name: str):
+        def hook(module, inputs, output):
+            self.currents[name] = module.current(inputs[0])[0]  # [B, *shape]
+        return hook
+
+    def remove(self) -> None:
+        for h in self._hooks:
+            h.remove()
+
+    def _fanout_tensor(self, name: str, like: torch.Tensor) -> torch.Tensor:
+        f = self._fanout_t.get(name)
+        if f is None or f.device != like.device:
+            f = torch.from_numpy(self.fanout[name].astype(np.float32)).to(like.device)
+            self._fanout_t[name] = f
+        return f
+
+    def mean_timesteps(self) -> torch.Tensor:
+        return torch.stack([n.timesteps_float().mean() for n in self.neurons.values()]).mean()
+
+    def paper_cost(self) -> torch.Tensor:
+        energy = sum(n.timesteps_float().mean() * (self.flops[k] / self.total_flops)
+                     for k, n in self.neurons.items())
+        return energy + self.mean_timesteps()
+
+    def expected_spikes(self, name: str) -> torch.Tensor:
+        """``T * clip(c, 0, 1)`` per neuron, batch mean (needs a forward pass first)."""
+        if name not in self.currents:
+            raise RuntimeError("run a forward pass before asking for spike estimates")
+        c = self.currents[name]
+        return (self.neurons[name].timesteps_float() * c.clamp(0.0, 1.0)).mean(0)
+
+    def expected_sops(self, name: str) -> torch.Tensor:
+        n = self.expected_spikes(name)
+        return (n * self._fanout_tensor(name, n)).sum()
+
+    def spike_cost(self) -> torch.Tensor:
+        sops = sum(self.expected_sops(k) for k in self.neurons)
+        return sops / self.total_fanout + self.mean_timesteps()
+
+    def cost(self) -> torch.Tensor:
+        return self.paper_cost() if self.kind == "paper" else self.spike_cost()
+
+    def rows(self) -> list[LayerCost]:
+        """Per-layer report from the latest forward pass (see :func:`layer_report`)."""
+        out = []
+        with torch.no_grad():
+            for k, n in self.neurons.items():
+                have = k in self.currents
+                out.append(LayerCost(
+                    name=k, timesteps=float(n.timesteps_float().mean()),
+                    flops=self.flops[k], paper_share=self.flops[k] / self.total_flops,
+                    expected_spikes=float(self.expected_spikes(k).sum()) if have else math.nan,
+                    expected_sops=float(self.expected_sops(k)) if have else math.nan))
+        return out
+
+
+def layer_report(model: SpikingNetwork, x: torch.Tensor) -> list[LayerCost]:
+    """Per-layer rows (name, T, FLOPs, paper-cost share, expected spikes and SOPs per
+    sample) from a noise-free training-mode forward of ``x``: neurons in training mode
+    with ``noise_prob = 0`` (so ``c`` is what the training forward computes), BatchNorm on
+    its running statistics (what is deployed); the model's state is restored after."""
+    cost = HardwareCost(model, "paper")
+    was_training = model.training
+    saved = {k: n.noise_prob for k, n in cost.neurons.items()}
+    try:
+        model.train()
+        for m in model.modules():
+            if isinstance(m, nn.modules.batchnorm._BatchNorm):
+                m.eval()
+        for n in cost.neurons.values():
+            n.noise_prob = 0.0
+        with torch.no_grad():
+            model(x)
+        return cost.rows()
+    finally:
+        for k, n in cost.neurons.items():
+            n.noise_prob = saved[k]
+        model.train(was_training)
+        cost.remove()
+
+
+def format_rows(rows: list[LayerCost]) -> str:
+    """A plain-text table of :class:`LayerCost` rows."""
+    head = f"{'layer':<22}{'T':>7}{'FLOPs':>12}{'share':>8}{'E[spikes]':>12}{'E[SOPs]':>14}"
+    lines = [head, "-" * len(head)]
+    for r in rows:
+        lines.append(f"{r.name:<22}{r.timesteps:>7.2f}{r.flops:>12d}{r.paper_share:>8.3f}"
+                     f"{r.expected_spikes:>12.1f}{r.expected_sops:>14.1f}")
+    return "\n".join(lines)

@@ -1,0 +1,133 @@
+"""``pseudosnn simulate``: run compiled artifacts on the cycle-accurate simulator and report
+spike counts, SOPs, latency and energy (terminal table, JSON, CSV, PNG plots)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+from ..compiler.artifact import ArtifactError, load
+from ..compiler.graph import GraphError
+from .atomic import write_atomic
+from .datasets import DataError, fit_to_input, load_dataset
+from .energy import DEFAULT_MODEL, DEFAULT_TIME_PER_STEP_US, PRESETS, UnknownEnergyModel, get_model
+from .engine import SimulationError
+from .engine import simulate as simulate_graph
+from .metrics.report import build_report, format_table, write_reports
+from .sharding import simulate_dataset
+
+
+def _stems(paths: list[Path]) -> list[str]:
+    """Unique file stems for the artifacts' reports."""
+    seen: dict[str, int] = {}
+    out = []
+    for p in paths:
+        stem = p.resolve().name or "artifact"
+        seen[stem] = seen.get(stem, 0) + 1
+        out.append(stem if seen[stem] == 1 else f"{stem}-{seen[stem]}")
+    return out
+
+
+def run_simulation(
+    artifacts: list[Path], data: str, batch: int = 64, limit: int | None = None,
+    energy_model: str = DEFAULT_MODEL, fixed_point: bool = False, report_dir: Path | None = None,
+    workers: int = 1, time_per_step_us: float = DEFAULT_TIME_PER_STEP_US,
+    mean_hops: float = 0.0, raster_neurons: int = 16, progress: bool = True,
+    echo=click.echo,
+) -> list[dict]:
+    """Simulate every artifact on the data set; return one report dict per artifact."""
+    from tqdm import tqdm
+
+    model = get_model(energy_model)
+    ds = load_dataset(data)
+    x, y = ds.x, ds.y
+    if limit is not None:
+        if limit < 1:
+            raise DataError(f"--limit must be >= 1, got {limit}")
+        x, y = x[:limit], None if y is None else y[:limit]
+    if batch < 1:
+        raise DataError(f"--batch must be >= 1, got {batch}")
+    reports = []
+    for path, stem in zip(artifacts, _stems(artifacts), strict=True):
+        graph = load(path)
+        if fixed_point and not graph.fixed_point:
+            raise SimulationError(
+                f"{path} holds a float graph; --fixed-point needs an artifact compiled with "
+                "fixed-point quantisation (pseudosnn-compile ... --fixed-point)")
+        xs = fit_to_input(x, graph.input.shape, data)
+        with tqdm(total=len(xs), desc=f"simulate {stem}", unit="sample",
+                  disable=not progress) as bar:
+            tally = simulate_dataset(graph, xs, y, batch_size=batch, workers=workers,
+                                     on_batch=bar.update)
+        rep = build_report(graph, tally, model, time_per_step_us, mean_hops, name=stem,
+                           fixed_point=graph.fixed_point)
+        rep["artifact"] = str(path)
+        rep["data"] = data
+        reports.append(rep)
+        echo(format_table(rep))
+        if report_dir is not None:
+            from .plots import plot_layers, plot_raster, plot_spikes_per_step
+
+            written = write_reports(rep, report_dir, stem)
+            written.append(plot_layers(rep, report_dir / f"{stem}_layers.png"))
+            written.append(plot_spikes_per_step(rep, report_dir / f"{stem}_spikes_per_step.png"))
+            one = simulate_graph(graph, xs[:1], record_spikes=True)
+            written.append(plot_raster({k: v[0] for k, v in one.spikes.items()},
+                                       report_dir / f"{stem}_raster.png", raster_neurons,
+                                       title=f"{stem}: spike raster, sample 0"))
+            echo("wrote " + ", ".join(str(p) for p in written))
+    if report_dir is not None and len(reports) > 1:
+        from .plots import plot_accuracy_vs_energy
+
+        summary = [{k: r[k] for k in ("name", "artifact", "accuracy", "latency_steps")}
+                   | {"energy_pj_per_sample": r["totals"]["energy_pj_per_sample"],
+                      "sops_per_sample": r["totals"]["sops_per_sample"]} for r in reports]
+        p1 = write_atomic(report_dir / "summary.json", json.dumps(summary, indent=1) + "\n")
+        p2 = plot_accuracy_vs_energy(reports, report_dir / "accuracy_vs_energy.png")
+        echo(f"wrote {p1}, {p2}")
+    return reports
+
+
+@click.command("simulate")
+@click.argument("artifacts", nargs=-1, required=True,
+                type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--data", required=True, metavar="SPEC",
+              help="Inputs: 'digits' (sklearn 8x8 test split), 'cifar10:PATH' (python-pickle "
+                   "test_batch or its folder) or 'npz:PATH' (arrays x and optional y).")
+@click.option("--batch", default=64, show_default=True, help="Samples simulated at once.")
+@click.option("--limit", type=int, default=None, help="Simulate only the first N samples.")
+@click.option("--energy-model", default=DEFAULT_MODEL, show_default=True,
+              help=f"Energy preset: {', '.join(sorted(PRESETS))}.")
+@click.option("--fixed-point", is_flag=True,
+              help="Require bit-exact integer simulation (the artifact must be fixed point).")
+@click.option("--report", "report_dir", type=click.Path(file_okay=False, path_type=Path),
+              default=None, help="Write JSON, CSV and PNG plots into this directory.")
+@click.option("--workers", default=1, show_default=True,
+              help="Processes to shard batches across (counts merge exactly).")
+@click.option("--time-per-step-us", default=DEFAULT_TIME_PER_STEP_US, show_default=True,
+              type=float, help="Wall time of one global step, for latency in microseconds.")
+@click.option("--mean-hops", default=0.0, show_default=True, type=float,
+              help="Mean mesh hops per spike (Loihi routing energy; 0 = within tile).")
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+def simulate_cmd(artifacts, data, batch, limit, energy_model, fixed_point, report_dir, workers,
+                 time_per_step_us, mean_hops, quiet):
+    """Simulate compiled ARTIFACT(s) step by step and report spike counts, synaptic
+    operations, latency and energy (and accuracy when the data have labels).
+
+    \b
+    Example:
+      pseudosnn simulate build/cnn --data digits --energy-model loihi --report reports/cnn
+    """
+    if time_per_step_us <= 0:
+        raise click.BadParameter("must be > 0", param_hint="--time-per-step-us")
+    try:
+        run_simulation(list(artifacts), data, batch, limit, energy_model, fixed_point,
+                       report_dir, workers, time_per_step_us, mean_hops, progress=not quiet)
+    except (ArtifactError, GraphError, DataError, SimulationError, UnknownEnergyModel) as exc:
+        raise click.ClickException(str(exc)) from exc
+
+
+simulate = simulate_cmd
+"""The command object registered in ``cli.py`` as ``pseudosnn simulate``."""

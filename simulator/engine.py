@@ -1,0 +1,250 @@
+"""Cycle-accurate execution of a spiking graph (the contract in ``compiler/graph.py``).
+
+One global clock ``t = 0 .. latency_steps - 1``. At every step, in topological order,
+each population whose window is open integrates its current with ``semantics.if_step``
+(soft reset, ``v0``, 24-bit saturation in fixed point), neuron ``i`` for its own ``T_i``
+steps from ``start``. Events emitted at ``t`` reach a target at ``t + delay``.
+
+* **stream** targets integrate, at step ``t``, the projected events delivered at ``t``
+  plus ``b`` (plus the encoder current, held constant like direct encoding): one
+  projection per source step.
+* **rate** targets and the readout only ever see the *sum* of what they were delivered
+  (the accumulator is not observable before the window closes). By linearity
+  ``sum_t W @ s_t = W @ n`` (exact in integer arithmetic; in float mode the very same
+  ``linalg.project`` call as ``compiler.reference`` on the same counts), so the events of
+  a source window are projected once, when that window closes. Neuron updates still step.
+
+Counting (summed over the batch): spikes per neuron and per step, SOPs per projection
+``= sum(events * Projection.fanout)``, encoder MACs ``= B * sum(fanout(input))`` (the
+structural synapses of the encoder: padding taps multiply a zero that is never fetched
+and are not counted), neuron updates = neuron-steps inside windows.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..backends.base import RunResult
+from ..compiler.graph import GraphError, Population, Projection, SpikingGraph
+from ..compiler.linalg import encode_fixed, project
+from ..compiler.semantics import V_MAX, V_MIN, if_step
+from .kernels import Projector
+
+WINDOW_CHUNK_ELEMENTS = 1 << 15
+"""Neurons stepped together through a whole rate window (cache blocking: the membrane,
+current and spike buffers of one chunk stay in L2 for all T steps)."""
+PRECISIONS = ("float64", "float32")
+
+
+class SimulationError(ValueError):
+    """The inputs or the graph cannot be simulated; the message names the fix."""
+
+
+@dataclass
+class _PopState:
+    pop: Population
+    T: np.ndarray  # (*shape) int64
+    uniform_T: bool
+    theta: float | int
+    bias: np.ndarray
+    v: np.ndarray  # (B, *shape)
+    counts: np.ndarray  # (B, *shape) int64
+    current: np.ndarray | None = None  # rate: constant current, set at start
+    drive: np.ndarray | int | float = 0  # stream: encoder current (constant)
+
+
+def _as_int(value, what: str) -> int:
+    iv = int(round(float(value)))
+    if iv != float(value):
+        raise SimulationError(f"fixed-point graph: {what} must be an integer, got {value}")
+    return iv
+
+
+def step_window(st: _PopState, current: np.ndarray, saturate: bool,
+                rec: np.ndarray | None, per_step: np.ndarray) -> None:
+    """All ``T_max`` steps of a rate window, in place, chunk by chunk; per step exactly
+    ``semantics.if_step`` (``v += c`` where active, 24-bit clip, ``s = v >= theta`` where
+    active, ``v -= theta`` where ``s``). ``rec``: bool ``(B, T_max, N)`` or None."""
+    B = st.v.shape[0]
+    v = st.v.reshape(B, -1)
+    c = np.ascontiguousarray(np.broadcast_to(current, st.v.shape), dtype=v.dtype).reshape(B, -1)
+    cnt = st.counts.reshape(B, -1)
+    n = v.shape[1]
+    theta = v.dtype.type(st.theta)
+    T = None if st.uniform_T else st.T.reshape(-1)
+    rows = max(1, WINDOW_CHUNK_ELEMENTS // max(n, 1))
+    s = np.empty((rows, n), dtype=bool)
+    for r0 in range(0, B, rows):
+        r1 = min(B, r0 + rows)
+        vv, cc, nn, ss = v[r0:r1], c[r0:r1], cnt[r0:r1], s[: r1 - r0]
+        for k in range(st.pop.t_max):
+            if T is None:
+                np.add(vv, cc, out=vv)
+            else:
+                active = k < T
+                np.add(vv, cc, out=vv, where=active)
+            if saturate:
+                np.clip(vv, V_MIN, V_MAX, out=vv)
+            np.greater_equal(vv, theta, out=ss)
+            if T is not None:
+                ss &= active
+            np.subtract(vv, theta, out=vv, where=ss)
+            np.add(nn, ss, out=nn)
+            per_step[st.pop.start + k] += np.count_nonzero(ss)
+            if rec is not None:
+                rec[r0:r1, k] = ss
+
+
+def check_input(graph: SpikingGraph, x: np.ndarray) -> np.ndarray:
+    x = np.asarray(x)
+    if x.ndim < 1 or tuple(x.shape[1:]) != tuple(graph.input.shape):
+        raise SimulationError(
+            f"input batch has shape {tuple(x.shape)}, the graph expects (B, "
+            f"{', '.join(map(str, graph.input.shape))}); reshape the data to the network's "
+            "input shape (batch first)")
+    if x.shape[0] == 0:
+        raise SimulationError("the input batch is empty (0 samples); pass at least one sample")
+    if not np.issubdtype(x.dtype, np.number) or not np.all(np.isfinite(x)):
+        raise SimulationError("the input contains NaN/Inf or is not numeric")
+    return x.astype(np.float64, copy=False)
+
+
+def simulate(
+    graph: SpikingGraph, x: np.ndarray, record_spikes: bool = False,
+    fixed_point: bool | None = None, precision: str = "float64",
+) -> RunResult:
+    """Run ``graph`` on a batch ``x`` of shape ``(B, *graph.input.shape)`` step by step.
+
+    ``fixed_point=None`` follows ``graph.fixed_point``; asking for the other mode is an
+    error (quantisation is the compiler's job). ``precision`` (float mode only):
+    ``"float64"`` (default; currents bit-identical to ``compiler.reference``) or
+    ``"float32"`` (the precision of the ONNX/torch executors; faster). Returns a :class:`RunResult`; ``extra``
+    holds ``spikes_per_step`` (pop -> int64 ``(steps,)``, summed over the batch),
+    ``neuron_updates`` (pop -> int), ``latency_steps`` and ``pipeline_interval``.
+    """
+    fixed = graph.fixed_point if fixed_point is None else bool(fixed_point)
+    if fixed != graph.fixed_point:
+        have = "fixed-point" if graph.fixed_point else "float"
+        raise SimulationError(
+            f"the graph is {have}; simulate it in that mode (recompile with or without "
+            "quantisation to change it)")
+    if precision not in PRECISIONS:
+        raise SimulationError(f"unknown precision {precision!r}; use one of {PRECISIONS}")
+    x = check_input(graph, x)
+    B = x.shape[0]
+    steps = graph.latency_steps
+    pops = list(graph.topological_populations())
+    dtype = np.dtype(np.int64 if fixed else precision)
+    exact_ref = not fixed and dtype == np.float64  # linalg.project, as the reference
+    projector = {pr.name: Projector(pr, dtype, exact_int=fixed) for pr in graph.projections}
+
+    def apply(pr: Projection, events: np.ndarray, x_max: int) -> np.ndarray:
+        if exact_ref:
+            return project(pr, events)
+        return projector[pr.name](events, x_max)
+
+    states: dict[str, _PopState] = {}
+    for p in pops:
+        T = p.timesteps_full()
+        theta = _as_int(p.threshold, f"{p.name}.threshold") if fixed else float(p.threshold)
+        v0 = _as_int(p.v0, f"{p.name}.v0") if fixed else float(p.v0)
+        bias = np.asarray(p.bias)
+        if fixed:
+            if not np.all(bias == np.round(bias)):
+                raise SimulationError(f"fixed-point graph: bias of {p.name!r} is not integer")
+            bias = bias.astype(np.int64)
+        else:
+            bias = bias.astype(dtype)
+            theta = dtype.type(theta)
+        states[p.name] = _PopState(
+            pop=p, T=T, uniform_T=bool(np.all(T.flat[0] == T)), theta=theta, bias=bias,
+            v=np.full((B, *p.shape), v0, dtype=dtype),
+            counts=np.zeros((B, *p.shape), dtype=np.int64))
+
+    ro = graph.readout
+    # accumulators of rate populations and of the readout
+    acc: dict[str, np.ndarray | int | float] = {p.name: 0 for p in pops if p.coupling == "rate"}
+    acc[ro.name] = 0
+    inbox: dict[str, dict[int, np.ndarray]] = {p.name: {} for p in pops if p.coupling == "stream"}
+    macs = 0
+    for pr in graph.projections:
+        if not pr.analog:
+            continue
+        c = project(pr, x)  # the encoder: float64 MACs on the analog input, once
+        macs += B * int(pr.fanout(graph.input.shape).sum())
+        c = encode_fixed(c, graph.node(pr.target).scale) if fixed else c.astype(dtype)
+        if pr.target in inbox:
+            states[pr.target].drive = states[pr.target].drive + c
+        else:
+            acc[pr.target] = acc[pr.target] + c
+
+    outgoing = {p.name: graph.outgoing(p.name) for p in pops}
+    stream_targets = set(inbox)
+    # a rate population that feeds no stream population is unobservable step by step from
+    # outside: its whole window is stepped at once (cache-blocked), at its start
+    whole_window = {p.name for p in pops if p.coupling == "rate"
+                    and not any(pr.target in stream_targets for pr in outgoing[p.name])}
+    spikes_rec = ({p.name: np.zeros((B, steps, *p.shape), dtype=bool) for p in pops}
+                  if record_spikes else None)
+    per_step = {p.name: np.zeros(steps, dtype=np.int64) for p in pops}
+    updates = {p.name: B * int(states[p.name].T.sum()) for p in pops}
+
+    for t in range(steps):
+        for p in pops:
+            st = states[p.name]
+            k = t - p.start
+            if k < 0 or k >= p.t_max:
+                continue
+            if p.name in whole_window:
+                if k == 0:
+                    rec = None
+                    if spikes_rec is not None:
+                        full = spikes_rec[p.name].reshape(B, steps, -1)  # a view
+                        rec = full[:, t:t + p.t_max]
+                    step_window(st, acc.pop(p.name) + st.bias, fixed, rec, per_step[p.name])
+                    for pr in outgoing[p.name]:
+                        acc[pr.target] = acc[pr.target] + apply(pr, st.counts, p.t_max)
+                continue
+            if p.coupling == "rate":
+                if k == 0:
+                    st.current = acc.pop(p.name) + st.bias
+                current = st.current
+            else:
+                current = inbox[p.name].pop(t, 0) + st.drive + st.bias
+            active = True if st.uniform_T else (k < st.T)
+            st.v, s = if_step(st.v, np.broadcast_to(current, st.v.shape), st.theta,
+                              active=active, saturate=fixed)
+            st.counts += s
+            per_step[p.name][t] = np.count_nonzero(s)
+            if spikes_rec is not None:
+                spikes_rec[p.name][:, t] = s
+            for pr in outgoing[p.name]:
+                if pr.target in stream_targets:
+                    y = apply(pr, s, 1)
+                    box = inbox[pr.target]
+                    box[t + pr.delay] = box.get(t + pr.delay, 0) + y
+                elif k == p.t_max - 1:
+                    y = apply(pr, st.counts, p.t_max)
+                    acc[pr.target] = acc[pr.target] + y
+
+    out_acc = acc[ro.name] + np.asarray(ro.bias)
+    output = np.asarray(out_acc / ro.scale if fixed else out_acc, dtype=np.float64)
+    output = np.broadcast_to(output, (B, *ro.shape)).copy()
+    counts = {p.name: states[p.name].counts for p in pops}
+    sops = {}
+    for pr in graph.projections:
+        if pr.analog:
+            continue
+        n = counts[pr.source].sum(axis=0)
+        sops[pr.name] = int((n * pr.fanout(graph.shape_of(pr.source))).sum())
+    for p in pops:
+        if p.coupling == "stream" and inbox[p.name]:
+            raise GraphError(f"events reached stream population {p.name!r} outside its window "
+                             f"(steps {sorted(inbox[p.name])}); the schedule is inconsistent")
+    return RunResult(
+        output=output, counts=counts, sops=sops, macs=macs, steps=steps, spikes=spikes_rec,
+        extra={"spikes_per_step": per_step, "neuron_updates": updates,
+               "latency_steps": graph.latency_steps,
+               "pipeline_interval": graph.pipeline_interval})

@@ -1,0 +1,1 @@
+"""Exact tallies of simulated runs and the reports built from them."""

@@ -1,0 +1,124 @@
+"""Networks small enough to work out by hand: spikes, SOPs with conv borders, latency,
+energy; and a fixed-point case where the 24-bit saturation decides a spike."""
+
+import numpy as np
+import pytest
+
+from pseudosnn.compiler.graph import (
+    InputNode,
+    Population,
+    Projection,
+    Readout,
+    SpikingGraph,
+    schedule,
+)
+from pseudosnn.simulator.energy import get_model
+from pseudosnn.simulator.engine import simulate
+from pseudosnn.simulator.metrics.report import build_report
+from pseudosnn.simulator.metrics.tally import Tally
+
+
+def two_layer() -> SpikingGraph:
+    """input (1,3,3) -[1x1 conv, w=1]-> A (1,3,3), T=4 -[3x3 conv, pad 1, w=1/16]->
+    B (1,3,3), T=2 -[dense]-> readout (2,). theta = 1, v0 = 1/2, rate coupling."""
+    A = Population("A", (1, 3, 3), np.int64(4), 1.0, np.zeros((1, 1, 1)), 0.5)
+    B = Population("B", (1, 3, 3), np.int64(2), 1.0, np.zeros((1, 1, 1)), 0.5)
+    w_out = np.zeros((2, 9))
+    w_out[0] = 0.5
+    w_out[1, 0] = 0.5
+    g = SpikingGraph(
+        InputNode((1, 3, 3)), (A, B), Readout("out", (2,), np.array([0.25, -0.25])),
+        (Projection("enc", "input", "A", "conv", np.ones((1, 1, 1, 1)), delay=0),
+         Projection("AB", "A", "B", "conv", np.full((1, 1, 3, 3), 1 / 16), padding=(1, 1)),
+         Projection("Bout", "B", "out", "dense", w_out)))
+    g = schedule(g)
+    g.validate()
+    return g
+
+
+X = np.array([[[[1.0, 0.5, 0.0], [0.25, 0.75, 1.0], [0.0, 0.0, 0.1]]]])
+
+
+def test_two_layer_network_by_hand():
+    g = two_layer()
+    res = simulate(g, X, record_spikes=True)
+    # A: n = clamp(floor(4c + 1/2), 0, 4); c = x.
+    n_A = np.array([[4, 2, 0], [1, 3, 4], [0, 0, 0]])
+    assert np.array_equal(res.counts["A"][0, 0], n_A)
+    # A fires from step 0 (c=1: every step; 0.5: steps 0,2; 0.25: step 1; 0.75: 0,1,3)
+    assert res.extra["spikes_per_step"]["A"].tolist() == [4, 4, 3, 3, 0, 0, 0]
+    assert np.nonzero(res.spikes["A"][0, :, 0, 1, 0])[0].tolist() == [1]  # c = 0.25
+    # B: c = (3x3 neighbourhood sum of n_A)/16 = [[10,14,9],[10,14,9],[4,8,7]]/16,
+    # n = floor(2c + 1/2); window steps 4, 5 (A's last events arrive at 3 + 1 = 4).
+    assert g.population("B").start == 4
+    n_B = np.array([[1, 2, 1], [1, 2, 1], [1, 1, 1]])
+    assert np.array_equal(res.counts["B"][0, 0], n_B)
+    assert res.extra["spikes_per_step"]["B"].tolist() == [0, 0, 0, 0, 7, 4, 0]
+    # readout: 0.5 * 11 + 0.25 and 0.5 * n_B[0,0] - 0.25; final at 5 + 1 = 6
+    np.testing.assert_allclose(res.output, [[5.75, 0.25]])
+    assert res.steps == g.latency_steps == 7
+    assert g.pipeline_interval == 4
+    # SOPs: 3x3 pad-1 fan-out on 3x3 is [[4,6,4],[6,9,6],[4,6,4]] (borders!)
+    assert res.sops["AB"] == 4 * 4 + 2 * 6 + 1 * 6 + 3 * 9 + 4 * 6 == 85
+    assert res.sops["Bout"] == 11 * 2
+    assert res.macs == 9  # 1x1 conv, 9 structural synapses
+    assert res.extra["neuron_updates"] == {"A": 36, "B": 18}
+
+    tally = Tally().add(res, np.array([0]))
+    rep = build_report(g, tally, get_model("45nm-fp32"), time_per_step_us=2.0)
+    assert rep["latency_steps"] == 7 and rep["latency_us"] == 14.0
+    assert rep["throughput_samples_per_s"] == pytest.approx(1e6 / (4 * 2.0))
+    assert rep["accuracy"] == 1.0
+    assert rep["totals"]["energy_pj_per_sample"] == pytest.approx(107 * 0.9 + 9 * 4.6)
+    layers = {r["layer"]: r for r in rep["layers"]}
+    assert layers["A"]["energy_pj"] == pytest.approx(9 * 4.6)
+    assert layers["B"]["energy_pj"] == pytest.approx(85 * 0.9)
+    assert layers["out"]["energy_pj"] == pytest.approx(22 * 0.9)
+    assert layers["A"]["firing_rate"] == pytest.approx(14 / 36)
+    # ANN: 9 + 49 + 18 dense MACs
+    assert rep["ann"]["dense_macs_per_sample"] == 76
+    assert rep["ann"]["energy_pj_per_sample"] == pytest.approx(76 * 4.6)
+
+    loihi = build_report(g, tally, get_model("loihi"), time_per_step_us=1.0)
+    e = loihi["totals"]["energy_by_category_pj"]
+    assert e["sop"] == pytest.approx(107 * 23.6)
+    assert e["encoder_mac"] == pytest.approx(9 * 4.6)
+    # active neuron-steps 36 + 18; inactive (9*7 - 36) + (9*7 - 18) = 72
+    assert e["neuron_update"] == pytest.approx(54 * 81 + 72 * 52)
+    assert e["routing"] == pytest.approx(25 * 1.7)
+    assert loihi["totals"]["energy_pj_per_sample"] == pytest.approx(10727.1)
+
+
+def saturating_graph() -> SpikingGraph:
+    """Fixed point: 200 A-neurons fire every step into B with weight -128 << 7, 760 fire
+    only at their step 3 with +127 << 7. B (stream, start 1) goes below -2**23 at step 3;
+    saturated it reaches 689152 >= 256 at step 4 and fires; unsaturated it would not."""
+    n_neg, n_pos = 200, 760
+    w_enc = np.zeros((n_neg + n_pos, 2))
+    w_enc[:n_neg, 0] = 1.0
+    w_enc[n_neg:, 1] = 1.0
+    A = Population("A", (n_neg + n_pos,), np.int64(4), 256.0, np.zeros(1, np.int64), 128.0,
+                   scale=256.0)
+    B = Population("B", (1,), np.int64(4), 256.0, np.zeros(1, np.int64), 128.0,
+                   coupling="stream", scale=256.0)
+    w = np.concatenate([np.full(n_neg, -128), np.full(n_pos, 127)])[None].astype(np.int64)
+    g = SpikingGraph(
+        InputNode((2,)), (A, B), Readout("out", (1,), np.zeros(1, np.int64), scale=1.0),
+        (Projection("enc", "input", "A", "dense", w_enc, delay=0),
+         Projection("AB", "A", "B", "dense", w, weight_exp=7),
+         Projection("Bout", "B", "out", "dense", np.ones((1, 1), np.int64))),
+        fixed_point=True)
+    g = schedule(g)
+    g.validate()
+    return g
+
+
+def test_fixed_point_saturation_decides_a_spike():
+    g = saturating_graph()
+    # encoder currents: 1.0 * 256 = 256 (fires every step), 0.125 * 256 = 32
+    # (v: 160, 192, 224, 256 -> fires at its step 3 only)
+    res = simulate(g, np.array([[1.0, 0.125]]), record_spikes=True)
+    assert res.extra["spikes_per_step"]["A"].tolist() == [200, 200, 200, 960, 0, 0]
+    assert g.population("B").start == 1
+    assert res.spikes["B"][0, :, 0].tolist() == [False, False, False, False, True, False]
+    assert res.output.tolist() == [[1.0]]
