@@ -93,8 +93,8 @@ def rate_onnx(graph: SpikingGraph):
     def proj(pr: Projection) -> str:
         src = "x" if pr.analog else f"{pr.source}.n"
         if pr.event_scale is not None:
-            nodes.append(helper.make_node("Mul", [src, const(f"{pr.name}.es", pr.event_scale[None])],
-                                          [f"{pr.name}.in"]))
+            es = const(f"{pr.name}.es", pr.event_scale[None])
+            nodes.append(helper.make_node("Mul", [src, es], [f"{pr.name}.in"]))
             src = f"{pr.name}.in"
         out = f"{pr.name}.y"
         if pr.kind == "conv":
@@ -212,12 +212,64 @@ def torch_time_loop(graph: SpikingGraph):
     return run
 
 
+def fixed_point_version(graph: SpikingGraph) -> SpikingGraph | None:
+    """The compiler's fixed-point quantisation of ``graph`` (None if it cannot)."""
+    if graph.fixed_point:
+        return None
+    try:
+        from pseudosnn.compiler.quantize import quantize
+        return quantize(graph)[0]
+    except Exception as exc:  # report, do not stop the benchmark
+        print(f"  (no fixed-point version: {exc})")
+        return None
+
+
 def lava_hook():
     try:
         from pseudosnn.backends.lava_bench import lava_seconds_per_sample
     except ImportError as exc:
         return None, f"hook not available ({exc})"
     return lava_seconds_per_sample, ""
+
+
+# --- conv kernel choice: GEMM vs event list ------------------------------------------
+def conv_events(s: np.ndarray, w: np.ndarray, pad: int) -> np.ndarray:
+    """Stride-1 conv of binary spikes by scattering, for every event, its weights into the
+    outputs it reaches (``np.add.at``): the event-list alternative to the GEMM."""
+    b, c, h, wd = s.shape
+    co, _, kh, kw = w.shape
+    out = np.zeros((b, h + 2 * pad + kh, wd + 2 * pad + kw, co), dtype=w.dtype)
+    eb, ec, ey, ex = np.nonzero(s)
+    wt = w.transpose(1, 2, 3, 0)
+    for u in range(kh):
+        for v in range(kw):
+            np.add.at(out, (eb, ey - u + pad + kh, ex - v + pad + kw), wt[ec, u, v])
+    oh, ow = h + 2 * pad - kh + 1, wd + 2 * pad - kw + 1
+    return out[:, kh:kh + oh, kw:kw + ow].transpose(0, 3, 1, 2)
+
+
+def bench_kernels(reps: int) -> list[dict]:
+    from pseudosnn.simulator.kernels import conv2d_gemm
+
+    rng = np.random.default_rng(0)
+    w = rng.normal(size=(128, 128, 3, 3)).astype(np.float32)
+    rows = []
+    for rho in (0.01, 0.05, 0.2):
+        s = rng.random((64, 128, 8, 8)) < rho
+        fns = {"gemm": lambda s=s: conv2d_gemm(s.astype(np.float32), w, (1, 1), (1, 1)),
+               "events": lambda s=s: conv_events(s, w, 1)}
+        np.testing.assert_allclose(fns["events"](), fns["gemm"](), atol=1e-3)
+        t = {"gemm": [], "events": []}
+        for _ in range(reps):
+            for name, fn in fns.items():
+                t0 = time.perf_counter()
+                fn()
+                t[name].append(time.perf_counter() - t0)
+        rows.append({"activity": rho, **{f"{k}_ms": 1e3 * statistics.median(v)
+                                         for k, v in t.items()}})
+        print(f"conv 128->128 3x3 on 64x128x8x8 spikes, activity {rho:4.0%}: GEMM "
+              f"{rows[-1]['gemm_ms']:.1f} ms, event list {rows[-1]['events_ms']:.1f} ms")
+    return rows
 
 
 # --- measurement ----------------------------------------------------------------------
@@ -230,9 +282,13 @@ def bench_network(name: str, graph: SpikingGraph, x: np.ndarray, reps: int,
     torch_run = torch_time_loop(graph)
     contenders = {
         "simulator": lambda: simulate(graph, x),
+        "simulator_float32": lambda: simulate(graph, x, precision="float32"),
         "onnxruntime": lambda: ort_run(x),
         "torch_time_loop": lambda: torch_run(x),
     }
+    fixed = fixed_point_version(graph)
+    if fixed is not None:
+        contenders["simulator_fixed_point"] = lambda: simulate(fixed, x)
     # correctness first: everyone computes the same network
     ref = simulate(graph, x)
     agree = {
@@ -257,8 +313,10 @@ def bench_network(name: str, graph: SpikingGraph, x: np.ndarray, reps: int,
         "T": {p.name: float(np.mean(p.timesteps)) for p in graph.populations},
         "seconds_per_batch": med,
         "images_per_s": {k: x.shape[0] / v for k, v in med.items()},
-        "simulator_over_onnxruntime_time": med["simulator"] / med["onnxruntime"],
-        "torch_loop_over_simulator_time": med["torch_time_loop"] / med["simulator"],
+        "simulator_over_onnxruntime_time": {
+            k: med[k] / med["onnxruntime"] for k in med if k.startswith("simulator")},
+        "torch_loop_over_simulator_time": {
+            k: med["torch_time_loop"] / med[k] for k in med if k.startswith("simulator")},
         **agree,
     }
     fn, why = lava_hook()
@@ -275,15 +333,23 @@ def bench_network(name: str, graph: SpikingGraph, x: np.ndarray, reps: int,
 
 
 def print_table(rows: list[dict]) -> None:
-    cols = ["simulator", "onnxruntime", "torch_time_loop", "lava"]
-    print(f"{'network':<22}{'batch':>6}" + "".join(f"{c:>17}" for c in cols)
-          + f"{'sim/ort':>9}{'torch/sim':>10}")
+    """images/s per contender; then time ratios (sim/ort: target <= 2; torch/sim: >= 3)."""
+    cols = ["simulator", "simulator_float32", "simulator_fixed_point", "onnxruntime",
+            "torch_time_loop", "lava"]
     for r in rows:
+        print(f"\n{r['network']} (batch {r['batch']}, {r['latency_steps']} steps)")
         ips = r["images_per_s"]
-        cells = "".join(f"{ips[c]:>13.1f} i/s" if c in ips else f"{'n/a':>17}" for c in cols)
-        print(f"{r['network']:<22}{r['batch']:>6}{cells}"
-              f"{r['simulator_over_onnxruntime_time']:>9.2f}"
-              f"{r['torch_loop_over_simulator_time']:>10.2f}")
+        for c in cols:
+            if c not in ips:
+                print(f"  {c:<24}{'n/a':>12}")
+                continue
+            line = f"  {c:<24}{ips[c]:>10.1f}/s"
+            if c.startswith("simulator"):
+                vs_ort = r["simulator_over_onnxruntime_time"][c]
+                vs_torch = r["torch_loop_over_simulator_time"][c]
+                line += (f"   time vs onnxruntime {vs_ort:5.2f}x"
+                         f"   torch loop time / this {vs_torch:5.2f}x")
+            print(line)
 
 
 def main() -> None:
@@ -293,6 +359,8 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=64)
     ap.add_argument("--reps", type=int, default=5)
     ap.add_argument("--no-random", action="store_true", help="skip the CIFAR-sized network")
+    ap.add_argument("--kernels", action="store_true",
+                    help="also time the conv kernel choice (GEMM vs event list)")
     ap.add_argument("--out", type=Path, default=RESULTS)
     args = ap.parse_args()
     rng = np.random.default_rng(0)
@@ -319,8 +387,10 @@ def main() -> None:
             rows.append(bench_network("random cifar-like cnn", g, x, args.reps, art))
         rows[-1]["onnx_source"] = "built from graph"
     print_table(rows)
-    write_atomic(args.out, json.dumps({"rows": rows, "threads": 1,
-                                       "cpu_count": os.cpu_count()}, indent=1) + "\n")
+    result = {"rows": rows, "threads": 1, "cpu_count": os.cpu_count()}
+    if args.kernels:
+        result["conv_kernel_choice"] = bench_kernels(max(1, args.reps // 2))
+    write_atomic(args.out, json.dumps(result, indent=1) + "\n")
     print(f"wrote {args.out}")
 
 

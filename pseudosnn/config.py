@@ -110,8 +110,12 @@ def coerce(key: str, value: Any, default: Any) -> Any:
                 if default else v
         if isinstance(default, str):
             return str(value)
+    except ConfigError:
+        raise
     except (TypeError, ValueError):
-        raise ConfigError(f"{key} must be a {type(default).__name__}, got {value!r}") from None
+        kind = {bool: "true or false", int: "an integer", float: "a number",
+                list: "a list"}.get(type(default), type(default).__name__)
+        raise ConfigError(f"{key} must be {kind}, got {value!r}") from None
     return value
 
 

@@ -24,6 +24,7 @@ reproducible.
 
 from __future__ import annotations
 
+import functools
 import pickle
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -110,15 +111,20 @@ DIGITS_TEST_SIZE = 360
 DIGITS_SPLIT_SEED = 0
 
 
-def load_digits_data() -> DataBundle:
-    """scikit-learn's 8x8 digits: 1437 train / 360 test, standardised, ``[1, 8, 8]``."""
+@functools.lru_cache(maxsize=1)
+def _digits_split() -> tuple[np.ndarray, ...]:
     from sklearn.datasets import load_digits
     from sklearn.model_selection import train_test_split
 
     d = load_digits()
     x = d.images.astype(np.float32) / 16.0
-    xtr, xte, ytr, yte = train_test_split(x, d.target, test_size=DIGITS_TEST_SIZE,
-                                          random_state=DIGITS_SPLIT_SEED, stratify=d.target)
+    return tuple(train_test_split(x, d.target, test_size=DIGITS_TEST_SIZE,
+                                  random_state=DIGITS_SPLIT_SEED, stratify=d.target))
+
+
+def load_digits_data() -> DataBundle:
+    """scikit-learn's 8x8 digits: 1437 train / 360 test, standardised, ``[1, 8, 8]``."""
+    xtr, xte, ytr, yte = _digits_split()
     mean, std = xtr.mean(), xtr.std()
     def prep(a):
         return torch.from_numpy((a - mean) / std).unsqueeze(1)

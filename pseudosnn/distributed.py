@@ -56,3 +56,15 @@ def all_reduce_sum(values: list[float], info: DistInfo, device: torch.device) ->
 def barrier(info: DistInfo) -> None:
     if info.enabled:
         dist.barrier()
+
+
+def param_divergence(model: torch.nn.Module, info: DistInfo) -> float:
+    """Largest ``|w_rank - w_rank0|`` over all parameters and ranks (0.0 when in sync)."""
+    if not info.enabled:
+        return 0.0
+    flat = torch.cat([p.detach().flatten().double() for p in model.parameters()])
+    ref = flat.clone()
+    dist.broadcast(ref, src=0)
+    gap = (flat - ref).abs().max().reshape(1)
+    dist.all_reduce(gap, op=dist.ReduceOp.MAX)
+    return float(gap)

@@ -25,7 +25,11 @@ from torch.utils.data import DataLoader, Subset
 
 from . import distributed
 from .checkpoint import (
-    atomic_write, load_checkpoint, make_checkpoint, save_checkpoint, set_rng_state,
+    atomic_write,
+    load_checkpoint,
+    make_checkpoint,
+    save_checkpoint,
+    set_rng_state,
 )
 from .config import ConfigError
 from .data import load_data
@@ -81,6 +85,19 @@ def mean_timesteps(model: nn.Module) -> float:
     return sum(ts) / len(ts) if ts else math.nan
 
 
+class WithCost(nn.Module):
+    """``forward(x) -> (logits, cost)``: the penalty is computed inside ``forward`` (as in
+    the paper's code) so that DistributedDataParallel sees every parameter it uses."""
+
+    def __init__(self, model: nn.Module, cost: HardwareCost | None) -> None:
+        super().__init__()
+        self.model, self._cost = model, cost
+
+    def forward(self, x: torch.Tensor, with_cost: bool = False):
+        out = self.model(x)
+        return out, (self._cost.cost() if with_cost and self._cost is not None else None)
+
+
 class Trainer:
     """Runs ``config`` (see :mod:`pseudosnn.config`), writing into ``out_dir``."""
 
@@ -130,10 +147,10 @@ class Trainer:
         self.use_amp = bool(config["amp"]) and self.device.type == "cuda"
         self.scaler = torch.amp.GradScaler("cuda") if self.use_amp else None
 
-        self.net: nn.Module = self.model
+        self.net: nn.Module = WithCost(self.model, self.cost)
         if self.dist.enabled:
             self.net = nn.parallel.DistributedDataParallel(
-                self.model, device_ids=[self.dist.local_rank] if self.device.type == "cuda"
+                self.net, device_ids=[self.dist.local_rank] if self.device.type == "cuda"
                 else None, find_unused_parameters=True)
 
         self.start_epoch, self.best_acc, self.history = 0, 0.0, []
@@ -209,9 +226,8 @@ class Trainer:
         for x, y in bar:
             x, y = x.to(self.device), y.to(self.device)
             with torch.autocast(self.device.type, enabled=self.use_amp):
-                out = self.net(x)
+                out, cost = self.net(x, with_cost=penalty > 0)
                 loss = F.cross_entropy(out, y)
-                cost = self.cost.cost() if (self.cost is not None and penalty > 0) else None
                 total_loss = loss + penalty * cost if cost is not None else loss
             self.opt.zero_grad(set_to_none=True)
             if self.scaler is not None:
@@ -229,13 +245,13 @@ class Trainer:
             n = y.numel()
             total += n
             correct += int((out.argmax(1) == y).sum())
-            loss_sum += float(loss) * n
-            cost_sum += float(cost) * n if cost is not None else 0.0
-            bar.set_postfix(loss=f"{float(loss):.3f}", acc=f"{correct / total:.3f}")
+            loss_sum += loss.item() * n
+            cost_sum += cost.item() * n if cost is not None else 0.0
+            bar.set_postfix(loss=f"{loss.item():.3f}", acc=f"{correct / total:.3f}")
         total, correct, loss_sum, cost_sum = distributed.all_reduce_sum(
             [total, correct, loss_sum, cost_sum], self.dist, self.device)
         return {"train_loss": loss_sum / total, "train_acc": correct / total,
-                "train_cost": cost_sum / total}
+                "train_cost": cost_sum / total, "train_samples": int(total)}
 
     @torch.no_grad()
     def evaluate(self) -> dict[str, float]:
@@ -308,7 +324,12 @@ class Trainer:
             "final_mean_T": mean_timesteps(self.model),
             "seconds": time.perf_counter() - start,
             "epochs_run": len(self.history),
+            "world_size": self.dist.world_size,
+            "rank_divergence": distributed.param_divergence(self.model, self.dist),
         }
+        if self.dist.enabled:
+            self.log(f"{self.dist.world_size} processes; largest parameter difference "
+                     f"between ranks: {summary['rank_divergence']:.3g}")
         if self.dist.main:
             atomic_write(self.out / "summary.json",
                          lambda tmp: Path(tmp).write_text(json.dumps(summary, indent=1)))

@@ -32,7 +32,7 @@ from ..compiler.linalg import encode_fixed, project
 from ..compiler.semantics import V_MAX, V_MIN, if_step
 from .kernels import Projector
 
-WINDOW_CHUNK_ELEMENTS = 1 << 15
+WINDOW_CHUNK_ELEMENTS = 1 << 14
 """Neurons stepped together through a whole rate window (cache blocking: the membrane,
 current and spike buffers of one chunk stay in L2 for all T steps)."""
 PRECISIONS = ("float64", "float32")
@@ -76,25 +76,30 @@ def step_window(st: _PopState, current: np.ndarray, saturate: bool,
     T = None if st.uniform_T else st.T.reshape(-1)
     rows = max(1, WINDOW_CHUNK_ELEMENTS // max(n, 1))
     s = np.empty((rows, n), dtype=bool)
+    local = np.empty((rows, n), dtype=np.int32)  # counts of the chunk (T < 2**31)
+    # masked ufuncs (where=) measured 3-5x slower than multiplying by the 0/1 mask;
+    # v - s*theta equals if_step's v - where(s, theta, 0) exactly (x - 0 == x).
     for r0 in range(0, B, rows):
         r1 = min(B, r0 + rows)
-        vv, cc, nn, ss = v[r0:r1], c[r0:r1], cnt[r0:r1], s[: r1 - r0]
+        vv, cc, ss, ll = v[r0:r1], c[r0:r1], s[: r1 - r0], local[: r1 - r0]
+        ll[...] = 0
         for k in range(st.pop.t_max):
             if T is None:
-                np.add(vv, cc, out=vv)
+                vv += cc
             else:
                 active = k < T
-                np.add(vv, cc, out=vv, where=active)
+                vv += cc * active
             if saturate:
                 np.clip(vv, V_MIN, V_MAX, out=vv)
             np.greater_equal(vv, theta, out=ss)
             if T is not None:
                 ss &= active
-            np.subtract(vv, theta, out=vv, where=ss)
-            np.add(nn, ss, out=nn)
+            vv -= ss * theta
+            ll += ss
             per_step[st.pop.start + k] += np.count_nonzero(ss)
             if rec is not None:
                 rec[r0:r1, k] = ss
+        cnt[r0:r1] += ll
 
 
 def check_input(graph: SpikingGraph, x: np.ndarray) -> np.ndarray:
@@ -120,8 +125,9 @@ def simulate(
     ``fixed_point=None`` follows ``graph.fixed_point``; asking for the other mode is an
     error (quantisation is the compiler's job). ``precision`` (float mode only):
     ``"float64"`` (default; currents bit-identical to ``compiler.reference``) or
-    ``"float32"`` (the precision of the ONNX/torch executors; faster). Returns a :class:`RunResult`; ``extra``
-    holds ``spikes_per_step`` (pop -> int64 ``(steps,)``, summed over the batch),
+    ``"float32"`` (the precision of the ONNX/torch executors; faster). Returns a
+    :class:`RunResult`; ``extra`` holds ``spikes_per_step`` (pop -> int64 ``(steps,)``,
+    summed over the batch),
     ``neuron_updates`` (pop -> int), ``latency_steps`` and ``pipeline_interval``.
     """
     fixed = graph.fixed_point if fixed_point is None else bool(fixed_point)

@@ -7,11 +7,13 @@ currents are bit-identical to ``compiler.reference``.
 
 Conv on spike/count tensors: im2col laid out ``(B, C*kh*kw, OH*OW)`` and one stacked
 GEMM ``W (C_out, K) @ cols`` whose result is already NCHW (no output transpose).
-Measured on this machine (benchmarks/simulate.py network, batch 64, 1 thread, float32):
-this layout 75 ms for the four convs vs 121 ms for linalg's ``(B*OH*OW, K)`` im2col and
-80 ms for per-tap copies; an event-list (scatter per spike, ``np.add.at``) kernel was
-slower than the GEMM at every activity level we produce (>= 5 % of neurons per step),
-so dense GEMM is kept for spikes as well as for counts.
+Measured on this machine (float32, batch 64, 1 thread, the four convs of the
+benchmark's CIFAR-sized network): this layout 75 ms, linalg's ``(B*OH*OW, K)`` im2col
+121 ms, per-tap copies 80 ms. An event-list kernel (scatter the weights of every spike
+with ``np.add.at``) lost to the GEMM at every activity measured (128->128 3x3 conv on
+64x128x8x8 spikes: GEMM 57-71 ms; events 224 ms at 1 %, 930 ms at 5 %, 4.9 s at 20 %
+of neurons spiking; ``benchmarks/simulate.py --kernels`` reruns it), so dense GEMM is
+kept for spikes as well as for counts.
 """
 
 from __future__ import annotations

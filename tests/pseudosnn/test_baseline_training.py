@@ -1,15 +1,21 @@
-"""Every baseline family trains on digits (zoo model, tiny loop) far above chance (10%).
+"""Every baseline family trains on digits far above chance (10%): with a tiny loop on the
+zoo models, and through the project's trainer from each family's digits config.
 
 Eval accuracy uses each family's eval semantics (NSNN: stochastic by default)."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import torch
 from sklearn.datasets import load_digits
 
+from pseudosnn.config import load_config
 from pseudosnn.models import build_model
+from pseudosnn.neurons import make_neuron
 from pseudosnn.neurons.asgl import set_noise_epoch
+from pseudosnn.trainer import train
 
 FAMILIES = {
     "if": {"family": "if", "T": 4},
@@ -79,5 +85,54 @@ def test_asgl_schedule_reached_the_last_rate(digits):
     ("qcfs", {"family": "qcfs", "L": 4, "init_lambda": 4.0}),
 ])
 def test_family_trains_on_digits_cnn(name, neuron, digits):
-    acc, _ = train_and_test("cnn_digits", neuron, digits, epochs=3)
+    acc, _ = train_and_test("cnn_digits", neuron, digits, epochs=2)
     assert acc > 0.85, f"{name}: test accuracy {acc:.3f}"
+
+
+CONFIGS = Path(__file__).resolve().parents[2] / "configs"
+BASELINE_FAMILIES = ("if", "lif", "asgl", "nsnn", "multispike", "qcfs", "relu")
+
+
+def _baseline_configs(folder: str) -> list[Path]:
+    return sorted(p for p in (CONFIGS / folder).glob("*_*.yaml")
+                  if p.stem.split("_")[0] in BASELINE_FAMILIES)
+
+
+def test_every_family_has_digits_and_cifar_configs():
+    for folder in ("digits", "cifar10", "cifar100"):
+        families = {p.stem.split("_")[0] for p in _baseline_configs(folder)}
+        assert families == set(BASELINE_FAMILIES), (folder, families)
+
+
+@pytest.mark.parametrize("folder", ["digits", "cifar10", "cifar100"])
+def test_baseline_configs_load_and_their_neurons_build(folder):
+    for path in _baseline_configs(folder):
+        cfg = load_config(path)
+        family = path.stem.split("_")[0]
+        assert cfg["neuron"]["family"] == family, path
+        assert cfg["penalty"] == 0.0, path  # fixed-T families take no hardware penalty
+        kwargs = {k: v for k, v in cfg["neuron"].items() if k != "family"}
+        shape = (1, 8, 8) if folder == "digits" else (64, 32, 32)
+        make_neuron(family, shape, **kwargs)  # every key is a real constructor argument
+        if folder == "digits":
+            build_model(cfg["model"], num_classes=10, input_shape=(1, 8, 8),
+                        neuron=cfg["neuron"])
+
+
+def _relu_has_timesteps() -> bool:
+    from pseudosnn.neurons.base import SpikingNeuron
+    from pseudosnn.neurons.relu import ReLUNeuron
+
+    return ReLUNeuron.timesteps is not SpikingNeuron.timesteps
+
+
+@pytest.mark.parametrize("family", BASELINE_FAMILIES)
+def test_trainer_trains_each_family_from_its_digits_config(family, tmp_path, digits):
+    if family == "relu" and not _relu_has_timesteps():
+        pytest.xfail("ReLUNeuron has no timesteps(), which the trainer's T table needs "
+                     "(reported to the owner of pseudosnn/neurons/relu.py)")
+    cfg = load_config(CONFIGS / "digits" / f"{family}_mlp.yaml",
+                      {"epochs": 3, "progress": False, "threads": 1})
+    summary = train(cfg, tmp_path, log=lambda _msg: None)
+    assert summary["best_test_acc"] > 0.85, (family, summary)
+    assert (tmp_path / "best.pth").is_file()

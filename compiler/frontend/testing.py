@@ -1,0 +1,59 @@
+"""Test helpers on the torch side of the compiler: randomised zoo models and spike counts
+captured from the torch eval forward (float64), used by the differential tests and the
+benchmark."""
+
+from __future__ import annotations
+
+import numpy as np
+
+def randomize(model, seed: int = 0, t_lo: int = 1, t_hi: int = 16):
+    """Random BN statistics/affine, neuron scale/bias and T (logits) in a zoo model."""
+    import torch
+
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, torch.nn.BatchNorm1d | torch.nn.BatchNorm2d):
+                m.running_mean.normal_(0, 0.2, generator=g)
+                m.running_var.uniform_(0.5, 2.0, generator=g)
+                m.weight.uniform_(0.5, 1.5, generator=g)
+                m.bias.normal_(0, 0.2, generator=g)
+            if hasattr(m, "logit"):
+                m.logit.normal_(0, 2.0, generator=g)
+                m.scale.uniform_(0.7, 1.3, generator=g)
+                m.bias.normal_(0, 0.1, generator=g)
+    return model.eval()
+
+
+def torch_counts(model, x):
+    """Run the model (float64) and capture every neuron's spike counts ``n = r·T/a``."""
+    import torch
+
+    from pseudosnn.neurons.base import SpikingNeuron
+
+    model = model.double()
+    counts, hooks = {}, []
+    for name, m in model.named_modules():
+        if isinstance(m, SpikingNeuron):
+            spec = m.deploy_spec()
+
+            def hook(mod, inp, out, name=name, spec=spec):
+                T = spec.timesteps.double()
+                counts[name] = torch.round(out.mean(0) * T / spec.out_scale).long().numpy()
+            hooks.append(m.register_forward_hook(hook))
+    try:
+        with torch.no_grad():
+            y = model(torch.as_tensor(x, dtype=torch.float64)).numpy()
+    finally:
+        for h in hooks:
+            h.remove()
+    return y, counts
+
+
+def first_mismatch(a: dict, b: dict, order) -> tuple[str, int] | None:
+    for name in order:
+        if name in a and name in b:
+            bad = int(np.sum(np.asarray(a[name]) != np.asarray(b[name])))
+            if bad:
+                return name, bad
+    return None

@@ -1,0 +1,238 @@
+"""``pseudosnn energy-check``: does the trained network cost what training estimated?
+
+Compiles a checkpoint (or takes a compiled artifact plus ``--model``), simulates it on a
+data set, computes the two training-time estimates on the same inputs (the paper's cost
+as implied SOPs and the spike-aware expected SOPs, :mod:`pseudosnn.objective`), and puts
+them beside the deployed counts (:mod:`pseudosnn.simulator.energy_check`). Also reports
+torch-eval vs deployed accuracy, the fixed-point accuracy drop, and, with ``--baseline``,
+other models (e.g. a vanilla BPTT SNN) side by side from deployed counts.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from pathlib import Path
+
+import click
+import numpy as np
+
+from .simulator.energy import DEFAULT_MODEL, PRESETS
+
+
+def load_torch_model(path: Path, trusted: bool = False):
+    """A checkpoint (.pth) or safetensors export -> the model in eval mode."""
+    from .checkpoint import load_checkpoint, load_safetensors, model_from_checkpoint
+
+    ckpt = load_safetensors(path) if path.suffix == ".safetensors" \
+        else load_checkpoint(path, trusted=trusted)
+    return model_from_checkpoint(ckpt)
+
+
+def torch_eval(model, x: np.ndarray, batch: int = 256) -> np.ndarray:
+    """Logits of the model in eval mode (float32, the deployed reference)."""
+    import torch
+
+    model.eval()
+    outs = []
+    with torch.no_grad():
+        for i in range(0, len(x), batch):
+            outs.append(model(torch.as_tensor(x[i:i + batch], dtype=torch.float32)).numpy())
+    return np.concatenate(outs)
+
+
+def training_estimates(model, x: np.ndarray, batch: int = 256) -> dict[str, dict] | None:
+    """Per population, per sample (mean over ``x``): FLOPs, T, expected spikes and SOPs
+    from the noise-free training-mode forward; ``None`` when the model has no learnable
+    timesteps (the estimates are defined for PseudoSN models)."""
+    import torch
+
+    from .objective import layer_report
+
+    sums: dict[str, dict] = {}
+    n_total = 0
+    for i in range(0, len(x), batch):
+        xb = torch.as_tensor(x[i:i + batch], dtype=torch.float32)
+        try:
+            rows = layer_report(model, xb)
+        except ValueError:
+            return None
+        n = len(xb)
+        n_total += n
+        for r in rows:
+            s = sums.setdefault(r.name, {"flops": r.flops, "timesteps": r.timesteps,
+                                         "expected_spikes": 0.0, "expected_sops": 0.0})
+            s["expected_spikes"] += r.expected_spikes * n
+            s["expected_sops"] += r.expected_sops * n
+    for s in sums.values():
+        s["expected_spikes"] /= n_total
+        s["expected_sops"] /= n_total
+    return sums
+
+
+def display_name(path: Path) -> str:
+    """``runs/vanilla-cnn/last.pth`` -> ``vanilla-cnn``; ``build/cnn`` -> ``cnn``."""
+    if path.is_file() and path.stem in ("last", "best", "checkpoint", "model"):
+        return path.parent.name
+    return path.stem if path.is_file() else path.name
+
+
+def _artifact_for(path: Path, work: Path, trusted: bool, fixed_point: bool,
+                  echo) -> tuple[Path, Path | None]:
+    """Return ``(artifact_dir, checkpoint_or_None)``, compiling a checkpoint if needed."""
+    from .compiler.command import compile_path
+
+    if path.is_dir():
+        return path, None
+    suffix = "fixed" if fixed_point else "float"
+    out = work / f"{path.stem}-{suffix}"
+    echo(f"compiling {path} -> {out} ({suffix})")
+    compile_path(path, out, target="numpy", fixed_point=fixed_point, trusted=trusted,
+                 calib="none")
+    return out, path
+
+
+def run_energy_check(
+    model_or_artifact: Path, data: str, *, checkpoint: Path | None = None,
+    energy_model: str = DEFAULT_MODEL, report_dir: Path | None = None,
+    limit: int | None = None, batch: int = 128, tolerance: float = 0.05,
+    fixed_point: bool = False, baselines: tuple[Path, ...] = (), trusted: bool = False,
+    progress: bool = True, echo=click.echo,
+) -> dict:
+    """The whole check; returns a JSON-able dict (also written to ``report_dir``)."""
+    from .simulator import energy_check as ec
+    from .simulator.atomic import write_atomic
+    from .simulator.command import run_simulation
+    from .simulator.datasets import fit_to_input, load_dataset
+    from .simulator.energy import get_model
+
+    emodel = get_model(energy_model)
+    tmp = tempfile.TemporaryDirectory(prefix="energy-check-")
+    work = (report_dir / "artifacts") if report_dir is not None else Path(tmp.name)
+    try:
+        art, ckpt = _artifact_for(model_or_artifact, work, trusted, False, echo)
+        ckpt = ckpt or checkpoint
+        sim_kw = dict(data=data, batch=batch, limit=limit, energy_model=energy_model,
+                      progress=progress, echo=lambda *_: None)
+        (report,) = run_simulation([art], **sim_kw)
+        result: dict = {"artifact": str(art), "checkpoint": str(ckpt) if ckpt else None,
+                        "data": data, "energy_model": emodel.as_dict(),
+                        "deployed": {k: report[k] for k in ("accuracy", "latency_steps",
+                                                             "totals", "ann", "samples")}}
+        if ckpt is not None:
+            from .simulator.datasets import DataError
+
+            ds = load_dataset(data)
+            model = load_torch_model(Path(ckpt), trusted)
+            x = fit_to_input(ds.x, tuple(model.input_shape), data)
+            y = ds.y
+            if limit is not None:
+                x, y = x[:limit], None if y is None else y[:limit]
+            if len(x) == 0:
+                raise DataError(f"{data} has no samples")
+            logits = torch_eval(model, x)
+            result["torch_eval_accuracy"] = None if y is None \
+                else float((logits.argmax(1) == y).mean())
+            estimates = training_estimates(model, x)
+            if estimates is None:
+                echo("note: the model has no learnable timesteps (not PseudoSN): training-"
+                     "time estimates are not defined; deployed counts only")
+            else:
+                check = ec.compare(estimates, report, emodel, tolerance)
+                result["check"] = check
+                echo(ec.format_table(check))
+        acc = report["accuracy"]
+        if acc is not None:
+            line = f"accuracy: deployed (simulator, float) {100 * acc:.2f}%"
+            if result.get("torch_eval_accuracy") is not None:
+                line += f", torch eval {100 * result['torch_eval_accuracy']:.2f}%"
+            echo(line)
+        if fixed_point:
+            if ckpt is None:
+                raise click.UsageError("--fixed-point needs the checkpoint (MODEL or --model)")
+            fart, _ = _artifact_for(Path(ckpt), work, trusted, True, echo)
+            (frep,) = run_simulation([fart], **sim_kw)
+            result["fixed_point"] = {
+                "accuracy": frep["accuracy"],
+                "accuracy_drop": None if acc is None else acc - frep["accuracy"],
+                "energy_pj_per_sample": frep["totals"]["energy_pj_per_sample"],
+                "sops_per_sample": frep["totals"]["sops_per_sample"]}
+            if acc is not None:
+                echo(f"fixed point: accuracy {100 * frep['accuracy']:.2f}% (drop "
+                     f"{100 * (acc - frep['accuracy']):+.2f} points)")
+        if baselines:
+            reports = {display_name(model_or_artifact): report}
+            for b in baselines:
+                bart, _ = _artifact_for(b, work / f"baseline{len(reports)}", trusted, False,
+                                        echo)
+                (brep,) = run_simulation([bart], **sim_kw)
+                name = display_name(b)
+                reports[name if name not in reports else f"{name}-{len(reports)}"] = brep
+            rows = ec.compare_deployments(reports)
+            result["comparison"] = rows
+            echo(ec.format_deployments(rows))
+        if report_dir is not None:
+            report_dir.mkdir(parents=True, exist_ok=True)
+            write_atomic(report_dir / "energy_check.json",
+                         json.dumps(result, indent=1, default=_json_default) + "\n")
+            written = [report_dir / "energy_check.json"]
+            if "check" in result:
+                written.append(write_atomic(report_dir / "energy_check.csv",
+                                            ec.to_csv(result["check"])))
+                written.append(ec.plot_check(result["check"], report_dir / "energy_check.png"))
+            echo("wrote " + ", ".join(str(p) for p in written))
+        return result
+    finally:
+        tmp.cleanup()
+
+
+def _json_default(o):
+    if isinstance(o, np.generic):
+        return o.item()
+    if isinstance(o, np.ndarray):
+        return o.tolist()
+    raise TypeError(f"not JSON serialisable: {type(o).__name__}")
+
+
+@click.command("energy-check", context_settings={"help_option_names": ["-h", "--help"]})
+@click.argument("model_or_artifact", type=click.Path(exists=True, path_type=Path))
+@click.option("--data", required=True, metavar="SPEC",
+              help="digits | cifar10:PATH | npz:PATH (arrays x and y).")
+@click.option("--model", "checkpoint", type=click.Path(exists=True, path_type=Path),
+              help="The checkpoint an ARTIFACT was compiled from (for the training-time "
+                   "estimates and torch-eval accuracy).")
+@click.option("--energy-model", type=click.Choice(sorted(PRESETS)), default=DEFAULT_MODEL,
+              show_default=True, help="Energy constants (simulator/energy.py, with sources).")
+@click.option("--report", "report_dir", type=click.Path(file_okay=False, path_type=Path),
+              help="Write energy_check.json/.csv/.png (and the compiled artifacts) here.")
+@click.option("--limit", type=int, default=None, help="Use only the first N samples.")
+@click.option("--batch", type=int, default=128, show_default=True)
+@click.option("--tolerance", type=float, default=0.05, show_default=True,
+              help="Flag layers whose estimate is off by more than this fraction.")
+@click.option("--fixed-point", is_flag=True,
+              help="Also compile and simulate the fixed-point network; report the drop.")
+@click.option("--baseline", "baselines", multiple=True,
+              type=click.Path(exists=True, path_type=Path),
+              help="Another model or artifact (e.g. a vanilla SNN) to compare from deployed "
+                   "counts; repeatable.")
+@click.option("--trust-checkpoint", is_flag=True,
+              help="Allow full unpickling of checkpoints (only for files you trust).")
+@click.option("--quiet", is_flag=True, help="No progress bars.")
+def energy_check(model_or_artifact: Path, data: str, checkpoint: Path | None,
+                 energy_model: str, report_dir: Path | None, limit: int | None, batch: int,
+                 tolerance: float, fixed_point: bool, baselines: tuple[Path, ...],
+                 trust_checkpoint: bool, quiet: bool) -> None:
+    """Compare the training-time energy estimates of MODEL_OR_ARTIFACT (a checkpoint, or a
+    compiled artifact with --model) with the synaptic operations, spikes and energy the
+    simulator measures on the deployed network, layer by layer."""
+    from .checkpoint import CheckpointError
+    from .compiler.artifact import ArtifactError
+    from .simulator.datasets import DataError
+
+    try:
+        run_energy_check(model_or_artifact, data, checkpoint=checkpoint,
+                         energy_model=energy_model, report_dir=report_dir, limit=limit,
+                         batch=batch, tolerance=tolerance, fixed_point=fixed_point,
+                         baselines=baselines, trusted=trust_checkpoint, progress=not quiet)
+    except (ArtifactError, CheckpointError, DataError, ValueError, OSError) as exc:
+        raise click.ClickException(f"{type(exc).__name__}: {exc}") from exc

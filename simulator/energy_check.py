@@ -1,0 +1,209 @@
+"""Energy check: training-time estimates against the deployed network's measured counts.
+
+Rows are keyed by *source population* (the neuron layer whose spikes are counted), since
+a synaptic operation is caused by a spike of its source. Per sample, for population ``k``
+with timesteps ``T_k``:
+
+* (a) paper-implied SOPs: ``FLOPs_k * T_k`` — the paper's cost before normalisation, i.e.
+  every input neuron firing at every one of its ``T_k`` steps (FLOPs counted as the paper
+  does, padded taps included);
+* (b) spike-aware estimate: ``sum_i fanout_i * T_i * clip(c_i/theta, 0, 1)`` — expected
+  spike counts from the training-mode forward times structural fan-out;
+* (c) deployed: ``sum_i fanout_i * n_i`` measured by the simulator (ground truth).
+
+Relative error ``(estimate - deployed) / deployed``; a row is flagged when its magnitude
+exceeds ``tolerance``. Energy is ``E_sop * SOPs`` per row plus ``E_mac * MACs`` of the
+encoder (which both estimates and the deployment share).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+from collections import defaultdict
+from pathlib import Path
+
+from .energy import EnergyModel
+
+DEFAULT_TOLERANCE = 0.05
+
+
+def relative_error(estimate: float, truth: float) -> float:
+    """``(estimate - truth) / truth``; 0 when both are 0, ``inf`` when only truth is 0."""
+    if truth == 0:
+        return 0.0 if estimate == 0 else math.inf
+    return (estimate - truth) / truth
+
+
+def deployed_by_source(report: dict) -> dict[str, dict[str, float]]:
+    """Per source population: deployed SOPs and spikes per sample, from a simulator report."""
+    sops: dict[str, float] = defaultdict(float)
+    for pr in report["projections"]:
+        if pr["source"] != "input":
+            sops[pr["source"]] += pr["sops_per_sample"]
+    rows = {}
+    for layer in report["layers"]:
+        if layer["kind"] != "population":
+            continue
+        rows[layer["layer"]] = {"sops": sops.get(layer["layer"], 0.0),
+                                "spikes": layer["spikes_per_sample"], "T": layer["T_mean"]}
+    return rows
+
+
+def compare(
+    estimates: dict[str, dict[str, float]], report: dict, model: EnergyModel,
+    tolerance: float = DEFAULT_TOLERANCE,
+) -> dict:
+    """Put the estimates (per population: ``flops``, ``timesteps``, ``expected_spikes``,
+    ``expected_sops``, per sample) beside the deployed counts of ``report``."""
+    deployed = deployed_by_source(report)
+    missing = sorted(set(deployed) ^ set(estimates))
+    if missing:
+        raise ValueError(
+            f"training-time layers and deployed populations differ: {missing}; the "
+            "artifact must be compiled from this model")
+    rows = []
+    tot = defaultdict(float)
+    for name, dep in deployed.items():
+        est = estimates[name]
+        paper = est["flops"] * est["timesteps"]
+        spike = est["expected_sops"]
+        row = {
+            "layer": name, "T": dep["T"],
+            "deployed_spikes": dep["spikes"], "expected_spikes": est["expected_spikes"],
+            "deployed_sops": dep["sops"], "paper_sops": paper, "spike_sops": spike,
+            "paper_rel_err": relative_error(paper, dep["sops"]),
+            "spike_rel_err": relative_error(spike, dep["sops"]),
+            "deployed_energy_pj": model.sop_pj * dep["sops"],
+            "paper_energy_pj": model.sop_pj * paper,
+            "spike_energy_pj": model.sop_pj * spike,
+        }
+        row["paper_flag"] = abs(row["paper_rel_err"]) > tolerance
+        row["spike_flag"] = abs(row["spike_rel_err"]) > tolerance
+        for k in ("deployed_spikes", "expected_spikes", "deployed_sops", "paper_sops",
+                  "spike_sops"):
+            tot[k] += row[k]
+        rows.append(row)
+    encoder_macs = report["totals"]["encoder_macs_per_sample"]
+    enc_pj = model.mac_pj * encoder_macs
+    totals = dict(tot)
+    totals.update(
+        paper_rel_err=relative_error(tot["paper_sops"], tot["deployed_sops"]),
+        spike_rel_err=relative_error(tot["spike_sops"], tot["deployed_sops"]),
+        encoder_macs=encoder_macs,
+        deployed_energy_pj=model.sop_pj * tot["deployed_sops"] + enc_pj,
+        paper_energy_pj=model.sop_pj * tot["paper_sops"] + enc_pj,
+        spike_energy_pj=model.sop_pj * tot["spike_sops"] + enc_pj,
+    )
+    totals["paper_flag"] = abs(totals["paper_rel_err"]) > tolerance
+    totals["spike_flag"] = abs(totals["spike_rel_err"]) > tolerance
+    return {"energy_model": model.name, "tolerance": tolerance, "layers": rows,
+            "totals": totals, "flagged": [r["layer"] for r in rows
+                                          if r["paper_flag"] or r["spike_flag"]]}
+
+
+def _pct(v: float) -> str:
+    return "inf" if math.isinf(v) else f"{100 * v:+.1f}%"
+
+
+def format_table(check: dict) -> str:
+    """Plain-text table: per layer and in total, SOPs per sample and relative errors."""
+    head = (f"{'layer':<20}{'T':>6}{'deployed SOPs':>15}{'paper est.':>14}{'err':>9}"
+            f"{'spike est.':>14}{'err':>9}  flag")
+    lines = [head, "-" * len(head)]
+
+    def line(name, T, r):
+        flag = ("paper " if r["paper_flag"] else "") + ("spike" if r["spike_flag"] else "")
+        t = f"{T:6.2f}" if T is not None else " " * 6
+        lines.append(f"{name:<20}{t}{r['deployed_sops']:>15.1f}{r['paper_sops']:>14.1f}"
+                     f"{_pct(r['paper_rel_err']):>9}{r['spike_sops']:>14.1f}"
+                     f"{_pct(r['spike_rel_err']):>9}  {flag}")
+
+    for r in check["layers"]:
+        line(r["layer"], r["T"], r)
+    lines.append("-" * len(head))
+    line("total", None, check["totals"])
+    t = check["totals"]
+    lines.append(f"energy per sample ({check['energy_model']}): deployed "
+                 f"{t['deployed_energy_pj'] / 1e3:.2f} nJ, paper estimate "
+                 f"{t['paper_energy_pj'] / 1e3:.2f} nJ, spike-aware estimate "
+                 f"{t['spike_energy_pj'] / 1e3:.2f} nJ (encoder MACs included)")
+    lines.append(f"flagged (|error| > {100 * check['tolerance']:.0f}%): "
+                 + (", ".join(check["flagged"]) or "none"))
+    return "\n".join(lines)
+
+
+def to_csv(check: dict) -> str:
+    buf = io.StringIO()
+    keys = list(check["layers"][0]) if check["layers"] else ["layer"]
+    w = csv.DictWriter(buf, fieldnames=keys, extrasaction="ignore")
+    w.writeheader()
+    for r in check["layers"]:
+        w.writerow(r)
+    w.writerow({"layer": "total", **{k: v for k, v in check["totals"].items() if k in keys}})
+    return buf.getvalue()
+
+
+def compare_deployments(reports: dict[str, dict]) -> list[dict]:
+    """Side by side from deployed counts: accuracy, latency, SOPs, spikes, energy."""
+    rows = []
+    for name, rep in reports.items():
+        t = rep["totals"]
+        rows.append({"model": name, "accuracy": rep["accuracy"],
+                     "latency_steps": rep["latency_steps"],
+                     "mean_T": _mean_T(rep),
+                     "spikes_per_sample": t["spikes_per_sample"],
+                     "sops_per_sample": t["sops_per_sample"],
+                     "encoder_macs_per_sample": t["encoder_macs_per_sample"],
+                     "energy_nj_per_sample": t["energy_pj_per_sample"] / 1e3,
+                     "ann_energy_nj_per_sample": rep["ann"]["energy_pj_per_sample"] / 1e3})
+    return rows
+
+
+def _mean_T(rep: dict) -> float:
+    pops = [r for r in rep["layers"] if r["kind"] == "population"]
+    return sum(r["T_mean"] for r in pops) / max(len(pops), 1)
+
+
+def format_deployments(rows: list[dict]) -> str:
+    head = (f"{'model':<18}{'accuracy':>9}{'latency':>9}{'mean T':>8}{'spikes':>10}"
+            f"{'SOPs':>12}{'energy nJ':>11}{'ANN nJ':>9}")
+    lines = [head, "-" * len(head)]
+    for r in rows:
+        acc = "-" if r["accuracy"] is None else f"{100 * r['accuracy']:.2f}%"
+        lines.append(f"{r['model']:<18}{acc:>9}{r['latency_steps']:>9d}{r['mean_T']:>8.2f}"
+                     f"{r['spikes_per_sample']:>10.1f}{r['sops_per_sample']:>12.1f}"
+                     f"{r['energy_nj_per_sample']:>11.2f}{r['ann_energy_nj_per_sample']:>9.2f}")
+    return "\n".join(lines)
+
+
+def plot_check(check: dict, path: Path) -> Path:
+    """Grouped bars per layer: deployed SOPs, paper-implied and spike-aware estimates."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    from .atomic import write_atomic
+
+    rows = check["layers"]
+    x = np.arange(len(rows))
+    fig, ax = plt.subplots(figsize=(max(6, 0.7 * len(rows) + 3), 4))
+    width = 0.27
+    ax.bar(x - width, [r["deployed_sops"] for r in rows], width, label="deployed (simulator)")
+    ax.bar(x, [r["spike_sops"] for r in rows], width, label="spike-aware estimate")
+    ax.bar(x + width, [r["paper_sops"] for r in rows], width, label="paper estimate")
+    ax.set_yscale("log")
+    ax.set_xticks(x, [r["layer"] for r in rows], rotation=45, ha="right")
+    ax.set_ylabel("synaptic operations per sample")
+    t = check["totals"]
+    ax.set_title(f"training-time estimates vs deployed SOPs\ntotal error: spike-aware "
+                 f"{_pct(t['spike_rel_err'])}, paper {_pct(t['paper_rel_err'])}", fontsize=10)
+    ax.legend()
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=120)
+    plt.close(fig)
+    return write_atomic(path, buf.getvalue())

@@ -1,0 +1,84 @@
+"""Every zoo model, random weights/BN stats/T: torch eval (float64) == the IR before and
+after every pass == onnxruntime (float32, tie-aware) == the reference evaluator of the
+lowered graph."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from pseudosnn.compiler import ir, onnx_io, pipeline, reference
+from pseudosnn.compiler.frontend.torch_model import model_to_ir
+
+torch = pytest.importorskip("torch")
+
+# (arch, input shape, granularity); CIFAR models at small sizes for speed
+CASES = [
+    ("mlp_digits", (64,), "layer"),
+    ("mlp_digits", (64,), "neuron"),
+    ("cnn_digits", (1, 8, 8), "layer"),
+    ("cnn_digits", (1, 8, 8), "channel"),
+    ("cnn_digits", (1, 8, 8), "neuron"),
+    ("rescnn_digits", (1, 8, 8), "channel"),
+    ("rescnn_digits", (1, 8, 8), "neuron"),
+    ("vgg11", (3, 32, 32), "layer"),
+    ("vgg13", (3, 16, 16), "channel"),
+    ("vggsnn_cifar", (3, 32, 32), "layer"),
+    ("vggsnn_dvs", (2, 2, 16, 16), "layer"),
+    ("resnet18", (3, 16, 16), "channel"),
+    ("resnet19", (3, 16, 16), "layer"),
+    ("sew_resnet18", (3, 33, 33), "layer"),
+    ("sew_resnet19", (3, 16, 16), "channel"),
+    ("sew_resnet20", (3, 32, 32), "neuron"),
+    ("sew_resnet34", (3, 33, 33), "layer"),
+]
+SLOW = {"vgg11", "vggsnn_cifar", "sew_resnet34", "resnet19", "sew_resnet19"}
+
+
+def _x(shape, batch=2, seed=1):
+    return np.random.default_rng(seed).normal(0.3, 1.0, size=(batch, *shape))
+
+
+@pytest.mark.parametrize("arch,shape,gran", [
+    pytest.param(*c, marks=pytest.mark.slow) if c[0] in SLOW else c for c in CASES])
+def test_torch_onnx_reference_agree(arch, shape, gran):
+    from pseudosnn.models import build_model
+
+    torch.set_num_threads(1)
+    model = build_model(arch, num_classes=10, input_shape=shape,
+                        neuron={"family": "pseudo", "granularity": gran})
+    from pseudosnn.compiler.frontend import testing as helpers
+
+    helpers.randomize(model, seed=hash(arch) % 1000)
+    x = _x(shape)
+    y_torch, c_torch = helpers.torch_counts(model, x)
+    graph = model_to_ir(model)
+    x_ir = x.mean(axis=1) if len(shape) == 4 else x  # event frames: their time mean
+    order = [n.name for n in graph.neurons()]
+
+    # torch == IR (float64 both): identical counts, equal outputs
+    ev = ir.evaluate(graph, x_ir)
+    assert helpers.first_mismatch(c_torch, ev.counts, order) is None
+    np.testing.assert_allclose(ev.output, y_torch, rtol=1e-9, atol=1e-9)
+
+    # IR == onnxruntime (float32): outputs close; counts equal unless a float32 tie flipped
+    onnx_out = onnx_io.run_onnxruntime(onnx_io.to_onnx(graph), x_ir, extra_outputs=order)
+    mism = helpers.first_mismatch(
+        {k: np.rint(onnx_out[k].astype(np.float64) * np.asarray(graph.node(k).params[
+            "timesteps"]) / graph.node(k).attrs["out_scale"]).astype(np.int64) for k in order},
+        ev.counts, order)
+    if mism is None:
+        np.testing.assert_allclose(onnx_out[graph.output], ev.output, rtol=1e-4, atol=1e-4)
+    else:  # only at a tie: the float64 value must sit on a rounding boundary
+        node = graph.node(mism[0])
+        q = (np.asarray(node.params["timesteps"]) * (node.params["scale"] * ev.values[
+            node.inputs[0]] + node.params["bias"]) + node.attrs["v0"]) / node.attrs["threshold"]
+        assert np.min(np.abs(q - np.round(q))) < 1e-4, mism
+
+    # before and after every pass (verify=True compares each stage with the one before),
+    # then the lowered graph's reference evaluator against torch
+    result = pipeline.run(graph, verify=True)
+    ref = reference.evaluate(result.graph, x_ir)
+    np.testing.assert_allclose(ref.output, y_torch, rtol=1e-9, atol=1e-9)
+    assert helpers.first_mismatch(c_torch, ref.counts, order) is None
+    assert set(ref.counts) == set(c_torch)
