@@ -5,8 +5,14 @@ import math
 import numpy as np
 import pytest
 
-from pseudosnn.compiler.graph import InputNode, Population, Projection, Readout, SpikingGraph
-from pseudosnn.compiler.graph import schedule
+from pseudosnn.compiler.graph import (
+    InputNode,
+    Population,
+    Projection,
+    Readout,
+    SpikingGraph,
+    schedule,
+)
 from pseudosnn.simulator.energy import get_model
 from pseudosnn.simulator.energy_check import compare, format_table, relative_error
 from pseudosnn.simulator.engine import simulate
