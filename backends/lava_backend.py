@@ -122,11 +122,11 @@ def run_entry(args: list[str], timeout: float = DEFAULT_TIMEOUT_S) -> str:
 def run_artifact(
     artifact: str | os.PathLike, x: np.ndarray, *, fixed_point: bool = False,
     record_spikes: bool = False, batch: int = 0, timeout: float = DEFAULT_TIMEOUT_S,
-    inject_fault: str | None = None,
+    inject_fault: str | None = None, conv_model: str = "lava",
 ) -> RunResult:
     """Run ``x`` (B, *input shape) through the artifact on Lava; a :class:`RunResult`
     like the simulator's (``extra`` holds timings and ``readout_raw``)."""
-    options = []
+    options = ["--conv-model", conv_model]
     if batch:
         options += ["--batch", str(batch)]
     if inject_fault:
@@ -181,8 +181,9 @@ class LavaBackend:
     capabilities = frozenset({"float", "fixed_point", "rate", "stream", "record_spikes",
                               "heterogeneous_T", "conv", "residual", "delays"})
 
-    def __init__(self, timeout: float = DEFAULT_TIMEOUT_S):
+    def __init__(self, timeout: float = DEFAULT_TIMEOUT_S, conv_model: str = "lava"):
         self.timeout = timeout
+        self.conv_model = conv_model  # "lava" (lava's own Conv model) or "im2col"
 
     def emit(self, graph: SpikingGraph, out_dir: Path | None = None) -> dict[str, bytes]:
         """``run_lava.py`` (the artifact's own Lava entry point) and a README."""
@@ -210,4 +211,5 @@ class LavaBackend:
                            extra_files=self.emit(graph))
                 jobs.append((art, x))
             return run_artifacts(jobs, fixed_point=modes.pop(), record_spikes=record_spikes,
-                                 timeout=self.timeout)
+                                 timeout=self.timeout,
+                                 options=["--conv-model", self.conv_model])

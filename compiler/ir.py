@@ -92,7 +92,8 @@ def node_shape(node: Node, in_shapes: list[tuple[int, ...]]) -> tuple[int, ...]:
         if len(x) != 3 or w.shape[1] * node.attrs.get("groups", 1) != x[0]:
             raise IRError(f"Conv {node.name!r}: weight {w.shape} does not fit input {x}")
         (sh, sw), (ph, pw) = node.attrs["stride"], node.attrs["padding"]
-        return (w.shape[0], _pool_out(x[1], w.shape[2], sh, ph), _pool_out(x[2], w.shape[3], sw, pw))
+        return (w.shape[0], _pool_out(x[1], w.shape[2], sh, ph),
+                _pool_out(x[2], w.shape[3], sw, pw))
     if op == "Gemm":
         w = node.params["weight"]
         if w.shape[1] != int(np.prod(x)):
@@ -194,10 +195,10 @@ def apply_node(node: Node, xs: list[np.ndarray]) -> np.ndarray:
         return (x - np.asarray(p["mean"]).reshape(sh)) * k.reshape(sh) + \
             np.asarray(p["beta"]).reshape(sh)
     if op == "AvgPool":
-        (kh, kw), s, pad = a["kernel"], tuple(a["stride"]), tuple(a["padding"])
-        c = x.shape[1]
-        w = np.full((c, 1, kh, kw), 1.0 / (kh * kw))
-        return conv2d(x, w, s, pad, groups=c)
+        (kh, kw), (sh, sw), (ph, pw) = a["kernel"], a["stride"], a["padding"]
+        xp = np.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw))) if ph or pw else x
+        win = np.lib.stride_tricks.sliding_window_view(xp, (kh, kw), axis=(2, 3))
+        return win[:, :, ::sh, ::sw].mean(axis=(4, 5))
     if op == "GlobalAvgPool":
         return x.mean(axis=(2, 3), keepdims=True)
     if op == "Flatten":

@@ -100,7 +100,8 @@ def to_onnx(graph: Graph, name: str = "pseudosnn") -> onnx.ModelProto:
                 args.append(init(f"{n.name}.bias", p["bias"]))
             nodes.append(helper.make_node("Gemm", args, [n.name], name=n.name, transB=1))
         elif n.op == "BatchNorm":
-            args = [ins[0]] + [init(f"{n.name}.{k}", p[k]) for k in ("gamma", "beta", "mean", "var")]
+            keys = ("gamma", "beta", "mean", "var")
+            args = [ins[0]] + [init(f"{n.name}.{k}", p[k]) for k in keys]
             nodes.append(helper.make_node("BatchNormalization", args, [n.name], name=n.name,
                                           epsilon=float(a["eps"])))
         elif n.op == "AvgPool":
@@ -220,7 +221,7 @@ def from_onnx(model: onnx.ModelProto | str | bytes) -> Graph:
         elif op == f"{DOMAIN}::{NEURON_OP}":
             v = dict(zip(NEURON_INPUTS, (inits[i] for i in ins[1:]), strict=True))
             T = v["T"]
-            if not np.all(T == np.round(T)):
+            if not np.all(np.round(T) == T):
                 raise IRError(f"neuron {name!r}: T must be integers, got {T}")
             nodes.append(Node(name, "Neuron", (src(ins[0]),), attrs={
                 "threshold": float(v["threshold"]), "v0": float(v["v0"]),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import click
@@ -67,6 +68,8 @@ def train(ctx: click.Context, config_path: str | None, resume: str | None, out_d
                       log=click.echo)
     except (ConfigError, CheckpointError, DataNotFound, UnknownArchitecture) as e:
         raise click.ClickException(str(e)) from None
+    if int(os.environ.get("RANK", "0")) != 0:  # torchrun: only rank 0 reports
+        return
     click.echo(f"done: best test accuracy {summary['best_test_acc']:.4f}, final "
                f"{summary['final_test_acc']:.4f}; mean T {summary['initial_mean_T']:.2f} -> "
                f"{summary['final_mean_T']:.2f}; {summary['seconds']:.1f}s; outputs in {out_dir}")

@@ -110,6 +110,7 @@ class Trainer:
         self.log = log if self.dist.main else (lambda s: None)
         self.device = torch.device(f"cuda:{self.dist.local_rank}" if torch.cuda.is_available()
                                    else "cpu")
+        self._threads_before = torch.get_num_threads()
         if config["threads"]:
             torch.set_num_threads(int(config["threads"]))
         seed_everything(config["seed"])
@@ -196,9 +197,11 @@ class Trainer:
         cfg = self.cfg
         calibrating = epoch >= cfg["epochs"]
         for _, n in self.model.neurons():
+            if hasattr(n, "set_epoch"):  # families with their own epoch schedule (ASGL)
+                n.set_epoch(epoch, cfg["epochs"])
             if hasattr(n, "calibrating"):
                 n.calibrating = calibrating
-            if cfg["noise_schedule"] and hasattr(n, "noise_prob") and not calibrating:
+            if cfg["noise_schedule"] and n.family == "pseudo" and not calibrating:
                 n.noise_prob = noise_prob_at(epoch, cfg["epochs"], cfg["noise_init_p"],
                                              cfg["noise_reduce_ratio"], cfg["noise_milestones"])
         if calibrating:
@@ -338,6 +341,7 @@ class Trainer:
         return summary
 
     def close(self) -> None:
+        torch.set_num_threads(self._threads_before)
         if self.cost is not None:
             self.cost.remove()
         distributed.teardown(self.dist)

@@ -35,7 +35,7 @@ def run_simulation(
     energy_model: str = DEFAULT_MODEL, fixed_point: bool = False, report_dir: Path | None = None,
     workers: int = 1, time_per_step_us: float = DEFAULT_TIME_PER_STEP_US,
     mean_hops: float = 0.0, raster_neurons: int = 16, progress: bool = True,
-    echo=click.echo,
+    echo=click.echo, precision: str = "float64",
 ) -> list[dict]:
     """Simulate every artifact on the data set; return one report dict per artifact."""
     from tqdm import tqdm
@@ -60,20 +60,21 @@ def run_simulation(
         with tqdm(total=len(xs), desc=f"simulate {stem}", unit="sample",
                   disable=not progress) as bar:
             tally = simulate_dataset(graph, xs, y, batch_size=batch, workers=workers,
-                                     on_batch=bar.update)
+                                     on_batch=bar.update, precision=precision)
         rep = build_report(graph, tally, model, time_per_step_us, mean_hops, name=stem,
                            fixed_point=graph.fixed_point)
         rep["artifact"] = str(path)
+        rep["precision"] = "int (fixed point)" if graph.fixed_point else precision
         rep["data"] = data
         reports.append(rep)
         echo(format_table(rep))
         if report_dir is not None:
             from .plots import plot_layers, plot_raster, plot_spikes_per_step
 
-            written = write_reports(rep, report_dir, stem)
+            written = write_reports(rep, report_dir, stem, tally)
             written.append(plot_layers(rep, report_dir / f"{stem}_layers.png"))
             written.append(plot_spikes_per_step(rep, report_dir / f"{stem}_spikes_per_step.png"))
-            one = simulate_graph(graph, xs[:1], record_spikes=True)
+            one = simulate_graph(graph, xs[:1], record_spikes=True, precision=precision)
             written.append(plot_raster({k: v[0] for k, v in one.spikes.items()},
                                        report_dir / f"{stem}_raster.png", raster_neurons,
                                        title=f"{stem}: spike raster, sample 0"))
@@ -102,6 +103,9 @@ def run_simulation(
               help=f"Energy preset: {', '.join(sorted(PRESETS))}.")
 @click.option("--fixed-point", is_flag=True,
               help="Require bit-exact integer simulation (the artifact must be fixed point).")
+@click.option("--precision", type=click.Choice(["float64", "float32"]), default="float64",
+              show_default=True, help="Float mode arithmetic: float64 equals the compiler's "
+              "reference bit for bit; float32 is faster (fixed point is always exact).")
 @click.option("--report", "report_dir", type=click.Path(file_okay=False, path_type=Path),
               default=None, help="Write JSON, CSV and PNG plots into this directory.")
 @click.option("--workers", default=1, show_default=True,
@@ -111,8 +115,8 @@ def run_simulation(
 @click.option("--mean-hops", default=0.0, show_default=True, type=float,
               help="Mean mesh hops per spike (Loihi routing energy; 0 = within tile).")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
-def simulate_cmd(artifacts, data, batch, limit, energy_model, fixed_point, report_dir, workers,
-                 time_per_step_us, mean_hops, quiet):
+def simulate_cmd(artifacts, data, batch, limit, energy_model, fixed_point, precision, report_dir,
+                 workers, time_per_step_us, mean_hops, quiet):
     """Simulate compiled ARTIFACT(s) step by step and report spike counts, synaptic
     operations, latency and energy (and accuracy when the data have labels).
 
@@ -124,7 +128,8 @@ def simulate_cmd(artifacts, data, batch, limit, energy_model, fixed_point, repor
         raise click.BadParameter("must be > 0", param_hint="--time-per-step-us")
     try:
         run_simulation(list(artifacts), data, batch, limit, energy_model, fixed_point,
-                       report_dir, workers, time_per_step_us, mean_hops, progress=not quiet)
+                       report_dir, workers, time_per_step_us, mean_hops, progress=not quiet,
+                       precision=precision)
     except (ArtifactError, GraphError, DataError, SimulationError, UnknownEnergyModel) as exc:
         raise click.ClickException(str(exc)) from exc
 

@@ -12,7 +12,10 @@ steps from ``start``. Events emitted at ``t`` reach a target at ``t + delay``.
   (the accumulator is not observable before the window closes). By linearity
   ``sum_t W @ s_t = W @ n`` (exact in integer arithmetic; in float mode the very same
   ``linalg.project`` call as ``compiler.reference`` on the same counts), so the events of
-  a source window are projected once, when that window closes. Neuron updates still step.
+  a source window are projected once, when that window closes. Neuron updates still step:
+  a rate population that feeds no stream population is stepped through its whole window
+  at its start, chunk by chunk (cache blocking), recording spikes at their global steps;
+  nothing outside it can observe the difference.
 
 Counting (summed over the batch): spikes per neuron and per step, SOPs per projection
 ``= sum(events * Projection.fanout)``, encoder MACs ``= B * sum(fanout(input))`` (the
@@ -22,7 +25,8 @@ and are not counted), neuron updates = neuron-steps inside windows.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import weakref
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -53,6 +57,48 @@ class _PopState:
     counts: np.ndarray  # (B, *shape) int64
     current: np.ndarray | None = None  # rate: constant current, set at start
     drive: np.ndarray | int | float = 0  # stream: encoder current (constant)
+
+
+@dataclass
+class _Plan:
+    """What ``simulate`` derives from a graph alone, computed once per graph."""
+
+    steps: int
+    pops: list[Population]
+    outgoing: dict[str, list[Projection]]
+    stream_targets: set[str]
+    whole_window: set[str]  # rate populations that feed no stream population
+    fanout: dict[str, np.ndarray]  # projection -> fan-out of every source neuron
+    encoder_synapses: int
+    timesteps: dict[str, np.ndarray]
+    projectors: dict[tuple, Projector] = field(default_factory=dict)
+
+    def projector(self, pr: Projection, dtype, exact_int: bool) -> Projector:
+        key = (pr.name, np.dtype(dtype).str, exact_int)
+        if key not in self.projectors:
+            self.projectors[key] = Projector(pr, dtype, exact_int)
+        return self.projectors[key]
+
+
+_PLANS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def plan_of(graph: SpikingGraph) -> _Plan:
+    plan = _PLANS.get(graph)
+    if plan is None:
+        pops = list(graph.topological_populations())
+        outgoing = {p.name: graph.outgoing(p.name) for p in pops}
+        stream = {p.name for p in pops if p.coupling == "stream"}
+        plan = _Plan(
+            steps=graph.latency_steps, pops=pops, outgoing=outgoing, stream_targets=stream,
+            whole_window={p.name for p in pops if p.coupling == "rate"
+                          and not any(pr.target in stream for pr in outgoing[p.name])},
+            fanout={pr.name: pr.fanout(graph.shape_of(pr.source)) for pr in graph.projections},
+            encoder_synapses=sum(int(pr.fanout(graph.input.shape).sum())
+                                 for pr in graph.projections if pr.analog),
+            timesteps={p.name: p.timesteps_full() for p in pops})
+        _PLANS[graph] = plan
+    return plan
 
 
 def _as_int(value, what: str) -> int:
@@ -140,20 +186,19 @@ def simulate(
         raise SimulationError(f"unknown precision {precision!r}; use one of {PRECISIONS}")
     x = check_input(graph, x)
     B = x.shape[0]
-    steps = graph.latency_steps
-    pops = list(graph.topological_populations())
+    plan = plan_of(graph)
+    steps, pops = plan.steps, plan.pops
     dtype = np.dtype(np.int64 if fixed else precision)
     exact_ref = not fixed and dtype == np.float64  # linalg.project, as the reference
-    projector = {pr.name: Projector(pr, dtype, exact_int=fixed) for pr in graph.projections}
 
     def apply(pr: Projection, events: np.ndarray, x_max: int) -> np.ndarray:
         if exact_ref:
             return project(pr, events)
-        return projector[pr.name](events, x_max)
+        return plan.projector(pr, dtype, fixed)(events, x_max)
 
     states: dict[str, _PopState] = {}
     for p in pops:
-        T = p.timesteps_full()
+        T = plan.timesteps[p.name]
         theta = _as_int(p.threshold, f"{p.name}.threshold") if fixed else float(p.threshold)
         v0 = _as_int(p.v0, f"{p.name}.v0") if fixed else float(p.v0)
         bias = np.asarray(p.bias)
@@ -174,24 +219,26 @@ def simulate(
     acc: dict[str, np.ndarray | int | float] = {p.name: 0 for p in pops if p.coupling == "rate"}
     acc[ro.name] = 0
     inbox: dict[str, dict[int, np.ndarray]] = {p.name: {} for p in pops if p.coupling == "stream"}
-    macs = 0
     for pr in graph.projections:
         if not pr.analog:
             continue
-        c = project(pr, x)  # the encoder: float64 MACs on the analog input, once
-        macs += B * int(pr.fanout(graph.input.shape).sum())
-        c = encode_fixed(c, graph.node(pr.target).scale) if fixed else c.astype(dtype)
+        # the encoder: MACs on the analog input, once (float64 as the reference, also
+        # before fixed-point rounding; float32 mode: float32 like the ONNX executor)
+        if exact_ref or fixed:
+            c = project(pr, x)
+            c = encode_fixed(c, graph.node(pr.target).scale) if fixed else c
+        else:
+            c = plan.projector(pr, dtype, False)(x)
         if pr.target in inbox:
             states[pr.target].drive = states[pr.target].drive + c
         else:
             acc[pr.target] = acc[pr.target] + c
 
-    outgoing = {p.name: graph.outgoing(p.name) for p in pops}
-    stream_targets = set(inbox)
+    macs = B * plan.encoder_synapses
+    outgoing, stream_targets = plan.outgoing, plan.stream_targets
     # a rate population that feeds no stream population is unobservable step by step from
     # outside: its whole window is stepped at once (cache-blocked), at its start
-    whole_window = {p.name for p in pops if p.coupling == "rate"
-                    and not any(pr.target in stream_targets for pr in outgoing[p.name])}
+    whole_window = plan.whole_window
     spikes_rec = ({p.name: np.zeros((B, steps, *p.shape), dtype=bool) for p in pops}
                   if record_spikes else None)
     per_step = {p.name: np.zeros(steps, dtype=np.int64) for p in pops}
@@ -244,7 +291,7 @@ def simulate(
         if pr.analog:
             continue
         n = counts[pr.source].sum(axis=0)
-        sops[pr.name] = int((n * pr.fanout(graph.shape_of(pr.source))).sum())
+        sops[pr.name] = int((n * plan.fanout[pr.name]).sum())
     for p in pops:
         if p.coupling == "stream" and inbox[p.name]:
             raise GraphError(f"events reached stream population {p.name!r} outside its window "

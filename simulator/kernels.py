@@ -60,11 +60,18 @@ class Projector:
         self.pr = pr
         self.exact_int = exact_int
         self.dtype = np.dtype(dtype)
-        w = np.asarray(pr.weight)
-        self.row_sum = float(np.abs(w).reshape(w.shape[0], -1).sum(axis=1).max(initial=0))
+        self._row_sum: float | None = None
         self._w: dict[np.dtype, np.ndarray] = {}
         es = pr.event_scale
         self.event_scale = None if es is None else np.asarray(es)
+
+    @property
+    def row_sum(self) -> float:
+        """``max_o sum_i |W[o, i]|``: bounds every partial sum per unit of input."""
+        if self._row_sum is None:
+            w = np.asarray(self.pr.weight)
+            self._row_sum = float(np.abs(w).reshape(w.shape[0], -1).sum(axis=1).max(initial=0))
+        return self._row_sum
 
     def _weight(self, dtype) -> np.ndarray:
         if dtype not in self._w:

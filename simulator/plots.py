@@ -89,7 +89,8 @@ def plot_raster(spikes: dict[str, np.ndarray], path: Path, per_layer: int = 16,
         chosen = choose_neurons(s.shape[1:], per_layer)
         for j, n in enumerate(chosen):
             t = np.nonzero(flat[:, n])[0]
-            ax.scatter(t, np.full(t.shape, row + j), s=10, marker="|", color=f"C{i % 10}")
+            ax.scatter(t, np.full(t.shape, row + j), s=40, marker="|", linewidths=1.5,
+                       color=f"C{i % 10}")
         ticks.append(row + len(chosen) / 2)
         labels.append(name)
         row += len(chosen) + 2

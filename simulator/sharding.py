@@ -19,6 +19,7 @@ from .metrics.tally import Tally
 
 _worker_graph: SpikingGraph | None = None
 _worker_fixed: bool | None = None
+_worker_precision = "float64"
 
 
 def batches(n: int, batch_size: int) -> list[tuple[int, int]]:
@@ -27,40 +28,42 @@ def batches(n: int, batch_size: int) -> list[tuple[int, int]]:
     return [(i, min(i + batch_size, n)) for i in range(0, n, batch_size)]
 
 
-def _init_worker(graph: SpikingGraph, fixed_point: bool | None) -> None:
-    global _worker_graph, _worker_fixed
-    _worker_graph, _worker_fixed = graph, fixed_point
+def _init_worker(graph: SpikingGraph, fixed_point: bool | None, precision: str) -> None:
+    global _worker_graph, _worker_fixed, _worker_precision
+    _worker_graph, _worker_fixed, _worker_precision = graph, fixed_point, precision
 
 
 def _run_batch(args: tuple[np.ndarray, np.ndarray | None]) -> Tally:
     x, y = args
-    return Tally().add(simulate(_worker_graph, x, fixed_point=_worker_fixed), y)
+    res = simulate(_worker_graph, x, fixed_point=_worker_fixed, precision=_worker_precision)
+    return Tally().add(res, y)
 
 
 def iter_batch_tallies(
     graph: SpikingGraph, x: np.ndarray, y: np.ndarray | None = None, batch_size: int = 64,
-    workers: int = 1, fixed_point: bool | None = None,
+    workers: int = 1, fixed_point: bool | None = None, precision: str = "float64",
 ) -> Iterator[Tally]:
     """Yield one :class:`Tally` per batch, in batch order."""
     jobs = [(x[a:b], None if y is None else y[a:b]) for a, b in batches(len(x), batch_size)]
     if workers <= 1 or len(jobs) <= 1:
         for xb, yb in jobs:
-            yield Tally().add(simulate(graph, xb, fixed_point=fixed_point), yb)
+            yield Tally().add(simulate(graph, xb, fixed_point=fixed_point, precision=precision),
+                              yb)
         return
     ctx = mp.get_context("spawn")
     with ctx.Pool(min(workers, len(jobs)), initializer=_init_worker,
-                  initargs=(graph, fixed_point)) as pool:
+                  initargs=(graph, fixed_point, precision)) as pool:
         yield from pool.imap(_run_batch, jobs)
 
 
 def simulate_dataset(
     graph: SpikingGraph, x: np.ndarray, y: np.ndarray | None = None, batch_size: int = 64,
     workers: int = 1, fixed_point: bool | None = None,
-    on_batch: Callable[[int], None] | None = None,
+    on_batch: Callable[[int], None] | None = None, precision: str = "float64",
 ) -> Tally:
     """Simulate every sample; ``on_batch(n_samples)`` after each batch (progress bars)."""
     total = Tally()
-    for part in iter_batch_tallies(graph, x, y, batch_size, workers, fixed_point):
+    for part in iter_batch_tallies(graph, x, y, batch_size, workers, fixed_point, precision):
         total.merge(part)
         if on_batch is not None:
             on_batch(part.samples)

@@ -21,8 +21,11 @@ Mapping (compiler/graph.py semantics, 0-indexed clock = Lava ``time_step - 1``):
 
 from __future__ import annotations
 
+import shutil
+import tempfile
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 from lava.magma.core.run_conditions import RunSteps
@@ -49,6 +52,7 @@ class LavaNetwork:
     graph: SpikingGraph
     period: int
     n_samples: int
+    record_dir: Path
     populations: dict[str, PseudoSNPopulation]
     readout: ReadoutAccumulator
     sources: list[CurrentSource]
@@ -65,7 +69,7 @@ class LavaRun:
     steps: int
     seconds_compile: float  # lava compile + runtime start (process spawn)
     seconds_run: float  # stepping the network through every sample
-    seconds_read: float
+    seconds_read: float  # stopping lava and loading the records
 
 
 # --- arithmetic of the connection processes -------------------------------------------
@@ -147,13 +151,15 @@ def build_network(graph: SpikingGraph, x: np.ndarray, record_spikes: bool = Fals
         check_integer_units(graph)
     period = graph.latency_steps
     n_samples = int(x.shape[0])
+    record_dir = Path(tempfile.mkdtemp(prefix="pseudosnn-lava-records-"))
     pops: dict[str, PseudoSNPopulation] = {}
-    for p in graph.populations:
+    for i, p in enumerate(graph.populations):
         pfault = (fault[1], int(fault[2])) if fault and fault[0] == p.name else None
         pops[p.name] = PseudoSNPopulation(
             shape=p.shape, timesteps=p.timesteps_full(), bias=p.bias_full(),
             threshold=p.threshold, v0=p.v0, window_start=p.start, coupling=p.coupling,
-            period=period, n_samples=n_samples, record_spikes=record_spikes,
+            period=period, n_samples=n_samples, record_file=str(record_dir / f"pop{i}.npz"),
+            record_spikes=record_spikes,
             fixed_point=fixed, fault=pfault, name=p.name)
     if fault and fault[0] not in pops:
         raise GraphError(f"--inject-fault names {fault[0]!r}, which is not a population; "
@@ -161,6 +167,7 @@ def build_network(graph: SpikingGraph, x: np.ndarray, record_spikes: bool = Fals
     ro = graph.readout
     readout = ReadoutAccumulator(shape=ro.shape, bias=ro.bias, readout_step=graph.readout_step,
                                  period=period, n_samples=n_samples, fixed_point=fixed,
+                                 record_file=str(record_dir / "readout.npz"),
                                  name=ro.name)
     targets = {**pops, ro.name: readout}
     sources = []
@@ -170,7 +177,7 @@ def build_network(graph: SpikingGraph, x: np.ndarray, record_spikes: bool = Fals
                             name=f"encoder->{name}")
         src.a_out.connect(targets[name].a_in)
         sources.append(src)
-    net = LavaNetwork(graph, period, n_samples, pops, readout, sources)
+    net = LavaNetwork(graph, period, n_samples, record_dir, pops, readout, sources)
     for pr in graph.projections:
         if pr.analog:
             continue
@@ -213,37 +220,51 @@ Process's folder as a top-level module, which cannot work for a package with rel
 imports, so every process instance is mapped explicitly (``exception_proc_model_map``)."""
 
 
-def run_config(net: LavaNetwork) -> Loihi2SimCfg:
+CONV_MODELS = {
+    "lava": {"floating_pt": PyConvModelFloat, "fixed_pt": PyConvModelFixed},
+    "im2col": {"floating_pt": models.PyConvModelIm2colFloat,
+               "fixed_pt": models.PyConvModelIm2colFixed},
+}
+"""ProcessModels for lava's ``Conv`` process: lava's own (``scipy`` per channel pair) or
+the same arithmetic as one GEMM (``models.lava_conv_im2col``, several times faster)."""
+
+
+def run_config(net: LavaNetwork, conv_model: str = "lava") -> Loihi2SimCfg:
+    if conv_model not in CONV_MODELS:
+        raise ValueError(f"unknown conv model {conv_model!r}; use one of {sorted(CONV_MODELS)}")
     tag = "fixed_pt" if net.graph.fixed_point else "floating_pt"
+    chosen = {**MODELS[tag], Conv: CONV_MODELS[conv_model][tag]}
     procs = [*net.populations.values(), net.readout, *net.sources, *net.connections]
     return Loihi2SimCfg(select_tag=tag,
-                        exception_proc_model_map={p: MODELS[tag][type(p)] for p in procs})
+                        exception_proc_model_map={p: chosen[type(p)] for p in procs})
 
 
-def run_network(net: LavaNetwork, record_spikes: bool = False) -> LavaRun:
+def run_network(net: LavaNetwork, record_spikes: bool = False,
+                conv_model: str = "lava") -> LavaRun:
     """Run all samples back to back (``period`` steps each), read the records, stop."""
     graph = net.graph
     steps = net.period * net.n_samples
     anchor = net.readout
     t0 = time.perf_counter()
     try:
-        anchor.create_runtime(run_cfg=run_config(net))
+        anchor.create_runtime(run_cfg=run_config(net, conv_model))
         t_compiled = time.perf_counter()
         anchor.run(condition=RunSteps(num_steps=steps))
         t1 = time.perf_counter()
-        counts, spikes = {}, {} if record_spikes else None
-        for p in graph.populations:
-            proc = net.populations[p.name]
-            counts[p.name] = np.asarray(proc.counts.get()).astype(np.int64).reshape(
-                net.n_samples, *p.shape)
-            if record_spikes:
-                rec = np.asarray(proc.spike_record.get()).astype(bool)
-                spikes[p.name] = rec.reshape(net.n_samples, net.period, *p.shape)
-        values = np.asarray(net.readout.values.get()).reshape(net.n_samples,
-                                                              *graph.readout.shape)
-        t2 = time.perf_counter()
     finally:
         anchor.stop()
+    counts, spikes = {}, {} if record_spikes else None
+    try:
+        for p in graph.populations:
+            with np.load(net.populations[p.name].proc_params["record_file"]) as rec:
+                counts[p.name] = rec["counts"].reshape(net.n_samples, *p.shape)
+                if record_spikes:
+                    spikes[p.name] = rec["spikes"].reshape(net.n_samples, net.period, *p.shape)
+        with np.load(net.readout.proc_params["record_file"]) as rec:
+            values = rec["values"].reshape(net.n_samples, *graph.readout.shape)
+    finally:
+        shutil.rmtree(net.record_dir, ignore_errors=True)
+    t2 = time.perf_counter()
     return LavaRun(counts=counts, values=values, spikes=spikes, steps=net.period,
                    seconds_compile=t_compiled - t0, seconds_run=t1 - t_compiled,
                    seconds_read=t2 - t1)

@@ -49,6 +49,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                     help="record every spike of every population (B, steps, *shape)")
     ap.add_argument("--batch", type=int, default=0,
                     help="samples per Lava run (0 = all in one run; 1 = rebuild per sample)")
+    ap.add_argument("--conv-model", choices=("lava", "im2col"), default="lava",
+                    help="ProcessModel of lava's Conv process: lava's own (default) or the "
+                         "same arithmetic as one GEMM (faster)")
     ap.add_argument("--timeout", type=float, default=0,
                     help="abort with exit code 124 after this many seconds (0 = never)")
     ap.add_argument("--inject-fault", default=None, metavar="POP:raise|hang:STEP",
@@ -100,7 +103,8 @@ def load_inputs(path: str, samples: int | None) -> np.ndarray:
 
 
 def run(graph, x: np.ndarray, record_spikes: bool = False, batch: int = 0,
-        fault: tuple[str, str, int] | None = None) -> dict[str, np.ndarray]:
+        fault: tuple[str, str, int] | None = None,
+        conv_model: str = "lava") -> dict[str, np.ndarray]:
     """Run ``x`` through Lava; return the result arrays (the ``RESULT.npz`` keys)."""
     from .build import build_network, run_network
 
@@ -111,7 +115,7 @@ def run(graph, x: np.ndarray, record_spikes: bool = False, batch: int = 0,
         t0 = time.perf_counter()
         net = build_network(graph, x[lo:lo + batch], record_spikes=record_spikes, fault=fault)
         t_build += time.perf_counter() - t0
-        runs.append(run_network(net, record_spikes=record_spikes))
+        runs.append(run_network(net, record_spikes=record_spikes, conv_model=conv_model))
     out: dict[str, np.ndarray] = {}
     values = np.concatenate([r.values for r in runs])
     out["readout_raw"] = values
@@ -193,7 +197,8 @@ def main(argv: list[str] | None = None) -> int:
                 raise GraphError(f"inputs have shape {x.shape}, the graph expects (B, "
                                  f"{', '.join(map(str, graph.input.shape))}) with B >= 1")
             result = run(graph, x, record_spikes=bool(job.get("record_spikes")),
-                         batch=args.batch, fault=parse_fault(args.inject_fault))
+                         batch=args.batch, fault=parse_fault(args.inject_fault),
+                         conv_model=args.conv_model)
             result["seconds_total"] = np.float64(time.perf_counter() - t_job)
             result["seconds_process"] = np.float64(time.perf_counter() - t_start)
             result["mode"] = np.array("fixed_pt" if graph.fixed_point else "floating_pt")

@@ -23,7 +23,10 @@ from lava.magma.core.model.py.ports import PyInPort, PyOutPort
 from lava.magma.core.model.py.type import LavaPyType
 from lava.magma.core.resources import CPU
 from lava.magma.core.sync.protocols.loihi_protocol import LoihiProtocol
+from lava.proc.conv.models import PyConvModelFixed, PyConvModelFloat
+from lava.proc.conv.process import Conv
 
+from ...compiler.linalg import conv2d
 from ...compiler.semantics import if_step
 from .process import CurrentSource, PseudoSNPopulation, ReadoutAccumulator, SpikeDelay, as_chw
 
@@ -63,6 +66,19 @@ def _inject(kind: str, name: str) -> None:
     raise InjectedFault(f"{FAULT_MESSAGE} {name!r}")
 
 
+def _save_records(model, **arrays) -> None:
+    """Write this process's records to its ``record_file`` (atomically) after the last
+    step of the last sample."""
+    p = model.proc_params
+    if int(model.time_step) != int(p["n_samples"]) * int(p["period"]):
+        return
+    path = p["record_file"]
+    tmp = f"{path}.tmp{os.getpid()}"
+    with open(tmp, "wb") as f:
+        np.savez(f, **arrays)
+    os.replace(tmp, path)
+
+
 def _local_step(model) -> tuple[int, int]:
     """(sample index, local step) of the current Lava time step (which starts at 1)."""
     return divmod(int(model.time_step) - 1, int(model.proc_params["period"]))
@@ -82,6 +98,10 @@ class _PopulationModel(PyLoihiProcessModel):
         self._ps_chw = as_chw(p["shape"])
         self._ps_record = bool(p["record_spikes"])
         self._ps_fault = (p["fault_kind"], int(p["fault_step"]))
+        n = self._ps_T.size
+        self._ps_counts = np.zeros((int(p["n_samples"]), n), np.int64)
+        self._ps_spikes = (np.zeros((int(p["n_samples"]), int(p["period"]), n), bool)
+                           if self._ps_record else None)
 
     def _step(self):
         k, t = _local_step(self)
@@ -100,11 +120,15 @@ class _PopulationModel(PyLoihiProcessModel):
         v, spikes = if_step(self.v, current, self._ps_theta, active,
                             saturate=self._ps_fixed)
         self.v[:] = v
-        self.counts[k] += spikes
+        self._ps_counts[k] += spikes
         if self._ps_record:
-            self.spike_record[k, t] = spikes
+            self._ps_spikes[k, t] = spikes
         self.s_out.send(spikes)
         self.s_out_whc.send(spikes.reshape(self._ps_chw).transpose(2, 1, 0))
+        records = {"counts": self._ps_counts}
+        if self._ps_record:
+            records["spikes"] = self._ps_spikes
+        _save_records(self, **records)
 
     run_spk = _report_errors(_step)
 
@@ -121,8 +145,6 @@ class PyPseudoSNModelFloat(_PopulationModel):
     s_out_whc: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, bool, precision=1)
     v: np.ndarray = LavaPyType(np.ndarray, float)
     acc: np.ndarray = LavaPyType(np.ndarray, float)
-    counts: np.ndarray = LavaPyType(np.ndarray, np.int64)
-    spike_record: np.ndarray = LavaPyType(np.ndarray, bool)
     _ps_fixed = False
 
 
@@ -139,8 +161,6 @@ class PyPseudoSNModelFixed(_PopulationModel):
     s_out_whc: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, bool, precision=1)
     v: np.ndarray = LavaPyType(np.ndarray, np.int64, precision=24)
     acc: np.ndarray = LavaPyType(np.ndarray, np.int64, precision=64)
-    counts: np.ndarray = LavaPyType(np.ndarray, np.int64)
-    spike_record: np.ndarray = LavaPyType(np.ndarray, bool)
     _ps_fixed = True
 
 
@@ -173,6 +193,11 @@ class PyCurrentSourceModelFixed(_CurrentSourceModel):
 
 # --- readout --------------------------------------------------------------------------
 class _ReadoutModel(PyLoihiProcessModel):
+    def __init__(self, proc_params):
+        super().__init__(proc_params)
+        bias = proc_params["bias"]
+        self._ps_values = np.zeros((int(proc_params["n_samples"]), bias.size), bias.dtype)
+
     def _step(self):
         k, t = _local_step(self)
         if t == 0:
@@ -180,7 +205,8 @@ class _ReadoutModel(PyLoihiProcessModel):
         a = self.a_in.recv() + self.a_in_whc.recv().transpose(2, 1, 0).reshape(-1)
         self.acc[:] = self.acc + a
         if t == int(self.proc_params["readout_step"]):
-            self.values[k] = self.acc + self.proc_params["bias"]
+            self._ps_values[k] = self.acc + self.proc_params["bias"]
+        _save_records(self, values=self._ps_values)
 
     run_spk = _report_errors(_step)
 
@@ -192,7 +218,6 @@ class PyReadoutModelFloat(_ReadoutModel):
     a_in: PyInPort = LavaPyType(PyInPort.VEC_DENSE, float)
     a_in_whc: PyInPort = LavaPyType(PyInPort.VEC_DENSE, float)
     acc: np.ndarray = LavaPyType(np.ndarray, float)
-    values: np.ndarray = LavaPyType(np.ndarray, float)
 
 
 @implements(proc=ReadoutAccumulator, protocol=LoihiProtocol)
@@ -202,7 +227,6 @@ class PyReadoutModelFixed(_ReadoutModel):
     a_in: PyInPort = LavaPyType(PyInPort.VEC_DENSE, np.int64, precision=64)
     a_in_whc: PyInPort = LavaPyType(PyInPort.VEC_DENSE, np.int64, precision=64)
     acc: np.ndarray = LavaPyType(np.ndarray, np.int64, precision=64)
-    values: np.ndarray = LavaPyType(np.ndarray, np.int64, precision=64)
 
 
 # --- delay line -----------------------------------------------------------------------
@@ -238,3 +262,55 @@ class PySpikeDelayModelFloat(_SpikeDelayModel):
 class PySpikeDelayModelFixed(_SpikeDelayModel):
     s_in: PyInPort = LavaPyType(PyInPort.VEC_DENSE, bool, precision=1)
     s_out: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, bool, precision=1)
+
+
+# --- a vectorised model for lava's own Conv process -------------------------------------
+def lava_conv_im2col(s_in: np.ndarray, weight: np.ndarray, stride, padding, groups: int):
+    """Exactly lava's ``utils.conv`` (a true convolution in ``(X, Y, C)`` layout with
+    kernel ``(K, kx, ky, C/groups)``, dilation 1) as one im2col GEMM per group:
+    ``out[x, y, k] = sum_{u,v,c} in_pad[x*s0 + u, y*s1 + v, c] * w[k, kx-1-u, ky-1-v, c]``.
+    Integer inputs stay exact (int64)."""
+    x = np.asarray(s_in)[None].transpose(0, 3, 1, 2)  # (1, C, X, Y)
+    w = np.asarray(weight)[:, ::-1, ::-1, :].transpose(0, 3, 1, 2)  # cross-correlation
+    if np.issubdtype(w.dtype, np.integer):
+        x, w = x.astype(np.int64), w.astype(np.int64)
+    else:
+        x = x.astype(w.dtype)
+    out = conv2d(x, w, tuple(int(s) for s in stride), tuple(int(p) for p in padding),
+                 int(groups))
+    return out[0].transpose(1, 2, 0)
+
+
+class _Im2colConv:
+    """``run_spk`` of lava's ``AbstractPyConvModel`` with the convolution done by
+    :func:`lava_conv_im2col` instead of per-channel ``scipy.signal.convolve2d`` calls
+    (lava's own models, ~5-10x slower here). Same 1-step buffer, same 24-bit clamp."""
+
+    def run_spk(self) -> None:
+        if self.a_buf is None:
+            self.a_buf = np.zeros_like(self.a_out.shape)
+        self.a_out.send(self.a_buf)
+        if self.num_message_bits.item() > 0:
+            s_in = self.s_in.recv()
+        else:
+            s_in = self.s_in.recv().astype(bool)
+        if np.any(self.dilation != 1):
+            raise NotImplementedError("the im2col Conv model supports dilation 1 only")
+        a_out = lava_conv_im2col(s_in, self.weight, self.stride, self.padding,
+                                 int(self.groups[0]))
+        self.a_buf = self.clamp_precision(a_out.astype(self.weight.dtype))
+
+
+@implements(proc=Conv, protocol=LoihiProtocol)
+@requires(CPU)
+@tag("floating_pt", "im2col")
+class PyConvModelIm2colFloat(_Im2colConv, PyConvModelFloat):
+    """lava's float Conv arithmetic, vectorised."""
+
+
+@implements(proc=Conv, protocol=LoihiProtocol)
+@requires(CPU)
+@tag("fixed_pt", "im2col")
+class PyConvModelIm2colFixed(_Im2colConv, PyConvModelFixed):
+    """lava's fixed-point Conv arithmetic (int32 weights, 24-bit wrap), vectorised."""
+

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 
+
 def randomize(model, seed: int = 0, t_lo: int = 1, t_hi: int = 16):
     """Random BN statistics/affine, neuron scale/bias and T (logits) in a zoo model."""
     import torch

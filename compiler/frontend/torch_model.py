@@ -2,10 +2,11 @@
 
 Walks ``model.body`` in order and ``model.readout.fc``: ``SeqToANN`` runs become linear IR
 nodes, neurons become ``Neuron`` nodes from their ``deploy_spec()`` (the deployed eval
-semantics), residual blocks become ``Add`` nodes. ``AdaptiveAvgPool2d`` becomes a global or
-an ordinary average pooling when its windows are uniform (:func:`ir.adaptive_pool_window`). The IR's value is
-the rate-equivalent network: equal to the model's eval forward when its neurons use the
-rate rule (``eval_rule="rate"``, residual ``mode="mean"``).
+semantics), residual blocks become ``Add`` nodes. ``AdaptiveAvgPool2d`` becomes a global
+or an ordinary average pooling when its windows are uniform
+(:func:`ir.adaptive_pool_window`). The IR's value is the rate-equivalent network: equal to
+the model's eval forward when its neurons use the rate rule (``eval_rule="rate"``,
+residual ``mode="mean"``).
 """
 
 from __future__ import annotations
@@ -70,7 +71,9 @@ class _Walker:
             if m.ceil_mode or m.divisor_override or (not m.count_include_pad and m.padding):
                 raise unsupported("AvgPool2d with ceil_mode/divisor_override/"
                                   "count_include_pad=False", name)
-            pair = (lambda v: tuple(v) if isinstance(v, tuple | list) else (v, v))
+            def pair(v):
+                return tuple(v) if isinstance(v, tuple | list) else (v, v)
+
             k = pair(m.kernel_size)
             return self.emit(ir.Node(name, "AvgPool", (x,), attrs={
                 "kernel": k, "stride": pair(m.stride or k), "padding": pair(m.padding)}))
@@ -111,7 +114,7 @@ class _Walker:
                                 f"{exc}") from exc
         shape = self.shapes[x]
         T = _np(spec.timesteps)
-        if not np.all(T == np.round(T)):
+        if not np.all(np.round(T) == T):
             raise FrontendError(f"neuron {name!r}: T must be integers, got {T}")
         T = np.round(T).astype(np.int64)
         hi = self.max_timesteps or getattr(m, "max_T", None)
@@ -134,10 +137,8 @@ class _Walker:
             return self.layer(getattr(m, attr), f"{name}.{attr}", v)
 
         def add(a: str, b: str) -> str:
-            if getattr(m.add, "mode", "mean") != "mean":
-                self.warnings.append(
-                    f"{name}: mirror-padded residual sum (the paper's rule) compiled as a sum "
-                    "of rates; exact only when both paths have the same T")
+            # mode="mirror" differs from a sum only for trains of different lengths (the
+            # paper's rule); the schedule pass then refuses stream coupling and warns
             return self.emit(ir.Node(f"{name}.add", "Add", (a, b)))
 
         if isinstance(m, BasicBlock):

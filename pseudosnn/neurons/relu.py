@@ -23,5 +23,9 @@ class ReLUNeuron(SpikingNeuron):
         super().__init__()
         self.shape = tuple(shape) if shape is not None else None
 
+    def timesteps(self) -> torch.Tensor:
+        """One analog pass: T = 1."""
+        return torch.tensor(1)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return F.relu(x.mean(dim=0, keepdim=True))

@@ -2,8 +2,10 @@
 
 Layers are the populations (topological order) and the readout. A layer owns the work
 done *at* it: the SOPs of its incoming projections, the encoder MACs when it is fed by
-the input, its neuron updates, and the routing of the spikes it emits. Per-sample
-figures are the exact totals divided by the number of samples.
+the input, its neuron updates, and the routing of the spikes it emits (energy is
+attributed that way). ``sops_out_*`` are the SOPs its own spikes cause downstream (what a
+training-time estimate per neuron layer predicts). Per-sample figures are the exact
+totals divided by the number of samples.
 """
 
 from __future__ import annotations
@@ -45,6 +47,7 @@ def build_report(
     for pop in [*graph.topological_populations(), graph.readout]:
         incoming = graph.incoming(pop.name)
         sops = sum(tally.sops.get(pr.name, 0) for pr in incoming if not pr.analog)
+        sops_out = sum(tally.sops.get(pr.name, 0) for pr in graph.outgoing(pop.name))
         macs = tally.macs if any(pr.analog for pr in incoming) else 0
         is_pop = pop is not graph.readout
         row = {"layer": pop.name, "kind": "population" if is_pop else "readout",
@@ -67,7 +70,8 @@ def build_report(
                        end=graph.readout_step + 1, spikes_per_sample=0.0, firing_rate=None,
                        active_updates_per_sample=0.0)
         row.update(sops_per_sample=sops / n, macs_per_sample=macs / n, sops_total=sops,
-                   macs_total=macs, spikes_total=spikes)
+                   macs_total=macs, spikes_total=spikes, sops_out_per_sample=sops_out / n,
+                   sops_out_total=sops_out)
         energy = layer_energy_pj(model, sops, macs, active, inactive, spikes, mean_hops)
         for c in CATEGORIES:
             row[f"energy_{c}_pj"] = energy[c] / n
@@ -162,10 +166,22 @@ def to_csv(report: dict) -> str:
     return buf.getvalue()
 
 
-def write_reports(report: dict, out_dir, stem: str = "report") -> list:
-    """Write ``STEM.json`` and ``STEM.csv`` into ``out_dir`` atomically."""
+def write_reports(report: dict, out_dir, stem: str = "report",
+                  tally: Tally | None = None) -> list:
+    """Write ``STEM.json``, ``STEM.csv`` and (with ``tally``) ``STEM_counts.npz`` (spikes
+    of every neuron summed over the data set, ``spikes/<pop>``; spikes per step,
+    ``per_step/<pop>``; readout outputs) into ``out_dir``, each atomically."""
     from pathlib import Path
 
+    from ..atomic import write_atomic_with
+
     out = Path(out_dir)
-    return [write_atomic(out / f"{stem}.json", json.dumps(report, indent=1) + "\n"),
-            write_atomic(out / f"{stem}.csv", to_csv(report))]
+    written = [write_atomic(out / f"{stem}.json", json.dumps(report, indent=1) + "\n"),
+               write_atomic(out / f"{stem}.csv", to_csv(report))]
+    if tally is not None:
+        arrays = {f"spikes/{k}": np.asarray(v) for k, v in tally.spikes.items()}
+        arrays |= {f"per_step/{k}": np.asarray(v) for k, v in tally.spikes_per_step.items()}
+        arrays["output"] = tally.output
+        written.append(write_atomic_with(out / f"{stem}_counts.npz",
+                                         lambda f: np.savez(f, **arrays)))
+    return written

@@ -119,20 +119,31 @@ def test_baseline_configs_load_and_their_neurons_build(folder):
                         neuron=cfg["neuron"])
 
 
-def _relu_has_timesteps() -> bool:
-    from pseudosnn.neurons.base import SpikingNeuron
-    from pseudosnn.neurons.relu import ReLUNeuron
-
-    return ReLUNeuron.timesteps is not SpikingNeuron.timesteps
-
-
 @pytest.mark.parametrize("family", BASELINE_FAMILIES)
 def test_trainer_trains_each_family_from_its_digits_config(family, tmp_path, digits):
-    if family == "relu" and not _relu_has_timesteps():
-        pytest.xfail("ReLUNeuron has no timesteps(), which the trainer's T table needs "
-                     "(reported to the owner of pseudosnn/neurons/relu.py)")
     cfg = load_config(CONFIGS / "digits" / f"{family}_mlp.yaml",
                       {"epochs": 3, "progress": False, "threads": 1})
     summary = train(cfg, tmp_path, log=lambda _msg: None)
     assert summary["best_test_acc"] > 0.85, (family, summary)
     assert (tmp_path / "best.pth").is_file()
+
+
+def test_trainer_applies_the_asgl_noise_schedule(tmp_path, digits, monkeypatch):
+    """The trainer calls ASGLNeuron.set_epoch: with milestones at epochs 0 and 1 of 3 and
+    gamma 0.5, the last epoch trains with p = 0.2 * 0.25 (seen by a forward hook)."""
+    from pseudosnn.neurons.asgl import ASGLNeuron
+
+    seen: list[float] = []
+    original = ASGLNeuron.hybrid_spike
+
+    def spy(self, z):
+        if self.training:
+            seen.append(self.p)
+        return original(self, z)
+
+    cfg = load_config(CONFIGS / "digits" / "asgl_mlp.yaml",
+                      {"epochs": 3, "progress": False, "threads": 1,
+                       "neuron.gamma": 0.5, "neuron.milestones": [0.0, 0.34]})
+    monkeypatch.setattr(ASGLNeuron, "hybrid_spike", spy)
+    train(cfg, tmp_path, log=lambda _msg: None)
+    assert seen[0] == pytest.approx(0.2) and seen[-1] == pytest.approx(0.05)

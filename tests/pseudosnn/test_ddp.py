@@ -17,7 +17,7 @@ CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 def test_torchrun_two_cpu_processes(tmp_path):
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node",
            "2", "-m", "pseudosnn.cli", "train", "--config", str(CONFIGS / "digits" / "mlp.yaml"),
-           "--epochs", "2", "--calib_epochs", "0", "--progress", "false",
+           "--epochs", "1", "--calib_epochs", "0", "--progress", "false",
            "--out", str(tmp_path)]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "CUDA_VISIBLE_DEVICES": ""}
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=180, env=env)
@@ -26,6 +26,6 @@ def test_torchrun_two_cpu_processes(tmp_path):
     assert summary["world_size"] == 2
     assert summary["rank_divergence"] == 0.0  # gradients were averaged: ranks stay equal
     history = json.loads((tmp_path / "history.json").read_text())
-    assert [h["train_samples"] for h in history] == [1437, 1437]  # two halves, reduced
+    assert [h["train_samples"] for h in history] == [1437]  # two halves, reduced
     assert history[-1]["test_acc"] > 0.5
     assert proc.stdout.count("done: best test accuracy") == 1  # only rank 0 reports

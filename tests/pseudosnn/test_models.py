@@ -18,18 +18,28 @@ from pseudosnn.models import (
 from pseudosnn.neurons import SpikingNeuron
 
 SMALL_INPUT = {"mlp_digits": (1, 8, 8), "cnn_digits": (1, 8, 8), "rescnn_digits": (1, 8, 8),
-               "vggsnn_dvs": (3, 2, 48, 48), "sew_resnet18": (3, 32, 32),
+               "vggsnn_dvs": (2, 2, 16, 16), "sew_resnet18": (3, 32, 32),
                "sew_resnet34": (3, 32, 32), "preact_resnet34": (3, 32, 32)}
 EXPECTED_NEURONS = {"vgg11": 8, "vgg13": 10, "vggsnn_cifar": 8, "resnet18": 17, "resnet19": 18,
                     "sew_resnet20": 21, "sew_resnet34": 36, "preact_resnet34": 32}
 
 
+_BUILT: dict[str, nn.Module] = {}
+
+
+def built(arch: str) -> nn.Module:
+    """One model per architecture for this module (building the big ones takes seconds)."""
+    if arch not in _BUILT:
+        torch.manual_seed(0)
+        _BUILT[arch] = build_model(arch, num_classes=7, input_shape=SMALL_INPUT.get(
+            arch, (3, 16, 16)), neuron={"family": "pseudo", "granularity": "channel"})
+    return _BUILT[arch]
+
+
 @pytest.mark.parametrize("arch", sorted(ARCHITECTURES))
 def test_every_arch_trains_and_evaluates(arch):
-    torch.manual_seed(0)
-    shape = SMALL_INPUT.get(arch, (3, 32, 32))
-    model = build_model(arch, num_classes=7, input_shape=shape,
-                        neuron={"family": "pseudo", "granularity": "channel"})
+    shape = SMALL_INPUT.get(arch, (3, 16, 16))
+    model = built(arch)
     x = torch.randn(2, *shape)
     out = model.train()(x)
     assert out.shape == (2, 7)
@@ -47,7 +57,7 @@ def test_every_arch_trains_and_evaluates(arch):
 @pytest.mark.parametrize("arch", sorted(ARCHITECTURES))
 def test_walkable_structure(arch):
     """body holds only SeqToANN, neurons and residual blocks; no max pooling anywhere."""
-    model = build_model(arch, num_classes=3, input_shape=SMALL_INPUT.get(arch, (3, 32, 32)))
+    model = built(arch)
     assert [n for n, _ in model.named_children()] == ["body", "readout"]
     assert isinstance(model.readout, Readout)
     for item in model.body:

@@ -88,6 +88,16 @@ def naive_loop(graph: SpikingGraph, x: np.ndarray):
     return hist, (out / graph.readout.scale if fixed else out)
 
 
+@pytest.fixture(autouse=True, scope="session")
+def one_blas_thread():
+    """One BLAS thread: the machine is shared, and oversubscribed BLAS threads made the
+    large-model tests ~8x slower in wall time."""
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(limits=1):
+        yield
+
+
 @pytest.fixture
 def quantised():
     return quantise

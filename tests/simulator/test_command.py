@@ -55,6 +55,10 @@ def test_simulate_writes_consistent_reports(arts, tmp_path):
     by_layer = {row["layer"]: row for row in rep["layers"]}
     for name, n in direct.counts.items():
         assert by_layer[name]["spikes_total"] == int(n.sum())
+    with np.load(out / "res_counts.npz") as z_counts:
+        for name, n in direct.counts.items():
+            np.testing.assert_array_equal(z_counts[f"spikes/{name}"], n.sum(0))
+        np.testing.assert_array_equal(z_counts["output"], direct.output)
     assert len(json.loads((out / "summary.json").read_text())) == 2
     assert not list(out.glob(".*tmp"))  # atomic writes leave no temporaries
 
@@ -78,6 +82,15 @@ def test_sharded_equals_one_process_bit_for_bit(arts):
     for k, n in whole.counts.items():
         assert np.array_equal(one.spikes[k], n.sum(0))
     assert one.sops == whole.sops
+
+
+def test_float32_precision_from_the_cli(arts, tmp_path):
+    a, _, data = arts
+    r = CliRunner().invoke(main, ["simulate", str(a), "--data", f"npz:{data}", "--quiet",
+                                  "--precision", "float32", "--report", str(tmp_path / "r")])
+    assert r.exit_code == 0, r.output
+    rep = json.loads((tmp_path / "r" / "cnn.json").read_text())
+    assert rep["precision"] == "float32" and rep["samples"] == 40
 
 
 def _run(args):

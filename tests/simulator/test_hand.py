@@ -75,6 +75,7 @@ def test_two_layer_network_by_hand():
     assert layers["B"]["energy_pj"] == pytest.approx(85 * 0.9)
     assert layers["out"]["energy_pj"] == pytest.approx(22 * 0.9)
     assert layers["A"]["firing_rate"] == pytest.approx(14 / 36)
+    assert layers["A"]["sops_out_per_sample"] == 85 and layers["B"]["sops_out_per_sample"] == 22
     # ANN: 9 + 49 + 18 dense MACs
     assert rep["ann"]["dense_macs_per_sample"] == 76
     assert rep["ann"]["energy_pj_per_sample"] == pytest.approx(76 * 4.6)

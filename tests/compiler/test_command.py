@@ -1,0 +1,176 @@
+"""``pseudosnn compile``: end to end on digits checkpoints, and every documented error."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from pseudosnn.cli import main
+from pseudosnn.compiler import artifact, reference
+
+torch = pytest.importorskip("torch")
+
+
+def _ckpt(tmp_path, arch="cnn_digits", shape=(1, 8, 8), name="m.pth", **neuron):
+    from pseudosnn.checkpoint import make_checkpoint, save_checkpoint
+    from pseudosnn.compiler.frontend.testing import randomize
+    from pseudosnn.models import build_model
+
+    model = build_model(arch, num_classes=10, input_shape=shape,
+                        neuron={"family": "pseudo", **neuron})
+    randomize(model, seed=5)
+    ckpt = make_checkpoint(model, epoch=1)
+    path = tmp_path / name
+    save_checkpoint(ckpt, path)
+    return path, ckpt, model
+
+
+def _run(*args):
+    return CliRunner().invoke(main, ["compile", *map(str, args)])
+
+
+@pytest.mark.parametrize("arch,shape", [("mlp_digits", (64,)), ("cnn_digits", (1, 8, 8)),
+                                        ("rescnn_digits", (1, 8, 8))])
+def test_compile_digits_models_end_to_end(tmp_path, arch, shape):
+    path, _, model = _ckpt(tmp_path, arch, shape)
+    res = _run(path, "-o", tmp_path / "art", "--verify")
+    assert res.exit_code == 0, res.output
+    assert "sops_max" in res.output and "latency:" in res.output
+    graph = artifact.load(tmp_path / "art")
+    files = set(json.loads((tmp_path / "art" / "manifest.json").read_text())["files"])
+    assert {"graph.json", "weights.npz", "model.onnx", "compile_report.json"} <= files
+    x = np.random.default_rng(0).uniform(0, 1, (3, *shape))
+    with torch.no_grad():
+        y = model.double().eval()(torch.as_tensor(x)).numpy()
+    np.testing.assert_allclose(reference.evaluate(graph, x).output, y, atol=1e-9)
+
+
+def test_fixed_point_with_digits_calibration(tmp_path):
+    path, _, _ = _ckpt(tmp_path)
+    res = _run(path, "-o", tmp_path / "fx", "--fixed-point", "--calib", "digits",
+               "--calib-samples", "64")
+    assert res.exit_code == 0, res.output
+    assert "calibration accuracy: float" in res.output and "int8" in res.output
+    graph = artifact.load(tmp_path / "fx")
+    assert graph.fixed_point
+    rep = json.loads((tmp_path / "fx" / "compile_report.json").read_text())
+    assert rep["quant"]["max_output_error"] is not None
+
+
+def test_safetensors_and_onnx_inputs(tmp_path):
+    from pseudosnn.checkpoint import export_safetensors
+
+    path, ckpt, _ = _ckpt(tmp_path)
+    export_safetensors(ckpt, tmp_path / "m.safetensors")
+    assert _run(tmp_path / "m.safetensors", "-o", tmp_path / "a").exit_code == 0
+    onnx_path = tmp_path / "a" / "model.onnx"
+    res = _run(onnx_path, "-o", tmp_path / "b", "--target", "onnx")
+    assert res.exit_code == 0, res.output
+    ga, gb = artifact.load(tmp_path / "a"), artifact.load(tmp_path / "b")
+    x = np.random.default_rng(1).uniform(0, 1, (2, 1, 8, 8))
+    np.testing.assert_allclose(reference.evaluate(ga, x).output,
+                               reference.evaluate(gb, x).output, atol=1e-5)
+
+
+def test_untrusted_pickle_is_refused(tmp_path):
+    path = tmp_path / "evil.pth"
+    torch.save({"format": "pseudosnn.checkpoint", "obj": _Custom()}, path)
+    res = _run(path, "-o", tmp_path / "o")
+    assert res.exit_code != 0 and "--trust-checkpoint" in res.output
+    assert not (tmp_path / "o").exists()
+
+
+class _Custom:  # needs full unpickling
+    pass
+
+
+def test_state_dict_mismatch_lists_missing_and_unexpected(tmp_path):
+    from pseudosnn.checkpoint import save_checkpoint
+
+    path, ckpt, _ = _ckpt(tmp_path)
+    sd = dict(ckpt["state_dict"])
+    sd["body.0.0.extra"] = sd.pop("body.0.0.weight")
+    save_checkpoint({**ckpt, "state_dict": sd}, path)
+    res = _run(path, "-o", tmp_path / "o")
+    assert res.exit_code != 0
+    assert "missing keys (1): body.0.0.weight" in res.output
+    assert "unexpected keys (1): body.0.0.extra" in res.output
+
+
+def test_nan_weights_are_named(tmp_path):
+    from pseudosnn.checkpoint import save_checkpoint
+
+    path, ckpt, _ = _ckpt(tmp_path)
+    sd = dict(ckpt["state_dict"])
+    w = sd["body.0.0.weight"].clone()
+    w[0, 0, 0, 0] = float("nan")
+    sd["body.0.0.weight"] = w
+    save_checkpoint({**ckpt, "state_dict": sd}, path)
+    res = _run(path, "-o", tmp_path / "o")
+    assert res.exit_code != 0 and "NaN or Inf" in res.output and "body.0.0" in res.output
+
+
+def test_timesteps_above_max_are_refused(tmp_path):
+    path, _, _ = _ckpt(tmp_path, init_T=12)
+    res = _run(path, "-o", tmp_path / "o", "--max-timesteps", "4")
+    assert res.exit_code != 0 and "outside 1..4" in res.output
+
+
+def test_unsupported_layer_maxpool(tmp_path):
+    from pseudosnn.compiler.frontend.torch_model import model_to_ir
+    from pseudosnn.compiler.onnx_io import UnsupportedLayerError
+    from pseudosnn.models import build_model
+
+    model = build_model("cnn_digits", num_classes=10, input_shape=(1, 8, 8))
+    model.body[3] = torch.nn.Sequential(torch.nn.MaxPool2d(2))
+    with pytest.raises(UnsupportedLayerError) as err:
+        model_to_ir(model.eval())
+    assert "MaxPool2d" in str(err.value) and "body.3.0" in str(err.value)
+    assert "average pooling" in str(err.value) and "Supported:" in str(err.value)
+
+
+def test_not_deployable_neuron_is_a_compile_error(tmp_path):
+    from pseudosnn.compiler.frontend.torch_model import FrontendError, model_to_ir
+    from pseudosnn.models import build_model
+
+    model = build_model("mlp_digits", num_classes=10, input_shape=(64,),
+                        neuron={"family": "lif"})
+    with pytest.raises(FrontendError, match="cannot be compiled.*leak"):
+        model_to_ir(model.eval())
+
+
+def test_fixed_point_overflow_is_a_clear_error(tmp_path):
+    from pseudosnn.checkpoint import save_checkpoint
+
+    path, ckpt, _ = _ckpt(tmp_path, "mlp_digits", (64,))
+    sd = dict(ckpt["state_dict"])
+    sd["body.3.0.weight"] = sd["body.3.0.weight"] * 1e9
+    save_checkpoint({**ckpt, "state_dict": sd}, path)
+    res = _run(path, "-o", tmp_path / "o", "--fixed-point")
+    assert res.exit_code != 0 and "FixedPointError" in res.output
+
+
+def test_artifact_with_a_bad_hash_is_refused(tmp_path):
+    path, _, _ = _ckpt(tmp_path)
+    assert _run(path, "-o", tmp_path / "a").exit_code == 0
+    with open(tmp_path / "a" / "weights.npz", "ab") as f:
+        f.write(b"tampered")
+    res = _run(tmp_path / "a", "-o", tmp_path / "b", "--target", "onnx")
+    assert res.exit_code != 0 and "sha256" in res.output and "weights.npz" in res.output
+
+
+def test_retarget_an_artifact_to_lava(tmp_path):
+    path, _, _ = _ckpt(tmp_path)
+    assert _run(path, "-o", tmp_path / "a").exit_code == 0
+    res = _run(tmp_path / "a", "-o", tmp_path / "l", "--target", "lava")
+    assert res.exit_code == 0, res.output
+    man = json.loads((tmp_path / "l" / "manifest.json").read_text())
+    assert man["target"] == "lava" and len(man["files"]) > 4  # the Lava entry files
+
+
+def test_help_describes_options():
+    res = CliRunner().invoke(main, ["compile", "--help"])
+    assert res.exit_code == 0 and "--fixed-point" in res.output and "--verify" in res.output

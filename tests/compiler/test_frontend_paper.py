@@ -1,0 +1,246 @@
+"""Checkpoints in the layout of the paper's public code (deng-ai-lab/PseudoSNN): keys and
+``args`` written here by hand (the paper's code is not imported), compiled, and compared
+with an independent re-implementation of that code's eval forward (IF node firing at
+``v + 0.5 >= 1``, soft reset; a layer runs step by step when its input train has its own T
+and on the time mean otherwise; mirror-padded residual sums)."""
+
+from __future__ import annotations
+
+import argparse
+import math
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from pseudosnn.cli import main
+from pseudosnn.compiler import artifact, reference
+from pseudosnn.compiler.frontend.paper import paper_to_ir
+from pseudosnn.compiler.frontend.torch_model import FrontendError
+
+torch = pytest.importorskip("torch")
+F = torch.nn.functional
+MIN_T, MAX_T = 1, 8
+
+
+def _logit_for(T):
+    r = (T - MIN_T) / (MAX_T - MIN_T)
+    r = min(max(r, 1e-3), 1 - 1e-3)
+    return math.log(r / (1 - r))
+
+
+class _SD(dict):
+    """A state dict being written in the paper's layout."""
+
+    def __init__(self, seed):
+        super().__init__()
+        self.g = torch.Generator().manual_seed(seed)
+
+    def conv(self, p, cin, cout, k, bias=False):
+        std = (1.5 / (cin * k * k)) ** 0.5
+        self[f"{p}.weight"] = torch.randn(cout, cin, k, k, generator=self.g) * std
+        if bias:
+            self[f"{p}.bias"] = torch.randn(cout, generator=self.g) * 0.1
+
+    def bn(self, p, c):
+        self[f"{p}.weight"] = 0.5 + torch.rand(c, generator=self.g)
+        self[f"{p}.bias"] = torch.randn(c, generator=self.g) * 0.2 + 0.2
+        self[f"{p}.running_mean"] = torch.randn(c, generator=self.g) * 0.1
+        self[f"{p}.running_var"] = 0.5 + torch.rand(c, generator=self.g)
+        self[f"{p}.num_batches_tracked"] = torch.tensor(100)
+
+    def neuron(self, p, T):
+        self[f"{p}.logit"] = torch.tensor(_logit_for(T))
+        self[f"{p}.scale"] = torch.tensor(0.8 + 0.4 * float(torch.rand((), generator=self.g)))
+        self[f"{p}.bias"] = torch.tensor(0.05)
+
+    def linear(self, p, fin, fout):
+        self[f"{p}.weight"] = torch.randn(fout, fin, generator=self.g) * (2.0 / fin) ** 0.5
+        self[f"{p}.bias"] = torch.randn(fout, generator=self.g) * 0.1
+
+
+# --- an independent re-implementation of the paper's eval forward ----------------------
+def _T(sd, p):
+    t = MIN_T + (MAX_T - MIN_T) * torch.sigmoid(sd[f"{p}.logit"].double())
+    return int(torch.round(t))
+
+
+def _neuron(sd, p, x):
+    T = _T(sd, p)
+    x = x * sd[f"{p}.scale"].double() + sd[f"{p}.bias"].double()
+    drive = x if x.shape[0] == T else x.mean(0, keepdim=True).expand(T, *x.shape[1:])
+    v, out = torch.zeros_like(drive[0]), []
+    for t in range(T):
+        v = v + drive[t]
+        s = (v + 0.5 - 1.0 >= 0).double()
+        v = v - s
+        out.append(s)
+    return torch.stack(out)
+
+
+def _seq(fn, x):
+    t, b = x.shape[:2]
+    y = fn(x.flatten(0, 1))
+    return y.view(t, b, *y.shape[1:])
+
+
+def _conv(sd, p, x, stride=1, pad=None):
+    w = sd[f"{p}.weight"].double()
+    b = sd.get(f"{p}.bias")
+    pad = w.shape[2] // 2 if pad is None else pad
+    return _seq(lambda z: F.conv2d(z, w, None if b is None else b.double(), stride, pad), x)
+
+
+def _bn(sd, p, x):
+    return _seq(lambda z: F.batch_norm(z, sd[f"{p}.running_mean"].double(),
+                                       sd[f"{p}.running_var"].double(),
+                                       sd[f"{p}.weight"].double(), sd[f"{p}.bias"].double(),
+                                       False, 0.0, 1e-5), x)
+
+
+def _pad_and_add(a, b):
+    if a.shape[0] == b.shape[0]:
+        return a + b
+    short, long = sorted([a, b], key=lambda t: t.shape[0])
+    diff = long.shape[0] - short.shape[0]
+    idx = torch.arange(short.shape[0] - 1, short.shape[0] - 1 - diff, -1) % short.shape[0]
+    return torch.cat([short, short[idx]]) + long
+
+
+def _resnet19_forward(sd, x):
+    out = _neuron(sd, "sn0", _bn(sd, "conv0.1", _conv(sd, "conv0.0", x.unsqueeze(0))))
+    for layer, j, stride in [(1, 0, 1), (2, 0, 2), (2, 1, 1)]:
+        p = f"layer{layer}.{j}"
+        h = _neuron(sd, f"{p}.sn1", _bn(sd, f"{p}.conv1.1", _conv(sd, f"{p}.conv1.0", out,
+                                                                   stride)))
+        h = _bn(sd, f"{p}.conv2.1", _conv(sd, f"{p}.conv2.0", h))
+        skip = out
+        if f"{p}.shortcut.0.weight" in sd:
+            skip = _bn(sd, f"{p}.shortcut.1", _conv(sd, f"{p}.shortcut.0", out, stride, 0))
+        out = _neuron(sd, f"{p}.sn2", _pad_and_add(h, skip))
+    out = _seq(lambda z: z.mean((2, 3)), out)
+    out = _neuron(sd, "classifier.1", _seq(lambda z: F.linear(
+        z, sd["classifier.0.0.weight"].double(), sd["classifier.0.0.bias"].double()), out))
+    out = _seq(lambda z: F.linear(z, sd["classifier.2.0.weight"].double(),
+                                  sd["classifier.2.0.bias"].double()), out)
+    return out.mean(0)
+
+
+def _resnet19_sd(Ts, seed=0, c=(4, 6), hidden=8):
+    """resnet19's layout (models/noisy/resnet.py) with small widths: conv0, layer1.0
+    (identity shortcut), layer2.0 (strided 1x1 shortcut), layer2.1, classifier."""
+    sd, T = _SD(seed), iter(Ts)
+    sd.conv("conv0.0", 3, c[0], 3)
+    sd.bn("conv0.1", c[0])
+    sd.neuron("sn0", next(T))
+    for layer, j, cin, cout in [(1, 0, c[0], c[0]), (2, 0, c[0], c[1]), (2, 1, c[1], c[1])]:
+        p = f"layer{layer}.{j}"
+        sd.conv(f"{p}.conv1.0", cin, cout, 3)
+        sd.bn(f"{p}.conv1.1", cout)
+        sd.neuron(f"{p}.sn1", next(T))
+        sd.conv(f"{p}.conv2.0", cout, cout, 3)
+        sd.bn(f"{p}.conv2.1", cout)
+        if cin != cout:
+            sd.conv(f"{p}.shortcut.0", cin, cout, 1)
+            sd.bn(f"{p}.shortcut.1", cout)
+        sd.neuron(f"{p}.sn2", next(T))
+    sd.linear("classifier.0.0", c[1], hidden)
+    sd.neuron("classifier.1", next(T))
+    sd.linear("classifier.2.0", hidden, 10)
+    return dict(sd)
+
+
+def _args(model="resnet19"):
+    return argparse.Namespace(model=model, min_T=MIN_T, max_T=MAX_T, use_noise=True,
+                              noise_type="uniform", init_T=4.0, data_type="cifar10")
+
+
+def _simulate(graph, x):
+    from pseudosnn.backends.registry import get_backend
+
+    return get_backend("numpy").run(graph, x).output
+
+
+@pytest.mark.parametrize("Ts,streams", [
+    ([4] * 8, {"layer1.0.sn1", "layer1.0.sn2", "layer2.0.sn1", "layer2.0.sn2",
+               "layer2.1.sn1", "layer2.1.sn2", "classifier.1"}),   # one T: stream everywhere
+    # heterogeneous T, residual summands of equal length: stream where T matches the input
+    ([3, 3, 5, 5, 2, 2, 6, 4], {"layer1.0.sn1", "layer2.0.sn1", "layer2.1.sn1"}),
+])
+def test_resnet19_layout_matches_the_papers_eval(tmp_path, Ts, streams):
+    sd = _resnet19_sd(Ts)
+    path = tmp_path / "paper.pth"
+    torch.save({"model": {f"module.{k}": v for k, v in sd.items()}, "args": _args(),
+                "epoch": 3, "max_test_acc1": 0.5}, path)
+    res = CliRunner().invoke(main, ["compile", str(path), "-o", str(tmp_path / "a"),
+                                    "--input-shape", "3,8,8"])
+    assert res.exit_code == 0, res.output
+    graph = artifact.load(tmp_path / "a")
+    assert {p.name for p in graph.populations if p.coupling == "stream"} == streams
+    x = torch.randn(3, 3, 8, 8, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+    expected = _resnet19_forward(sd, x).numpy()
+    np.testing.assert_allclose(_simulate(graph, x.numpy()), expected, atol=1e-9)
+
+
+def test_mirror_padded_sum_falls_back_to_rate_with_a_warning(tmp_path):
+    sd = _resnet19_sd([4, 4, 4, 4, 2, 2, 2, 4])  # layer2.0.sn2: a 2-step and a 4-step train
+    g = paper_to_ir({"model": sd, "args": _args()}, input_shape=(3, 8, 8))
+    from pseudosnn.compiler import pipeline
+
+    res = pipeline.run(g)
+    assert res.graph.population("layer2.0.sn2").coupling == "rate"
+    assert any("layer2.0.sn2" in w and "mirror-padded" in w
+               for w in res.graph.meta["warnings"])
+
+
+def test_rate_rule_equals_the_closed_form(tmp_path):
+    sd = _resnet19_sd([3, 5, 5, 2, 2, 6, 6, 4])
+    g = paper_to_ir({"model": sd, "args": _args()}, input_shape=(3, 8, 8), coupling="rate")
+    from pseudosnn.compiler import ir, pipeline
+
+    res = pipeline.run(g, verify=True)
+    x = np.random.default_rng(2).normal(0, 1, (2, 3, 8, 8))
+    np.testing.assert_allclose(reference.evaluate(res.graph, x).output,
+                               ir.evaluate(g, x).output, atol=1e-9)
+    np.testing.assert_allclose(_simulate(res.graph, x), ir.evaluate(g, x).output, atol=1e-9)
+
+
+def _vgg11_sd(seed=0, w=4):
+    """vgg11 layout (models/noisy/vgg.py): feature.{i}.0 conv (with bias), feature.{i+1}.0
+    BN, feature.{i+2} neuron; pools take one index; classifier.0.0 Linear."""
+    sd, idx, cin = _SD(seed), 0, 3
+    for item in [w, "A", w, w, "A", w, w, "A", w, "A", w, w, "AA"]:
+        if isinstance(item, str):
+            idx += 1
+            continue
+        sd.conv(f"feature.{idx}.0", cin, item, 3, bias=True)
+        sd.bn(f"feature.{idx + 1}.0", item)
+        sd.neuron(f"feature.{idx + 2}", 1 + (idx * 7) % MAX_T)
+        cin, idx = item, idx + 3
+    sd.linear("classifier.0.0", cin, 10)
+    return dict(sd)
+
+
+def test_vgg11_layout_compiles_and_matches_rate_ir(tmp_path):
+    sd = _vgg11_sd()
+    path = tmp_path / "vgg.pth"
+    torch.save({"model": sd, "args": _args("vgg11")}, path)
+    res = CliRunner().invoke(main, ["compile", str(path), "-o", str(tmp_path / "v"),
+                                    "--coupling", "rate", "--verify"])
+    assert res.exit_code == 0, res.output
+    graph = artifact.load(tmp_path / "v")
+    assert len(graph.populations) == 8 and graph.input.shape == (3, 32, 32)
+    assert all(p.coupling == "rate" for p in graph.populations)
+
+
+def test_paper_state_dict_mismatch_is_listed():
+    sd = _resnet19_sd([4] * 8)
+    sd["layer9.0.weird"] = sd.pop("layer2.1.conv2.0.weight")
+    with pytest.raises(FrontendError, match="missing key 'layer2.1.conv2.0.weight'.*"
+                                            "layer9.0.weird"):
+        paper_to_ir({"model": sd, "args": _args()}, input_shape=(3, 8, 8))
+
+
+def test_maxpool_models_are_refused():
+    with pytest.raises(Exception, match="MaxPool2d.*average pooling"):
+        paper_to_ir({"model": {}, "args": _args("sew_resnet18")})

@@ -1,0 +1,85 @@
+"""avgpool_fusion: conv∘avgpool is one conv (avgpool k2s2 -> conv 3x3 pad 1 = 6x6 kernel,
+stride 2, padding 2, K'[u, v] = K[u//2, v//2]/4); pool/GAP -> flatten -> linear is one
+dense matrix; inexact fusions are refused by name."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from pseudosnn.compiler import ir
+from pseudosnn.compiler.passes.avgpool_fusion import fuse_avgpool
+
+
+def _pool(name, src, k, s, p=0):
+    return ir.Node(name, "AvgPool", (src,), attrs={"kernel": (k, k), "stride": (s, s),
+                                                   "padding": (p, p)})
+
+
+def _net(rng, h, pool, conv_pad=1):
+    return ir.Graph((2, h, h), (
+        ir.conv("c0", "input", rng.normal(0, 0.5, (3, 2, 1, 1)), None),
+        ir.neuron("n0", "c0", 4),
+        pool,
+        ir.conv("c1", pool.name, rng.normal(0, 0.5, (4, 3, 3, 3)), rng.normal(0, 0.1, 4),
+                padding=(conv_pad, conv_pad)),
+        ir.neuron("n1", "c1", 5),
+        ir.gemm("fc", "n1", rng.normal(0, 1, (2, 4 * ((h // 2) ** 2)))),
+    ), "fc")
+
+
+def test_k2s2_then_conv3x3_is_the_documented_6x6_conv(rng):
+    g = _net(rng, 8, _pool("p", "n0", 2, 2))
+    out = fuse_avgpool(g)
+    fused = out.node("c1")
+    assert fused.inputs == ("n0",) and "p" not in [n.name for n in out.nodes]
+    assert fused.params["weight"].shape == (4, 3, 6, 6)
+    assert fused.attrs["stride"] == (2, 2) and fused.attrs["padding"] == (2, 2)
+    K = g.node("c1").params["weight"]
+    u = np.arange(6)
+    np.testing.assert_allclose(fused.params["weight"], K[:, :, u[:, None] // 2, u[None] // 2] / 4)
+    x = rng.normal(0, 1, (3, 2, 8, 8))
+    np.testing.assert_allclose(ir.evaluate(out, x).output, ir.evaluate(g, x).output,
+                               atol=1e-12)
+
+
+@pytest.mark.parametrize("h,k,s,p", [(9, 3, 2, 1), (12, 4, 4, 0), (6, 2, 2, 0)])
+def test_other_exact_cases(rng, h, k, s, p):
+    pool = _pool("p", "n0", k, s, p)
+    g = ir.Graph((2, h, h), (
+        ir.conv("c0", "input", rng.normal(0, 0.5, (3, 2, 1, 1)), None),
+        ir.neuron("n0", "c0", 4), pool,
+        ir.conv("c1", "p", rng.normal(0, 0.5, (4, 3, 3, 3)), None, padding=(1, 1)),
+        ir.neuron("n1", "c1", 5), ir.Node("f", "Flatten", ("n1",)),
+    ), "f")
+    g = g.with_nodes([*g.nodes, ir.gemm("fc", "f", rng.normal(0, 1, (2, ir.infer_shapes(g)[
+        "f"][0])))], output="fc")
+    out = fuse_avgpool(g)
+    x = rng.normal(0, 1, (2, 2, h, h))
+    np.testing.assert_allclose(ir.evaluate(out, x).output, ir.evaluate(g, x).output,
+                               atol=1e-12)
+
+
+def test_inexact_fusion_is_refused(rng):
+    # pooled map of an even 8x8 input with a 3/2/1 pool: the padded conv would read pixels
+    g = _net(rng, 8, _pool("p", "n0", 3, 2, 1))
+    with pytest.raises(ir.IRError, match="cannot fuse average pooling 'p' into conv 'c1'"):
+        fuse_avgpool(g)
+
+
+@pytest.mark.parametrize("pool", ["avg", "gap"])
+def test_pool_flatten_linear_is_one_dense_matrix(rng, pool):
+    p = _pool("p", "n0", 2, 2) if pool == "avg" else ir.Node("p", "GlobalAvgPool", ("n0",))
+    g = ir.Graph((2, 6, 6), (
+        ir.conv("c0", "input", rng.normal(0, 0.5, (3, 2, 3, 3)), None, padding=(1, 1)),
+        ir.neuron("n0", "c0", 4), p, ir.Node("f", "Flatten", ("p",)),
+    ), "f")
+    n = ir.infer_shapes(g)["f"][0]
+    g = g.with_nodes([*g.nodes, ir.gemm("fc", "f", rng.normal(0, 1, (5, n)),
+                                        rng.normal(0, 1, 5))], output="fc")
+    out = fuse_avgpool(g)
+    fc = out.node("fc")
+    assert fc.inputs == ("n0",) and fc.params["weight"].shape == (5, 3 * 6 * 6)
+    x = rng.normal(0, 1, (3, 2, 6, 6))
+    np.testing.assert_allclose(ir.evaluate(out, x).output, ir.evaluate(g, x).output,
+                               atol=1e-12)
