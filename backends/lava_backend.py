@@ -114,8 +114,13 @@ def run_entry(args: list[str], timeout: float = DEFAULT_TIMEOUT_S) -> str:
         if rc != 0:
             reason = ("timed out (a Lava process hung)" if rc == 124
                       else f"failed with exit code {rc}")
+            hint = ""
+            if "ModuleNotFoundError" in stderr:
+                hint = (f"\n{python} lacks a package the Lava backend needs (lava-nc 0.10.0, "
+                        f"numpy, pseudosnn); (re)create the Lava venv with `make lava-venv` "
+                        f"in {REPO}")
             raise LavaRunError(f"the Lava run {reason}; command: {' '.join(cmd)}\n"
-                               f"--- child stderr ---\n{stderr}")
+                               f"--- child stderr ---\n{stderr}{hint}")
         return out_path.read_text()
 
 

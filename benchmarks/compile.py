@@ -3,10 +3,9 @@
 Each model is built with random weights, saved as a checkpoint, and compiled from that
 file by :func:`pseudosnn.compiler.command.compile_path` (load, frontend, all passes,
 lowering, scheduling, ONNX export, atomic artifact write). Input sizes: the digits models
-at 8x8, CIFAR models at 3x32x32, ``vggsnn_dvs`` at 2x48x48 frames (its paper size), the
-ImageNet SEW-ResNets at 3x225x225 (an odd size keeps the pool-into-conv fusion of their
-stem exact; 224 is refused with a clear error). Wall and CPU seconds are reported (the
-machine is shared). Writes ``benchmarks/results/compile.json``.
+at 8x8, CIFAR models at 3x32x32, ``vggsnn_dvs`` at 4 frames of 2x48x48 (its paper size),
+the ImageNet models (SEW-ResNet-18/34, PreAct-ResNet-34) at 3x224x224. Wall and CPU
+seconds are reported (the machine is shared). Writes ``benchmarks/results/compile.json``.
 
     python benchmarks/compile.py [--only resnet18 ...] [--fixed-point]
 """
@@ -26,8 +25,8 @@ RESULTS = Path(__file__).resolve().parent / "results" / "compile.json"
 RESNET18_TARGET_S = 30.0
 SHAPES = {
     "mlp_digits": (64,), "cnn_digits": (1, 8, 8), "rescnn_digits": (1, 8, 8),
-    "vggsnn_dvs": (4, 2, 48, 48), "sew_resnet18": (3, 225, 225),
-    "sew_resnet34": (3, 225, 225), "preact_resnet34": (3, 224, 224),
+    "vggsnn_dvs": (4, 2, 48, 48), "sew_resnet18": (3, 224, 224),
+    "sew_resnet34": (3, 224, 224), "preact_resnet34": (3, 224, 224),
 }
 
 

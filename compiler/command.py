@@ -21,22 +21,21 @@ def _shape(value: str | None) -> tuple[int, ...] | None:
 
 
 def _calibration(kind: str, input_shape: tuple[int, ...], samples: int):
-    """A calibration batch: the bundled 8x8 digits (scaled to [0, 1]) when they fit."""
+    """A calibration batch: the digits test split, preprocessed as in training
+    (:func:`pseudosnn.data.load_digits_data`), when it fits the model's input."""
     if kind == "none":
         return None, None
     import numpy as np
-    from sklearn.datasets import load_digits
 
-    d = load_digits()
-    x = (d.data / 16.0).astype(np.float64)
-    if tuple(input_shape) == (64,):
-        pass
-    elif tuple(input_shape) == (1, 8, 8):
-        x = x.reshape(-1, 1, 8, 8)
-    else:
+    from ..data import load_digits_data
+
+    if int(np.prod(input_shape)) != 64 or tuple(input_shape) not in ((64,), (1, 8, 8)):
         raise click.UsageError(f"--calib digits needs an input of (64,) or (1, 8, 8); the "
-                               f"model takes {input_shape}. Use --calib none")
-    return x[-samples:], d.target[-samples:]
+                               f"model takes {tuple(input_shape)}. Use --calib none")
+    test = load_digits_data().test
+    x, y = (t.numpy() for t in test.tensors)
+    x = x.reshape(len(x), *input_shape).astype(np.float64)
+    return x[:samples], y[:samples]
 
 
 @click.command("compile", context_settings={"help_option_names": ["-h", "--help"]})
@@ -63,7 +62,9 @@ def _calibration(kind: str, input_shape: tuple[int, ...], samples: int):
 @click.option("--input-shape", default=None,
               help="Per-sample input shape, e.g. 3,32,32 (paper checkpoints; default CIFAR).")
 @click.option("--calib", type=click.Choice(["digits", "none"]), default="none",
-              show_default=True, help="Calibration data for the fixed-point report.")
+              show_default=True,
+              help="Calibration data for the fixed-point report (digits: the test split, "
+                   "preprocessed as in training; none: random inputs, no accuracy).")
 @click.option("--calib-samples", type=int, default=256, show_default=True)
 def compile_cmd(model: Path, out: Path, target: str, fixed_point: bool, verify: bool,
                 trust_checkpoint: bool, coupling: str, max_timesteps: int | None,

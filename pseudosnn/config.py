@@ -42,6 +42,9 @@ DEFAULTS: dict[str, Any] = {
     # hardware-aware objective
     "penalty": 1e-2,
     "cost": "paper",
+    # learning-rate factor of the timestep logits (per-channel/neuron T get 1/C of a layer's
+    # penalty gradient each, so with SGD they move slower than per-layer T)
+    "logit_lr_scale": 1.0,
     # the paper's multi-step noise-rate scheduler: noise_prob = 1 - init_p * ratio^k after
     # k of the milestones (fractions of the epochs) have passed
     "noise_schedule": True,

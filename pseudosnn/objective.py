@@ -225,7 +225,8 @@ class HardwareCost:
     (differentiable), from which the spike-aware cost and the report are computed.
     """
 
-    def __init__(self, model: SpikingNetwork, kind: Literal["paper", "spike"] = "paper"):
+    def __init__(self, model: SpikingNetwork, kind: Literal["paper", "spike"] = "paper",
+                 record: bool | None = None):
         if kind not in ("paper", "spike"):
             raise ValueError(f"cost={kind!r} is not 'paper' or 'spike'")
         self.model, self.kind = model, kind
@@ -246,11 +247,15 @@ class HardwareCost:
         self.total_fanout = float(sum(int(f.sum()) for f in self.fanout.values()))
         self._fanout_t: dict[str, torch.Tensor] = {}
         self.currents: dict[str, torch.Tensor] = {}
+        # currents are recorded for the spike cost and the report (``record``); the paper
+        # cost needs no forward pass
+        self.recording = kind == "spike" if record is None else record
         self._hooks = [n.register_forward_hook(self._record(k)) for k, n in self.neurons.items()]
 
     def _record(self, name: str):
         def hook(module, inputs, output):
-            self.currents[name] = module.current(inputs[0])[0]  # [B, *shape]
+            if self.recording:
+                self.currents[name] = module.current(inputs[0])[0]  # [B, *shape]
         return hook
 
     def remove(self) -> None:
@@ -309,7 +314,7 @@ def layer_report(model: SpikingNetwork, x: torch.Tensor) -> list[LayerCost]:
     sample) from a noise-free training-mode forward of ``x``: neurons in training mode
     with ``noise_prob = 0`` (so ``c`` is what the training forward computes), BatchNorm on
     its running statistics (what is deployed); the model's state is restored after."""
-    cost = HardwareCost(model, "paper")
+    cost = HardwareCost(model, "paper", record=True)
     was_training = model.training
     saved = {k: n.noise_prob for k, n in cost.neurons.items()}
     try:

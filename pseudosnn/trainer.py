@@ -33,7 +33,7 @@ from .checkpoint import (
 )
 from .config import ConfigError
 from .data import load_data
-from .models import build_model
+from .models import UnknownArchitecture, build_model, check_arch
 from .neurons import SpikingNeuron, UnknownNeuronFamily
 from .objective import HardwareCost
 
@@ -111,10 +111,19 @@ class Trainer:
         self.device = torch.device(f"cuda:{self.dist.local_rank}" if torch.cuda.is_available()
                                    else "cpu")
         self._threads_before = torch.get_num_threads()
+        self.cost = None
         if config["threads"]:
             torch.set_num_threads(int(config["threads"]))
-        seed_everything(config["seed"])
+        try:
+            self._build(config, resume, trust_checkpoint)
+        except BaseException:
+            self.close()
+            raise
 
+    def _build(self, config: dict[str, Any], resume: str | Path | None,
+               trust_checkpoint: bool) -> None:
+        seed_everything(config["seed"])
+        check_arch(config["model"])
         self.data = load_data(config["data_type"], config["data_path"],
                               augment=config["augment"], cutout_size=config["cutout"],
                               image_size=config["image_size"])
@@ -123,11 +132,13 @@ class Trainer:
                                      input_shape=self.data.input_shape,
                                      neuron=config["neuron"],
                                      residual_mode=config["residual_mode"]).to(self.device)
-        except TypeError as e:  # a neuron argument the family does not take
-            raise ConfigError(f"neuron config {config['neuron']} does not fit the neuron "
-                              f"family: {e}") from e
+        except UnknownArchitecture:
+            raise
         except UnknownNeuronFamily as e:
             raise ConfigError(str(e)) from e
+        except (TypeError, ValueError) as e:  # an argument the family does not take/accept
+            raise ConfigError(f"neuron config {config['neuron']} does not fit the neuron "
+                              f"family: {e}") from e
         self.pseudo = all(hasattr(n, "timesteps_float") for _, n in self.model.neurons())
         if config["penalty"] > 0 and not self.pseudo:
             raise ConfigError("penalty > 0 needs neurons with learnable timesteps (family "
@@ -136,7 +147,8 @@ class Trainer:
         self.initial_mean_T = mean_timesteps(self.model)
 
         logits, weights, rest = split_params(self.model)
-        groups = [{"params": logits, "weight_decay": 0.0},
+        groups = [{"params": logits, "weight_decay": 0.0,
+                   "lr": config["lr"] * config["logit_lr_scale"]},
                   {"params": weights, "weight_decay": config["weight_decay"]},
                   {"params": rest, "weight_decay": 0.0}]
         if config["optimizer"] == "sgd":
@@ -238,6 +250,8 @@ class Trainer:
                 self.scaler.unscale_(self.opt)
             else:
                 total_loss.backward()
+            if self.cost is not None:
+                self.cost.currents.clear()  # release this step's graph
             if self.cfg["clip_grad_norm"] > 0:
                 nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg["clip_grad_norm"])
             if self.scaler is not None:

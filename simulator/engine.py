@@ -71,6 +71,7 @@ class _Plan:
     fanout: dict[str, np.ndarray]  # projection -> fan-out of every source neuron
     encoder_synapses: int
     timesteps: dict[str, np.ndarray]
+    window: dict[str, tuple[int, int]]  # population -> (start, T_max)
     projectors: dict[tuple, Projector] = field(default_factory=dict)
 
     def projector(self, pr: Projection, dtype, exact_int: bool) -> Projector:
@@ -96,7 +97,8 @@ def plan_of(graph: SpikingGraph) -> _Plan:
             fanout={pr.name: pr.fanout(graph.shape_of(pr.source)) for pr in graph.projections},
             encoder_synapses=sum(int(pr.fanout(graph.input.shape).sum())
                                  for pr in graph.projections if pr.analog),
-            timesteps={p.name: p.timesteps_full() for p in pops})
+            timesteps={p.name: p.timesteps_full() for p in pops},
+            window={p.name: (p.start, p.t_max) for p in pops})
         _PLANS[graph] = plan
     return plan
 
@@ -114,6 +116,7 @@ def step_window(st: _PopState, current: np.ndarray, saturate: bool,
     ``semantics.if_step`` (``v += c`` where active, 24-bit clip, ``s = v >= theta`` where
     active, ``v -= theta`` where ``s``). ``rec``: bool ``(B, T_max, N)`` or None."""
     B = st.v.shape[0]
+    start, t_max = st.pop.start, st.pop.t_max
     v = st.v.reshape(B, -1)
     c = np.ascontiguousarray(np.broadcast_to(current, st.v.shape), dtype=v.dtype).reshape(B, -1)
     cnt = st.counts.reshape(B, -1)
@@ -129,7 +132,7 @@ def step_window(st: _PopState, current: np.ndarray, saturate: bool,
         r1 = min(B, r0 + rows)
         vv, cc, ss, ll = v[r0:r1], c[r0:r1], s[: r1 - r0], local[: r1 - r0]
         ll[...] = 0
-        for k in range(st.pop.t_max):
+        for k in range(t_max):
             if T is None:
                 vv += cc
             else:
@@ -142,7 +145,7 @@ def step_window(st: _PopState, current: np.ndarray, saturate: bool,
                 ss &= active
             vv -= ss * theta
             ll += ss
-            per_step[st.pop.start + k] += np.count_nonzero(ss)
+            per_step[start + k] += np.count_nonzero(ss)
             if rec is not None:
                 rec[r0:r1, k] = ss
         cnt[r0:r1] += ll
@@ -247,18 +250,19 @@ def simulate(
     for t in range(steps):
         for p in pops:
             st = states[p.name]
-            k = t - p.start
-            if k < 0 or k >= p.t_max:
+            start, t_max = plan.window[p.name]
+            k = t - start
+            if k < 0 or k >= t_max:
                 continue
             if p.name in whole_window:
                 if k == 0:
                     rec = None
                     if spikes_rec is not None:
                         full = spikes_rec[p.name].reshape(B, steps, -1)  # a view
-                        rec = full[:, t:t + p.t_max]
+                        rec = full[:, t:t + t_max]
                     step_window(st, acc.pop(p.name) + st.bias, fixed, rec, per_step[p.name])
                     for pr in outgoing[p.name]:
-                        acc[pr.target] = acc[pr.target] + apply(pr, st.counts, p.t_max)
+                        acc[pr.target] = acc[pr.target] + apply(pr, st.counts, t_max)
                 continue
             if p.coupling == "rate":
                 if k == 0:
@@ -278,8 +282,8 @@ def simulate(
                     y = apply(pr, s, 1)
                     box = inbox[pr.target]
                     box[t + pr.delay] = box.get(t + pr.delay, 0) + y
-                elif k == p.t_max - 1:
-                    y = apply(pr, st.counts, p.t_max)
+                elif k == t_max - 1:
+                    y = apply(pr, st.counts, t_max)
                     acc[pr.target] = acc[pr.target] + y
 
     out_acc = acc[ro.name] + np.asarray(ro.bias)

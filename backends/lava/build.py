@@ -13,9 +13,9 @@ Mapping (compiler/graph.py semantics, 0-indexed clock = Lava ``time_step - 1``):
 * conv projection -> lava ``Conv`` (1-step delay): lava convolves (flips the kernel) in
   ``(W, H, C)`` layout, so the kernel becomes ``w[:, :, ::-1, ::-1].transpose(0, 3, 2, 1)``
   with stride/padding as ``(x, y)``. Fixed point: lava's Conv ignores ``weight_exp``
-  (we pass ``W_int << weight_exp``) and wraps its output to 24 bits (we reject a
-  projection that could reach it). A float conv with ``event_scale`` becomes a ``Dense``
-  with the unrolled matrix;
+  (we pass ``W_int << weight_exp``) and wraps its output to 24 bits, so a conv whose
+  worst case (every input spiking) could pass ``2**23 - 1`` becomes a ``Dense`` with the
+  unrolled int8 matrix instead, as does a float conv with ``event_scale``;
 * synaptic delay ``d > 1`` -> :class:`SpikeDelay` of ``d - 1`` before the Dense/Conv.
 """
 
@@ -98,29 +98,38 @@ def conv_as_dense(pr: Projection, source_shape: tuple[int, ...]) -> np.ndarray:
 
 def dense_arguments(pr: Projection, source_shape, fixed: bool) -> dict:
     """Keyword arguments of lava's ``Dense`` that make it compute ``project(pr, s)``."""
+    w = conv_as_dense(pr, source_shape) if pr.kind == "conv" else np.asarray(pr.weight, float)
     if fixed:
-        w = 2 * np.asarray(pr.weight, np.int64)  # MIXED: clip [-256, 255], drop 1 LSB
+        w = 2 * np.rint(w).astype(np.int64)  # MIXED: clip [-256, 255], drop 1 LSB
         return dict(weights=w.astype(np.int32), weight_exp=int(pr.weight_exp) - 1,
                     num_weight_bits=8, sign_mode=SignMode.MIXED)
-    w = conv_as_dense(pr, source_shape) if pr.kind == "conv" else np.asarray(pr.weight, float)
     if pr.event_scale is not None:
         w = w * np.broadcast_to(pr.event_scale, source_shape).reshape(1, -1)
     return dict(weights=np.asarray(w, np.float64))
+
+
+def conv_may_wrap(pr: Projection) -> bool:
+    """Could lava's fixed-point Conv wrap (24-bit output) on this projection? Worst case:
+    every input of the largest output row spikes with weights of one sign."""
+    w = np.left_shift(np.abs(np.asarray(pr.weight, np.int64)), int(pr.weight_exp))
+    return int(w.reshape(w.shape[0], -1).sum(axis=1).max()) > 2 ** (LAVA_CONV_OUTPUT_BITS - 1) - 1
+
+
+def uses_dense(pr: Projection, fixed: bool) -> bool:
+    """Whether a projection runs on lava's ``Dense`` (else ``Conv``)."""
+    if pr.kind == "dense":
+        return True
+    return conv_may_wrap(pr) if fixed else pr.event_scale is not None
 
 
 def conv_arguments(pr: Projection, source_shape, fixed: bool) -> dict:
     """Keyword arguments of lava's ``Conv`` that make it compute ``project(pr, s)``."""
     w = np.asarray(pr.weight)[:, :, ::-1, ::-1].transpose(0, 3, 2, 1)
     if fixed:
-        w = np.left_shift(w.astype(np.int64), int(pr.weight_exp))
-        worst = int(np.abs(w).reshape(w.shape[0], -1).sum(axis=1).max())
-        limit = 2 ** (LAVA_CONV_OUTPUT_BITS - 1) - 1
-        if worst > limit:
-            raise GraphError(
-                f"conv projection {pr.name!r} can deliver {worst} per step, beyond lava "
-                f"Conv's {LAVA_CONV_OUTPUT_BITS}-bit output (which wraps); lower its "
-                "weight_exp when quantising")
-        w = w.astype(np.int32)
+        if conv_may_wrap(pr):
+            raise GraphError(f"conv projection {pr.name!r} could wrap lava Conv's "
+                             f"{LAVA_CONV_OUTPUT_BITS}-bit output; run it as a Dense")
+        w = np.left_shift(w.astype(np.int64), int(pr.weight_exp)).astype(np.int32)
     else:
         w = np.ascontiguousarray(w, dtype=np.float64)
     return dict(weight=np.ascontiguousarray(w), weight_exp=0, input_shape=as_whc(source_shape),
@@ -183,7 +192,7 @@ def build_network(graph: SpikingGraph, x: np.ndarray, record_spikes: bool = Fals
             continue
         src_shape = graph.shape_of(pr.source)
         src, tgt = pops[pr.source], targets[pr.target]
-        as_dense = pr.kind == "dense" or (not fixed and pr.event_scale is not None)
+        as_dense = uses_dense(pr, fixed)
         out_port = src.s_out if as_dense else src.s_out_whc
         if pr.delay > 1:
             line = SpikeDelay(shape=out_port.shape, delay=pr.delay - 1, period=period,

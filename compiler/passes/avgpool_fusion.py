@@ -8,6 +8,12 @@
   padding, checked per axis; otherwise the fusion is refused with a clear error.
 * ``Gemm ∘ [Flatten] ∘ (AvgPool | GlobalAvgPool)`` is one dense matrix ``W' = W·P``
   (``P`` the pooling matrix), built by scattering ``W``'s columns over each window.
+* The same algebra composes any two convolutions with no neuron in between (a pool or a
+  conv on a *current*, e.g. the PreAct-ResNet stem conv 7x7/2 then avgpool 2, or its
+  strided 1x1 shortcut on a sum of currents): ``K'[o, d, s1·i + u, s1·j + v] +=
+  Σ_c K2[o, c, i, j]·K1[c, d, u, v]``, bias ``b' = b2 + Σ_{c,i,j} K2[o,c,i,j]·b1[c]`` (only
+  when the outer conv has no padding, else the padded border would miss ``b1``), and
+  ``Gemm ∘ Conv`` is the dense matrix ``W·C`` built with the conv's adjoint.
 """
 
 from __future__ import annotations
@@ -79,16 +85,103 @@ def fuse_gemm_pool(gemm: Node, pool: Node, in_shape) -> Node:
 
 def fuse_avgpool(graph: Graph) -> Graph:
     by_name, shapes = producers(graph), infer_shapes(graph)
-    out = []
-    for n in graph.nodes:
-        src = by_name.get(n.inputs[0]) if n.inputs else None
-        if n.op == "Gemm" and src is not None and src.op == "Flatten":
-            inner = by_name.get(src.inputs[0])
-            if inner is not None and inner.op in POOLS:
-                n = fuse_gemm_pool(n, inner, shapes[inner.inputs[0]])
-        elif n.op == "Gemm" and src is not None and src.op in POOLS:
-            n = fuse_gemm_pool(n, src, shapes[src.inputs[0]])
-        elif n.op == "Conv" and src is not None and src.op in POOLS:
-            n = fuse_conv_pool(n, src, shapes[src.inputs[0]])
-        out.append(n)
-    return prune(graph.with_nodes(out))
+    while True:
+        out, changed = [], False
+        for n in graph.nodes:
+            new = _fuse_one(n, by_name, shapes)
+            changed |= new is not n
+            out.append(new)
+        graph = prune(graph.with_nodes(out))
+        if not changed:
+            return graph
+        by_name, shapes = producers(graph), infer_shapes(graph)
+
+
+def _fuse_one(n: Node, by_name: dict[str, Node], shapes) -> Node:
+    src = by_name.get(n.inputs[0]) if n.inputs else None
+    if src is None:
+        return n
+    if n.op == "Gemm" and src.op == "Flatten":
+        inner = by_name.get(src.inputs[0])
+        if inner is not None and inner.op in (*POOLS, "Conv"):
+            n, src = replace(n, inputs=src.inputs), inner
+    if n.op == "Gemm" and src.op in POOLS:
+        return fuse_gemm_pool(n, src, shapes[src.inputs[0]])
+    if n.op == "Gemm" and src.op == "Conv":
+        return fuse_gemm_conv(n, src, shapes[src.inputs[0]])
+    if n.op == "Conv" and src.op in POOLS:
+        return fuse_conv_pool(n, src, shapes[src.inputs[0]])
+    if n.op in (*POOLS, "Conv") and src.op == "Conv":
+        return compose_convs(n, src, shapes[src.inputs[0]], shapes[src.name])
+    return n
+
+
+def _full_kernel(node: Node, in_shape) -> tuple[np.ndarray, tuple, tuple, np.ndarray | None]:
+    """``(W (C_out, C_in, kh, kw) with groups expanded, stride, padding, bias)``."""
+    if node.op in POOLS:
+        (kh, kw), stride, pad = _pool_params(node, in_shape)
+        c = in_shape[0]
+        w = np.zeros((c, c, kh, kw))
+        w[np.arange(c), np.arange(c)] = 1.0 / (kh * kw)
+        return w, stride, pad, None
+    w = np.asarray(node.params["weight"], np.float64)
+    groups = int(node.attrs.get("groups", 1))
+    if groups > 1:
+        co, cg = w.shape[:2]
+        og = co // groups
+        full = np.zeros((co, cg * groups, *w.shape[2:]))
+        for g in range(groups):
+            full[g * og:(g + 1) * og, g * cg:(g + 1) * cg] = w[g * og:(g + 1) * og]
+        w = full
+    b = node.params.get("bias")
+    return (w, tuple(node.attrs["stride"]), tuple(node.attrs["padding"]),
+            None if b is None else np.asarray(b, np.float64))
+
+
+def compose_convs(outer: Node, inner: Node, in_shape, mid_shape) -> Node:
+    """``outer ∘ inner`` (both conv-like, no neuron between) as one Conv named ``outer``."""
+    w1, (s1h, s1w), (p1h, p1w), b1 = _full_kernel(inner, in_shape)
+    w2, (s2h, s2w), (p2h, p2w), b2 = _full_kernel(outer, mid_shape)
+    k1h, k1w = w1.shape[2:]
+    k2h, k2w = w2.shape[2:]
+    exact = _axis_ok(in_shape[1], k1h, s1h, p1h, k2h, s2h, p2h) and \
+        _axis_ok(in_shape[2], k1w, s1w, p1w, k2w, s2w, p2w)
+    if not exact or (b1 is not None and (p2h or p2w) and np.any(b1)):
+        raise IRError(
+            f"{outer.op} {outer.name!r} acts on the current of {inner.op} {inner.name!r} (no "
+            f"neuron in between) and the two are not one convolution for an input of "
+            f"{tuple(in_shape)} (padding reaches real pixels or a bias); put a neuron "
+            "between them or change the input size")
+    fused = np.zeros((w2.shape[0], w1.shape[1], (k2h - 1) * s1h + k1h, (k2w - 1) * s1w + k1w))
+    for i in range(k2h):
+        for j in range(k2w):
+            fused[:, :, s1h * i:s1h * i + k1h, s1w * j:s1w * j + k1w] += np.einsum(
+                "oc,cduv->oduv", w2[:, :, i, j], w1)
+    bias = None if b2 is None else b2.copy()
+    if b1 is not None:
+        bias = (0 if bias is None else bias) + np.einsum("ocij,c->o", w2, b1)
+    params = {"weight": fused} if bias is None else {"weight": fused, "bias": bias}
+    return Node(outer.name, "Conv", inner.inputs, attrs={
+        "stride": (s1h * s2h, s1w * s2w), "padding": (p1h + p2h * s1h, p1w + p2w * s1w),
+        "groups": 1}, params=params)
+
+
+def fuse_gemm_conv(gemm: Node, conv: Node, in_shape) -> Node:
+    """``W·C`` for a conv ``C`` (its adjoint scatters ``W``'s rows back over the input)."""
+    w1, (sh, sw), (ph, pw), b1 = _full_kernel(conv, in_shape)
+    c, h, wd = in_shape
+    kh, kw = w1.shape[2:]
+    oh, ow = (h + 2 * ph - kh) // sh + 1, (wd + 2 * pw - kw) // sw + 1
+    w = np.asarray(gemm.params["weight"], np.float64).reshape(-1, w1.shape[0], oh, ow)
+    dense = np.zeros((w.shape[0], c, h + 2 * ph, wd + 2 * pw))
+    for u in range(kh):
+        for v in range(kw):
+            dense[:, :, u:u + sh * (oh - 1) + 1:sh, v:v + sw * (ow - 1) + 1:sw] += np.einsum(
+                "roxy,oc->rcxy", w, w1[:, :, u, v])
+    dense = dense[:, :, ph:ph + h, pw:pw + wd].reshape(w.shape[0], -1)
+    params = {**gemm.params, "weight": dense}
+    if b1 is not None:
+        extra = w.sum(axis=(2, 3)) @ b1
+        params["bias"] = extra + (gemm.params["bias"] if gemm.params.get("bias") is not None
+                                  else 0.0)
+    return replace(gemm, inputs=conv.inputs, params=params)

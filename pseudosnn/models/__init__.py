@@ -9,8 +9,8 @@ Every model is a :class:`SpikingNetwork` with exactly two children:
 
   1. :class:`SeqToANN` (an ``nn.Sequential``): a run of linear/affine stateless modules,
      applied in order, from ``nn.Conv2d`` (``bias=False``), ``nn.BatchNorm2d``,
-     ``nn.BatchNorm1d``, ``nn.AvgPool2d`` (``count_include_pad=True``; the ImageNet stems
-     use ``AvgPool2d(3, 2, 1)`` where the paper has max pooling),
+     ``nn.BatchNorm1d``, ``nn.AvgPool2d`` (no padding anywhere; the ImageNet stems use
+     ``AvgPool2d(2)`` where the paper has a 3x3/2 max pooling),
      ``nn.AdaptiveAvgPool2d``, ``nn.Linear``, ``nn.Flatten`` (flattens ``C,H,W`` in C
      order). Consecutive ``SeqToANN`` items compose.
   2. a neuron (:class:`~pseudosnn.neurons.base.SpikingNeuron`, any family; its

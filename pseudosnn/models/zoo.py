@@ -205,7 +205,7 @@ def _resnet19(b: _Builder) -> None:
 def _sew_imagenet(depths) -> Callable[[_Builder], None]:
     def build(b: _Builder) -> None:
         b.conv_sn(64, 7, 2, 3)
-        b.add(SeqToANN(b.pool(3, 2, 1)))  # the paper's max pooling, as average pooling
+        b.add(SeqToANN(b.pool(2)))  # the paper's 3x3/2 max pooling, as 2x2 average pooling
         b.stages(b.sew_block, (64, 128, 256, 512), depths)
         b.add(SeqToANN(b.adaptive_pool(1), b.flatten()))
     return build
@@ -226,7 +226,7 @@ def _sew_resnet20(b: _Builder) -> None:
 
 def _preact_resnet34(b: _Builder) -> None:
     b.add(b.conv(64, 7, 2, 3))
-    b.add(SeqToANN(b.pool(3, 2, 1)))  # the paper's max pooling, as average pooling
+    b.add(SeqToANN(b.pool(2)))  # the paper's 3x3/2 max pooling, as 2x2 average pooling
     b.stages(b.preact_block, (64, 128, 256, 512), (3, 4, 6, 3))
     b.add(SeqToANN(b.adaptive_pool(1), b.flatten()))
 

@@ -23,7 +23,17 @@ from pseudosnn.backends.lava_backend import (
     run_artifact,
 )
 from pseudosnn.compiler import artifact
-from pseudosnn.compiler.graph import WEIGHT_EXP_MAX, WEIGHT_MAX, WEIGHT_MIN, SpikingGraph
+from pseudosnn.compiler.graph import (
+    WEIGHT_EXP_MAX,
+    WEIGHT_MAX,
+    WEIGHT_MIN,
+    InputNode,
+    Population,
+    Projection,
+    Readout,
+    SpikingGraph,
+    schedule,
+)
 from pseudosnn.compiler.quantize import quantize
 from pseudosnn.compiler.reference import evaluate
 from pseudosnn.compiler.semantics import V_MAX
@@ -94,6 +104,32 @@ def _hand_quantised(graph: SpikingGraph, scale: float) -> SpikingGraph:
     return g
 
 
+def _conv_wrap_graph() -> SpikingGraph:
+    """A fixed-point conv whose per-step output passes 2**23: 64 always-firing channels
+    into a 3x3 conv of +127 (channel 0) and -128 (channel 1) with exponent 7, so the
+    centre sums 576 * 127 * 2**7 = 9,363,456. Lava's own fixed Conv would wrap that to a
+    negative number; the backend must route it through Dense (and the 24-bit membrane
+    then saturates)."""
+    wide = Population("wide", (64, 4, 4), np.int64(4), threshold=100,
+                      bias=np.full((64, 1, 1), 200, np.int64), v0=50, scale=100.0)
+    narrow = Population("narrow", (2, 4, 4), np.int64(2), threshold=1000,
+                        bias=np.zeros((2, 1, 1), np.int64), v0=500, scale=100.0)
+    w = np.empty((2, 64, 3, 3), np.int64)
+    w[0], w[1] = WEIGHT_MAX, WEIGHT_MIN
+    rng = np.random.default_rng(0)
+    projs = (
+        Projection("input->wide", "input", "wide", "conv", np.full((64, 1, 1, 1), 0.1), delay=0),
+        Projection("wide->narrow", "wide", "narrow", "conv", w, padding=(1, 1), weight_exp=7),
+        Projection("narrow->out", "narrow", "out", "dense",
+                   rng.integers(-128, 128, size=(5, 32)), weight_exp=1),
+    )
+    g = schedule(SpikingGraph(InputNode((1, 4, 4)), (wide, narrow),
+                              Readout("out", (5,), np.zeros(5, np.int64), scale=100.0),
+                              projs, fixed_point=True))
+    g.validate()
+    return g
+
+
 def _run_cases(cases: dict[str, SpikingGraph]) -> dict[str, tuple]:
     pairs = [(g, _inputs(g)) for g in cases.values()]
     t0 = time.perf_counter()
@@ -122,6 +158,7 @@ def fixed_runs(lava_env):
     # 2**22 units per float unit: encoder currents beyond the 24-bit membrane (saturation)
     cases["cnn-stream-hand-2^22"] = _hand_quantised(
         random_graph("cnn", seed=4, stream=True), float(2 ** 22))
+    cases["conv-beyond-24-bits"] = _conv_wrap_graph()
     return _run_cases(cases)
 
 
@@ -147,7 +184,8 @@ def _assert_same_run(graph, x, lava, sim, exact_readout: bool):
 
 FLOAT_CASES = [*_random_cases(), "cnn-rate-event-scale"]
 FIXED_CASES = [f"{n}-quantize" for n in _random_cases()] + [
-    "mlp-rate-hand-64", "residual-stream-hand-3000", "cnn-stream-hand-2^22"]
+    "mlp-rate-hand-64", "residual-stream-hand-3000", "cnn-stream-hand-2^22",
+    "conv-beyond-24-bits"]
 
 
 @pytest.mark.parametrize("case", FLOAT_CASES)
@@ -190,6 +228,10 @@ def test_fixed_cases_reach_the_arithmetic_edges(fixed_runs):
     enc = [pr for pr in g.projections if pr.analog][0]
     from pseudosnn.compiler.linalg import encode_fixed, project
     assert np.abs(encode_fixed(project(enc, x), g.population(enc.target).scale)).max() > V_MAX
+    g, x, lava, sim = fixed_runs["conv-beyond-24-bits"]
+    assert 576 * WEIGHT_MAX * 2 ** 7 > 2 ** 23 - 1  # what lava's Conv would have wrapped
+    assert (lava.counts["wide"] == 4).all()  # every input fires: the worst case happens
+    assert (lava.counts["narrow"][:, 0] == 2).all() and (lava.counts["narrow"][:, 1] == 0).all()
 
 
 # --- failure paths ----------------------------------------------------------------------
@@ -302,3 +344,12 @@ def test_lava_backend_imports_no_torch(lava_env):
                            "assert 'torch' not in sys.modules\n")
     proc = subprocess.run([lava_env, "-c", lava_side], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
+
+
+def test_python_without_lava_names_the_fix(monkeypatch, small_artifact):
+    """The main venv's Python has no lava: the error says how to create the Lava venv."""
+    monkeypatch.setenv("PSEUDOSNN_LAVA_PYTHON", sys.executable)
+    graph, art = small_artifact
+    with pytest.raises(LavaRunError, match="make lava-venv") as info:
+        run_artifact(art, _inputs(graph, n=1), timeout=60)
+    assert "No module named 'lava'" in str(info.value)

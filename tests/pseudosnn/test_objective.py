@@ -142,3 +142,23 @@ def test_cost_rejects_bad_kind_and_foreign_neurons():
                        neuron={"family": "relu"})
     with pytest.raises(ValueError, match="learnable timesteps"):
         HardwareCost(relu)
+
+
+@pytest.mark.parametrize("arch, shape", [("cnn_digits", (1, 8, 8)),
+                                         ("rescnn_digits", (1, 8, 8)),
+                                         ("sew_resnet20", (3, 8, 8))])
+def test_fanout_equals_the_compiled_graph(arch, shape):
+    """Differential: per population, the cost model's fan-out equals the sum of
+    ``Projection.fanout`` over the projections the compiler emits from it."""
+    from pseudosnn.compiler import pipeline
+    from pseudosnn.compiler.frontend.torch_model import model_to_ir
+
+    torch.manual_seed(0)
+    model = build_model(arch, num_classes=10, input_shape=shape).eval()
+    graph = pipeline.run(model_to_ir(model)).graph
+    cost = HardwareCost(model)
+    for name, mine in cost.fanout.items():
+        pop = graph.node(name)
+        total = sum((pr.fanout(pop.shape).reshape(mine.shape) for pr in graph.projections
+                     if pr.source == name), np.zeros(mine.shape, np.int64))
+        np.testing.assert_array_equal(total, mine, err_msg=name)

@@ -153,3 +153,47 @@ def test_cli_trains_and_resumes(tmp_path):
     r = run_cli(["--resume", str(tmp_path / "last.pth"), "--epochs", "2"])
     assert r.exit_code == 0, r.output
     assert load_checkpoint(tmp_path / "last.pth")["epoch"] == 1
+
+
+def test_cli_help_lists_options():
+    r = run_cli(["--help"])
+    assert r.exit_code == 0
+    for opt in ("--config", "--resume", "--out", "--trust-checkpoint", "--key value"):
+        assert opt in r.output
+
+
+def test_tensorboard_without_package_is_a_clear_error(tmp_path):
+    try:
+        import tensorboard  # noqa: F401
+    except ImportError:
+        r = run_cli(["--config", str(CONFIGS / "digits" / "mlp.yaml"), "--tensorboard", "true",
+                     "--out", str(tmp_path)])
+        assert_clean_error(r, "tensorboard")
+    else:
+        pytest.skip("tensorboard is installed")
+
+
+def test_paper_eval_rule_trains_and_evaluates_on_spike_trains(tmp_path):
+    cfg = tiny_config(epochs=1, calib_epochs=0)
+    cfg["neuron"] = {**cfg["neuron"], "eval_rule": "paper"}
+    summary = train(cfg, tmp_path, log=lambda s: None)
+    assert summary["final_test_acc"] > 0.3
+    model = model_from_checkpoint(load_checkpoint(tmp_path / "last.pth"))
+    name, sn = next(iter(model.neurons()))
+    out = []
+    sn.register_forward_hook(lambda m, i, o: out.append(o))
+    with torch.no_grad():
+        model(torch.randn(2, 1, 8, 8))
+    assert out[0].shape[0] == int(sn.timesteps())  # a spike train of the layer's T
+    assert set(out[0].unique().tolist()) <= {0.0, 1.0}
+
+
+@pytest.mark.parametrize("args, needle", [
+    (["--neuron.granularity", "pixel"], "granularity"),
+    (["--neuron.family", "psuedo"], "unknown neuron family"),
+    (["--neuron.bogus", "1"], "bogus"),
+])
+def test_cli_bad_neuron_config(tmp_path, args, needle):
+    r = run_cli(["--config", str(CONFIGS / "digits" / "mlp.yaml"), "--out", str(tmp_path),
+                 *args])
+    assert_clean_error(r, needle)

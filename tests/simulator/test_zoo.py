@@ -35,16 +35,11 @@ CASES = [  # (arch, input shape, T granularity); CIFAR models at small sizes for
     ("vggsnn_dvs", (2, 2, 16, 16), "layer"),
     ("resnet18", (3, 16, 16), "channel"),
     ("resnet19", (3, 16, 16), "layer"),
-    ("sew_resnet18", (3, 33, 33), "layer"),
+    ("sew_resnet18", (3, 32, 32), "layer"),
     ("sew_resnet19", (3, 16, 16), "channel"),
     ("sew_resnet20", (3, 32, 32), "neuron"),
-    ("sew_resnet34", (3, 33, 33), "layer"),
-]
-KNOWN_COMPILER_GAPS = [
-    # the compiler cannot lower it yet (AvgPool feeding a population); strict: an XPASS
-    # (the compiler learnt it) fails, so that this entry is moved into CASES
-    pytest.param("preact_resnet34", (3, 16, 16), "layer", marks=[
-        pytest.mark.slow, pytest.mark.xfail(strict=True, reason="compiler: LoweringError")]),
+    ("sew_resnet34", (3, 32, 32), "layer"),
+    ("preact_resnet34", (3, 16, 16), "layer"),
 ]
 SLOW = {"vgg11", "vgg13", "vggsnn_cifar", "resnet18", "resnet19", "sew_resnet19",
         "sew_resnet34", "preact_resnet34"}
@@ -59,7 +54,7 @@ def _params(cases):
     return [pytest.param(*c, marks=pytest.mark.slow) if c[0] in SLOW else c for c in cases]
 
 
-@pytest.mark.parametrize("arch,shape,gran", _params(CASES) + KNOWN_COMPILER_GAPS)
+@pytest.mark.parametrize("arch,shape,gran", _params(CASES))
 def test_rate_zoo_equals_torch_eval(arch, shape, gran):
     torch.set_num_threads(1)
     model = build_model(arch, num_classes=10, input_shape=shape,
