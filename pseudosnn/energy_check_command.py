@@ -42,31 +42,29 @@ def torch_eval(model, x: np.ndarray, batch: int = 256) -> np.ndarray:
 
 
 def training_estimates(model, x: np.ndarray, batch: int = 256) -> dict[str, dict] | None:
-    """Per population, per sample (mean over ``x``): FLOPs, T, expected spikes and SOPs
-    from the noise-free training-mode forward; ``None`` when the model has no learnable
-    timesteps (the estimates are defined for PseudoSN models)."""
+    """Per population, per sample (mean over ``x``): FLOPs, T, and the spike and SOP
+    counts of two training-mode forwards (:func:`pseudosnn.objective.layer_report`):
+    ``expected_*`` (the noise model at its expectation: ``T*clip(c, 0, 1)``) and
+    ``calibrated_*`` (the calibration-phase forward: deployed quantised counts).
+    ``None`` when the model has no learnable timesteps (not a PseudoSN model)."""
     import torch
 
     from .objective import layer_report
 
     sums: dict[str, dict] = {}
-    n_total = 0
     for i in range(0, len(x), batch):
         xb = torch.as_tensor(x[i:i + batch], dtype=torch.float32)
         try:
-            rows = layer_report(model, xb)
+            reports = {f: layer_report(model, xb, forward=f) for f in ("expected", "calibrated")}
         except ValueError:
             return None
-        n = len(xb)
-        n_total += n
-        for r in rows:
-            s = sums.setdefault(r.name, {"flops": r.flops, "timesteps": r.timesteps,
-                                         "expected_spikes": 0.0, "expected_sops": 0.0})
-            s["expected_spikes"] += r.expected_spikes * n
-            s["expected_sops"] += r.expected_sops * n
-    for s in sums.values():
-        s["expected_spikes"] /= n_total
-        s["expected_sops"] /= n_total
+        for f, rows in reports.items():
+            for r in rows:
+                s = sums.setdefault(r.name, {"flops": r.flops, "timesteps": r.timesteps,
+                                             "expected_spikes": 0.0, "expected_sops": 0.0,
+                                             "calibrated_spikes": 0.0, "calibrated_sops": 0.0})
+                s[f"{f}_spikes"] += r.expected_spikes * len(xb) / len(x)
+                s[f"{f}_sops"] += r.expected_sops * len(xb) / len(x)
     return sums
 
 

@@ -277,15 +277,19 @@ class HardwareCost:
                      for k, n in self.neurons.items())
         return energy + self.mean_timesteps()
 
-    def expected_spikes(self, name: str) -> torch.Tensor:
-        """``T * clip(c, 0, 1)`` per neuron, batch mean (needs a forward pass first)."""
+    def expected_spikes(self, name: str, quantised: bool = False) -> torch.Tensor:
+        """``T * clip(c, 0, 1)`` per neuron, batch mean (needs a forward pass first);
+        ``quantised``: the deployed count ``clamp(floor(T*c + 1/2), 0, T)`` instead."""
         if name not in self.currents:
             raise RuntimeError("run a forward pass before asking for spike estimates")
         c = self.currents[name]
-        return (self.neurons[name].timesteps_float() * c.clamp(0.0, 1.0)).mean(0)
+        T = self.neurons[name].timesteps_float()
+        if quantised:
+            return torch.minimum(torch.clamp(torch.floor(T * c + 0.5), min=0.0), T).mean(0)
+        return (T * c.clamp(0.0, 1.0)).mean(0)
 
-    def expected_sops(self, name: str) -> torch.Tensor:
-        n = self.expected_spikes(name)
+    def expected_sops(self, name: str, quantised: bool = False) -> torch.Tensor:
+        n = self.expected_spikes(name, quantised)
         return (n * self._fanout_tensor(name, n)).sum()
 
     def spike_cost(self) -> torch.Tensor:
@@ -295,7 +299,7 @@ class HardwareCost:
     def cost(self) -> torch.Tensor:
         return self.paper_cost() if self.kind == "paper" else self.spike_cost()
 
-    def rows(self) -> list[LayerCost]:
+    def rows(self, quantised: bool = False) -> list[LayerCost]:
         """Per-layer report from the latest forward pass (see :func:`layer_report`)."""
         out = []
         with torch.no_grad():
@@ -304,19 +308,35 @@ class HardwareCost:
                 out.append(LayerCost(
                     name=k, timesteps=float(n.timesteps_float().mean()),
                     flops=self.flops[k], paper_share=self.flops[k] / self.total_flops,
-                    expected_spikes=float(self.expected_spikes(k).sum()) if have else math.nan,
-                    expected_sops=float(self.expected_sops(k)) if have else math.nan))
+                    expected_spikes=float(self.expected_spikes(k, quantised).sum())
+                    if have else math.nan,
+                    expected_sops=float(self.expected_sops(k, quantised)) if have else math.nan))
         return out
 
 
-def layer_report(model: SpikingNetwork, x: torch.Tensor) -> list[LayerCost]:
+ReportForward = Literal["expected", "calibrated", "noise_free"]
+
+
+def layer_report(model: SpikingNetwork, x: torch.Tensor,
+                 forward: ReportForward = "expected") -> list[LayerCost]:
     """Per-layer rows (name, T, FLOPs, paper-cost share, expected spikes and SOPs per
-    sample) from a noise-free training-mode forward of ``x``: neurons in training mode
-    with ``noise_prob = 0`` (so ``c`` is what the training forward computes), BatchNorm on
-    its running statistics (what is deployed); the model's state is restored after."""
+    sample) from a training-mode forward of ``x`` (BatchNorm on its running statistics,
+    as deployed; the model's state is restored after). ``forward`` picks the training
+    forward whose spike counts are reported:
+
+    * ``expected``: the noise model at its expectation — quantisation noise is zero-mean,
+      clipping is what a spiking neuron does — so every neuron passes ``clip(c, 0, 1)`` on
+      and expects ``T * clip(c, 0, 1)`` spikes (the spike-aware estimate);
+    * ``calibrated``: the calibration-phase forward (the paper's last epochs): neurons pass
+      the deployed rate ``n/T`` on and count ``n = clamp(floor(T*c + 1/2), 0, T)``;
+    * ``noise_free``: noise off, unclipped ReLU passed on, ``T * clip(c, 0, 1)`` counted.
+    """
+    if forward not in ("expected", "calibrated", "noise_free"):
+        raise ValueError(f"forward={forward!r} is not expected, calibrated or noise_free")
     cost = HardwareCost(model, "paper", record=True)
     was_training = model.training
-    saved = {k: n.noise_prob for k, n in cost.neurons.items()}
+    saved = {k: (n.noise_prob, n.calibrating) for k, n in cost.neurons.items()}
+    hooks = []
     try:
         model.train()
         for m in model.modules():
@@ -324,12 +344,18 @@ def layer_report(model: SpikingNetwork, x: torch.Tensor) -> list[LayerCost]:
                 m.eval()
         for n in cost.neurons.values():
             n.noise_prob = 0.0
+            n.calibrating = forward == "calibrated"
+            if forward == "expected":
+                hooks.append(n.register_forward_hook(
+                    lambda mod, inputs, out: mod.current(inputs[0]).clamp(0.0, 1.0)))
         with torch.no_grad():
             model(x)
-        return cost.rows()
+        return cost.rows(quantised=forward == "calibrated")
     finally:
+        for h in hooks:
+            h.remove()
         for k, n in cost.neurons.items():
-            n.noise_prob = saved[k]
+            n.noise_prob, n.calibrating = saved[k]
         model.train(was_training)
         cost.remove()
 

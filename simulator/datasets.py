@@ -23,8 +23,8 @@ DIGITS_MAX_VALUE = 16.0
 DIGITS_TEST_SIZE = 360
 DIGITS_SPLIT_SEED = 0
 
-CIFAR10_MEAN = (0.4914, 0.4822, 0.4465)  # the usual CIFAR-10 channel statistics
-CIFAR10_STD = (0.2470, 0.2435, 0.2616)
+CIFAR10_MEAN = (0.4914, 0.4822, 0.4465)  # the usual CIFAR-10 channel statistics, as in
+CIFAR10_STD = (0.2470, 0.2435, 0.2616)  # pseudosnn/data.py (a test checks they agree)
 
 
 class DataError(ValueError):
@@ -89,9 +89,11 @@ def load_cifar10_test(path: str | Path) -> Dataset:
     except (KeyError, TypeError, ValueError) as exc:
         raise DataError(f"{p} is not a CIFAR-10 python batch (needs b'data' of N x 3072 "
                         f"uint8 and b'labels'): {exc}") from exc
-    x = data / 255.0
-    x = (x - np.asarray(CIFAR10_MEAN)[:, None, None]) / np.asarray(CIFAR10_STD)[:, None, None]
-    return Dataset("cifar10", x, labels)
+    # float32 like pseudosnn/data.py (so the values equal the trainer's, bit for bit)
+    x = data.astype(np.float32) / np.float32(255.0)
+    mean = np.asarray(CIFAR10_MEAN, np.float32)[:, None, None]
+    std = np.asarray(CIFAR10_STD, np.float32)[:, None, None]
+    return Dataset("cifar10", ((x - mean) / std).astype(np.float64), labels)
 
 
 def load_npz(path: str | Path) -> Dataset:

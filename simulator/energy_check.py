@@ -9,6 +9,9 @@ with timesteps ``T_k``:
   does, padded taps included);
 * (b) spike-aware estimate: ``sum_i fanout_i * T_i * clip(c_i/theta, 0, 1)`` — expected
   spike counts from the training-mode forward times structural fan-out;
+* (b') calibrated: the same with the calibration-phase forward (the deployed quantised
+  counts ``n_i = clamp(floor(T_i*c_i + 1/2), 0, T_i)`` computed in torch): equal to (c)
+  up to float32 ties, unless deployment changed the network;
 * (c) deployed: ``sum_i fanout_i * n_i`` measured by the simulator (ground truth).
 
 Relative error ``(estimate - deployed) / deployed``; a row is flagged when its magnitude
@@ -27,6 +30,7 @@ from pathlib import Path
 from .energy import EnergyModel
 
 DEFAULT_TOLERANCE = 0.05
+ESTIMATES = ("paper", "spike", "calibrated")
 
 
 def relative_error(estimate: float, truth: float) -> float:
@@ -56,7 +60,8 @@ def compare(
     tolerance: float = DEFAULT_TOLERANCE,
 ) -> dict:
     """Put the estimates (per population: ``flops``, ``timesteps``, ``expected_spikes``,
-    ``expected_sops``, per sample) beside the deployed counts of ``report``."""
+    ``expected_sops`` and optionally ``calibrated_sops``, per sample) beside the deployed
+    counts of ``report``."""
     deployed = deployed_by_source(report)
     missing = sorted(set(deployed) ^ set(estimates))
     if missing:
@@ -79,11 +84,16 @@ def compare(
             "paper_energy_pj": model.sop_pj * paper,
             "spike_energy_pj": model.sop_pj * spike,
         }
-        row["paper_flag"] = abs(row["paper_rel_err"]) > tolerance
-        row["spike_flag"] = abs(row["spike_rel_err"]) > tolerance
+        if "calibrated_sops" in est:
+            row["calibrated_sops"] = est["calibrated_sops"]
+            row["calibrated_rel_err"] = relative_error(est["calibrated_sops"], dep["sops"])
+        for kind in ESTIMATES:
+            if f"{kind}_rel_err" in row:
+                row[f"{kind}_flag"] = abs(row[f"{kind}_rel_err"]) > tolerance
         for k in ("deployed_spikes", "expected_spikes", "deployed_sops", "paper_sops",
-                  "spike_sops"):
-            tot[k] += row[k]
+                  "spike_sops", "calibrated_sops"):
+            if k in row:
+                tot[k] += row[k]
         rows.append(row)
     encoder_macs = report["totals"]["encoder_macs_per_sample"]
     enc_pj = model.mac_pj * encoder_macs
@@ -96,11 +106,15 @@ def compare(
         paper_energy_pj=model.sop_pj * tot["paper_sops"] + enc_pj,
         spike_energy_pj=model.sop_pj * tot["spike_sops"] + enc_pj,
     )
-    totals["paper_flag"] = abs(totals["paper_rel_err"]) > tolerance
-    totals["spike_flag"] = abs(totals["spike_rel_err"]) > tolerance
+    if "calibrated_sops" in tot:
+        totals["calibrated_rel_err"] = relative_error(tot["calibrated_sops"],
+                                                      tot["deployed_sops"])
+    for kind in ESTIMATES:
+        if f"{kind}_rel_err" in totals:
+            totals[f"{kind}_flag"] = abs(totals[f"{kind}_rel_err"]) > tolerance
+    flagged = [r["layer"] for r in rows if any(r.get(f"{k}_flag") for k in ESTIMATES)]
     return {"energy_model": model.name, "tolerance": tolerance, "layers": rows,
-            "totals": totals, "flagged": [r["layer"] for r in rows
-                                          if r["paper_flag"] or r["spike_flag"]]}
+            "totals": totals, "flagged": flagged}
 
 
 def _pct(v: float) -> str:
@@ -109,16 +123,18 @@ def _pct(v: float) -> str:
 
 def format_table(check: dict) -> str:
     """Plain-text table: per layer and in total, SOPs per sample and relative errors."""
-    head = (f"{'layer':<20}{'T':>6}{'deployed SOPs':>15}{'paper est.':>14}{'err':>9}"
-            f"{'spike est.':>14}{'err':>9}  flag")
+    kinds = [k for k in ESTIMATES if f"{k}_rel_err" in check["totals"]]
+    titles = {"paper": "paper est.", "spike": "spike-aware", "calibrated": "calibrated"}
+    head = f"{'layer':<20}{'T':>6}{'deployed SOPs':>15}" + "".join(
+        f"{titles[k]:>14}{'err':>9}" for k in kinds) + "  flag"
     lines = [head, "-" * len(head)]
 
     def line(name, T, r):
-        flag = ("paper " if r["paper_flag"] else "") + ("spike" if r["spike_flag"] else "")
+        flags = " ".join(k for k in kinds if r.get(f"{k}_flag"))
         t = f"{T:6.2f}" if T is not None else " " * 6
-        lines.append(f"{name:<20}{t}{r['deployed_sops']:>15.1f}{r['paper_sops']:>14.1f}"
-                     f"{_pct(r['paper_rel_err']):>9}{r['spike_sops']:>14.1f}"
-                     f"{_pct(r['spike_rel_err']):>9}  {flag}")
+        lines.append(f"{name:<20}{t}{r['deployed_sops']:>15.1f}" + "".join(
+            f"{r[f'{k}_sops']:>14.1f}{_pct(r[f'{k}_rel_err']):>9}" for k in kinds)
+            + f"  {flags}")
 
     for r in check["layers"]:
         line(r["layer"], r["T"], r)
@@ -190,11 +206,14 @@ def plot_check(check: dict, path: Path) -> Path:
 
     rows = check["layers"]
     x = np.arange(len(rows))
-    fig, ax = plt.subplots(figsize=(max(6, 0.7 * len(rows) + 3), 4))
-    width = 0.27
-    ax.bar(x - width, [r["deployed_sops"] for r in rows], width, label="deployed (simulator)")
-    ax.bar(x, [r["spike_sops"] for r in rows], width, label="spike-aware estimate")
-    ax.bar(x + width, [r["paper_sops"] for r in rows], width, label="paper estimate")
+    fig, ax = plt.subplots(figsize=(max(6, 0.9 * len(rows) + 3), 4))
+    series = [("deployed_sops", "deployed (simulator)"), ("spike_sops", "spike-aware estimate"),
+              ("calibrated_sops", "calibrated estimate"), ("paper_sops", "paper estimate")]
+    series = [(k, label) for k, label in series if rows and k in rows[0]]
+    width = 0.8 / len(series)
+    for i, (key, label) in enumerate(series):
+        ax.bar(x + (i - (len(series) - 1) / 2) * width, [r[key] for r in rows], width,
+               label=label)
     ax.set_yscale("log")
     ax.set_xticks(x, [r["layer"] for r in rows], rotation=45, ha="right")
     ax.set_ylabel("synaptic operations per sample")

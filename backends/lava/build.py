@@ -158,6 +158,10 @@ def build_network(graph: SpikingGraph, x: np.ndarray, record_spikes: bool = Fals
     fixed = graph.fixed_point
     if fixed:
         check_integer_units(graph)
+    names = [p.name for p in graph.populations]
+    if fault and fault[0] not in names:
+        raise GraphError(f"--inject-fault names {fault[0]!r}, which is not a population; "
+                         f"choose one of {sorted(names)}")
     period = graph.latency_steps
     n_samples = int(x.shape[0])
     record_dir = Path(tempfile.mkdtemp(prefix="pseudosnn-lava-records-"))
@@ -170,9 +174,6 @@ def build_network(graph: SpikingGraph, x: np.ndarray, record_spikes: bool = Fals
             period=period, n_samples=n_samples, record_file=str(record_dir / f"pop{i}.npz"),
             record_spikes=record_spikes,
             fixed_point=fixed, fault=pfault, name=p.name)
-    if fault and fault[0] not in pops:
-        raise GraphError(f"--inject-fault names {fault[0]!r}, which is not a population; "
-                         f"choose one of {sorted(pops)}")
     ro = graph.readout
     readout = ReadoutAccumulator(shape=ro.shape, bias=ro.bias, readout_step=graph.readout_step,
                                  period=period, n_samples=n_samples, fixed_point=fixed,

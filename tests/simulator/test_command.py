@@ -143,7 +143,7 @@ def test_cifar10_batch_loads_and_foreign_pickles_are_refused(tmp_path):
     ds = load_dataset(f"cifar10:{folder}")
     assert ds.x.shape == (5, 3, 32, 32) and ds.y.tolist() == [3, 1, 4, 1, 5]
     raw = batch[b"data"].reshape(5, 3, 32, 32)[0, 0, 0, 0] / 255
-    assert ds.x[0, 0, 0, 0] == pytest.approx((raw - 0.4914) / 0.2470)
+    assert ds.x[0, 0, 0, 0] == pytest.approx((raw - 0.4914) / 0.2470, rel=1e-6)
 
     evil = tmp_path / "evil"
     with open(evil, "wb") as f:
@@ -152,6 +152,24 @@ def test_cifar10_batch_loads_and_foreign_pickles_are_refused(tmp_path):
         load_dataset(f"cifar10:{evil}")
     with pytest.raises(DataError, match="test_batch"):
         load_dataset(f"cifar10:{tmp_path / 'missing'}")
+
+
+def test_cifar10_test_set_equals_the_trainers(tmp_path):
+    from pseudosnn import data  # imports torch (this test may)
+
+    rng = np.random.default_rng(1)
+    folder = tmp_path / "cifar-10-batches-py"
+    folder.mkdir()
+    for name in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]:
+        batch = {b"data": rng.integers(0, 256, size=(4, 3072), dtype=np.uint8),
+                 b"labels": rng.integers(0, 10, 4).tolist()}
+        with open(folder / name, "wb") as f:
+            pickle.dump(batch, f, protocol=4)
+    test = data.load_cifar(folder, 10, augment=False).test
+    x_ref, y_ref = test.images, test.labels
+    ds = load_dataset(f"cifar10:{folder}")
+    np.testing.assert_array_equal(ds.x, x_ref.numpy().astype(np.float64))
+    np.testing.assert_array_equal(ds.y, y_ref.numpy())
 
 
 def test_digits_test_split_equals_the_trainers():
