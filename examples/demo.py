@@ -93,13 +93,17 @@ def write_report(out: Path, lava_samples: int) -> Path:
                      f"{rep['seconds_per_sample']:.2f} | {verdict} |")
     c = check["check"]["totals"]
     lines += ["", "## Energy check: training-time estimates vs deployed SOPs", "",
-              "| layer | T | deployed SOPs | paper estimate | error | spike-aware estimate | "
-              "error |", "|---|---|---|---|---|---|---|"]
+              "Paper: FLOPs x T (every input fires every step). Spike-aware: T*clip(c, 0, 1) "
+              "from the training forward at the noise's expectation. Calibrated: the "
+              "calibration-phase forward (deployed quantised counts, in torch).", "",
+              "| layer | T | deployed SOPs | paper | error | spike-aware | error | calibrated "
+              "| error |", "|---|---|---|---|---|---|---|---|---|"]
     for r in check["check"]["layers"] + [{"layer": "**total**", "T": None, **c}]:
         t = "" if r["T"] is None else f"{r['T']:.0f}"
         lines.append(f"| {r['layer']} | {t} | {r['deployed_sops']:.0f} | {r['paper_sops']:.0f}"
                      f" | {100 * r['paper_rel_err']:+.1f}% | {r['spike_sops']:.0f} | "
-                     f"{100 * r['spike_rel_err']:+.1f}% |")
+                     f"{100 * r['spike_rel_err']:+.1f}% | {r['calibrated_sops']:.0f} | "
+                     f"{100 * r['calibrated_rel_err']:+.2f}% |")
     fx = check.get("fixed_point", {})
     lines += ["", "![energy check](energy/energy_check.png)", "",
               f"Accuracy: torch eval {pct(check.get('torch_eval_accuracy'))}, deployed float "
