@@ -11,9 +11,9 @@ Measured on this machine (float32, batch 64, 1 thread, the four convs of the
 benchmark's CIFAR-sized network): this layout 75 ms, linalg's ``(B*OH*OW, K)`` im2col
 121 ms, per-tap copies 80 ms. An event-list kernel (scatter the weights of every spike
 with ``np.add.at``) lost to the GEMM at every activity measured (128->128 3x3 conv on
-64x128x8x8 spikes: GEMM 57-71 ms; events 224 ms at 1 %, 930 ms at 5 %, 4.9 s at 20 %
-of neurons spiking; ``benchmarks/simulate.py --kernels`` reruns it), so dense GEMM is
-kept for spikes as well as for counts.
+64x128x8x8 spikes, final run in benchmarks/results/simulate.json: GEMM 19-31 ms; events
+67 ms at 1 %, 361 ms at 5 %, 2.5 s at 20 % of neurons spiking; rerun with
+``benchmarks/simulate.py --kernels``), so dense GEMM is kept for spikes and counts alike.
 """
 
 from __future__ import annotations
