@@ -52,7 +52,8 @@ def main() -> None:
 
 def compile_main() -> None:
     """``pseudosnn-compile``: an alias of ``pseudosnn compile``."""
-    main(args=["compile", *__import__("sys").argv[1:]], prog_name="pseudosnn-compile")
+    module, attr = COMMANDS["compile"]
+    getattr(importlib.import_module(module), attr)(prog_name="pseudosnn-compile")
 
 
 if __name__ == "__main__":
