@@ -155,8 +155,8 @@ def compose_convs(outer: Node, inner: Node, in_shape, mid_shape) -> Node:
     fused = np.zeros((w2.shape[0], w1.shape[1], (k2h - 1) * s1h + k1h, (k2w - 1) * s1w + k1w))
     for i in range(k2h):
         for j in range(k2w):
-            fused[:, :, s1h * i:s1h * i + k1h, s1w * j:s1w * j + k1w] += np.einsum(
-                "oc,cduv->oduv", w2[:, :, i, j], w1)
+            fused[:, :, s1h * i:s1h * i + k1h, s1w * j:s1w * j + k1w] += np.tensordot(
+                w2[:, :, i, j], w1, axes=(1, 0))
     bias = None if b2 is None else b2.copy()
     if b1 is not None:
         bias = (0 if bias is None else bias) + np.einsum("ocij,c->o", w2, b1)
@@ -176,8 +176,8 @@ def fuse_gemm_conv(gemm: Node, conv: Node, in_shape) -> Node:
     dense = np.zeros((w.shape[0], c, h + 2 * ph, wd + 2 * pw))
     for u in range(kh):
         for v in range(kw):
-            dense[:, :, u:u + sh * (oh - 1) + 1:sh, v:v + sw * (ow - 1) + 1:sw] += np.einsum(
-                "roxy,oc->rcxy", w, w1[:, :, u, v])
+            dense[:, :, u:u + sh * (oh - 1) + 1:sh, v:v + sw * (ow - 1) + 1:sw] += np.tensordot(
+                w, w1[:, :, u, v], axes=(1, 0)).transpose(0, 3, 1, 2)
     dense = dense[:, :, ph:ph + h, pw:pw + wd].reshape(w.shape[0], -1)
     params = {**gemm.params, "weight": dense}
     if b1 is not None:

@@ -2,12 +2,14 @@
 latency and pipelined throughput.
 
 Coupling rule (the paper's eval rule): a population whose neuron asks for ``stream`` is
-stream-coupled when every source is a population (not the analog encoder) with one ``T``
-equal to its own; the sources' spike trains are lined up step for step by delaying the
-earlier ones (``delay_k = 1 + max_j start_j − start_k``). Otherwise it falls back to
-``rate`` and a warning goes to ``graph.meta["warnings"]``. Lowering folds ``1/T_src`` into
-every weight (rate); granting stream multiplies the incoming weights back by the shared
-``T``. Starts then come from :func:`pseudosnn.compiler.graph.schedule`.
+stream-coupled when every source is a population with one ``T`` equal to its own; the
+sources' spike trains are lined up step for step by delaying the earlier ones
+(``delay_k = 1 + max_j start_j − start_k``). A population driven by the analog encoder
+alone gets a constant current, which *is* the rate rule: it is rate-coupled silently.
+Otherwise the population falls back to ``rate`` and a warning goes to
+``graph.meta["warnings"]``. Lowering folds ``1/T_src`` into every weight (rate); granting
+stream multiplies the incoming weights back by the shared ``T``. Starts then come from
+:func:`pseudosnn.compiler.graph.schedule`.
 """
 
 from __future__ import annotations
@@ -29,9 +31,12 @@ def assign_couplings(graph: SpikingGraph) -> SpikingGraph:
         reason = None
         if p.coupling == "stream":
             t_own = np.unique(p.timesteps)
+            silent = all(pr.analog for pr in incoming)
+            # direct encoding: a constant current every step of the window *is* the rate
+            # rule, so a population driven by the encoder alone is rate-coupled silently
             for pr in incoming:
                 if pr.analog:
-                    reason = "it reads the analog input (a constant current)"
+                    reason = "it also reads the analog input (a constant current)"
                     break
                 t_src = np.unique(pops[pr.source].timesteps)
                 if t_own.size != 1 or not np.array_equal(t_src, t_own):
@@ -48,8 +53,9 @@ def assign_couplings(graph: SpikingGraph) -> SpikingGraph:
                 start[p.name] = first + 1
                 continue
             pops[p.name] = replace(p, coupling="rate")
-            warnings.append(f"population {p.name!r}: stream coupling not possible ({reason}); "
-                            "using rate coupling")
+            if not silent:
+                warnings.append(f"population {p.name!r}: stream coupling not possible "
+                                f"({reason}); using rate coupling")
         start[p.name] = max(pr.delay if pr.analog else
                             start[pr.source] + pops[pr.source].t_max - 1 + pr.delay
                             for pr in incoming)

@@ -115,3 +115,36 @@ def test_paper_eval_rule_matches_the_simulator(arch, shape, same_T):
     out = get_backend("numpy").run(result.graph, x).output
     if not mirror_warned:
         np.testing.assert_allclose(out, y, atol=1e-9)
+
+
+@pytest.mark.parametrize("family", ["qcfs", "multispike", "if"])
+@pytest.mark.parametrize("arch,shape", [("mlp_digits", (64,)), ("rescnn_digits", (1, 8, 8))])
+def test_baseline_families_compile_to_their_eval(family, arch, shape):
+    """QCFS and MultiSpike (rate populations with their own threshold/scale/out_scale) and
+    vanilla IF (stream coupling, direct encoding) equal their torch eval on the simulator."""
+    from pseudosnn.backends.registry import get_backend
+    from pseudosnn.compiler.frontend import testing as helpers
+    from pseudosnn.models import build_model
+
+    model = build_model(arch, num_classes=10, input_shape=shape, neuron={"family": family})
+    helpers.randomize(model, seed=3)
+    model = model.double().eval()
+    result = pipeline.run(model_to_ir(model))
+    if family == "if":
+        assert {p.coupling for p in result.graph.populations[1:]} == {"stream"}
+        assert not result.graph.meta["warnings"]
+    x = _x(shape, batch=3)
+    with torch.no_grad():
+        y = model(torch.as_tensor(x)).numpy()
+    np.testing.assert_allclose(get_backend("numpy").run(result.graph, x).output, y, atol=1e-9)
+
+
+def test_not_deployable_families_name_the_reason():
+    from pseudosnn.compiler.frontend.torch_model import FrontendError
+    from pseudosnn.models import build_model
+
+    for family in ("lif", "asgl", "nsnn", "relu"):
+        model = build_model("mlp_digits", num_classes=10, input_shape=(64,),
+                            neuron={"family": family})
+        with pytest.raises(FrontendError, match=r"neuron 'body\.2' .* cannot be compiled"):
+            model_to_ir(model.eval())
