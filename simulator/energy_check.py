@@ -145,8 +145,11 @@ def format_table(check: dict) -> str:
                  f"{t['deployed_energy_pj'] / 1e3:.2f} nJ, paper estimate "
                  f"{t['paper_energy_pj'] / 1e3:.2f} nJ, spike-aware estimate "
                  f"{t['spike_energy_pj'] / 1e3:.2f} nJ (encoder MACs included)")
-    lines.append(f"flagged (|error| > {100 * check['tolerance']:.0f}%): "
-                 + (", ".join(check["flagged"]) or "none"))
+    per_kind = [f"{titles[k]}: " + (", ".join(r["layer"] for r in check["layers"]
+                                              if r.get(f"{k}_flag")) or "none")
+                for k in kinds]
+    lines.append(f"layers off by more than {100 * check['tolerance']:.0f}%: "
+                 + "; ".join(per_kind))
     return "\n".join(lines)
 
 

@@ -44,7 +44,7 @@ def test_energy_check_reports_estimates_against_deployed_counts(trained_mlp, tmp
     totals = check["totals"]
     assert totals["paper_rel_err"] > 0.5
     assert abs(totals["spike_rel_err"]) < 0.10
-    assert "deployed SOPs" in res.output and "flagged" in res.output
+    assert "deployed SOPs" in res.output and "layers off by more than 5%" in res.output
 
 
 def test_energy_check_artifact_without_model_reports_deployed_counts_only(trained_mlp,
