@@ -72,21 +72,30 @@ def plot_spikes_per_step(report: dict, path: Path) -> Path:
     return _save(fig, path)
 
 
-def choose_neurons(shape: tuple[int, ...], k: int) -> np.ndarray:
-    """``k`` flat neuron indices spread evenly over a layer."""
-    size = int(np.prod(shape))
-    return np.unique(np.linspace(0, size - 1, min(k, size)).astype(int))
+def choose_neurons(counts: np.ndarray, k: int) -> np.ndarray:
+    """``k`` flat neuron indices of a layer (``counts``: spikes per neuron), spread evenly
+    over the neurons that fire, topped up with silent ones when fewer than ``k`` fire."""
+    flat = counts.reshape(-1)
+    active, silent = np.flatnonzero(flat > 0), np.flatnonzero(flat == 0)
+
+    def spread(idx: np.ndarray, n: int) -> np.ndarray:
+        return idx[np.unique(np.linspace(0, len(idx) - 1, min(n, len(idx))).astype(int))] \
+            if len(idx) else idx
+
+    chosen = spread(active, k)
+    return np.sort(np.concatenate([chosen, spread(silent, k - len(chosen))]))
 
 
 def plot_raster(spikes: dict[str, np.ndarray], path: Path, per_layer: int = 16,
                 title: str = "") -> Path:
     """Spike raster of one sample: ``spikes[pop]`` bool ``(steps, *shape)``; ``per_layer``
-    neurons chosen evenly in each layer, layers stacked bottom-up."""
+    neurons of each layer (firing ones first, see :func:`choose_neurons`), layers stacked
+    bottom-up."""
     fig, ax = plt.subplots(figsize=(9, 5))
     row, ticks, labels = 0, [], []
     for i, (name, s) in enumerate(spikes.items()):
         flat = s.reshape(s.shape[0], -1)
-        chosen = choose_neurons(s.shape[1:], per_layer)
+        chosen = choose_neurons(flat.sum(axis=0), per_layer)
         for j, n in enumerate(chosen):
             t = np.nonzero(flat[:, n])[0]
             ax.scatter(t, np.full(t.shape, row + j), s=40, marker="|", linewidths=1.5,
