@@ -94,8 +94,8 @@ def write_report(out: Path, lava_samples: int) -> Path:
     c = check["check"]["totals"]
     lines += ["", "## Energy check: training-time estimates vs deployed SOPs", "",
               "Paper: FLOPs x T (every input fires every step). Spike-aware: T*clip(c, 0, 1) "
-              "from the training forward at the noise's expectation. Calibrated: the "
-              "calibration-phase forward (deployed quantised counts, in torch).", "",
+              "expected spikes from the calibration-phase training forward. Calibrated: the "
+              "same forward's quantised counts (in torch).", "",
               "| layer | T | deployed SOPs | paper | error | spike-aware | error | calibrated "
               "| error |", "|---|---|---|---|---|---|---|---|---|"]
     for r in check["check"]["layers"] + [{"layer": "**total**", "T": None, **c}]:

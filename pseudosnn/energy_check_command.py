@@ -42,11 +42,11 @@ def torch_eval(model, x: np.ndarray, batch: int = 256) -> np.ndarray:
 
 
 def training_estimates(model, x: np.ndarray, batch: int = 256) -> dict[str, dict] | None:
-    """Per population, per sample (mean over ``x``): FLOPs, T, and the spike and SOP
-    counts of two training-mode forwards (:func:`pseudosnn.objective.layer_report`):
-    ``expected_*`` (the noise model at its expectation: ``T*clip(c, 0, 1)``) and
-    ``calibrated_*`` (the calibration-phase forward: deployed quantised counts).
-    ``None`` when the model has no learnable timesteps (not a PseudoSN model)."""
+    """Per population, per sample (mean over ``x``), from the calibration-phase training
+    forward (:func:`pseudosnn.objective.layer_report`): FLOPs, T, the spike-aware
+    estimate ``expected_*`` (``T*clip(c, 0, 1)`` spikes times fan-out) and the quantised
+    ``calibrated_*`` counts. ``None`` when the model has no learnable timesteps (the
+    estimates are defined for PseudoSN models)."""
     import torch
 
     from .objective import layer_report
@@ -55,16 +55,17 @@ def training_estimates(model, x: np.ndarray, batch: int = 256) -> dict[str, dict
     for i in range(0, len(x), batch):
         xb = torch.as_tensor(x[i:i + batch], dtype=torch.float32)
         try:
-            reports = {f: layer_report(model, xb, forward=f) for f in ("expected", "calibrated")}
+            reports = {kind: layer_report(model, xb, "calibrated", quantised=kind == "calibrated")
+                       for kind in ("expected", "calibrated")}
         except ValueError:
             return None
-        for f, rows in reports.items():
+        for kind, rows in reports.items():
             for r in rows:
                 s = sums.setdefault(r.name, {"flops": r.flops, "timesteps": r.timesteps,
                                              "expected_spikes": 0.0, "expected_sops": 0.0,
                                              "calibrated_spikes": 0.0, "calibrated_sops": 0.0})
-                s[f"{f}_spikes"] += r.expected_spikes * len(xb) / len(x)
-                s[f"{f}_sops"] += r.expected_sops * len(xb) / len(x)
+                s[f"{kind}_spikes"] += r.expected_spikes * len(xb) / len(x)
+                s[f"{kind}_sops"] += r.expected_sops * len(xb) / len(x)
     return sums
 
 

@@ -318,18 +318,22 @@ ReportForward = Literal["expected", "calibrated", "noise_free"]
 
 
 def layer_report(model: SpikingNetwork, x: torch.Tensor,
-                 forward: ReportForward = "expected") -> list[LayerCost]:
+                 forward: ReportForward = "calibrated", quantised: bool = False
+                 ) -> list[LayerCost]:
     """Per-layer rows (name, T, FLOPs, paper-cost share, expected spikes and SOPs per
     sample) from a training-mode forward of ``x`` (BatchNorm on its running statistics,
-    as deployed; the model's state is restored after). ``forward`` picks the training
-    forward whose spike counts are reported:
+    as deployed; the model's state is restored after).
 
-    * ``expected``: the noise model at its expectation — quantisation noise is zero-mean,
-      clipping is what a spiking neuron does — so every neuron passes ``clip(c, 0, 1)`` on
-      and expects ``T * clip(c, 0, 1)`` spikes (the spike-aware estimate);
-    * ``calibrated``: the calibration-phase forward (the paper's last epochs): neurons pass
-      the deployed rate ``n/T`` on and count ``n = clamp(floor(T*c + 1/2), 0, T)``;
-    * ``noise_free``: noise off, unclipped ReLU passed on, ``T * clip(c, 0, 1)`` counted.
+    ``forward`` picks the training forward whose currents ``c`` are recorded:
+
+    * ``calibrated``: the calibration-phase forward that ends the paper's recipe: neurons
+      pass the deployed rate ``n/T`` on (what the next layer sees once deployed);
+    * ``expected``: the noise model at its expectation (quantisation noise is zero-mean,
+      clipping is what a spiking neuron does): neurons pass ``clip(c, 0, 1)`` on;
+    * ``noise_free``: noise off, the unclipped ReLU passed on.
+
+    Spikes are counted as ``T * clip(c, 0, 1)`` (the spike-aware estimate), or with
+    ``quantised`` as the deployed count ``clamp(floor(T*c + 1/2), 0, T)``.
     """
     if forward not in ("expected", "calibrated", "noise_free"):
         raise ValueError(f"forward={forward!r} is not expected, calibrated or noise_free")
@@ -350,7 +354,7 @@ def layer_report(model: SpikingNetwork, x: torch.Tensor,
                     lambda mod, inputs, out: mod.current(inputs[0]).clamp(0.0, 1.0)))
         with torch.no_grad():
             model(x)
-        return cost.rows(quantised=forward == "calibrated")
+        return cost.rows(quantised=quantised)
     finally:
         for h in hooks:
             h.remove()

@@ -8,10 +8,12 @@ with timesteps ``T_k``:
   every input neuron firing at every one of its ``T_k`` steps (FLOPs counted as the paper
   does, padded taps included);
 * (b) spike-aware estimate: ``sum_i fanout_i * T_i * clip(c_i/theta, 0, 1)`` — expected
-  spike counts from the training-mode forward times structural fan-out;
-* (b') calibrated: the same with the calibration-phase forward (the deployed quantised
-  counts ``n_i = clamp(floor(T_i*c_i + 1/2), 0, T_i)`` computed in torch): equal to (c)
-  up to float32 ties, unless deployment changed the network;
+  spike counts (the PseudoSN noise model: quantisation error of zero mean) from the
+  training-mode forward that ends the paper's recipe (the calibration phase) times
+  structural fan-out; it differs from (c) by each layer's own rounding;
+* (b') calibrated: the same forward's quantised counts
+  ``n_i = clamp(floor(T_i*c_i + 1/2), 0, T_i)`` computed in torch: equal to (c) up to
+  float32 ties, unless deployment changed the network;
 * (c) deployed: ``sum_i fanout_i * n_i`` measured by the simulator (ground truth).
 
 Relative error ``(estimate - deployed) / deployed``; a row is flagged when its magnitude

@@ -39,11 +39,13 @@ def test_energy_check_reports_estimates_against_deployed_counts(trained_mlp, tmp
     for row in check["layers"]:
         # the calibration-phase forward counts what the simulator counts (float32 ties aside)
         assert abs(row["calibrated_rel_err"]) < 5e-3, row
-        # the paper's estimate assumes every input fires every step: an upper bound
+        # the spike-aware estimate is off only by each layer's own rounding (issue 7: 5%)
+        assert abs(row["spike_rel_err"]) < 0.05, row
+        # without pooling, the paper's "every input fires every step" is an upper bound
         assert row["paper_sops"] >= row["deployed_sops"] > 0
     totals = check["totals"]
     assert totals["paper_rel_err"] > 0.5
-    assert abs(totals["spike_rel_err"]) < 0.10
+    assert abs(totals["spike_rel_err"]) < 0.05
     assert "deployed SOPs" in res.output and "layers off by more than 5%" in res.output
 
 

@@ -162,3 +162,30 @@ def test_fanout_equals_the_compiled_graph(arch, shape):
         total = sum((pr.fanout(pop.shape).reshape(mine.shape) for pr in graph.projections
                      if pr.source == name), np.zeros(mine.shape, np.int64))
         np.testing.assert_array_equal(total, mine, err_msg=name)
+
+
+def test_layer_report_forwards_count_what_their_neurons_pass_on():
+    """``calibrated`` + ``quantised`` counts the deployed spikes: the eval-mode rate output
+    times T; ``expected`` passes ``clip(c, 0, 1)`` on, so its counts differ downstream."""
+    torch.manual_seed(0)
+    model = build_model("cnn_digits", num_classes=10, input_shape=(1, 8, 8),
+                        neuron={"family": "pseudo", "init_T": 5}).eval()
+    x = torch.randn(6, 1, 8, 8)
+    deployed = {}
+    hooks = [n.register_forward_hook(
+        lambda m, i, o, k=k: deployed.__setitem__(k, (o[0] * m.timesteps()).sum() / len(x)))
+        for k, n in model.neurons()]
+    with torch.no_grad():
+        model(x)
+    for h in hooks:
+        h.remove()
+    quantised = layer_report(model, x, "calibrated", quantised=True)
+    for row in quantised:
+        assert row.expected_spikes == pytest.approx(float(deployed[row.name]), rel=1e-6)
+    expected = layer_report(model, x, "expected")
+    assert expected[0].expected_spikes == pytest.approx(
+        layer_report(model, x, "calibrated")[0].expected_spikes)  # same first-layer input
+    assert not model.training
+    assert all(not n.calibrating and n.noise_prob > 0 for _, n in model.neurons())
+    with pytest.raises(ValueError, match="forward="):
+        layer_report(model, x, "noisy")
