@@ -92,9 +92,11 @@ def compile_cmd(model: Path, out: Path, target: str, fixed_point: bool, verify: 
     click.echo(report["summary"])
     if report.get("quant"):
         q = report["quant"]
-        click.echo(f"fixed point: max readout error {q['max_output_error']:.4g}, count "
-                   f"mismatches {q['count_mismatch_fraction']:.3%}, argmax agreement "
-                   f"{q['agreement']:.3f}, membrane saturations {q['membrane_saturations']}")
+        if q["max_output_error"] is not None:
+            click.echo(f"fixed point: max readout error {q['max_output_error']:.4g}, count "
+                       f"mismatches {q['count_mismatch_fraction']:.3%}, argmax agreement "
+                       f"{q['agreement']:.3f}, membrane saturations "
+                       f"{q['membrane_saturations']}")
         if q.get("accuracy_float") is not None:
             click.echo(f"calibration accuracy: float {q['accuracy_float']:.4f}, fixed "
                        f"{q['accuracy_fixed']:.4f}")

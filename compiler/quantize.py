@@ -124,7 +124,9 @@ def quantize(graph: SpikingGraph, x: np.ndarray | None = None, y: np.ndarray | N
     if all(p.coupling == "rate" for p in graph.populations):
         _measure(graph, fixed, report, x, y, seed)
     else:
-        report.warnings.append("stream-coupled populations: error measured by the simulator")
+        report.warnings.append(
+            "stream-coupled populations: the closed-form reference cannot measure the "
+            "quantisation error; compare `pseudosnn simulate` on the float and fixed artifacts")
     return fixed, report
 
 

@@ -48,6 +48,24 @@ def test_compile_digits_models_end_to_end(tmp_path, arch, shape):
     np.testing.assert_allclose(reference.evaluate(graph, x).output, y, atol=1e-9)
 
 
+def test_fixed_point_stream_model_compiles_and_says_how_to_measure(tmp_path):
+    """Vanilla IF (stream coupling): the closed-form reference cannot measure the
+    quantisation error, so the CLI says where to measure it instead of crashing."""
+    from pseudosnn.checkpoint import make_checkpoint, save_checkpoint
+    from pseudosnn.compiler.frontend.testing import randomize
+    from pseudosnn.models import build_model
+
+    model = build_model("cnn_digits", num_classes=10, input_shape=(1, 8, 8),
+                        neuron={"family": "if", "T": 4})
+    randomize(model, seed=5)
+    save_checkpoint(make_checkpoint(model, epoch=1), tmp_path / "if.pth")
+    res = _run(tmp_path / "if.pth", "-o", tmp_path / "fx", "--fixed-point")
+    assert res.exit_code == 0, res.output
+    assert "pseudosnn simulate" in res.output
+    graph = artifact.load(tmp_path / "fx")
+    assert graph.fixed_point and {p.coupling for p in graph.populations} == {"rate", "stream"}
+
+
 def test_fixed_point_with_digits_calibration(tmp_path):
     path, _, _ = _ckpt(tmp_path)
     res = _run(path, "-o", tmp_path / "fx", "--fixed-point", "--calib", "digits",
