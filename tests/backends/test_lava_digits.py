@@ -1,6 +1,7 @@
 """Compiled digits models on Lava (issue 6): MLP, CNN and residual CNN with heterogeneous
-T, float and fixed point, trained here in seconds (configs/digits), compiled with
-``--target lava``; Lava must equal the simulator spike for spike and in accuracy.
+T, a CNN with one T per channel, and a vanilla IF CNN (stream coupling), float and fixed
+point, trained here in seconds (configs/digits), compiled with ``--target lava``; Lava must
+equal the simulator spike for spike and in accuracy.
 
 Lava's own Conv ProcessModel convolves channel pair by channel pair (slow), so a short
 slice runs with it and a longer accuracy slice with the same arithmetic as one GEMM
@@ -20,7 +21,7 @@ from pseudosnn.simulator.datasets import fit_to_input, load_digits_test
 from pseudosnn.simulator.engine import simulate
 
 pytestmark = [pytest.mark.lava, pytest.mark.slow]
-MODELS = ("mlp", "cnn", "rescnn")
+MODELS = ("mlp", "cnn", "rescnn", "cnn_channel", "if_cnn")
 SPIKE_SLICE = 4  # samples run with lava's own Conv model, every spike recorded
 ACCURACY_SLICE = 30  # samples run with the im2col Conv model
 
@@ -86,8 +87,12 @@ def _assert_equal(graph, lava, sim, n: int):
 def test_digits_model_on_lava_equals_simulator(digits_runs, model, fixed):
     graph, own, fast, sim, y = digits_runs[(model, fixed)]
     assert graph.fixed_point == fixed
-    # heterogeneous T, as trained: the point of the toolchain
-    assert len({int(np.max(p.timesteps)) for p in graph.populations}) > 1
+    if model == "if_cnn":  # the classic SNN: one T, stream coupling after the encoder
+        assert [p.coupling for p in graph.populations][1:] == ["stream"] * 3
+    else:  # heterogeneous T, as trained: the point of the toolchain
+        assert len({int(np.max(p.timesteps)) for p in graph.populations}) > 1
+    if model == "cnn_channel":
+        assert any(np.unique(p.timesteps).size > 1 for p in graph.populations)
     _assert_equal(graph, own, sim, SPIKE_SLICE)
     _assert_equal(graph, fast, sim, ACCURACY_SLICE)
     assert fast.sops == sim.sops and fast.macs == sim.macs
