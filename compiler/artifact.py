@@ -20,13 +20,13 @@ import hashlib
 import json
 import os
 import shutil
-import tempfile
 from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
 
 from .. import __version__
+from .atomic import temporary_sibling_dir, write_atomic, write_atomic_with
 from .graph import InputNode, Population, Projection, Readout, SpikingGraph, validate
 
 FORMAT_VERSION = 1
@@ -138,16 +138,13 @@ def save(
     out = Path(out_dir)
     if out.exists() and not overwrite:
         raise ArtifactError(f"{out} exists; pass overwrite=True or choose another path")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    tmp = temporary_sibling_dir(out)
     try:
         desc, arrays = graph_to_records(graph)
-        (tmp / GRAPH).write_text(json.dumps(desc, indent=1))
-        np.savez(tmp / WEIGHTS, **arrays)
+        write_atomic(tmp / GRAPH, json.dumps(desc, indent=1))
+        write_atomic_with(tmp / WEIGHTS, lambda f: np.savez(f, **arrays))
         for name, data in (extra_files or {}).items():
-            path = tmp / name
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_bytes(data)
+            write_atomic(tmp / name, data)
         files = sorted(p.relative_to(tmp).as_posix() for p in tmp.rglob("*") if p.is_file())
         manifest = {
             "format_version": FORMAT_VERSION,
@@ -155,7 +152,7 @@ def save(
             "target": target,
             "files": {name: sha256(tmp / name) for name in files},
         }
-        (tmp / MANIFEST).write_text(json.dumps(manifest, indent=1))
+        write_atomic(tmp / MANIFEST, json.dumps(manifest, indent=1))
         if out.exists():
             old = out.with_name(f".{out.name}.old")
             shutil.rmtree(old, ignore_errors=True)

@@ -14,11 +14,8 @@ A file that needs full unpickling is loaded only when the user says it is truste
 from __future__ import annotations
 
 import json
-import os
 import pickle
 import random
-import tempfile
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +24,7 @@ import torch
 from torch import nn
 
 from . import __version__
+from .compiler.atomic import write_atomic, write_atomic_with
 
 FORMAT = "pseudosnn.checkpoint"
 VERSION = 1
@@ -90,23 +88,9 @@ def make_checkpoint(model: nn.Module, *, epoch: int, config: dict[str, Any] | No
     }
 
 
-def atomic_write(path: str | Path, write: Callable[[str], None]) -> None:
-    """Call ``write(tmp_path)`` then move the file into place with ``os.replace``."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
 def save_checkpoint(ckpt: dict[str, Any], path: str | Path) -> None:
-    atomic_write(path, lambda tmp: torch.save(ckpt, tmp))
+    """Write ``ckpt`` atomically (temporary sibling, then ``os.replace``)."""
+    write_atomic_with(path, lambda f: torch.save(ckpt, f))
 
 
 def load_checkpoint(path: str | Path, trusted: bool = False) -> dict[str, Any]:
@@ -175,14 +159,13 @@ def model_from_checkpoint(ckpt: dict[str, Any]) -> nn.Module:
 
 def export_safetensors(ckpt: dict[str, Any], path: str | Path) -> None:
     """Write the weights as safetensors with the model record as JSON metadata."""
-    from safetensors.torch import save_file
+    from safetensors.torch import save
 
     tensors = {k: v.detach().cpu().contiguous().clone() for k, v in ckpt["state_dict"].items()}
     meta = {"format": FORMAT, "version": VERSION,
             "toolchain_version": ckpt.get("toolchain_version", __version__),
             "model": ckpt["model"], "epoch": ckpt.get("epoch"), "best_acc": ckpt.get("best_acc")}
-    atomic_write(path, lambda tmp: save_file(
-        tensors, tmp, metadata={SAFETENSORS_METADATA_KEY: json.dumps(meta)}))
+    write_atomic(path, save(tensors, metadata={SAFETENSORS_METADATA_KEY: json.dumps(meta)}))
 
 
 def load_safetensors(path: str | Path) -> dict[str, Any]:

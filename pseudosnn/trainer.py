@@ -25,12 +25,12 @@ from torch.utils.data import DataLoader, Subset
 
 from . import distributed
 from .checkpoint import (
-    atomic_write,
     load_checkpoint,
     make_checkpoint,
     save_checkpoint,
     set_rng_state,
 )
+from .compiler.atomic import write_atomic
 from .config import ConfigError
 from .data import load_data
 from .models import UnknownArchitecture, build_model, check_arch
@@ -294,8 +294,7 @@ class Trainer:
         save_checkpoint(ckpt, self.out / "last.pth")
         if is_best:
             save_checkpoint(ckpt, self.out / "best.pth")
-        atomic_write(self.out / "history.json",
-                     lambda tmp: Path(tmp).write_text(json.dumps(self.history, indent=1)))
+        write_atomic(self.out / "history.json", json.dumps(self.history, indent=1))
 
     def fit(self, stop_after: int | None = None) -> dict[str, Any]:
         """Train from ``start_epoch``; ``stop_after`` ends the run after that epoch (an
@@ -348,8 +347,7 @@ class Trainer:
             self.log(f"{self.dist.world_size} processes; largest parameter difference "
                      f"between ranks: {summary['rank_divergence']:.3g}")
         if self.dist.main:
-            atomic_write(self.out / "summary.json",
-                         lambda tmp: Path(tmp).write_text(json.dumps(summary, indent=1)))
+            write_atomic(self.out / "summary.json", json.dumps(summary, indent=1))
         if self.tb is not None:
             self.tb.close()
         return summary

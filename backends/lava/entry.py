@@ -25,6 +25,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ...compiler.atomic import write_atomic_with
+
 EXIT_TIMEOUT = 124
 EXIT_FAILED = 2
 
@@ -143,17 +145,9 @@ def run(graph, x: np.ndarray, record_spikes: bool = False, batch: int = 0,
     return out
 
 
-def write_atomic(path: str, arrays: dict[str, np.ndarray]) -> None:
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, **arrays)
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+def write_arrays(path: str, arrays: dict[str, np.ndarray]) -> None:
+    """The result file, written atomically (:mod:`pseudosnn.compiler.atomic`)."""
+    write_atomic_with(path, lambda f: np.savez(f, **arrays))
 
 
 def parse_fault(spec: str | None) -> tuple[str, str, int] | None:
@@ -202,7 +196,7 @@ def main(argv: list[str] | None = None) -> int:
             result["seconds_total"] = np.float64(time.perf_counter() - t_job)
             result["seconds_process"] = np.float64(time.perf_counter() - t_start)
             result["mode"] = np.array("fixed_pt" if graph.fixed_point else "floating_pt")
-            write_atomic(job["out"], result)
+            write_arrays(job["out"], result)
             summary = {k: result[k].item() for k in ("samples", "steps", "macs",
                                                      "seconds_total")}
             print(json.dumps({"artifact": str(job["artifact"]), **summary}), flush=True)
