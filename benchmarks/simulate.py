@@ -394,6 +394,8 @@ def main() -> None:
     ap.add_argument("--no-random", action="store_true", help="skip the CIFAR-sized network")
     ap.add_argument("--lava-on-random", action="store_true",
                     help="also run Lava on the CIFAR-sized network (~30 s per sample)")
+    ap.add_argument("--no-lava", action="store_true",
+                    help="skip the Lava column (e.g. to time another checkout of the package)")
     ap.add_argument("--kernels", action="store_true",
                     help="also time the conv kernel choice (GEMM vs event list)")
     ap.add_argument("--out", type=Path, default=RESULTS)
@@ -414,7 +416,8 @@ def main() -> None:
             x = load_digits_test().x[: args.batch]
         else:
             x = rng.normal(size=(args.batch, *g.input.shape))
-        rows.append(bench_network(f"compiled {art.name}", g, x, args.reps, art, onnx_bytes))
+        rows.append(bench_network(f"compiled {art.name}", g, x, args.reps, art, onnx_bytes,
+                                  with_lava=not args.no_lava))
         rows[-1]["artifact"] = str(art)
         rows[-1]["onnx_source"] = "artifact model.onnx" if onnx_bytes else "built from graph"
     if not args.no_random:

@@ -5,24 +5,28 @@ in any order, and exact in float32/float64 while every partial sum stays below 2
 2**53) and the opt-in float32 mode. Float64 mode calls ``linalg.project`` itself, so its
 currents are bit-identical to ``compiler.reference``.
 
-Conv on spike/count tensors: im2col laid out ``(B, C*kh*kw, OH*OW)`` and one stacked
-GEMM ``W (C_out, K) @ cols`` whose result is already NCHW (no output transpose).
-Measured on this machine (float32, batch 64, 1 thread, the four convs of the
-benchmark's CIFAR-sized network): this layout 75 ms, linalg's ``(B*OH*OW, K)`` im2col
-121 ms, per-tap copies 80 ms. An event-list kernel (scatter the weights of every spike
-with ``np.add.at``) lost to the GEMM at every activity measured (128->128 3x3 conv on
-64x128x8x8 spikes, final run in benchmarks/results/simulate.json: GEMM 19-31 ms; events
-67 ms at 1 %, 361 ms at 5 %, 2.5 s at 20 % of neurons spiking; rerun with
+Conv on spike/count tensors: ``linalg.conv2d`` (im2col laid out ``(B, C*kh*kw, OH*OW)``,
+one stacked GEMM ``W (C_out, K) @ cols`` whose result is already NCHW). Measured on this
+machine (float32, batch 64, 1 thread, the four convs of the benchmark's CIFAR-sized
+network): this layout 75 ms, a ``(B*OH*OW, K)`` im2col 121 ms, per-tap copies 80 ms;
+issue-5 rerun (float32/float64, the benchmark's convs and the digits CNN's): per-tap
+GEMMs on a channel-major padded flat layout 1.2-4.6x this layout's time, a row-major
+``(B*OH*OW, K)`` GEMM 1.0-1.6x, one channel-major GEMM ``(C_out, K) @ (K, B*OH*OW)``
+0.75-1.7x (faster only on 4x4 maps in float64, so not switched).
+Block-constant strided kernels (avgpool + conv) are computed factorised as in
+``linalg.project`` (sum-pool, then the small kernel). An event-list kernel (scatter the
+weights of every spike with ``np.add.at``) lost to the GEMM at every activity measured
+(128->128 3x3 conv on 64x128x8x8 spikes, issue-5 run: GEMM 19-31 ms; events 67 ms at
+1 %, 361 ms at 5 %, 2.5 s at 20 % of neurons spiking; rerun with
 ``benchmarks/simulate.py --kernels``), so dense GEMM is kept for spikes and counts alike.
 """
 
 from __future__ import annotations
 
 import numpy as np
-from numpy.lib.stride_tricks import sliding_window_view
 
 from ..compiler.graph import Projection
-from ..compiler.linalg import project
+from ..compiler.linalg import block_kernel, conv2d, conv2d_block, project
 
 FLOAT32_EXACT_LIMIT = 2**24
 FLOAT64_EXACT_LIMIT = 2**53
@@ -30,22 +34,9 @@ FLOAT64_EXACT_LIMIT = 2**53
 
 def conv2d_gemm(x: np.ndarray, w: np.ndarray, stride=(1, 1), padding=(0, 0),
                 groups: int = 1) -> np.ndarray:
-    """Cross-correlation like ``linalg.conv2d``, in the dtype of ``x`` and ``w``."""
-    b, c, _, _ = x.shape
-    co, cg, kh, kw = w.shape
-    if padding[0] or padding[1]:
-        x = np.pad(x, ((0, 0), (0, 0), (padding[0],) * 2, (padding[1],) * 2))
-    win = sliding_window_view(x, (kh, kw), axis=(2, 3))[:, :, :: stride[0], :: stride[1]]
-    oh, ow = win.shape[2], win.shape[3]
-    og = co // groups
-    outs = []
-    for g in range(groups):
-        wg = win[:, g * cg:(g + 1) * cg]  # (b, cg, oh, ow, kh, kw)
-        cols = np.ascontiguousarray(wg.transpose(0, 1, 4, 5, 2, 3)).reshape(b, cg * kh * kw,
-                                                                             oh * ow)
-        outs.append(w[g * og:(g + 1) * og].reshape(og, cg * kh * kw) @ cols)
-    out = outs[0] if groups == 1 else np.concatenate(outs, axis=1)
-    return out.reshape(b, co, oh, ow)
+    """Cross-correlation like ``linalg.conv2d`` (the same function), in the dtype of ``x``
+    and ``w``."""
+    return conv2d(x, w, stride, padding, groups)
 
 
 class Projector:
@@ -62,6 +53,8 @@ class Projector:
         self.dtype = np.dtype(dtype)
         self._row_sum: float | None = None
         self._w: dict[np.dtype, np.ndarray] = {}
+        self._block = (block_kernel(np.asarray(pr.weight), pr.stride)
+                       if pr.kind == "conv" else None)
         es = pr.event_scale
         self.event_scale = None if es is None else np.asarray(es)
 
@@ -74,8 +67,10 @@ class Projector:
         return self._row_sum
 
     def _weight(self, dtype) -> np.ndarray:
+        """The weights (or the block kernel of a factorisable conv) in ``dtype``, cached."""
         if dtype not in self._w:
-            self._w[dtype] = np.ascontiguousarray(np.asarray(self.pr.weight, dtype=dtype))
+            w = self.pr.weight if self._block is None else self._block
+            self._w[dtype] = np.ascontiguousarray(np.asarray(w, dtype=dtype))
         return self._w[dtype]
 
     def _apply(self, x: np.ndarray, dtype) -> np.ndarray:
@@ -85,7 +80,9 @@ class Projector:
         w = self._weight(dtype)
         if self.pr.kind == "dense":
             return x.reshape(x.shape[0], -1) @ w.T
-        return conv2d_gemm(x, w, self.pr.stride, self.pr.padding, self.pr.groups)
+        if self._block is not None:
+            return conv2d_block(x, w, self.pr.stride, self.pr.padding, self.pr.groups)
+        return conv2d(x, w, self.pr.stride, self.pr.padding, self.pr.groups)
 
     def __call__(self, x: np.ndarray, x_max: int = 1) -> np.ndarray:
         if not self.exact_int:

@@ -179,3 +179,108 @@ def test_bad_input_shape_and_mode(quantised):
         simulate(g, np.zeros((1, 2, 8, 8)), fixed_point=True)
     with pytest.raises(SimulationError, match="fixed-point"):
         simulate(quantised(g), np.zeros((1, 2, 8, 8)), fixed_point=False)
+
+
+def with_block_conv(graph, seed=0):
+    """``graph`` ("cnn"/"residual") with conv1->conv2 replaced by what the compiler makes of
+    avgpool(2) + conv3x3: a 6x6 stride-2 kernel constant on 2x2 blocks, padding 2."""
+    from dataclasses import replace
+
+    rng = np.random.default_rng(seed)
+    projs = []
+    for pr in graph.projections:
+        if pr.name == "conv1->conv2":
+            k = rng.normal(0, 0.6, size=pr.weight.shape[:2] + (3, 3))
+            w = np.repeat(np.repeat(k, 2, axis=2), 2, axis=3) / 4
+            pr = replace(pr, weight=w, stride=(2, 2), padding=(2, 2))
+        projs.append(pr)
+    g = replace(graph, projections=tuple(projs))
+    g.validate()
+    return g
+
+
+@pytest.mark.parametrize("kind", ["cnn", "residual"])
+def test_block_conv_graph_equals_reference_and_naive_loop(kind, naive, quantised):
+    """The factorised avgpool+conv projection: float64 counts/readout bit-identical to the
+    reference, spike trains equal the literal loop; fixed point exact; float32 agrees."""
+    from pseudosnn.compiler.linalg import block_kernel
+
+    for seed in range(2):
+        g = with_block_conv(random_graph(kind, seed=seed, per_channel=True), seed)
+        pr = next(p for p in g.projections if p.name == "conv1->conv2")
+        assert block_kernel(pr.weight, pr.stride) is not None
+        x = batch(g, 8, seed=seed)
+        ref = evaluate(g, x)
+        res = simulate(g, x)
+        assert sum(int(n.sum()) for n in ref.counts.values()) > 0
+        for name, n in ref.counts.items():
+            assert np.array_equal(res.counts[name], n), (seed, name)
+        np.testing.assert_array_equal(res.output, ref.output)
+        spikes, out = naive(g, x)
+        rec = simulate(g, x, record_spikes=True)
+        for name, s in spikes.items():
+            np.testing.assert_array_equal(rec.spikes[name], np.moveaxis(s, 0, 1), err_msg=name)
+        gq = quantised(g)
+        resq, refq = simulate(gq, x), evaluate(gq, x)
+        for name, n in refq.counts.items():
+            assert np.array_equal(resq.counts[name], n), (seed, name)
+        np.testing.assert_array_equal(resq.output, refq.output)
+        r32 = simulate(g, x, precision="float32")
+        total = sum(int(n.size) for n in res.counts.values())
+        assert sum(int((r32.counts[k] != res.counts[k]).sum()) for k in res.counts) <= total * 1e-2
+        np.testing.assert_allclose(r32.output, res.output, atol=1e-3)
+
+
+@pytest.mark.parametrize("x_max", [15, 2**14, 2**40])  # float32, float64, int64 paths
+def test_fixed_point_block_conv_projector_is_exact(x_max):
+    from pseudosnn.compiler.linalg import conv2d
+
+    rng = np.random.default_rng(3)
+    k = rng.integers(-128, 128, size=(6, 4, 3, 3))
+    w = np.repeat(np.repeat(k, 2, axis=2), 2, axis=3)
+    pr = Projection("p", "a", "b", "conv", w, stride=(2, 2), padding=(2, 2), weight_exp=3)
+    counts = rng.integers(0, x_max + 1, size=(3, 4, 9, 7))
+    direct = conv2d(counts, w, (2, 2), (2, 2)) << 3
+    got = Projector(pr, np.int64, exact_int=True)(counts, x_max)
+    assert got.dtype == np.int64
+    np.testing.assert_array_equal(got, direct)
+    np.testing.assert_array_equal(project(pr, counts, fixed_point=True), direct)
+
+
+@pytest.mark.parametrize("mode", ["float64", "float32", "fixed"])
+@pytest.mark.parametrize("kind", KINDS)
+def test_live_neuron_stepping_equals_full_stepping(kind, mode, quantised, monkeypatch):
+    """Without recorded spikes only neurons with ``0 < c < theta`` are stepped
+    (``engine._step_live``: ``c <= 0`` never fires, ``c >= theta`` fires every step); with
+    them every neuron is. Counts, spikes per step and the readout must not differ, for
+    uniform and per-channel T, and all three kinds of neuron must occur."""
+    from pseudosnn.simulator import engine
+
+    calls = []
+    live = engine._step_live
+    monkeypatch.setattr(engine, "SKIPPED_STEPS_PER_NEURON_MIN", -1.0)  # whenever it may
+    def spy(st, c, live_mask, full_mask, *rest):  # neurons stepped / known to fire always
+        calls.append((int(live_mask.sum()), int(full_mask.sum())))
+        return live(st, c, live_mask, full_mask, *rest)
+
+    monkeypatch.setattr(engine, "_step_live", spy)
+    precision = "float64" if mode == "fixed" else mode
+    for seed, per_channel in ((0, False), (1, True), (2, True)):
+        g = random_graph(kind, seed=seed, per_channel=per_channel)
+        if mode == "fixed":
+            g = quantised(g)
+        x = batch(g, 7, seed=seed)
+        calls.clear()
+        fast = simulate(g, x, precision=precision)
+        assert len(calls) == len(g.populations)  # every population took the live path
+        full = simulate(g, x, record_spikes=True, precision=precision)
+        assert len(calls) == len(g.populations)  # ... and none with spikes recorded
+        silent = 0
+        for name in full.counts:
+            np.testing.assert_array_equal(fast.counts[name], full.counts[name], err_msg=name)
+            np.testing.assert_array_equal(fast.extra["spikes_per_step"][name],
+                                          full.extra["spikes_per_step"][name], err_msg=name)
+            silent += int((full.counts[name] == 0).sum())
+        assert silent > 0 and sum(int(n.sum()) for n in full.counts.values()) > 0
+        assert sum(a for a, _ in calls) > 0 and sum(b for _, b in calls) > 0
+        np.testing.assert_array_equal(fast.output, full.output)
