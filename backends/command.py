@@ -59,7 +59,7 @@ def run(artifact, target, data, samples, fixed_point, conv_model, timeout, check
     """Run a compiled ARTIFACT on a deployment target (default: Lava) and report accuracy,
     latency, synaptic operations and seconds per sample."""
     from ..compiler.artifact import load
-    from ..simulator.atomic import write_atomic
+    from ..compiler.atomic import write_atomic
     from ..simulator.datasets import fit_to_input, load_dataset
 
     if samples < 1:

@@ -74,7 +74,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--out", type=Path, default=RESULTS)
     args = ap.parse_args(argv)
     from ..compiler.artifact import load
-    from ..simulator.atomic import write_atomic
+    from ..compiler.atomic import write_atomic
     from ..simulator.datasets import fit_to_input, load_digits_test
 
     ds = load_digits_test()

@@ -21,6 +21,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from pseudosnn.compiler.atomic import write_atomic
+
 RESULTS = Path(__file__).resolve().parent / "results" / "compile.json"
 RESNET18_TARGET_S = 30.0
 SHAPES = {
@@ -100,10 +102,7 @@ def main() -> None:
     if r18:
         print(f"\nresnet18: {r18['wall_s']:.1f} s wall (target < {RESNET18_TARGET_S:.0f} s): "
               f"{'OK' if summary['resnet18_within_target'] else 'MISSED'}")
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = args.out.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(summary, indent=1))
-    tmp.replace(args.out)
+    write_atomic(args.out, json.dumps(summary, indent=1) + "\n")
     print(f"wrote {args.out}")
 
 

@@ -41,6 +41,7 @@ from pathlib import Path  # noqa: E402
 import numpy as np  # noqa: E402
 
 from pseudosnn.compiler import artifact  # noqa: E402
+from pseudosnn.compiler.atomic import write_atomic  # noqa: E402
 from pseudosnn.compiler.graph import (  # noqa: E402
     InputNode,
     Population,
@@ -49,7 +50,6 @@ from pseudosnn.compiler.graph import (  # noqa: E402
     SpikingGraph,
     schedule,
 )
-from pseudosnn.simulator.atomic import write_atomic  # noqa: E402
 from pseudosnn.simulator.engine import simulate  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results" / "simulate.json"

@@ -44,7 +44,6 @@ import random
 import statistics
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from pathlib import Path
@@ -55,6 +54,7 @@ from torch import nn
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from pseudosnn.compiler.atomic import write_atomic  # noqa: E402
 from pseudosnn.models import build_model  # noqa: E402
 from pseudosnn.neurons.vanilla import IFNeuron, expand_time  # noqa: E402
 
@@ -296,15 +296,6 @@ def run_spikingjelly_peer(python: str, args: argparse.Namespace) -> dict:
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
-def write_json_atomic(path: Path, data: dict) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-    with os.fdopen(fd, "w") as f:
-        json.dump(data, f, indent=1)
-    os.chmod(tmp, 0o644)
-    os.replace(tmp, path)
-
-
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -368,7 +359,7 @@ def main(argv: list[str] | None = None) -> None:
         else:
             print(f"SpikingJelly peer failed: {peer.get('error', '')[-500:]}")
     result["wall_time_s"] = time.time() - t0
-    write_json_atomic(args.out, result)
+    write_atomic(args.out, json.dumps(result, indent=1) + "\n")
     print(f"\nwrote {args.out} ({result['wall_time_s']:.0f} s)")
 
 

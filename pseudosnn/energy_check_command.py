@@ -99,8 +99,8 @@ def run_energy_check(
     progress: bool = True, echo=click.echo,
 ) -> dict:
     """The whole check; returns a JSON-able dict (also written to ``report_dir``)."""
+    from .compiler.atomic import write_atomic
     from .simulator import energy_check as ec
-    from .simulator.atomic import write_atomic
     from .simulator.command import run_simulation
     from .simulator.datasets import fit_to_input, load_dataset
     from .simulator.energy import get_model

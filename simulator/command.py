@@ -9,8 +9,8 @@ from pathlib import Path
 import click
 
 from ..compiler.artifact import ArtifactError, load
+from ..compiler.atomic import write_atomic
 from ..compiler.graph import GraphError
-from .atomic import write_atomic
 from .datasets import DataError, fit_to_input, load_dataset
 from .energy import DEFAULT_MODEL, DEFAULT_TIME_PER_STEP_US, PRESETS, UnknownEnergyModel, get_model
 from .engine import SimulationError

@@ -207,7 +207,7 @@ def plot_check(check: dict, path: Path) -> Path:
     import matplotlib.pyplot as plt
     import numpy as np
 
-    from .atomic import write_atomic
+    from ..compiler.atomic import write_atomic
 
     rows = check["layers"]
     x = np.arange(len(rows))

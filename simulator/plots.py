@@ -10,7 +10,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from .atomic import write_atomic_with  # noqa: E402
+from ..compiler.atomic import write_atomic_with  # noqa: E402
 
 
 def _save(fig, path: Path) -> Path:

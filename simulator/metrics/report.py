@@ -16,8 +16,8 @@ import json
 
 import numpy as np
 
+from ...compiler.atomic import write_atomic
 from ...compiler.graph import SpikingGraph
-from ..atomic import write_atomic
 from ..energy import CATEGORIES, EnergyModel, ann_energy_pj, layer_energy_pj
 from .tally import Tally
 
@@ -173,7 +173,7 @@ def write_reports(report: dict, out_dir, stem: str = "report",
     ``per_step/<pop>``; readout outputs) into ``out_dir``, each atomically."""
     from pathlib import Path
 
-    from ..atomic import write_atomic_with
+    from ...compiler.atomic import write_atomic_with
 
     out = Path(out_dir)
     written = [write_atomic(out / f"{stem}.json", json.dumps(report, indent=1) + "\n"),
