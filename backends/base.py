@@ -1,39 +1,20 @@
-"""The backend protocol and the result every backend returns.
+"""The backend protocol.
 
 A backend has a ``name``, a set of ``capabilities`` and two verbs: ``emit`` writes what it
-needs into a compiled artifact directory, ``run`` executes a spiking graph on a batch.
-Results of different backends are directly comparable: same keys, same shapes.
+needs into a compiled artifact directory, ``run`` executes a spiking graph on a batch and
+returns a :class:`~pseudosnn.simulator.result.RunResult` (the simulator's result type), so
+results of different backends compare directly.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
 import numpy as np
 
 from ..compiler.graph import SpikingGraph
-
-
-@dataclass
-class RunResult:
-    """What one run of a spiking graph on ``B`` samples produced.
-
-    ``spikes[pop]``: bool ``(B, steps, *shape)`` on the global clock (only when spike
-    recording was asked for); ``counts[pop]``: int64 ``(B, *shape)``; ``sops[proj]``:
-    synaptic operations of each projection, summed over the batch (each delivered event
-    times its structural fan-out); ``macs``: encoder multiply-accumulates, summed over the
-    batch; ``steps``: global steps executed (the latency of one sample).
-    """
-
-    output: np.ndarray
-    counts: dict[str, np.ndarray]
-    sops: dict[str, int]
-    macs: int
-    steps: int
-    spikes: dict[str, np.ndarray] | None = None
-    extra: dict = field(default_factory=dict)
+from ..simulator.result import RunResult
 
 
 class Backend(Protocol):

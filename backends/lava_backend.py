@@ -20,7 +20,7 @@ import numpy as np
 
 from ..compiler.artifact import save
 from ..compiler.graph import SpikingGraph
-from .base import RunResult
+from ..simulator.result import RunResult
 
 LAVA_PYTHON_ENV = "PSEUDOSNN_LAVA_PYTHON"
 REPO = Path(__file__).resolve().parents[1]

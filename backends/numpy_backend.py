@@ -9,7 +9,7 @@ import numpy as np
 
 from ..compiler.graph import SpikingGraph
 from ..simulator.engine import simulate
-from .base import RunResult
+from ..simulator.result import RunResult
 
 
 class NumpyBackend:

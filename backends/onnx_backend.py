@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from ..compiler.graph import SpikingGraph
-from .base import RunResult
+from ..simulator.result import RunResult
 
 MODEL_FILE = "model.onnx"
 

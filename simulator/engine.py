@@ -32,11 +32,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..backends.base import RunResult
 from ..compiler.graph import GraphError, Population, Projection, SpikingGraph
 from ..compiler.linalg import encode_fixed, project
 from ..compiler.semantics import V_MAX, V_MIN, if_step
 from .kernels import Projector
+from .result import RunResult
 
 WINDOW_CHUNK_ELEMENTS = 1 << 14
 """Neurons stepped together through a whole rate window (cache blocking: the membrane,

@@ -64,3 +64,26 @@ def test_wheel_installs_everything_under_one_namespace(tmp_path):
     for sub in ("pseudosnn/compiler/graph.py", "pseudosnn/cli.py",
                 "pseudosnn/simulator/__init__.py", "pseudosnn/backends/base.py"):
         assert sub in names, f"{sub} missing from the wheel"
+
+
+LAYERING = """
+import importlib, sys
+for name in sys.argv[2:]:
+    importlib.import_module(name)
+forbidden = sys.argv[1].split(",")
+bad = sorted(m for m in sys.modules if m.startswith(tuple(forbidden)))
+assert not bad, f"imported {bad}"
+"""
+
+
+def test_dependencies_point_one_way():
+    """compiler -> numpy/networkx; simulator -> compiler; backends -> simulator, compiler
+    (DESIGN.md §3): the lower layers never import the upper ones."""
+    modules = torch_free_modules()
+    compiler = [m for m in modules if m.startswith("pseudosnn.compiler")]
+    simulator = [m for m in modules if m.startswith("pseudosnn.simulator")]
+    for imported, forbidden in ((compiler, "pseudosnn.simulator,pseudosnn.backends"),
+                                (simulator, "pseudosnn.backends")):
+        proc = subprocess.run([sys.executable, "-c", LAYERING, forbidden, *imported],
+                              capture_output=True, text=True, cwd=REPO)
+        assert proc.returncode == 0, proc.stderr[-2000:]

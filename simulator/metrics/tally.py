@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ...backends.base import RunResult
+from ..result import RunResult
 
 
 @dataclass
