@@ -172,8 +172,6 @@ def step_window(st: _PopState, current: np.ndarray, saturate: bool,
     local = np.empty((rows, n), dtype=_count_dtype(t_max))  # counts of the chunk
     shed = np.empty((rows, n), dtype=dtype)  # s * theta
     v_chunk = None if keep_v else np.empty((rows, n), dtype=dtype)
-    # masked ufuncs (where=) measured 3-5x slower than multiplying by the 0/1 mask;
-    # v - s*theta equals if_step's v - where(s, theta, 0) exactly (x - 0 == x).
     for r0 in range(0, B, rows):
         r1 = min(B, r0 + rows)
         m = r1 - r0
@@ -184,23 +182,8 @@ def step_window(st: _PopState, current: np.ndarray, saturate: bool,
             vv = v_chunk[:m]
             vv.fill(st.v0)
         ll.fill(0)
-        for k in range(t_max):
-            if T is None:
-                vv += cc
-            else:
-                active = k < T
-                vv += cc * active
-            if saturate:
-                np.clip(vv, V_MIN, V_MAX, out=vv)
-            np.greater_equal(vv, theta, out=ss)
-            if T is not None:
-                ss &= active
-            np.multiply(ss, theta, out=sh)
-            vv -= sh
-            np.add(ll, ss8, out=ll)
-            per_step[start + k] += np.count_nonzero(ss)
-            if rec is not None:
-                rec[r0:r1, k] = ss
+        _integrate(vv, cc, T, theta, t_max, saturate, ss, ss8, sh, ll, per_step, start,
+                   None if rec is None else rec[r0:r1])
         cnt[r0:r1] += ll
 
 
@@ -259,22 +242,38 @@ def _step_flat(st: _PopState, c: np.ndarray, T: np.ndarray | None, saturate: boo
         Tc = None if T is None else T[i0:i1]
         vv.fill(st.v0)
         ll.fill(0)
-        for k in range(t_max):
-            if Tc is None:
-                vv += cc
-            else:
-                active = k < Tc
-                vv += cc * active
-            if saturate:
-                np.clip(vv, V_MIN, V_MAX, out=vv)
-            np.greater_equal(vv, theta, out=ss)
-            if Tc is not None:
-                ss &= active
-            np.multiply(ss, theta, out=sh)
-            vv -= sh
-            np.add(ll, ss8, out=ll)
-            per_step[start + k] += np.count_nonzero(ss)
+        _integrate(vv, cc, Tc, theta, t_max, saturate, ss, ss8, sh, ll, per_step, start)
     return counts
+
+
+def _integrate(v: np.ndarray, c: np.ndarray, T: np.ndarray | None, theta, t_max: int,
+               saturate: bool, s: np.ndarray, s_u8: np.ndarray, shed: np.ndarray,
+               counts: np.ndarray, per_step: np.ndarray, start: int,
+               rec: np.ndarray | None = None) -> None:
+    """Step membranes ``v`` (in place) through ``t_max`` steps of constant currents ``c``;
+    per step exactly ``semantics.if_step``: ``v += c`` where active (``k < T``; ``T=None``:
+    always), 24-bit clip when ``saturate``, ``s = v >= theta`` where active, ``v -= theta``
+    where ``s``. Adds each neuron's spikes to ``counts``, each step's total to
+    ``per_step[start + k]``, and records ``rec[:, k] = s`` when given. ``s_u8`` views ``s``;
+    ``shed`` is scratch for ``s * theta`` (masked ufuncs measured 3-5x slower than
+    multiplying by the 0/1 mask; ``v - s*theta`` equals ``v - where(s, theta, 0)``)."""
+    for k in range(t_max):
+        if T is None:
+            v += c
+        else:
+            active = k < T
+            v += c * active
+        if saturate:
+            np.clip(v, V_MIN, V_MAX, out=v)
+        np.greater_equal(v, theta, out=s)
+        if T is not None:
+            s &= active
+        np.multiply(s, theta, out=shed)
+        v -= shed
+        np.add(counts, s_u8, out=counts)
+        per_step[start + k] += np.count_nonzero(s)
+        if rec is not None:
+            rec[:, k] = s
 
 
 def check_input(graph: SpikingGraph, x: np.ndarray) -> np.ndarray:
