@@ -5,7 +5,8 @@ Layout::
     ARTIFACT/
       manifest.json   format version, toolchain version, target, sha256 of every file
       graph.json      nodes and projections (names, shapes, scalars, schedule)
-      weights.npz     every array (weights, biases, T, event scales), keyed by node
+      weights.npz     every array (weights, biases, T, event scales), keyed by node;
+                      integers in the narrowest exact type (int64 again on load)
       model.onnx      the rate-equivalent ONNX model (optional, written by the compiler)
       ...             backend extras (e.g. the Lava entry point), hashed as well
 
@@ -115,6 +116,24 @@ def graph_from_records(desc: dict, arrays) -> SpikingGraph:
     )
 
 
+def _narrowest(a: np.ndarray) -> np.ndarray:
+    """Integer arrays (fixed-point weights, T) stored in the smallest signed type that
+    holds them exactly; int8 weights take 1 byte instead of 8."""
+    a = np.asarray(a)
+    if not np.issubdtype(a.dtype, np.integer) or a.size == 0:
+        return a
+    lo, hi = int(a.min()), int(a.max())
+    for t in (np.int8, np.int16, np.int32):
+        if np.iinfo(t).min <= lo and hi <= np.iinfo(t).max:
+            return a.astype(t)
+    return a
+
+
+def _widened(a: np.ndarray) -> np.ndarray:
+    """Inverse of :func:`_narrowest`: every integer array is int64 in memory."""
+    return a.astype(np.int64) if np.issubdtype(a.dtype, np.integer) else a
+
+
 def _plain(obj):
     """JSON-friendly copy (tuples to lists, numpy scalars to Python)."""
     if isinstance(obj, dict):
@@ -142,7 +161,8 @@ def save(
     try:
         desc, arrays = graph_to_records(graph)
         write_atomic(tmp / GRAPH, json.dumps(desc, indent=1))
-        write_atomic_with(tmp / WEIGHTS, lambda f: np.savez(f, **arrays))
+        stored = {k: _narrowest(v) for k, v in arrays.items()}
+        write_atomic_with(tmp / WEIGHTS, lambda f: np.savez(f, **stored))
         for name, data in (extra_files or {}).items():
             write_atomic(tmp / name, data)
         files = sorted(p.relative_to(tmp).as_posix() for p in tmp.rglob("*") if p.is_file())
@@ -201,7 +221,7 @@ def load(art_dir: str | os.PathLike) -> SpikingGraph:
     read_manifest(root)
     desc = json.loads((root / GRAPH).read_text())
     with np.load(root / WEIGHTS, allow_pickle=False) as npz:
-        arrays = {k: npz[k] for k in npz.files}
+        arrays = {k: _widened(npz[k]) for k in npz.files}
     try:
         graph = graph_from_records(desc, arrays)
     except KeyError as exc:

@@ -62,3 +62,20 @@ def test_invalid_graph_names_the_problem():
                               for i, p in enumerate(g.populations)])
     with pytest.raises(GraphError, match="v0"):
         bad.validate()
+
+
+def test_fixed_point_artifact_stores_int8_weights_and_loads_them_exactly(tmp_path):
+    from pseudosnn.compiler.quantize import quantize
+
+    g, _ = quantize(random_graph("cnn", seed=4))
+    out = artifact.save(g, tmp_path / "fx")
+    with np.load(out / "weights.npz") as npz:
+        stored = {k: npz[k].dtype for k in npz.files if k.endswith("/weight")}
+    assert {str(d) for k, d in stored.items() if not k.startswith("proj/input")} == {"int8"}
+    g2 = artifact.load(out)
+    for a, b in zip(g.projections, g2.projections, strict=True):
+        assert np.array_equal(a.weight, b.weight) and b.weight.dtype == a.weight.dtype
+    for a, b in zip(g.populations, g2.populations, strict=True):
+        assert np.array_equal(a.bias, b.bias) and b.timesteps.dtype == np.int64
+    x = np.random.default_rng(1).normal(size=(3, *g.input.shape))
+    assert np.array_equal(evaluate(g, x).output, evaluate(g2, x).output)
