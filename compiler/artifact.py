@@ -6,7 +6,11 @@ Layout::
       manifest.json   format version, toolchain version, target, sha256 of every file
       graph.json      nodes and projections (names, shapes, scalars, schedule)
       weights.npz     every array (weights, biases, T, event scales), keyed by node;
-                      integers in the narrowest exact type (int64 again on load)
+                      integers in the narrowest exact type (int64 again on load); a conv
+                      kernel constant on stride-sized blocks (a fused avgpool+conv) as its
+                      block kernel and a global-pool+linear matrix per channel, both
+                      expanded exactly on load; weights shared by several projections
+                      (residual summands) once
       model.onnx      the rate-equivalent ONNX model (optional, written by the compiler)
       ...             backend extras (e.g. the Lava entry point), hashed as well
 
@@ -29,6 +33,7 @@ import numpy as np
 from .. import __version__
 from .atomic import temporary_sibling_dir, write_atomic, write_atomic_with
 from .graph import InputNode, Population, Projection, Readout, SpikingGraph, validate
+from .linalg import block_kernel
 
 FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
@@ -59,10 +64,22 @@ def graph_to_records(graph: SpikingGraph) -> tuple[dict, dict[str, np.ndarray]]:
         arrays[f"pop/{p.name}/bias"] = np.asarray(p.bias)
         pops.append(_plain(rec))
     projs = []
+    first_with: dict[tuple, str] = {}  # weight content -> first projection that has it
     for pr in graph.projections:
         rec = {k: v for k, v in asdict(pr).items() if k not in ("weight", "event_scale")}
         rec["has_event_scale"] = pr.event_scale is not None
-        arrays[f"proj/{pr.name}/weight"] = np.asarray(pr.weight)
+        w = np.asarray(pr.weight)
+        key = (w.shape, w.dtype.str, hashlib.sha256(np.ascontiguousarray(w).data).digest())
+        rec["weight_of"] = first_with.setdefault(key, pr.name)
+        if rec["weight_of"] == pr.name:  # SEW/residual summands share weights: store once
+            block = block_kernel(w, pr.stride) if pr.kind == "conv" else None
+            rec["weight_block"] = None if block is None else list(pr.stride)
+            per_channel = _global_pool_columns(w, graph.shape_of(pr.source)) \
+                if pr.kind == "dense" else None
+            rec["weight_spatial_repeat"] = None if per_channel is None \
+                else int(w.shape[1] // per_channel.shape[1])
+            arrays[f"proj/{pr.name}/weight"] = block if block is not None \
+                else per_channel if per_channel is not None else w
         if pr.event_scale is not None:
             arrays[f"proj/{pr.name}/event_scale"] = np.asarray(pr.event_scale)
         projs.append(_plain(rec))
@@ -92,12 +109,24 @@ def graph_from_records(desc: dict, arrays) -> SpikingGraph:
             start=int(rec["start"]), scale=float(rec["scale"]),
         ))
     projs = []
+    weights: dict[str, np.ndarray] = {}
     for rec in desc["projections"]:
         name = rec["name"]
         es = arrays[f"proj/{name}/event_scale"] if rec["has_event_scale"] else None
+        owner = rec.get("weight_of", name)
+        if owner != name:
+            weight = weights[owner]
+        else:
+            weight = np.asarray(arrays[f"proj/{name}/weight"])
+            if rec.get("weight_block"):  # stored as its block kernel: expand, exactly
+                s0, s1 = rec["weight_block"]
+                weight = np.repeat(np.repeat(weight, s0, axis=2), s1, axis=3)
+            if rec.get("weight_spatial_repeat"):  # stored per channel: expand, exactly
+                weight = np.repeat(weight, rec["weight_spatial_repeat"], axis=1)
+        weights[name] = weight
         projs.append(Projection(
             name=name, source=rec["source"], target=rec["target"], kind=rec["kind"],
-            weight=np.asarray(arrays[f"proj/{name}/weight"]),
+            weight=weight,
             stride=tuple(rec["stride"]), padding=tuple(rec["padding"]),
             groups=int(rec["groups"]), delay=int(rec["delay"]),
             weight_exp=int(rec["weight_exp"]),
@@ -114,6 +143,19 @@ def graph_from_records(desc: dict, arrays) -> SpikingGraph:
         fixed_point=bool(desc["fixed_point"]),
         meta=desc.get("meta", {}),
     )
+
+
+def _global_pool_columns(w: np.ndarray, source_shape: tuple[int, ...]) -> np.ndarray | None:
+    """``W_c`` (out, C) if the dense matrix ``w`` (out, C*H*W) acting on a (C, H, W) source
+    is ``repeat(W_c, H*W, axis=1)``, i.e. global average pooling fused into a linear layer;
+    else None."""
+    if len(source_shape) != 3 or source_shape[1] * source_shape[2] == 1:
+        return None
+    c = source_shape[0]
+    w3 = w.reshape(w.shape[0], c, -1)
+    if not np.array_equal(w3, np.broadcast_to(w3[:, :, :1], w3.shape)):
+        return None
+    return np.ascontiguousarray(w3[:, :, 0])
 
 
 def _narrowest(a: np.ndarray) -> np.ndarray:
