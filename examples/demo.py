@@ -127,10 +127,11 @@ def main() -> None:
     n = 9
     t0 = time.perf_counter()
     step(1, n, "train PseudoSNN CNN (heterogeneous learned T)",
-         ["train", "--config", "configs/digits/cnn.yaml", "--out", str(out / "runs/pseudosnn-cnn")],
+         ["train", "--config", "configs/digits/cnn.yaml", "--progress", "false", "--out",
+          str(out / "runs/pseudosnn-cnn")],
          logs / "1_train_pseudosnn.log")
     step(2, n, "train vanilla IF CNN baseline (BPTT, T=4)",
-         ["train", "--config", "configs/digits/if_cnn.yaml", "--out",
+         ["train", "--config", "configs/digits/if_cnn.yaml", "--progress", "false", "--out",
           str(out / "runs/vanilla-cnn")], logs / "2_train_vanilla.log")
     step(3, n, "compile PseudoSNN for Lava (float), checking every pass",
          ["compile", str(out / "runs/pseudosnn-cnn/last.pth"), "--target", "lava", "--verify",
