@@ -49,16 +49,16 @@ def training_estimates(model, x: np.ndarray, batch: int = 256) -> dict[str, dict
     estimates are defined for PseudoSN models)."""
     import torch
 
-    from .objective import layer_report
+    from .objective import layer_reports
 
     sums: dict[str, dict] = {}
     for i in range(0, len(x), batch):
         xb = torch.as_tensor(x[i:i + batch], dtype=torch.float32)
         try:
-            reports = {kind: layer_report(model, xb, "calibrated", quantised=kind == "calibrated")
-                       for kind in ("expected", "calibrated")}
+            expected, calibrated = layer_reports(model, xb, "calibrated")
         except ValueError:
             return None
+        reports = {"expected": expected, "calibrated": calibrated}
         for kind, rows in reports.items():
             for r in rows:
                 s = sums.setdefault(r.name, {"flops": r.flops, "timesteps": r.timesteps,

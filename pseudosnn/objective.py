@@ -320,6 +320,13 @@ ReportForward = Literal["expected", "calibrated", "noise_free"]
 def layer_report(model: SpikingNetwork, x: torch.Tensor,
                  forward: ReportForward = "calibrated", quantised: bool = False
                  ) -> list[LayerCost]:
+    """:func:`layer_reports` with one counting rule: ``quantised`` or ``T*clip(c, 0, 1)``."""
+    return layer_reports(model, x, forward)[int(quantised)]
+
+
+def layer_reports(model: SpikingNetwork, x: torch.Tensor,
+                  forward: ReportForward = "calibrated"
+                  ) -> tuple[list[LayerCost], list[LayerCost]]:
     """Per-layer rows (name, T, FLOPs, paper-cost share, expected spikes and SOPs per
     sample) from a training-mode forward of ``x`` (BatchNorm on its running statistics,
     as deployed; the model's state is restored after).
@@ -332,8 +339,9 @@ def layer_report(model: SpikingNetwork, x: torch.Tensor,
       clipping is what a spiking neuron does): neurons pass ``clip(c, 0, 1)`` on;
     * ``noise_free``: noise off, the unclipped ReLU passed on.
 
-    Spikes are counted as ``T * clip(c, 0, 1)`` (the spike-aware estimate), or with
-    ``quantised`` as the deployed count ``clamp(floor(T*c + 1/2), 0, T)``.
+    One forward, counted two ways: ``(rows, quantised_rows)`` with spikes counted as
+    ``T * clip(c, 0, 1)`` (the spike-aware estimate) and as the deployed count
+    ``clamp(floor(T*c + 1/2), 0, T)``.
     """
     if forward not in ("expected", "calibrated", "noise_free"):
         raise ValueError(f"forward={forward!r} is not expected, calibrated or noise_free")
@@ -354,7 +362,7 @@ def layer_report(model: SpikingNetwork, x: torch.Tensor,
                     lambda mod, inputs, out: mod.current(inputs[0]).clamp(0.0, 1.0)))
         with torch.no_grad():
             model(x)
-        return cost.rows(quantised=quantised)
+        return cost.rows(quantised=False), cost.rows(quantised=True)
     finally:
         for h in hooks:
             h.remove()
