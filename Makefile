@@ -27,10 +27,10 @@ bench: venv lava-venv
 	$(PY) benchmarks/simulate.py
 
 venv: $(VENV)/.stamp
-$(VENV)/.stamp: pyproject.toml
+$(VENV)/.stamp: pyproject.toml constraints.txt
 	$(PY311) -m venv $(VENV)
-	$(VENV)/bin/pip install $(PIP_FLAGS) torch==2.13.0
-	$(VENV)/bin/pip install $(PIP_FLAGS) -e '.[dev]'
+	$(VENV)/bin/pip install $(PIP_FLAGS) -c constraints.txt torch
+	$(VENV)/bin/pip install $(PIP_FLAGS) -c constraints.txt -e '.[dev]'
 	touch $@
 
 lava-venv: $(LAVA_VENV)/.stamp

@@ -1,9 +1,9 @@
-"""``pseudosnn run ARTIFACT --target lava``: deploy a compiled artifact and report.
+"""``pseudosnn run ARTIFACT --target {numpy,lava,onnx}``: deploy a compiled artifact on a
+target from the backend registry and report.
 
-Runs the artifact's samples on Lava (in the Lava venv, through a subprocess with a
-timeout) or on the NumPy simulator, prints accuracy, latency, SOPs and seconds per sample,
-and with ``--check`` also runs the simulator and says whether every spike count, SOP
-count and readout agrees.
+Prints accuracy, latency, encoder MACs and SOPs per sample (from the counting module,
+like every command) and seconds per sample; with ``--check`` it also runs the simulator
+and says whether every spike count, SOP count and readout agrees.
 """
 
 from __future__ import annotations
@@ -14,76 +14,85 @@ from pathlib import Path
 
 import click
 import numpy as np
+from pseudosnn.backends.registry import BACKENDS
 
-TARGETS = ("lava", "numpy")
+from pseudosnn.cli_base import Command
+
+CHECK_RTOL = {"numpy": 0.0, "lava": 1e-9, "onnx": 1e-5}
+"""Readout tolerance of ``--check`` in float mode: Lava sums the readout step by step
+(float64, a different order), onnxruntime computes in float32. Fixed point is bit-exact."""
 
 
-def _agreement(graph, lava, sim) -> dict:
-    """Where the Lava run and the simulator agree (exact counts; readouts bit-exact in
-    fixed point, to float rounding in float mode)."""
-    counts = all(np.array_equal(lava.counts[p.name], sim.counts[p.name])
+def agreement(graph, result, reference, rtol: float) -> dict:
+    """Where a target's run and the simulator's agree (counts, SOPs and predictions
+    exactly; readouts bit-exact in fixed point, to ``rtol`` in float mode)."""
+    counts = all(np.array_equal(result.counts[p.name], reference.counts[p.name])
                  for p in graph.populations)
     if graph.fixed_point:
-        readout = bool(np.array_equal(lava.output, sim.output))
+        readout = bool(np.array_equal(result.output, reference.output))
     else:
-        readout = bool(np.allclose(lava.output, sim.output, rtol=1e-9, atol=1e-12))
-    return {"counts_equal": counts, "sops_equal": lava.sops == sim.sops,
+        readout = bool(np.allclose(result.output, reference.output, rtol=rtol, atol=rtol))
+    return {"counts_equal": counts, "sops_equal": result.sops == reference.sops,
             "readout_equal": readout,
-            "predictions_equal": bool(np.array_equal(lava.output.argmax(-1),
-                                                     sim.output.argmax(-1)))}
+            "predictions_equal": bool(np.array_equal(result.output.argmax(-1),
+                                                     reference.output.argmax(-1)))}
 
 
-@click.command("run")
+def _positive(ctx, param, value):
+    if value is not None and not value > 0:  # also refuses NaN
+        raise click.BadParameter(f"must be > 0, got {value}")
+    return value
+
+
+@click.command("run", cls=Command)
 @click.argument("artifact", type=click.Path(exists=True, file_okay=False, path_type=Path))
-@click.option("--target", type=click.Choice(TARGETS), default="lava", show_default=True,
-              help="lava: Intel lava-nc in the Lava venv ($PSEUDOSNN_LAVA_PYTHON, default "
-                   ".venv-lava; create it with `make lava-venv`); numpy: the simulator.")
+@click.option("--target", type=click.Choice(tuple(BACKENDS)), default="lava",
+              show_default=True,
+              help="lava: Intel lava-nc in the Lava venv ($PSEUDOSNN_LAVA_PYTHON, else "
+                   ".venv-lava in this folder or a parent; `make lava-venv`); numpy: the "
+                   "simulator; onnx: onnxruntime on the artifact's rate-equivalent model.")
 @click.option("--data", default="digits", show_default=True, metavar="SPEC",
-              help="'digits' (sklearn's 8x8 digits test split) or 'npz:PATH' (arrays x and "
-                   "optional labels y).")
-@click.option("--samples", type=int, default=20, show_default=True,
+              help="'digits' (sklearn's 8x8 digits test split), 'cifar10:PATH' or "
+                   "'npz:PATH' (arrays x and optional labels y).")
+@click.option("--samples", type=click.IntRange(min=1), default=20, show_default=True,
               help="Run the first N samples of the data.")
 @click.option("--fixed-point", is_flag=True,
-              help="Use the bit-accurate fixed-point models (the artifact must be quantised).")
+              help="Require the bit-accurate fixed-point models (the artifact must be "
+                   "quantised).")
 @click.option("--conv-model", type=click.Choice(("lava", "im2col")), default="lava",
               show_default=True,
-              help="Model of lava's Conv process: lava's own, or the same arithmetic as one "
-                   "GEMM per step (several times faster on CNNs).")
-@click.option("--timeout", type=float, default=600.0, show_default=True,
-              help="Seconds before a hung Lava run is killed.")
+              help="Lava only: model of lava's Conv process, lava's own or the same "
+                   "arithmetic as one GEMM per step (several times faster on CNNs).")
+@click.option("--timeout", type=float, default=600.0, show_default=True, callback=_positive,
+              help="Lava only: seconds before the run is stopped.")
 @click.option("--check", is_flag=True,
               help="Also run the simulator and report whether spikes, SOPs and readouts agree.")
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Write the summary as JSON here.")
 def run(artifact, target, data, samples, fixed_point, conv_model, timeout, check, out):
     """Run a compiled ARTIFACT on a deployment target (default: Lava) and report accuracy,
-    latency, synaptic operations and seconds per sample."""
-    from ..compiler.artifact import load
-    from ..compiler.atomic import write_atomic
-    from ..simulator.datasets import fit_to_input, load_dataset
+    latency, encoder MACs, synaptic operations and seconds per sample."""
+    from pseudosnn.backends.registry import get_backend
+    from pseudosnn.compiler.artifact import load
+    from pseudosnn.compiler.atomic import write_atomic
+    from pseudosnn.compiler.spiking.backend import check_supported
+    from pseudosnn.simulator.datasets import fit_to_input, load_dataset
 
-    if samples < 1:
-        raise click.BadParameter(f"must be >= 1, got {samples}", param_hint="--samples")
+    from pseudosnn.errors import UsageError
+
     graph = load(artifact)
     if fixed_point and not graph.fixed_point:
-        raise click.UsageError(f"{artifact} holds a float graph; --fixed-point needs an "
-                               "artifact compiled with fixed-point quantisation")
+        raise UsageError(f"{artifact} holds a float graph; --fixed-point needs an artifact "
+                         "compiled with fixed-point quantisation (pseudosnn-compile "
+                         "--fixed-point)")
+    options = {"timeout": timeout, "conv_model": conv_model} if target == "lava" else {}
+    backend = get_backend(target, artifact=artifact, **options)
+    check_supported(backend, graph)
     ds = load_dataset(data)
     x = fit_to_input(ds.x[:samples], graph.input.shape, data)
     y = None if ds.y is None else ds.y[:samples]
     t0 = time.perf_counter()
-    if target == "lava":
-        from .lava_backend import LavaRunError, LavaUnavailableError, run_artifact
-
-        try:
-            result = run_artifact(artifact, x, fixed_point=graph.fixed_point, timeout=timeout,
-                                  conv_model=conv_model)
-        except (LavaRunError, LavaUnavailableError) as exc:
-            raise click.ClickException(str(exc)) from None
-    else:
-        from ..simulator.engine import simulate
-
-        result = simulate(graph, x)
+    result = backend.run(graph, x)
     seconds = time.perf_counter() - t0
     n = x.shape[0]
     summary = {
@@ -91,19 +100,21 @@ def run(artifact, target, data, samples, fixed_point, conv_model, timeout, check
         "mode": "fixed point" if graph.fixed_point else "float",
         **({"conv_model": conv_model} if target == "lava" else {}),
         "latency_steps": int(result.steps),
-        "sops_per_sample": sum(result.sops.values()) / n, "macs_per_sample": result.macs / n,
+        "encoder_macs_per_sample": result.macs / n,
+        "sops_per_sample": sum(result.sops.values()) / n,
         "seconds_per_sample": seconds / n,
     }
     if y is not None:
         summary["accuracy"] = float(np.mean(result.output.argmax(-1) == y))
-    if check and target == "lava":
-        from ..simulator.engine import simulate
-
-        summary["agreement_with_simulator"] = _agreement(graph, result, simulate(graph, x))
+    if check and target != "numpy":
+        reference = get_backend("numpy").run(graph, x)
+        summary["agreement_with_simulator"] = agreement(graph, result, reference,
+                                                        CHECK_RTOL[target])
     for key, value in summary.items():
         click.echo(f"{key:>26}: {value}")
     if out is not None:
         write_atomic(out, json.dumps(summary, indent=1) + "\n")
         click.echo(f"wrote {out}")
-    if check and target == "lava" and not all(summary["agreement_with_simulator"].values()):
-        raise click.ClickException("Lava and the simulator disagree (see above)")
+    if "agreement_with_simulator" in summary and \
+            not all(summary["agreement_with_simulator"].values()):
+        raise click.ClickException(f"{target} and the simulator disagree (see above)")

@@ -1,9 +1,15 @@
 """The Lava backend, main-environment side: emits the artifact's Lava entry point and
 runs artifacts in the Lava venv through a subprocess (torch-free, lava-free here).
 
-The Lava venv's Python comes from ``PSEUDOSNN_LAVA_PYTHON`` (default
-``<repo>/.venv-lava/bin/python``; create it with ``make lava-venv``). Every run has a
-timeout; on failure the child's traceback is shown in the error.
+The Lava venv's Python (lava-nc 0.10.0 needs Python 3.10) is found by this rule:
+
+1. ``$PSEUDOSNN_LAVA_PYTHON``, if set (it must be an executable file);
+2. ``.venv-lava/bin/python`` in the current directory or the nearest parent that has one
+   (``make lava-venv`` creates it in a checkout);
+3. ``.venv-lava/bin/python`` beside the source tree this package was loaded from (an
+   editable install).
+
+Every run has a timeout; on failure the child's traceback is shown in the error.
 """
 
 from __future__ import annotations
@@ -17,14 +23,16 @@ import time
 from pathlib import Path
 
 import numpy as np
+from pseudosnn.compiler.artifact import save
+from pseudosnn.compiler.spiking.backend import check_supported
+from pseudosnn.compiler.spiking.graph import SpikingGraph
+from pseudosnn.compiler.spiking.result import RunResult, run_result
 
-from ..compiler.artifact import save
-from ..compiler.graph import SpikingGraph
-from ..simulator.result import RunResult
+import pseudosnn
+from pseudosnn.errors import PseudoSNNError
 
 LAVA_PYTHON_ENV = "PSEUDOSNN_LAVA_PYTHON"
-REPO = Path(__file__).resolve().parents[1]
-DEFAULT_LAVA_PYTHON = REPO / ".venv-lava" / "bin" / "python"
+LAVA_VENV_PYTHON = Path(".venv-lava") / "bin" / "python"
 ENTRY_MODULE = "pseudosnn.backends.lava.entry"
 ENTRY_SCRIPT = "run_lava.py"
 README = "README_lava.md"
@@ -65,23 +73,36 @@ Graph: {populations} populations, {projections} projections, {mode}; latency {la
 """
 
 
-class LavaUnavailableError(RuntimeError):
+class LavaUnavailableError(PseudoSNNError, RuntimeError):
     """The Lava venv is missing or cannot import lava."""
 
 
-class LavaRunError(RuntimeError):
+class LavaRunError(PseudoSNNError, RuntimeError):
     """The Lava run failed or timed out; the message holds the child's stderr tail."""
 
 
 def lava_python() -> Path:
-    """The Lava venv's interpreter, checked to exist."""
-    path = Path(os.environ.get(LAVA_PYTHON_ENV) or DEFAULT_LAVA_PYTHON)
-    if not path.exists():
-        raise LavaUnavailableError(
-            f"the Lava venv's Python was not found at {path}. Create the venv with "
-            f"`make lava-venv` (in {REPO}) or point {LAVA_PYTHON_ENV} at a Python 3.10 "
-            "that has lava-nc 0.10.0 and pseudosnn installed")
-    return path
+    """The Lava venv's interpreter, by the rule in the module docstring."""
+    configured = os.environ.get(LAVA_PYTHON_ENV)
+    if configured:
+        path = Path(configured)
+        if not path.is_file() or not os.access(path, os.X_OK):
+            what = "a directory" if path.is_dir() else "not an executable file" \
+                if path.exists() else "missing"
+            raise LavaUnavailableError(
+                f"{LAVA_PYTHON_ENV}={configured} is {what}; point it at the Python of a venv "
+                "with lava-nc 0.10.0 and pseudosnn (`make lava-venv` creates .venv-lava)")
+        return path
+    here = Path.cwd().resolve()
+    source_tree = Path(pseudosnn.__file__).resolve().parents[1]
+    for folder in (here, *here.parents, source_tree):
+        if (folder / LAVA_VENV_PYTHON).is_file():
+            return folder / LAVA_VENV_PYTHON
+    raise LavaUnavailableError(
+        f"no Lava venv found: {LAVA_PYTHON_ENV} is not set and there is no "
+        f"{LAVA_VENV_PYTHON} in {here} or its parents. Create one with `make lava-venv` "
+        "in the toolchain's checkout, or set {LAVA_PYTHON_ENV} to a Python 3.10 that has "
+        "lava-nc 0.10.0 and pseudosnn installed".replace("{LAVA_PYTHON_ENV}", LAVA_PYTHON_ENV))
 
 
 def _tail(path: Path) -> str:
@@ -117,8 +138,7 @@ def run_entry(args: list[str], timeout: float = DEFAULT_TIMEOUT_S) -> str:
             hint = ""
             if "ModuleNotFoundError" in stderr:
                 hint = (f"\n{python} lacks a package the Lava backend needs (lava-nc 0.10.0, "
-                        f"numpy, pseudosnn); (re)create the Lava venv with `make lava-venv` "
-                        f"in {REPO}")
+                        "numpy, pseudosnn); (re)create the Lava venv with `make lava-venv`")
             raise LavaRunError(f"the Lava run {reason}; command: {' '.join(cmd)}\n"
                                f"--- child stderr ---\n{stderr}{hint}")
         return out_path.read_text()
@@ -128,24 +148,31 @@ def run_artifact(
     artifact: str | os.PathLike, x: np.ndarray, *, fixed_point: bool = False,
     record_spikes: bool = False, batch: int = 0, timeout: float = DEFAULT_TIMEOUT_S,
     inject_fault: str | None = None, conv_model: str = "lava",
+    graph: SpikingGraph | None = None,
 ) -> RunResult:
     """Run ``x`` (B, *input shape) through the artifact on Lava; a :class:`RunResult`
-    like the simulator's (``extra`` holds timings and ``readout_raw``)."""
+    like the simulator's (``extra`` holds timings and ``readout_raw``). ``graph``: the
+    artifact's graph when the caller has already loaded it."""
     options = ["--conv-model", conv_model]
     if batch:
         options += ["--batch", str(batch)]
     if inject_fault:
         options += ["--inject-fault", inject_fault]
     return run_artifacts([(artifact, x)], fixed_point=fixed_point,
-                         record_spikes=record_spikes, timeout=timeout, options=options)[0]
+                         record_spikes=record_spikes, timeout=timeout, options=options,
+                         graphs=None if graph is None else [graph])[0]
 
 
 def run_artifacts(
     jobs: list[tuple[str | os.PathLike, np.ndarray]], *, fixed_point: bool = False,
     record_spikes: bool = False, timeout: float = DEFAULT_TIMEOUT_S,
-    options: list[str] | None = None,
+    options: list[str] | None = None, graphs: list[SpikingGraph] | None = None,
 ) -> list[RunResult]:
     """Run several ``(artifact, x)`` pairs in one Lava-venv process (one start-up)."""
+    if graphs is None:
+        from pseudosnn.compiler.artifact import load
+
+        graphs = [load(artifact) for artifact, _ in jobs]
     with tempfile.TemporaryDirectory(prefix="pseudosnn-lava-io-") as tmp:
         spec = []
         for i, (artifact, x) in enumerate(jobs):
@@ -159,24 +186,26 @@ def run_artifacts(
         run_entry(["--jobs", str(jobs_file), *(options or [])], timeout=timeout)
         wall = time.perf_counter() - t0
         results = []
-        for job in spec:
+        for job, graph in zip(spec, graphs, strict=True):
             with np.load(job["out"], allow_pickle=False) as z:
-                results.append(result_from_arrays({k: z[k] for k in z.files}, wall))
+                results.append(result_from_arrays(graph, {k: z[k] for k in z.files}, wall))
     return results
 
 
-def result_from_arrays(arrays: dict[str, np.ndarray], wall_seconds: float) -> RunResult:
+TIMINGS = ("seconds_build", "seconds_compile", "seconds_run", "seconds_read", "seconds_total",
+           "seconds_process", "lava_runs", "mode")
+
+
+def result_from_arrays(graph: SpikingGraph, arrays: dict[str, np.ndarray],
+                       wall_seconds: float) -> RunResult:
+    """The :class:`RunResult` of what the Lava run observed (counts, spikes, readouts);
+    SOPs and MACs come from the counting module like every backend's."""
     counts = {k.split("/", 1)[1]: v for k, v in arrays.items() if k.startswith("counts/")}
     spikes = {k.split("/", 1)[1]: v for k, v in arrays.items() if k.startswith("spikes/")}
-    sops = {k.split("/", 1)[1]: int(v) for k, v in arrays.items() if k.startswith("sops/")}
-    extra = {k: arrays[k].item() for k in ("seconds_build", "seconds_compile", "seconds_run",
-                                            "seconds_read", "seconds_total",
-                                            "seconds_process", "lava_runs", "mode")}
+    extra = {k: arrays[k].item() for k in TIMINGS}
     extra["seconds_wall"] = wall_seconds
     extra["readout_raw"] = arrays["readout_raw"]
-    return RunResult(output=arrays["output"], counts=counts, sops=sops,
-                     macs=int(arrays["macs"]), steps=int(arrays["steps"]),
-                     spikes=spikes or None, extra=extra)
+    return run_result(graph, arrays["output"], counts, spikes=spikes or None, extra=extra)
 
 
 class LavaBackend:
@@ -184,11 +213,17 @@ class LavaBackend:
 
     name = "lava"
     capabilities = frozenset({"float", "fixed_point", "rate", "stream", "record_spikes",
-                              "heterogeneous_T", "conv", "residual", "delays"})
+                              "heterogeneous_T", "event_scale", "delays"})
 
-    def __init__(self, timeout: float = DEFAULT_TIMEOUT_S, conv_model: str = "lava"):
+    def __init__(self, timeout: float = DEFAULT_TIMEOUT_S, conv_model: str = "lava",
+                 artifact: str | os.PathLike | None = None):
         self.timeout = timeout
         self.conv_model = conv_model  # "lava" (lava's own Conv model) or "im2col"
+        self.artifact = artifact  # run this compiled artifact instead of saving the graph
+
+    @classmethod
+    def from_artifact(cls, art_dir: str | os.PathLike, **options) -> LavaBackend:
+        return cls(artifact=art_dir, **options)
 
     def emit(self, graph: SpikingGraph, out_dir: Path | None = None) -> dict[str, bytes]:
         """``run_lava.py`` (the artifact's own Lava entry point) and a README."""
@@ -201,6 +236,11 @@ class LavaBackend:
                 README: readme.encode()}
 
     def run(self, graph: SpikingGraph, x: np.ndarray, record_spikes: bool = False) -> RunResult:
+        check_supported(self, graph, record_spikes)
+        if self.artifact is not None:
+            return run_artifact(self.artifact, x, fixed_point=graph.fixed_point,
+                                record_spikes=record_spikes, timeout=self.timeout,
+                                conv_model=self.conv_model, graph=graph)
         return self.run_many([(graph, x)], record_spikes=record_spikes)[0]
 
     def run_many(self, pairs: list[tuple[SpikingGraph, np.ndarray]],
@@ -216,5 +256,5 @@ class LavaBackend:
                            extra_files=self.emit(graph))
                 jobs.append((art, x))
             return run_artifacts(jobs, fixed_point=modes.pop(), record_spikes=record_spikes,
-                                 timeout=self.timeout,
+                                 timeout=self.timeout, graphs=[g for g, _ in pairs],
                                  options=["--conv-model", self.conv_model])

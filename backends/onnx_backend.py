@@ -1,10 +1,16 @@
-"""The "onnx" target: the rate-equivalent ONNX model run by onnxruntime.
+"""The "onnx" target: onnxruntime as an independent executor of rate-coupled graphs.
 
-The compiler writes ``model.onnx`` into every artifact. ``run`` executes it and recovers
-each population's spike counts from its neuron's rate output ``y = a·n/T`` as
-``n = round(y·T/a)`` (neuron nodes carry the population names). SOPs follow from the
-counts and the graph's structural fan-out; ``macs`` are the encoder's. Only rate-coupled
-graphs have a closed-form rate model, so stream-coupled populations are refused.
+Two rate-equivalent models, both float32 (onnxruntime has no float64 convolution):
+
+* an artifact's ``model.onnx``, the *trained* layers exported by the compiler (neurons as
+  model-local functions named after their populations): each population's counts are
+  recovered from its rate output ``y = a·n/T`` as ``n = round(y·T/a)``;
+* for any graph, :func:`graph_to_onnx`: the *compiled* projections, each population's
+  count in closed form ``n = clamp(floor((v0 + T·c)/θ), 0, T)`` exposed as ``<pop>.n``.
+
+Only rate-coupled graphs have a closed-form rate model: stream coupling is refused
+(:func:`~pseudosnn.compiler.spiking.backend.check_supported`). SOPs, MACs and the rest
+come from the counting module like every backend's.
 """
 
 from __future__ import annotations
@@ -12,69 +18,133 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import onnx
+from onnx import TensorProto, helper, numpy_helper
+from pseudosnn.compiler.spiking.backend import check_supported
+from pseudosnn.compiler.spiking.graph import Projection, SpikingGraph
+from pseudosnn.compiler.spiking.result import RunResult, run_result
 
-from ..compiler.graph import SpikingGraph
-from ..simulator.result import RunResult
+from pseudosnn.errors import PseudoSNNError
 
 MODEL_FILE = "model.onnx"
 
 
+def graph_to_onnx(graph: SpikingGraph) -> onnx.ModelProto:
+    """The rate-coupled spiking graph as a float32 ONNX model computing the same counts
+    (outputs ``<pop>.n``) and readout (the first output)."""
+    nodes, inits = [], []
+
+    nodes, inits = [], []
+
+    def const(name, arr):
+        inits.append(numpy_helper.from_array(np.asarray(arr, np.float32), name))
+        return name
+
+    def proj(pr: Projection) -> str:
+        src = "x" if pr.is_encoder else f"{pr.source}.n"
+        if pr.event_scale is not None:
+            es = const(f"{pr.name}.es", pr.event_scale[None])
+            nodes.append(helper.make_node("Mul", [src, es], [f"{pr.name}.in"]))
+            src = f"{pr.name}.in"
+        out = f"{pr.name}.y"
+        if pr.kind == "conv":
+            kh, kw = pr.weight.shape[2:]
+            nodes.append(helper.make_node(
+                "Conv", [src, const(f"{pr.name}.w", pr.weight)], [out], kernel_shape=[kh, kw],
+                strides=list(pr.stride), pads=[*pr.padding, *pr.padding], group=pr.groups))
+        else:
+            nodes.append(helper.make_node("Flatten", [src], [f"{pr.name}.flat"], axis=1))
+            nodes.append(helper.make_node("Gemm", [f"{pr.name}.flat", const(f"{pr.name}.w",
+                                                   pr.weight)], [out], transB=1))
+        return out
+
+    def drive(target: str, bias) -> str:
+        terms = [proj(pr) for pr in graph.incoming(target)]
+        nodes.append(helper.make_node("Sum", terms, [f"{target}.sum"]))
+        nodes.append(helper.make_node("Add", [f"{target}.sum", const(f"{target}.b",
+                                              np.asarray(bias)[None])], [f"{target}.c"]))
+        return f"{target}.c"
+
+    for p in graph.topological_populations():
+        c = drive(p.name, p.bias)
+        T = np.broadcast_to(np.asarray(p.timesteps, np.float32), p.shape)[None]
+        nm = p.name
+        nodes += [
+            helper.make_node("Mul", [c, const(f"{nm}.T", T)], [f"{nm}.Tc"]),
+            helper.make_node("Add", [f"{nm}.Tc", const(f"{nm}.v0", p.v0)], [f"{nm}.u"]),
+            helper.make_node("Div", [f"{nm}.u", const(f"{nm}.th", p.threshold)], [f"{nm}.q"]),
+            helper.make_node("Floor", [f"{nm}.q"], [f"{nm}.f"]),
+            helper.make_node("Max", [f"{nm}.f", const(f"{nm}.zero", 0.0)], [f"{nm}.lo"]),
+            helper.make_node("Min", [f"{nm}.lo", f"{nm}.T"], [f"{nm}.n"]),
+        ]
+    out = drive(graph.readout.name, graph.readout.bias)
+    outputs = [helper.make_tensor_value_info(out, TensorProto.FLOAT, ["N", *graph.readout.shape])]
+    outputs += [helper.make_tensor_value_info(f"{p.name}.n", TensorProto.FLOAT, ["N", *p.shape])
+                for p in graph.populations]
+    g = helper.make_graph(
+        nodes, "rate_equivalent",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", *graph.input.shape])],
+        outputs, initializer=inits)
+    model = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    onnx.checker.check_model(model)
+    return model
+
+
+
+
 class OnnxBackend:
+    """Runs the rate-equivalent ONNX model in onnxruntime (float32)."""
+
     name = "onnx"
-    capabilities = frozenset({"float"})
+    capabilities = frozenset({"float", "rate", "heterogeneous_T", "event_scale", "delays"})
 
     def __init__(self, model: bytes | str | Path | None = None) -> None:
-        self.model = model
+        self.model = model  # an artifact's model.onnx (trained layers); None: graph_to_onnx
 
     @classmethod
-    def from_artifact(cls, art_dir: str | Path) -> OnnxBackend:
-        from ..compiler.artifact import read_manifest
+    def from_artifact(cls, art_dir: str | Path, **options) -> OnnxBackend:
+        from pseudosnn.compiler.artifact import read_manifest
 
         read_manifest(art_dir)  # hashes checked before a byte is trusted
         path = Path(art_dir) / MODEL_FILE
-        if not path.is_file():
-            raise FileNotFoundError(f"{art_dir} has no {MODEL_FILE}; recompile it with "
-                                    "`pseudosnn-compile MODEL -o DIR`")
-        return cls(path.read_bytes())
+        return cls(path.read_bytes() if path.is_file() else None)
 
-    def emit(self, graph: SpikingGraph, out_dir: Path) -> dict[str, bytes]:
+    def emit(self, graph: SpikingGraph, out_dir: Path | None = None) -> dict[str, bytes]:
         """Nothing extra: ``model.onnx`` is written by the compiler for every target."""
         return {}
 
     def run(self, graph: SpikingGraph, x: np.ndarray, record_spikes: bool = False) -> RunResult:
-        import onnx
-        from onnx import numpy_helper
+        from pseudosnn.compiler.onnx_io import run_onnxruntime
 
-        from ..compiler.onnx_io import run_onnxruntime
-        from ..compiler.summary import encoder_macs
-
+        check_supported(self, graph, record_spikes)
         if self.model is None:
-            raise ValueError("OnnxBackend needs the artifact's model.onnx: use "
-                             "OnnxBackend.from_artifact(DIR) or OnnxBackend(model_bytes)")
-        if record_spikes:
-            raise ValueError("the onnx target computes rates, not spike trains; use the "
-                             "numpy or lava target to record spikes")
-        if any(p.coupling != "rate" for p in graph.populations):
-            raise ValueError("the onnx target runs rate-coupled graphs only; this graph has "
-                             "stream-coupled populations: use the numpy or lava target")
+            outs = run_onnxruntime(graph_to_onnx(graph), x)
+            output = next(iter(outs.values()))
+            counts = {p.name: np.rint(outs[f"{p.name}.n"]).astype(np.int64)
+                      for p in graph.populations}
+        else:
+            output, counts = self._run_trained(graph, x)
+        return run_result(graph, output, counts, extra={"model": "compiled projections"
+                                                         if self.model is None else MODEL_FILE})
+
+    def _run_trained(self, graph: SpikingGraph, x: np.ndarray):
+        from pseudosnn.compiler.onnx_io import run_onnxruntime
+
         data = self.model if isinstance(self.model, bytes) else Path(self.model).read_bytes()
         model = onnx.load_from_string(data)
         inits = {t.name: t for t in model.graph.initializer}
-        pops = [p.name for p in graph.populations if f"{p.name}.T" in inits]
-        outs = run_onnxruntime(model, x, extra_outputs=pops)
+        missing = [p.name for p in graph.populations if f"{p.name}.T" not in inits]
+        if missing:
+            raise PseudoSNNError(
+                f"the ONNX model does not name populations {missing}; it was not exported "
+                "from this artifact's network (recompile the artifact)")
+        names = [p.name for p in graph.populations]
+        outs = run_onnxruntime(model, x, extra_outputs=names)
         counts = {}
-        for name in pops:
+        for name in names:
             T = numpy_helper.to_array(inits[f"{name}.T"]).astype(np.float64)
             a = float(numpy_helper.to_array(inits[f"{name}.out_scale"]))
             n = np.rint(outs[name].astype(np.float64) * T / a)
             counts[name] = np.broadcast_to(n, outs[name].shape).astype(np.int64)
-        sops = {}
-        for pr in graph.projections:
-            if not pr.analog and pr.source in counts:
-                fan = pr.fanout(graph.shape_of(pr.source))
-                sops[pr.name] = int(np.sum(counts[pr.source] * fan))
-        output = outs[model.graph.output[0].name].astype(np.float64)
-        return RunResult(output=output, counts=counts, sops=sops,
-                         macs=encoder_macs(graph) * len(x), steps=graph.latency_steps,
-                         extra={"missing_counts": [p.name for p in graph.populations
-                                                   if p.name not in counts]})
+        return outs[model.graph.output[0].name].astype(np.float64), counts

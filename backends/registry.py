@@ -1,8 +1,15 @@
-"""Backends by name, imported lazily (a backend's dependencies load only when used)."""
+"""Backends by name, imported lazily (a backend's dependencies load only when used).
+Every command gets its backend here; ``backend(name, artifact=DIR)`` lets a backend use
+what the artifact holds (the Lava entry point, the trained ONNX model)."""
 
 from __future__ import annotations
 
 import importlib
+from pathlib import Path
+
+from pseudosnn.compiler.spiking.backend import Backend
+
+from pseudosnn.errors import PseudoSNNError
 
 BACKENDS: dict[str, str] = {
     "numpy": "pseudosnn.backends.numpy_backend:NumpyBackend",
@@ -11,13 +18,21 @@ BACKENDS: dict[str, str] = {
 }
 
 
-class UnknownBackend(ValueError):
+class UnknownBackend(PseudoSNNError, ValueError):
     """A target name that is not in :data:`BACKENDS`."""
 
 
-def get_backend(name: str):
-    """An instance of the backend registered as ``name``."""
+def backend_class(name: str) -> type:
     if name not in BACKENDS:
-        raise UnknownBackend(f"unknown target {name!r}; known: {', '.join(BACKENDS)}")
+        raise UnknownBackend(f"unknown target {name!r}; known targets: {', '.join(BACKENDS)}")
     module, attr = BACKENDS[name].split(":")
-    return getattr(importlib.import_module(module), attr)()
+    return getattr(importlib.import_module(module), attr)
+
+
+def get_backend(name: str, artifact: str | Path | None = None, **options) -> Backend:
+    """An instance of the backend registered as ``name`` (``options`` go to its
+    constructor; with ``artifact``, its ``from_artifact`` when it has one)."""
+    cls = backend_class(name)
+    if artifact is not None and hasattr(cls, "from_artifact"):
+        return cls.from_artifact(artifact, **options)
+    return cls(**options)

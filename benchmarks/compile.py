@@ -46,9 +46,10 @@ def main() -> None:
     import torch
 
     torch.set_num_threads(1)
-    from pseudosnn.checkpoint import make_checkpoint, save_checkpoint
     from pseudosnn.compiler.command import compile_path
     from pseudosnn.compiler.frontend.testing import randomize
+
+    from pseudosnn.checkpoint import make_checkpoint, save_checkpoint
     from pseudosnn.models import ARCHITECTURES, build_model
 
     archs = args.only or list(ARCHITECTURES)

@@ -13,7 +13,7 @@ one thread, repetitions interleaved; wall times are stored too):
 * ``torch time loop``: the same graph stepped through the global clock in torch (float32):
   every step each population integrates, every step's spikes are projected (conv/linear)
   and delivered one step later, as a time-stepped SNN framework would run it.
-* ``lava``: the Lava engineer's hook ``pseudosnn.backends.lava_bench.
+* ``lava``: ``benchmarks/lava_timing.py``, ``
   lava_seconds_per_sample(artifact_dir, x) -> float`` (wall time while Lava steps, start-up
   excluded; compared with the simulator's wall time), on the compiled artifacts only.
 
@@ -39,17 +39,17 @@ import time  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
-
+from pseudosnn.backends.onnx_backend import graph_to_onnx  # noqa: E402
 from pseudosnn.compiler import artifact  # noqa: E402
 from pseudosnn.compiler.atomic import write_atomic  # noqa: E402
-from pseudosnn.compiler.graph import (  # noqa: E402
+from pseudosnn.compiler.spiking.graph import (  # noqa: E402
     InputNode,
     Population,
     Projection,
     Readout,
     SpikingGraph,
-    schedule,
 )
+from pseudosnn.compiler.spiking.schedule import schedule  # noqa: E402
 from pseudosnn.simulator.engine import simulate  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results" / "simulate.json"
@@ -84,66 +84,6 @@ def cifar_like_graph(seed: int = 0, t_max: int = 8) -> SpikingGraph:
 
 
 # --- onnxruntime: the rate-equivalent network -----------------------------------------
-def rate_onnx(graph: SpikingGraph):
-    """The spiking graph as a float32 ONNX model that computes the same counts/readout."""
-    import onnx
-    from onnx import TensorProto, helper, numpy_helper
-
-    nodes, inits = [], []
-
-    def const(name, arr):
-        inits.append(numpy_helper.from_array(np.asarray(arr, np.float32), name))
-        return name
-
-    def proj(pr: Projection) -> str:
-        src = "x" if pr.analog else f"{pr.source}.n"
-        if pr.event_scale is not None:
-            es = const(f"{pr.name}.es", pr.event_scale[None])
-            nodes.append(helper.make_node("Mul", [src, es], [f"{pr.name}.in"]))
-            src = f"{pr.name}.in"
-        out = f"{pr.name}.y"
-        if pr.kind == "conv":
-            kh, kw = pr.weight.shape[2:]
-            nodes.append(helper.make_node(
-                "Conv", [src, const(f"{pr.name}.w", pr.weight)], [out], kernel_shape=[kh, kw],
-                strides=list(pr.stride), pads=[*pr.padding, *pr.padding], group=pr.groups))
-        else:
-            nodes.append(helper.make_node("Flatten", [src], [f"{pr.name}.flat"], axis=1))
-            nodes.append(helper.make_node("Gemm", [f"{pr.name}.flat", const(f"{pr.name}.w",
-                                                   pr.weight)], [out], transB=1))
-        return out
-
-    def drive(target: str, bias) -> str:
-        terms = [proj(pr) for pr in graph.incoming(target)]
-        nodes.append(helper.make_node("Sum", terms, [f"{target}.sum"]))
-        nodes.append(helper.make_node("Add", [f"{target}.sum", const(f"{target}.b",
-                                              np.asarray(bias)[None])], [f"{target}.c"]))
-        return f"{target}.c"
-
-    for p in graph.topological_populations():
-        c = drive(p.name, p.bias)
-        T = np.broadcast_to(np.asarray(p.timesteps, np.float32), p.shape)[None]
-        nm = p.name
-        nodes += [
-            helper.make_node("Mul", [c, const(f"{nm}.T", T)], [f"{nm}.Tc"]),
-            helper.make_node("Add", [f"{nm}.Tc", const(f"{nm}.v0", p.v0)], [f"{nm}.u"]),
-            helper.make_node("Div", [f"{nm}.u", const(f"{nm}.th", p.threshold)], [f"{nm}.q"]),
-            helper.make_node("Floor", [f"{nm}.q"], [f"{nm}.f"]),
-            helper.make_node("Max", [f"{nm}.f", const(f"{nm}.zero", 0.0)], [f"{nm}.lo"]),
-            helper.make_node("Min", [f"{nm}.lo", f"{nm}.T"], [f"{nm}.n"]),
-        ]
-    out = drive(graph.readout.name, graph.readout.bias)
-    g = helper.make_graph(
-        nodes, "rate_equivalent",
-        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", *graph.input.shape])],
-        [helper.make_tensor_value_info(out, TensorProto.FLOAT, ["N", *graph.readout.shape])],
-        initializer=inits)
-    model = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
-    model.ir_version = 8
-    onnx.checker.check_model(model)
-    return model
-
-
 def ort_session(model_bytes: bytes):
     import onnxruntime as ort
 
@@ -185,7 +125,7 @@ def torch_time_loop(graph: SpikingGraph):
         ro = 0
         pending: dict[tuple[str, int], torch.Tensor] = {}
         for pr in graph.projections:
-            if pr.analog:
+            if pr.is_encoder:
                 pending[(pr.target, 0)] = apply(pr, x)
         for t in range(graph.latency_steps):
             for p in pops:
@@ -231,7 +171,7 @@ def fixed_point_version(graph: SpikingGraph) -> SpikingGraph | None:
 
 def lava_hook():
     try:
-        from pseudosnn.backends.lava_bench import lava_seconds_per_sample
+        from lava_timing import lava_seconds_per_sample  # benchmarks/lava_timing.py
     except ImportError as exc:
         return None, f"hook not available ({exc})"
     return lava_seconds_per_sample, ""
@@ -254,14 +194,14 @@ def conv_events(s: np.ndarray, w: np.ndarray, pad: int) -> np.ndarray:
 
 
 def bench_kernels(reps: int) -> list[dict]:
-    from pseudosnn.simulator.kernels import conv2d_gemm
+    from pseudosnn.compiler.spiking.synapses import conv2d
 
     rng = np.random.default_rng(0)
     w = rng.normal(size=(128, 128, 3, 3)).astype(np.float32)
     rows = []
     for rho in (0.01, 0.05, 0.2):
         s = rng.random((64, 128, 8, 8)) < rho
-        fns = {"gemm": lambda s=s: conv2d_gemm(s.astype(np.float32), w, (1, 1), (1, 1)),
+        fns = {"gemm": lambda s=s: conv2d(s.astype(np.float32), w, (1, 1), (1, 1)),
                "events": lambda s=s: conv_events(s, w, 1)}
         np.testing.assert_allclose(fns["events"](), fns["gemm"](), atol=1e-3)
         t = {"gemm": [], "events": []}
@@ -284,7 +224,7 @@ def bench_network(name: str, graph: SpikingGraph, x: np.ndarray, reps: int,
     import torch
 
     torch.set_num_threads(1)
-    ort_run = ort_session(onnx_bytes or rate_onnx(graph).SerializeToString())
+    ort_run = ort_session(onnx_bytes or graph_to_onnx(graph).SerializeToString())
     torch_run = torch_time_loop(graph)
     contenders = {
         "simulator": lambda: simulate(graph, x),
@@ -293,7 +233,7 @@ def bench_network(name: str, graph: SpikingGraph, x: np.ndarray, reps: int,
         "torch_time_loop": lambda: torch_run(x),
     }
     if onnx_bytes is not None:  # also the ONNX of the compiled graph's own projections
-        ort_graph = ort_session(rate_onnx(graph).SerializeToString())
+        ort_graph = ort_session(graph_to_onnx(graph).SerializeToString())
         contenders["onnxruntime_same_projections"] = lambda: ort_graph(x)
     fixed = fixed_point_version(graph)
     if fixed is not None:
@@ -340,7 +280,7 @@ def bench_network(name: str, graph: SpikingGraph, x: np.ndarray, reps: int,
         sim_wall = row["wall_seconds_per_batch"]["simulator"] / x.shape[0]
         row["lava_seconds_per_sample"] = lava_s
         row["lava_timing"] = ("wall seconds per sample while Lava steps the network, start-up "
-                              f"excluded, {n_lava} samples (pseudosnn.backends.lava_bench)")
+                              f"excluded, {n_lava} samples (benchmarks/lava_timing.py)")
         row["images_per_s"]["lava"] = 1.0 / lava_s
         row["lava_over_simulator_wall_time"] = lava_s / sim_wall
     else:

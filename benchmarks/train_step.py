@@ -55,6 +55,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from pseudosnn.compiler.atomic import write_atomic  # noqa: E402
+
 from pseudosnn.models import build_model  # noqa: E402
 from pseudosnn.neurons.vanilla import IFNeuron, expand_time  # noqa: E402
 

@@ -29,19 +29,28 @@ from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
+from pseudosnn.compiler.atomic import temporary_sibling_dir, write_atomic, write_atomic_with
+from pseudosnn.compiler.spiking.graph import (
+    InputNode,
+    Population,
+    Projection,
+    Readout,
+    SpikingGraph,
+    validate,
+)
+from pseudosnn.compiler.spiking.synapses import block_kernel
 
-from .. import __version__
-from .atomic import temporary_sibling_dir, write_atomic, write_atomic_with
-from .graph import InputNode, Population, Projection, Readout, SpikingGraph, validate
-from .linalg import block_kernel
+from pseudosnn import __version__
+from pseudosnn.errors import PseudoSNNError
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+"""2: ``units_per_float`` (was ``scale``), the trained layers in ``meta``."""
 MANIFEST = "manifest.json"
 GRAPH = "graph.json"
 WEIGHTS = "weights.npz"
 
 
-class ArtifactError(RuntimeError):
+class ArtifactError(PseudoSNNError, RuntimeError):
     """An artifact is missing, tampered with, or from an incompatible version."""
 
 
@@ -88,7 +97,8 @@ def graph_to_records(graph: SpikingGraph) -> tuple[dict, dict[str, np.ndarray]]:
     desc = {
         "input": {"name": graph.input.name, "shape": list(graph.input.shape)},
         "populations": pops,
-        "readout": {"name": ro.name, "shape": list(ro.shape), "scale": ro.scale},
+        "readout": {"name": ro.name, "shape": list(ro.shape),
+                    "units_per_float": ro.units_per_float},
         "projections": projs,
         "fixed_point": graph.fixed_point,
         "meta": _plain(graph.meta),
@@ -106,7 +116,7 @@ def graph_from_records(desc: dict, arrays) -> SpikingGraph:
             timesteps=np.asarray(arrays[f"pop/{name}/timesteps"]),
             threshold=rec["threshold"], bias=np.asarray(arrays[f"pop/{name}/bias"]),
             v0=rec["v0"], coupling=rec["coupling"], reset=rec["reset"],
-            start=int(rec["start"]), scale=float(rec["scale"]),
+            start=int(rec["start"]), units_per_float=float(rec["units_per_float"]),
         ))
     projs = []
     weights: dict[str, np.ndarray] = {}
@@ -138,7 +148,7 @@ def graph_from_records(desc: dict, arrays) -> SpikingGraph:
         populations=tuple(pops),
         readout=Readout(name=ro["name"], shape=tuple(ro["shape"]),
                         bias=np.asarray(arrays[f"readout/{ro['name']}/bias"]),
-                        scale=float(ro["scale"])),
+                        units_per_float=float(ro["units_per_float"])),
         projections=tuple(projs),
         fixed_point=bool(desc["fixed_point"]),
         meta=desc.get("meta", {}),

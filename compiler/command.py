@@ -7,8 +7,11 @@ import time
 from pathlib import Path
 
 import click
+from pseudosnn.backends.registry import BACKENDS
 
-TARGETS = ("numpy", "lava", "onnx")
+from pseudosnn.cli_base import Command
+
+TARGETS = tuple(BACKENDS)
 
 
 def _shape(value: str | None) -> tuple[int, ...] | None:
@@ -27,7 +30,7 @@ def _calibration(kind: str, input_shape: tuple[int, ...], samples: int):
         return None, None
     import numpy as np
 
-    from ..data import load_digits_data
+    from pseudosnn.data import load_digits_data
 
     if int(np.prod(input_shape)) != 64 or tuple(input_shape) not in ((64,), (1, 8, 8)):
         raise click.UsageError(f"--calib digits needs an input of (64,) or (1, 8, 8); the "
@@ -38,7 +41,7 @@ def _calibration(kind: str, input_shape: tuple[int, ...], samples: int):
     return x[:samples], y[:samples]
 
 
-@click.command("compile", context_settings={"help_option_names": ["-h", "--help"]})
+@click.command("compile", cls=Command, context_settings={"help_option_names": ["-h", "--help"]})
 @click.argument("model", type=click.Path(exists=True, path_type=Path))
 @click.option("-o", "--out", required=True, type=click.Path(path_type=Path),
               help="Artifact directory to write (replaced atomically).")
@@ -63,8 +66,9 @@ def _calibration(kind: str, input_shape: tuple[int, ...], samples: int):
               help="Per-sample input shape, e.g. 3,32,32 (paper checkpoints; default CIFAR).")
 @click.option("--calib", type=click.Choice(["digits", "none"]), default="none",
               show_default=True,
-              help="Calibration data for the fixed-point report (digits: the test split, "
-                   "preprocessed as in training; none: random inputs, no accuracy).")
+              help="Calibration data (digits: the test split, preprocessed as in training): "
+                   "the compiled network is simulated on it (SOPs, spikes, accuracy) and the "
+                   "fixed-point report measures on it; none: random inputs, no accuracy.")
 @click.option("--calib-samples", type=int, default=256, show_default=True)
 def compile_cmd(model: Path, out: Path, target: str, fixed_point: bool, verify: bool,
                 trust_checkpoint: bool, coupling: str, max_timesteps: int | None,
@@ -72,23 +76,10 @@ def compile_cmd(model: Path, out: Path, target: str, fixed_point: bool, verify: 
     """Compile MODEL (a .pth/.safetensors checkpoint, a paper checkpoint, a rate-equivalent
     .onnx file, or an existing artifact directory to re-target) into an event-driven
     spiking graph artifact, and print the per-layer summary."""
-    from .artifact import ArtifactError
-    from .graph import GraphError
-    from .ir import IRError
-    from .lower import LoweringError
-    from .onnx_io import UnsupportedLayerError
-    from .pipeline import VerifyError
-    from .quantize import FixedPointError
-
-    errors = (ArtifactError, GraphError, IRError, LoweringError, UnsupportedLayerError,
-              VerifyError, FixedPointError, ValueError, OSError)
-    try:
-        report = compile_path(model, out, target=target, fixed_point=fixed_point,
-                              verify=verify, trusted=trust_checkpoint, coupling=coupling,
-                              max_timesteps=max_timesteps, input_shape=_shape(input_shape),
-                              calib=calib, calib_samples=calib_samples)
-    except errors as exc:
-        raise click.ClickException(f"{type(exc).__name__}: {exc}") from exc
+    report = compile_path(model, out, target=target, fixed_point=fixed_point, verify=verify,
+                          trusted=trust_checkpoint, coupling=coupling,
+                          max_timesteps=max_timesteps, input_shape=_shape(input_shape),
+                          calib=calib, calib_samples=calib_samples)
     click.echo(report["summary"])
     if report.get("quant"):
         q = report["quant"]
@@ -110,14 +101,14 @@ def compile_path(model: Path, out: Path, *, target: str = "numpy", fixed_point: 
                  max_timesteps: int | None = None, input_shape=None, calib: str = "none",
                  calib_samples: int = 256) -> dict:
     """Compile and write the artifact; returns a JSON-able report (also written into the
-    artifact as ``compile_report.json``)."""
+    artifact as ``compile_report.json``). With calibration data (``calib``), the compiled
+    graph is also simulated on it and the summary gives its SOPs per sample."""
     from dataclasses import replace
 
+    from pseudosnn.compiler import artifact, pipeline
+    from pseudosnn.compiler.onnx_io import to_onnx
+    from pseudosnn.compiler.summary import format_summary, layer_rows
     from tqdm import tqdm
-
-    from . import artifact, pipeline
-    from .onnx_io import to_onnx
-    from .summary import format_summary, layer_rows
 
     t0 = time.perf_counter()
     model = Path(model)
@@ -129,7 +120,7 @@ def compile_path(model: Path, out: Path, *, target: str = "numpy", fixed_point: 
             onnx_bytes = (model / "model.onnx").read_bytes()
         fixed = graph
     else:
-        from .frontend.checkpoint import load_ir
+        from pseudosnn.compiler.frontend.checkpoint import load_ir
 
         ir_graph = load_ir(model, trusted=trusted, max_timesteps=max_timesteps,
                            input_shape=input_shape)
@@ -137,8 +128,7 @@ def compile_path(model: Path, out: Path, *, target: str = "numpy", fixed_point: 
             ir_graph = ir_graph.with_nodes(
                 replace(n, attrs={**n.attrs, "coupling": "rate"}) if n.op == "Neuron" else n
                 for n in ir_graph.nodes)
-        calib_x, calib_y = _calibration(calib, ir_graph.input_shape, calib_samples) \
-            if fixed_point else (None, None)
+        calib_x, calib_y = _calibration(calib, ir_graph.input_shape, calib_samples)
         bar = tqdm(total=len(pipeline.IR_PASSES) + 1 + fixed_point, desc="compile",
                    leave=False, disable=None)
         try:
@@ -155,11 +145,13 @@ def compile_path(model: Path, out: Path, *, target: str = "numpy", fixed_point: 
     if onnx_bytes is not None:
         extra["model.onnx"] = onnx_bytes
     if target == "lava":
-        from ..backends.registry import get_backend
+        from pseudosnn.backends.registry import get_backend
 
         extra.update(get_backend("lava").emit(fixed, out))
     rows = layer_rows(fixed)
+    measured = None if model.is_dir() or calib_x is None else _measure(fixed, calib_x, calib_y)
     report = {"source": str(model), "target": target, "fixed_point": fixed.fixed_point,
+              "calibration_run": measured,
               "layers": rows, "latency_steps": fixed.latency_steps,
               "pipeline_interval": fixed.pipeline_interval, "quant": quant,
               "warnings": list(fixed.meta.get("warnings", []))}
@@ -168,4 +160,23 @@ def compile_path(model: Path, out: Path, *, target: str = "numpy", fixed_point: 
     artifact.save(fixed, out, target=target, extra_files=extra)
     report["seconds"] = time.perf_counter() - t0
     report["summary"] = format_summary(fixed)
+    if measured is not None:
+        report["summary"] += (
+            f"\non {measured['samples']} calibration samples (simulator): "
+            f"{measured['sops_per_sample']:,.1f} SOPs and {measured['spikes_per_sample']:,.1f} "
+            f"spikes per sample" + ("" if measured["accuracy"] is None
+                                    else f", accuracy {100 * measured['accuracy']:.2f}%"))
     return report
+
+
+def _measure(graph, x, y) -> dict:
+    """The compiled graph simulated on the calibration batch: counts per sample."""
+    import numpy as np
+    from pseudosnn.backends.registry import get_backend
+
+    run = get_backend("numpy").run(graph, x)
+    n = len(x)
+    return {"samples": n, "sops_per_sample": sum(run.sops.values()) / n,
+            "encoder_macs_per_sample": run.macs / n,
+            "spikes_per_sample": sum(int(c.sum()) for c in run.counts.values()) / n,
+            "accuracy": None if y is None else float(np.mean(run.output.argmax(-1) == y))}

@@ -30,13 +30,17 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 
 import numpy as np
+from pseudosnn.compiler.spiking import counting
+from pseudosnn.compiler.spiking.semantics import rate_spike_count
+
+from pseudosnn.errors import PseudoSNNError
 
 INPUT = "input"
 LINEAR_OPS = ("Conv", "Gemm", "BatchNorm", "AvgPool", "GlobalAvgPool", "Flatten", "Add")
 OPS = (*LINEAR_OPS, "Neuron")
 
 
-class IRError(ValueError):
+class IRError(PseudoSNNError, ValueError):
     """The IR breaks one of its invariants (names the node and the problem)."""
 
 
@@ -155,6 +159,31 @@ def check(graph: Graph, max_timesteps: int | None = None) -> dict[str, tuple[int
     return shapes
 
 
+def trained_layers(graph: Graph) -> list[counting.Layer]:
+    """The trained network's layers as the counting module sees them (the ANN baseline
+    is counted on these, before any pass fuses them)."""
+    shapes = infer_shapes(graph)
+    layers = []
+    for n in graph.nodes:
+        x, y = shapes[n.inputs[0]], shapes[n.name]
+        if n.op == "Conv":
+            w = n.params["weight"]
+            layers.append(counting.Layer(
+                n.name, "conv", x, y, kernel=tuple(int(k) for k in w.shape[2:]),
+                stride=tuple(n.attrs["stride"]), padding=tuple(n.attrs["padding"]),
+                groups=int(n.attrs.get("groups", 1))))
+        elif n.op == "Gemm":
+            layers.append(counting.Layer(n.name, "linear", x, y))
+        elif n.op in ("AvgPool", "GlobalAvgPool"):
+            k, s, p = ((tuple(x[1:]), tuple(x[1:]), (0, 0)) if n.op == "GlobalAvgPool" else
+                       (n.attrs["kernel"], n.attrs["stride"], n.attrs["padding"]))
+            layers.append(counting.Layer(n.name, "avgpool", x, y, kernel=tuple(k),
+                                         stride=tuple(s), padding=tuple(p)))
+        elif n.op == "Add":
+            layers.append(counting.Layer(n.name, "add", x, y, terms=len(n.inputs)))
+    return layers
+
+
 # --- rate-level evaluation (numpy, float64) -----------------------------------------------
 @dataclass
 class Evaluation:
@@ -166,17 +195,21 @@ class Evaluation:
         return self.values["__output__"]
 
 
+def neuron_current(node: Node, x: np.ndarray) -> np.ndarray:
+    """The constant current ``c = scale·x + bias`` a ``Neuron`` node integrates."""
+    return np.asarray(node.params.get("scale", 1.0)) * x + np.asarray(node.params.get("bias", 0.0))
+
+
 def neuron_counts(node: Node, x: np.ndarray) -> np.ndarray:
-    """``n = clip(floor((T·(scale·x + bias) + v0)/θ), 0, T)`` in float64."""
-    T = np.asarray(node.params["timesteps"], dtype=np.float64)
-    c = np.asarray(node.params.get("scale", 1.0)) * x + np.asarray(node.params.get("bias", 0.0))
-    n = np.floor((T * c + node.attrs["v0"]) / node.attrs["threshold"])
-    return np.clip(n, 0, T).astype(np.int64)
+    """Spike counts of a ``Neuron`` node on input ``x``: the closed form of
+    :mod:`.spiking.semantics` on its current."""
+    return rate_spike_count(neuron_current(node, x), node.params["timesteps"],
+                            node.attrs["threshold"], node.attrs["v0"])
 
 
 def apply_node(node: Node, xs: list[np.ndarray]) -> np.ndarray:
     """Apply one linear operator to batched float64 inputs (Neuron excluded)."""
-    from .linalg import conv2d
+    from pseudosnn.compiler.spiking.synapses import conv2d
 
     x = xs[0]
     op, a, p = node.op, node.attrs, node.params

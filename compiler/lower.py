@@ -19,15 +19,23 @@ schedule are set by :mod:`.passes.schedule`.
 from __future__ import annotations
 
 import numpy as np
+from pseudosnn.compiler import ir
+from pseudosnn.compiler.passes.scale_fold import _row_factor
+from pseudosnn.compiler.spiking.graph import (
+    INPUT,
+    InputNode,
+    Population,
+    Projection,
+    Readout,
+    SpikingGraph,
+)
 
-from . import ir
-from .graph import INPUT, InputNode, Population, Projection, Readout, SpikingGraph
-from .passes.scale_fold import _row_factor
+from pseudosnn.errors import PseudoSNNError
 
 READOUT = "readout"
 
 
-class LoweringError(ValueError):
+class LoweringError(PseudoSNNError, ValueError):
     """The IR is not in the canonical form the lowering needs (names the node)."""
 
 

@@ -16,8 +16,9 @@ from __future__ import annotations
 import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
+from pseudosnn.compiler.ir import INPUT, Graph, IRError, Node, infer_shapes
 
-from .ir import INPUT, Graph, IRError, Node, infer_shapes
+from pseudosnn.errors import PseudoSNNError
 
 DOMAIN = "ai.pseudosnn"
 NEURON_OP = "SpikingNeuron"
@@ -27,7 +28,7 @@ SUPPORTED_ONNX = ("Conv", "Gemm", "BatchNormalization", "AveragePool", "GlobalAv
 NEURON_INPUTS = ("T", "scale", "bias", "threshold", "v0", "out_scale")
 
 
-class UnsupportedLayerError(ValueError):
+class UnsupportedLayerError(PseudoSNNError, ValueError):
     """A layer or operator with no event-driven equivalent."""
 
 
@@ -148,7 +149,8 @@ def _batched(v) -> np.ndarray:
 
 # --- reading ------------------------------------------------------------------------------
 def from_onnx(model: onnx.ModelProto | str | bytes) -> Graph:
-    """Read a rate-equivalent ONNX model (as written by :func:`to_onnx`) into the IR."""
+    """Read a rate-equivalent ONNX model (as written by :func:`to_onnx`) into the IR: one
+    IR node per ONNX node, by the readers of :data:`READERS`."""
     if isinstance(model, bytes):
         model = onnx.load_from_string(model)
     elif isinstance(model, str):
@@ -156,84 +158,111 @@ def from_onnx(model: onnx.ModelProto | str | bytes) -> Graph:
     onnx.checker.check_model(model)
     g = model.graph
     inits = {t.name: numpy_helper.to_array(t).astype(np.float64) for t in g.initializer}
+    inp, dims = _graph_input(g, inits)
+    rename = {inp.name: INPUT}  # ONNX value name -> IR node name
+    nodes: list[Node] = []
+    for k, on in enumerate(g.node):
+        attrs = {a.name: helper.get_attribute_value(a) for a in on.attribute}
+        name = on.name or on.output[0]
+        ins = [rename.get(i, i) for i in on.input if i]
+        rename[on.output[0]] = name
+        op = on.op_type if on.domain in ("", "ai.onnx") else f"{on.domain}::{on.op_type}"
+        if op not in READERS:
+            raise unsupported(f"ONNX operator {op}", name or f"node {k}")
+        nodes.append(READERS[op](name, ins, attrs, inits))
+    meta = {p.key: p.value for p in model.metadata_props}
+    return Graph(tuple(dims), tuple(nodes), rename.get(g.output[0].name, g.output[0].name),
+                 meta=meta)
+
+
+def _graph_input(g: onnx.GraphProto, inits: dict) -> tuple[onnx.ValueInfoProto, list[int]]:
     if len(g.input) - sum(i.name in inits for i in g.input) != 1:
         raise IRError("the ONNX model must have exactly one (non-initializer) input")
     inp = next(i for i in g.input if i.name not in inits)
     dims = [d.dim_value for d in inp.type.tensor_type.shape.dim][1:]
     if any(d <= 0 for d in dims):
         raise IRError(f"ONNX input {inp.name!r} needs a fixed per-sample shape, got {dims}")
-    rename = {inp.name: INPUT}
+    return inp, dims
 
-    def src(name: str) -> str:
-        return rename.get(name, name)
 
-    nodes: list[Node] = []
-    for k, on in enumerate(g.node):
-        attrs = {a.name: helper.get_attribute_value(a) for a in on.attribute}
-        out = on.output[0]
-        name = on.name or out
-        rename[out] = name
-        ins = [i for i in on.input if i]
-        op = on.op_type if on.domain in ("", "ai.onnx") else f"{on.domain}::{on.op_type}"
-        if op == "Conv":
-            pads = list(attrs.get("pads", [0, 0, 0, 0]))
-            if pads[:2] != pads[2:]:
-                raise IRError(f"Conv {name!r}: asymmetric padding {pads} is not supported")
-            if any(d != 1 for d in attrs.get("dilations", [1, 1])):
-                raise unsupported("dilated Conv", name)
-            params = {"weight": inits[ins[1]]}
-            if len(ins) > 2:
-                params["bias"] = inits[ins[2]]
-            nodes.append(Node(name, "Conv", (src(ins[0]),), attrs={
-                "stride": tuple(attrs.get("strides", [1, 1])), "padding": tuple(pads[:2]),
-                "groups": int(attrs.get("group", 1))}, params=params))
-        elif op == "Gemm":
-            w = inits[ins[1]]
-            w = w if attrs.get("transB", 0) else w.T
-            alpha, beta = attrs.get("alpha", 1.0), attrs.get("beta", 1.0)
-            params = {"weight": w * alpha}
-            if len(ins) > 2:
-                params["bias"] = inits[ins[2]] * beta
-            nodes.append(Node(name, "Gemm", (src(ins[0]),), params=params))
-        elif op == "BatchNormalization":
-            nodes.append(Node(name, "BatchNorm", (src(ins[0]),), attrs={
-                "eps": float(attrs.get("epsilon", 1e-5))}, params=dict(zip(
-                    ("gamma", "beta", "mean", "var"), (inits[i] for i in ins[1:5]), strict=True))))
-        elif op == "AveragePool":
-            pads = list(attrs.get("pads", [0, 0, 0, 0]))
-            if pads[:2] != pads[2:] or attrs.get("ceil_mode", 0):
-                raise IRError(f"AveragePool {name!r}: asymmetric padding / ceil_mode unsupported")
-            if any(pads) and not attrs.get("count_include_pad", 0):
-                raise IRError(f"AveragePool {name!r}: padding must be counted "
-                              "(count_include_pad=1) to be a linear projection")
-            kernel = tuple(attrs["kernel_shape"])
-            nodes.append(Node(name, "AvgPool", (src(ins[0]),), attrs={
-                "kernel": kernel, "stride": tuple(attrs.get("strides", kernel)),
-                "padding": tuple(pads[:2])}))
-        elif op == "GlobalAveragePool":
-            nodes.append(Node(name, "GlobalAvgPool", (src(ins[0]),)))
-        elif op == "Flatten":
-            if attrs.get("axis", 1) != 1:
-                raise IRError(f"Flatten {name!r}: only axis=1 is supported")
-            nodes.append(Node(name, "Flatten", (src(ins[0]),)))
-        elif op in ("Add", "Sum"):
-            nodes.append(Node(name, "Add", tuple(src(i) for i in ins)))
-        elif op == f"{DOMAIN}::{NEURON_OP}":
-            v = dict(zip(NEURON_INPUTS, (inits[i] for i in ins[1:]), strict=True))
-            T = v["T"]
-            if not np.all(np.round(T) == T):
-                raise IRError(f"neuron {name!r}: T must be integers, got {T}")
-            nodes.append(Node(name, "Neuron", (src(ins[0]),), attrs={
-                "threshold": float(v["threshold"]), "v0": float(v["v0"]),
-                "out_scale": float(v["out_scale"]),
-                "coupling": _s(attrs.get("coupling", b"rate")),
-                "reset": _s(attrs.get("reset", b"soft"))},
-                params={"timesteps": np.round(T).astype(np.int64), "scale": v["scale"],
-                        "bias": v["bias"]}))
-        else:
-            raise unsupported(f"ONNX operator {op}", name or f"node {k}")
-    meta = {p.key: p.value for p in model.metadata_props}
-    return Graph(tuple(dims), tuple(nodes), src(g.output[0].name), meta=meta)
+def _symmetric_pads(attrs: dict, what: str) -> tuple[int, int]:
+    pads = list(attrs.get("pads", [0, 0, 0, 0]))
+    if pads[:2] != pads[2:]:
+        raise IRError(f"{what}: asymmetric padding {pads} is not supported")
+    return tuple(pads[:2])
+
+
+def _read_conv(name, ins, attrs, inits) -> Node:
+    padding = _symmetric_pads(attrs, f"Conv {name!r}")
+    if any(d != 1 for d in attrs.get("dilations", [1, 1])):
+        raise unsupported("dilated Conv", name)
+    params = {"weight": inits[ins[1]]}
+    if len(ins) > 2:
+        params["bias"] = inits[ins[2]]
+    return Node(name, "Conv", (ins[0],), attrs={
+        "stride": tuple(attrs.get("strides", [1, 1])), "padding": padding,
+        "groups": int(attrs.get("group", 1))}, params=params)
+
+
+def _read_gemm(name, ins, attrs, inits) -> Node:
+    w = inits[ins[1]]
+    w = w if attrs.get("transB", 0) else w.T
+    params = {"weight": w * attrs.get("alpha", 1.0)}
+    if len(ins) > 2:
+        params["bias"] = inits[ins[2]] * attrs.get("beta", 1.0)
+    return Node(name, "Gemm", (ins[0],), params=params)
+
+
+def _read_batchnorm(name, ins, attrs, inits) -> Node:
+    params = dict(zip(("gamma", "beta", "mean", "var"), (inits[i] for i in ins[1:5]),
+                      strict=True))
+    return Node(name, "BatchNorm", (ins[0],), attrs={"eps": float(attrs.get("epsilon", 1e-5))},
+                params=params)
+
+
+def _read_avgpool(name, ins, attrs, inits) -> Node:
+    padding = _symmetric_pads(attrs, f"AveragePool {name!r}")
+    if attrs.get("ceil_mode", 0):
+        raise IRError(f"AveragePool {name!r}: ceil_mode is not supported")
+    if any(padding) and not attrs.get("count_include_pad", 0):
+        raise IRError(f"AveragePool {name!r}: padding must be counted "
+                      "(count_include_pad=1) to be a linear projection")
+    kernel = tuple(attrs["kernel_shape"])
+    return Node(name, "AvgPool", (ins[0],), attrs={
+        "kernel": kernel, "stride": tuple(attrs.get("strides", kernel)), "padding": padding})
+
+
+def _read_flatten(name, ins, attrs, inits) -> Node:
+    if attrs.get("axis", 1) != 1:
+        raise IRError(f"Flatten {name!r}: only axis=1 is supported")
+    return Node(name, "Flatten", (ins[0],))
+
+
+def _read_neuron(name, ins, attrs, inits) -> Node:
+    v = dict(zip(NEURON_INPUTS, (inits[i] for i in ins[1:]), strict=True))
+    T = v["T"]
+    if not np.all(np.round(T) == T):
+        raise IRError(f"neuron {name!r}: T must be integers, got {T}")
+    return Node(name, "Neuron", (ins[0],), attrs={
+        "threshold": float(v["threshold"]), "v0": float(v["v0"]),
+        "out_scale": float(v["out_scale"]), "coupling": _s(attrs.get("coupling", b"rate")),
+        "reset": _s(attrs.get("reset", b"soft"))},
+        params={"timesteps": np.round(T).astype(np.int64), "scale": v["scale"],
+                "bias": v["bias"]})
+
+
+READERS = {
+    "Conv": _read_conv,
+    "Gemm": _read_gemm,
+    "BatchNormalization": _read_batchnorm,
+    "AveragePool": _read_avgpool,
+    "GlobalAveragePool": lambda name, ins, attrs, inits: Node(name, "GlobalAvgPool", (ins[0],)),
+    "Flatten": _read_flatten,
+    "Add": lambda name, ins, attrs, inits: Node(name, "Add", tuple(ins)),
+    "Sum": lambda name, ins, attrs, inits: Node(name, "Add", tuple(ins)),
+    f"{DOMAIN}::{NEURON_OP}": _read_neuron,
+}
+"""ONNX operator -> reader ``(name, inputs, attributes, initializers) -> ir.Node``."""
 
 
 def _s(v) -> str:

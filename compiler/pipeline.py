@@ -10,22 +10,24 @@ checked and the stage is evaluated on random inputs against the stage before it 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
+from pseudosnn.compiler import ir
+from pseudosnn.compiler.lower import lower
+from pseudosnn.compiler.passes.avgpool_fusion import fuse_avgpool
+from pseudosnn.compiler.passes.bn_fold import fold_batchnorm
+from pseudosnn.compiler.passes.dead_nodes import remove_dead
+from pseudosnn.compiler.passes.flatten import resolve_flatten
+from pseudosnn.compiler.passes.residual import distribute_add, identity_projections
+from pseudosnn.compiler.passes.scale_fold import fold_scale
+from pseudosnn.compiler.passes.schedule import schedule_graph
+from pseudosnn.compiler.quantize import QuantReport, quantize
+from pseudosnn.compiler.spiking.graph import SpikingGraph, validate
+from pseudosnn.compiler.spiking.reference import evaluate
+from pseudosnn.compiler.spiking.semantics import rate_margin
 
-from . import ir
-from .graph import SpikingGraph, validate
-from .lower import lower
-from .passes.avgpool_fusion import fuse_avgpool
-from .passes.bn_fold import fold_batchnorm
-from .passes.dead_nodes import remove_dead
-from .passes.flatten import resolve_flatten
-from .passes.residual import distribute_add, identity_projections
-from .passes.scale_fold import fold_scale
-from .passes.schedule import schedule_graph
-from .quantize import QuantReport, quantize
-from .reference import evaluate
+from pseudosnn.errors import PseudoSNNError
 
 IR_PASSES: list[tuple[str, Callable[[ir.Graph], ir.Graph]]] = [
     ("bn_fold", fold_batchnorm),
@@ -42,7 +44,7 @@ VERIFY_SAMPLES = 2
 TIE_TOL = 1e-9
 
 
-class VerifyError(AssertionError):
+class VerifyError(PseudoSNNError, AssertionError):
     """A pass broke an invariant or changed what the network computes."""
 
 
@@ -57,11 +59,9 @@ class CompileResult:
 
 
 def _margin(node: ir.Node, x: np.ndarray) -> np.ndarray:
-    """Distance of ``(T·c + v0)/θ`` to the nearest integer (counts flip only near 0)."""
-    T = np.asarray(node.params["timesteps"], np.float64)
-    c = np.asarray(node.params.get("scale", 1.0)) * x + np.asarray(node.params.get("bias", 0.0))
-    q = (T * c + node.attrs["v0"]) / node.attrs["threshold"]
-    return np.abs(q - np.round(q))
+    """How far a neuron's count is from flipping (``semantics.rate_margin``)."""
+    return rate_margin(ir.neuron_current(node, x), node.params["timesteps"],
+                       node.attrs["threshold"], node.attrs["v0"])
 
 
 def compare_counts(stage: str, a: dict[str, np.ndarray], b: dict[str, np.ndarray],
@@ -116,7 +116,8 @@ def run(graph: ir.Graph, *, fixed_point: bool = False, verify: bool = False,
     if progress:
         progress("lower")
     sg = lower(cur, fixed_point=fixed_point)
-    sg = schedule_graph(sg)
+    trained = [layer.as_dict() for layer in ir.trained_layers(graph)]
+    sg = schedule_graph(replace(sg, meta={**sg.meta, "trained_layers": trained}))
     stages += ["lower", "schedule"]
     if verify:
         _check_graph_stage("lower+schedule", cur, sg, x, last)

@@ -14,10 +14,18 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 
 import numpy as np
+from pseudosnn.compiler.spiking.graph import (
+    WEIGHT_EXP_MAX,
+    WEIGHT_MAX,
+    WEIGHT_MIN,
+    Projection,
+    SpikingGraph,
+    validate,
+)
+from pseudosnn.compiler.spiking.reference import evaluate
+from pseudosnn.compiler.spiking.semantics import V_MAX
 
-from .graph import WEIGHT_EXP_MAX, WEIGHT_MAX, WEIGHT_MIN, Projection, SpikingGraph, validate
-from .reference import evaluate
-from .semantics import V_MAX
+from pseudosnn.errors import PseudoSNNError
 
 TARGET_THETA_BITS = 12
 """Aimed threshold resolution: θ_int ≈ 4096 membrane units."""
@@ -27,7 +35,7 @@ MAX_THETA_BITS = 20
 """Headroom: θ_int <= 2**20 leaves 8x to the 24-bit membrane's 2**23."""
 
 
-class FixedPointError(ValueError):
+class FixedPointError(PseudoSNNError, ValueError):
     """A network that cannot be represented in the fixed-point format."""
 
 
@@ -87,7 +95,7 @@ def quantize(graph: SpikingGraph, x: np.ndarray | None = None, y: np.ndarray | N
     new_projs: dict[str, Projection] = {pr.name: pr for pr in graph.projections}
 
     def scale_for(target: str, theta: float) -> tuple[float, list[dict]]:
-        events = [pr for pr in graph.incoming(target) if not pr.analog]
+        events = [pr for pr in graph.incoming(target) if not pr.is_encoder]
         wmax = max((float(np.abs(pr.weight).max(initial=0)) for pr in events), default=0.0)
         s = _choose_scale(theta, wmax, target)
         rows = []
@@ -109,13 +117,13 @@ def quantize(graph: SpikingGraph, x: np.ndarray | None = None, y: np.ndarray | N
         if np.abs(bias).max(initial=0) > V_MAX:
             raise FixedPointError(f"population {p.name!r}: bias overflows the 24-bit membrane")
         v0 = theta_int // 2 if np.isclose(p.v0, p.threshold / 2) else int(round(p.v0 * s))
-        pops.append(replace(p, threshold=theta_int, bias=bias, v0=v0, scale=s))
+        pops.append(replace(p, threshold=theta_int, bias=bias, v0=v0, units_per_float=s))
         report.layers.append({"name": p.name, "scale": s, "threshold_int": theta_int,
                               "projections": rows})
     ro = graph.readout
     s_r, rows = scale_for(ro.name, 1.0)
     readout = replace(ro, bias=np.round(np.asarray(ro.bias, np.float64) * s_r).astype(np.int64),
-                      scale=s_r)
+                      units_per_float=s_r)
     report.layers.append({"name": ro.name, "scale": s_r, "projections": rows})
     fixed = replace(graph, populations=tuple(pops), readout=readout,
                     projections=tuple(new_projs[pr.name] for pr in graph.projections),

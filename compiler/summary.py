@@ -9,16 +9,8 @@ synaptic operations ``Σ_neurons fan-out·T`` (every neuron firing every step).
 from __future__ import annotations
 
 import numpy as np
-
-from .graph import SpikingGraph
-
-
-def _fan_in(graph: SpikingGraph, name: str) -> int:
-    total = 0
-    for pr in graph.incoming(name):
-        w = np.asarray(pr.weight)
-        total += int(np.prod(w.shape[1:])) if w.ndim == 4 else int(w.shape[1])
-    return total
+from pseudosnn.compiler.spiking import counting
+from pseudosnn.compiler.spiking.graph import SpikingGraph
 
 
 def layer_rows(graph: SpikingGraph) -> list[dict]:
@@ -26,33 +18,21 @@ def layer_rows(graph: SpikingGraph) -> list[dict]:
     bits = "int8" if graph.fixed_point else "float"
     for p in graph.populations:
         T = p.timesteps_full()
-        fanout = sum((pr.fanout(p.shape) for pr in graph.outgoing(p.name)),
+        fanout = sum((counting.fanout(pr, p.shape) for pr in graph.outgoing(p.name)),
                      np.zeros(p.shape, np.int64))
         rows.append({
             "layer": p.name, "shape": "x".join(map(str, p.shape)),
             "T": f"{T.min()}" if T.min() == T.max() else f"{T.min()}-{T.max()}",
             "coupling": p.coupling, "window": f"[{p.start},{p.end})",
-            "fan_in": _fan_in(graph, p.name), "fan_out": float(fanout.mean()),
-            "weight_bits": bits, "sops_max": int(np.sum(fanout * T)),
+            "fan_in": counting.fan_in(graph, p.name), "fan_out": float(fanout.mean()),
+            "weight_bits": bits, "sops_max": counting.sops_upper_bound(graph, p),
         })
     ro = graph.readout
     rows.append({"layer": ro.name, "shape": "x".join(map(str, ro.shape)), "T": "-",
                  "coupling": "-", "window": f"@{graph.readout_step}",
-                 "fan_in": _fan_in(graph, ro.name), "fan_out": 0.0, "weight_bits": bits,
+                 "fan_in": counting.fan_in(graph, ro.name), "fan_out": 0.0, "weight_bits": bits,
                  "sops_max": 0})
     return rows
-
-
-def encoder_macs(graph: SpikingGraph) -> int:
-    """Multiply-accumulates of the analog encoder projections for one sample."""
-    macs = 0
-    for pr in graph.projections:
-        if pr.analog:
-            tgt = graph.node(pr.target)
-            w = np.asarray(pr.weight)
-            per_out = int(np.prod(w.shape[1:])) if w.ndim == 4 else int(w.shape[1])
-            macs += per_out * int(np.prod(tgt.shape))
-    return macs
 
 
 def format_summary(graph: SpikingGraph) -> str:
@@ -67,7 +47,7 @@ def format_summary(graph: SpikingGraph) -> str:
     out += ["  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)) for row in cells]
     total = sum(r["sops_max"] for r in rows)
     out.append(f"populations: {len(graph.populations)}  projections: {len(graph.projections)}"
-               f"  SOPs upper bound: {total:,}  encoder MACs: {encoder_macs(graph):,}")
+               f"  SOPs upper bound: {total:,}  encoder MACs: {counting.encoder_macs(graph):,}")
     out.append(f"latency: {graph.latency_steps} steps  pipelined: one sample every "
                f"{graph.pipeline_interval} steps")
     for w in graph.meta.get("warnings", []):

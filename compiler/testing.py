@@ -9,8 +9,14 @@ channel. Weights are scaled so that populations fire at moderate rates.
 from __future__ import annotations
 
 import numpy as np
-
-from .graph import InputNode, Population, Projection, Readout, SpikingGraph, schedule
+from pseudosnn.compiler.spiking.graph import (
+    InputNode,
+    Population,
+    Projection,
+    Readout,
+    SpikingGraph,
+)
+from pseudosnn.compiler.spiking.schedule import schedule
 
 
 def _pop(name, shape, T, rng, coupling="rate", bias_scale=0.1):

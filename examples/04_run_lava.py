@@ -5,7 +5,6 @@ CLI equivalent: ``pseudosnn run build/cnn --target lava --samples 20 --check``
 """
 
 import numpy as np
-
 from pseudosnn.backends.lava_backend import run_artifact
 from pseudosnn.compiler.artifact import load
 from pseudosnn.simulator.datasets import load_dataset

@@ -23,15 +23,16 @@ import numpy as np
 import torch
 from torch import nn
 
-from . import __version__
-from .compiler.atomic import write_atomic, write_atomic_with
+from pseudosnn import __version__
+from pseudosnn.compiler.atomic import write_atomic, write_atomic_with
+from pseudosnn.errors import PseudoSNNError
 
 FORMAT = "pseudosnn.checkpoint"
 VERSION = 1
 SAFETENSORS_METADATA_KEY = "pseudosnn"
 
 
-class CheckpointError(ValueError):
+class CheckpointError(PseudoSNNError, ValueError):
     """A checkpoint that is missing, corrupt, untrusted or not ours."""
 
 
@@ -143,7 +144,7 @@ def _validate(ckpt: Any, path: Path) -> dict[str, Any]:
 def model_from_checkpoint(ckpt: dict[str, Any]) -> nn.Module:
     """Rebuild the model of a checkpoint (from :func:`load_checkpoint` or
     :func:`load_safetensors`) with its weights, in eval mode."""
-    from .models import build_model
+    from pseudosnn.models import build_model
 
     rec = ckpt["model"]
     model = build_model(rec["arch"], num_classes=int(rec["num_classes"]),

@@ -16,6 +16,8 @@ from typing import Any
 
 import yaml
 
+from pseudosnn.errors import PseudoSNNError
+
 DEFAULTS: dict[str, Any] = {
     # model and data
     "model": "cnn_digits",
@@ -70,7 +72,7 @@ CHOICES = {
 }
 
 
-class ConfigError(ValueError):
+class ConfigError(PseudoSNNError, ValueError):
     """A configuration problem: unknown key, bad value or unreadable file."""
 
 

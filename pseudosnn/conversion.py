@@ -34,15 +34,16 @@ from typing import Literal
 import torch
 from torch import nn
 
-from .neurons.qcfs import QCFSNeuron
-from .neurons.relu import ReLUNeuron
-from .neurons.vanilla import IFNeuron
+from pseudosnn.errors import PseudoSNNError
+from pseudosnn.neurons.qcfs import QCFSNeuron
+from pseudosnn.neurons.relu import ReLUNeuron
+from pseudosnn.neurons.vanilla import IFNeuron
 
 Method = Literal["max", "percentile"]
 Coupling = Literal["rate", "stream"]
 
 
-class ConversionError(ValueError):
+class ConversionError(PseudoSNNError, ValueError):
     """The model or the calibration data cannot be converted."""
 
 

@@ -34,6 +34,8 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset, TensorDataset
 
+from pseudosnn.errors import PseudoSNNError
+
 DATASETS = ("digits", "cifar10", "cifar100", "imagenet", "cifar10_dvs")
 CIFAR10_MEAN, CIFAR10_STD = (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)
 CIFAR100_MEAN, CIFAR100_STD = (0.5071, 0.4865, 0.4409), (0.2673, 0.2564, 0.2762)
@@ -41,7 +43,7 @@ IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".ppm", ".webp", ".tif", ".tiff")
 
 
-class DataNotFound(FileNotFoundError):
+class DataNotFound(PseudoSNNError, FileNotFoundError):
     """A data path that is missing or does not have the expected layout."""
 
 

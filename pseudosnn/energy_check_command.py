@@ -17,12 +17,14 @@ from pathlib import Path
 import click
 import numpy as np
 
-from .simulator.energy import DEFAULT_MODEL, PRESETS
+from pseudosnn.cli_base import Command
+from pseudosnn.errors import UsageError
+from pseudosnn.simulator.energy import DEFAULT_MODEL, PRESETS
 
 
 def load_torch_model(path: Path, trusted: bool = False):
     """A checkpoint (.pth) or safetensors export -> the model in eval mode."""
-    from .checkpoint import load_checkpoint, load_safetensors, model_from_checkpoint
+    from pseudosnn.checkpoint import load_checkpoint, load_safetensors, model_from_checkpoint
 
     ckpt = load_safetensors(path) if path.suffix == ".safetensors" \
         else load_checkpoint(path, trusted=trusted)
@@ -49,7 +51,7 @@ def training_estimates(model, x: np.ndarray, batch: int = 256) -> dict[str, dict
     estimates are defined for PseudoSN models)."""
     import torch
 
-    from .objective import layer_reports
+    from pseudosnn.objective import layer_reports
 
     sums: dict[str, dict] = {}
     for i in range(0, len(x), batch):
@@ -79,7 +81,7 @@ def display_name(path: Path) -> str:
 def _artifact_for(path: Path, work: Path, trusted: bool, fixed_point: bool,
                   echo) -> tuple[Path, Path | None]:
     """Return ``(artifact_dir, checkpoint_or_None)``, compiling a checkpoint if needed."""
-    from .compiler.command import compile_path
+    from pseudosnn.compiler.command import compile_path
 
     if path.is_dir():
         return path, None
@@ -99,11 +101,8 @@ def run_energy_check(
     progress: bool = True, echo=click.echo,
 ) -> dict:
     """The whole check; returns a JSON-able dict (also written to ``report_dir``)."""
-    from .compiler.atomic import write_atomic
-    from .simulator import energy_check as ec
-    from .simulator.command import run_simulation
-    from .simulator.datasets import fit_to_input, load_dataset
-    from .simulator.energy import get_model
+    from pseudosnn.simulator.command import run_simulation
+    from pseudosnn.simulator.energy import get_model
 
     emodel = get_model(energy_model)
     tmp = tempfile.TemporaryDirectory(prefix="energy-check-")
@@ -111,78 +110,112 @@ def run_energy_check(
     try:
         art, ckpt = _artifact_for(model_or_artifact, work, trusted, False, echo)
         ckpt = ckpt or checkpoint
-        sim_kw = dict(data=data, batch=batch, limit=limit, energy_model=energy_model,
-                      progress=progress, echo=lambda *_: None)
-        (report,) = run_simulation([art], **sim_kw)
+
+        def simulate(artifact: Path) -> dict:
+            (rep,) = run_simulation([artifact], data=data, batch=batch, limit=limit,
+                                    energy_model=energy_model, progress=progress,
+                                    echo=lambda *_: None)
+            return rep
+
+        report = simulate(art)
         result: dict = {"artifact": str(art), "checkpoint": str(ckpt) if ckpt else None,
                         "data": data, "energy_model": emodel.as_dict(),
                         "deployed": {k: report[k] for k in ("accuracy", "latency_steps",
                                                              "totals", "ann", "samples")}}
         if ckpt is not None:
-            from .simulator.datasets import DataError
-
-            ds = load_dataset(data)
-            model = load_torch_model(Path(ckpt), trusted)
-            x = fit_to_input(ds.x, tuple(model.input_shape), data)
-            y = ds.y
-            if limit is not None:
-                x, y = x[:limit], None if y is None else y[:limit]
-            if len(x) == 0:
-                raise DataError(f"{data} has no samples")
-            logits = torch_eval(model, x)
-            result["torch_eval_accuracy"] = None if y is None \
-                else float((logits.argmax(1) == y).mean())
-            estimates = training_estimates(model, x)
-            if estimates is None:
-                echo("note: the model has no learnable timesteps (not PseudoSN): training-"
-                     "time estimates are not defined; deployed counts only")
-            else:
-                check = ec.compare(estimates, report, emodel, tolerance)
-                result["check"] = check
-                echo(ec.format_table(check))
-        acc = report["accuracy"]
-        if acc is not None:
-            line = f"accuracy: deployed (simulator, float) {100 * acc:.2f}%"
-            if result.get("torch_eval_accuracy") is not None:
-                line += f", torch eval {100 * result['torch_eval_accuracy']:.2f}%"
-            echo(line)
+            result |= _training_check(Path(ckpt), data, limit, report, emodel, tolerance,
+                                      trusted, echo)
+        _echo_accuracy(report["accuracy"], result.get("torch_eval_accuracy"), echo)
         if fixed_point:
             if ckpt is None:
-                raise click.UsageError("--fixed-point needs the checkpoint (MODEL or --model)")
+                raise UsageError("--fixed-point needs the checkpoint (MODEL or --model)")
             fart, _ = _artifact_for(Path(ckpt), work, trusted, True, echo)
-            (frep,) = run_simulation([fart], **sim_kw)
-            result["fixed_point"] = {
-                "accuracy": frep["accuracy"],
-                "accuracy_drop": None if acc is None else acc - frep["accuracy"],
-                "energy_pj_per_sample": frep["totals"]["energy_pj_per_sample"],
-                "sops_per_sample": frep["totals"]["sops_per_sample"]}
-            if acc is not None:
-                echo(f"fixed point: accuracy {100 * frep['accuracy']:.2f}% (drop "
-                     f"{100 * (acc - frep['accuracy']):+.2f} points)")
+            result["fixed_point"] = _fixed_point_row(report, simulate(fart), echo)
         if baselines:
-            reports = {display_name(model_or_artifact): report}
-            for b in baselines:
-                bart, _ = _artifact_for(b, work / f"baseline{len(reports)}", trusted, False,
-                                        echo)
-                (brep,) = run_simulation([bart], **sim_kw)
-                name = display_name(b)
-                reports[name if name not in reports else f"{name}-{len(reports)}"] = brep
-            rows = ec.compare_deployments(reports)
-            result["comparison"] = rows
-            echo(ec.format_deployments(rows))
+            result["comparison"] = _compare_baselines(model_or_artifact, report, baselines,
+                                                      work, trusted, simulate, echo)
         if report_dir is not None:
-            report_dir.mkdir(parents=True, exist_ok=True)
-            write_atomic(report_dir / "energy_check.json",
-                         json.dumps(result, indent=1, default=_json_default) + "\n")
-            written = [report_dir / "energy_check.json"]
-            if "check" in result:
-                written.append(write_atomic(report_dir / "energy_check.csv",
-                                            ec.to_csv(result["check"])))
-                written.append(ec.plot_check(result["check"], report_dir / "energy_check.png"))
-            echo("wrote " + ", ".join(str(p) for p in written))
+            _write(result, report_dir, echo)
         return result
     finally:
         tmp.cleanup()
+
+
+def _training_check(ckpt: Path, data: str, limit: int | None, report: dict, emodel,
+                    tolerance: float, trusted: bool, echo) -> dict:
+    """Torch-eval accuracy and the training-time estimates beside the deployed counts."""
+    from pseudosnn.simulator import energy_check as ec
+    from pseudosnn.simulator.datasets import DataError, fit_to_input, load_dataset
+
+    ds = load_dataset(data)
+    model = load_torch_model(ckpt, trusted)
+    x = fit_to_input(ds.x, tuple(model.input_shape), data)
+    y = ds.y
+    if limit is not None:
+        x, y = x[:limit], None if y is None else y[:limit]
+    if len(x) == 0:
+        raise DataError(f"{data} has no samples")
+    logits = torch_eval(model, x)
+    out: dict = {"torch_eval_accuracy": None if y is None
+                 else float((logits.argmax(1) == y).mean())}
+    estimates = training_estimates(model, x)
+    if estimates is None:
+        echo("note: the model has no learnable timesteps (not PseudoSN): training-time "
+             "estimates are not defined; deployed counts only")
+    else:
+        out["check"] = ec.compare(estimates, report, emodel, tolerance)
+        echo(ec.format_table(out["check"]))
+    return out
+
+
+def _echo_accuracy(deployed: float | None, torch_eval: float | None, echo) -> None:
+    if deployed is None:
+        return
+    line = f"accuracy: deployed (simulator, float) {100 * deployed:.2f}%"
+    if torch_eval is not None:
+        line += f", torch eval {100 * torch_eval:.2f}%"
+    echo(line)
+
+
+def _fixed_point_row(report: dict, fixed: dict, echo) -> dict:
+    acc = report["accuracy"]
+    row = {"accuracy": fixed["accuracy"],
+           "accuracy_drop": None if acc is None else acc - fixed["accuracy"],
+           "energy_pj_per_sample": fixed["totals"]["energy_pj_per_sample"],
+           "sops_per_sample": fixed["totals"]["sops_per_sample"]}
+    if acc is not None:
+        echo(f"fixed point: accuracy {100 * fixed['accuracy']:.2f}% (drop "
+             f"{100 * (acc - fixed['accuracy']):+.2f} points)")
+    return row
+
+
+def _compare_baselines(model_or_artifact: Path, report: dict, baselines, work: Path,
+                       trusted: bool, simulate, echo) -> list[dict]:
+    """The model and every baseline side by side, from deployed counts."""
+    from pseudosnn.simulator import energy_check as ec
+
+    reports = {display_name(model_or_artifact): report}
+    for b in baselines:
+        bart, _ = _artifact_for(b, work / f"baseline{len(reports)}", trusted, False, echo)
+        name = display_name(b)
+        reports[name if name not in reports else f"{name}-{len(reports)}"] = simulate(bart)
+    rows = ec.compare_deployments(reports)
+    echo(ec.format_deployments(rows))
+    return rows
+
+
+def _write(result: dict, report_dir: Path, echo) -> None:
+    from pseudosnn.compiler.atomic import write_atomic
+    from pseudosnn.simulator import energy_check as ec
+
+    report_dir.mkdir(parents=True, exist_ok=True)
+    written = [write_atomic(report_dir / "energy_check.json",
+                            json.dumps(result, indent=1, default=_json_default) + "\n")]
+    if "check" in result:
+        written.append(write_atomic(report_dir / "energy_check.csv",
+                                    ec.to_csv(result["check"])))
+        written.append(ec.plot_check(result["check"], report_dir / "energy_check.png"))
+    echo("wrote " + ", ".join(str(p) for p in written))
 
 
 def _json_default(o):
@@ -193,7 +226,8 @@ def _json_default(o):
     raise TypeError(f"not JSON serialisable: {type(o).__name__}")
 
 
-@click.command("energy-check", context_settings={"help_option_names": ["-h", "--help"]})
+@click.command("energy-check", cls=Command,
+               context_settings={"help_option_names": ["-h", "--help"]})
 @click.argument("model_or_artifact", type=click.Path(exists=True, path_type=Path))
 @click.option("--data", required=True, metavar="SPEC",
               help="digits | cifar10:PATH | npz:PATH (arrays x and y).")
@@ -224,14 +258,7 @@ def energy_check(model_or_artifact: Path, data: str, checkpoint: Path | None,
     """Compare the training-time energy estimates of MODEL_OR_ARTIFACT (a checkpoint, or a
     compiled artifact with --model) with the synaptic operations, spikes and energy the
     simulator measures on the deployed network, layer by layer."""
-    from .checkpoint import CheckpointError
-    from .compiler.artifact import ArtifactError
-    from .simulator.datasets import DataError
-
-    try:
-        run_energy_check(model_or_artifact, data, checkpoint=checkpoint,
-                         energy_model=energy_model, report_dir=report_dir, limit=limit,
-                         batch=batch, tolerance=tolerance, fixed_point=fixed_point,
-                         baselines=baselines, trusted=trust_checkpoint, progress=not quiet)
-    except (ArtifactError, CheckpointError, DataError, ValueError, OSError) as exc:
-        raise click.ClickException(f"{type(exc).__name__}: {exc}") from exc
+    run_energy_check(model_or_artifact, data, checkpoint=checkpoint, energy_model=energy_model,
+                     report_dir=report_dir, limit=limit, batch=batch, tolerance=tolerance,
+                     fixed_point=fixed_point, baselines=baselines, trusted=trust_checkpoint,
+                     progress=not quiet)

@@ -8,13 +8,10 @@ Structure. The model's documented structure (``pseudosnn.models``) is walked onc
 linear ops (BatchNorm is folded at deployment and ignored here). Each term is one
 synaptic projection of the deployed graph.
 
-* Fan-out of a source neuron through a term: how many target neurons one event reaches,
-  counted like ``compiler.graph.Projection.fanout``: dense (after ``Flatten``/``Linear``)
-  every target; conv/avg-pool chains ``C_out`` (or the same channel for pooling only)
-  times, per spatial axis, the output positions whose (composed) window covers the
-  pixel, fewer at the borders; an identity shortcut reaches 1 target.
-* FLOPs of a term: conv ``out_numel * C_in/groups * k_h * k_w``, linear ``in * out``,
-  average pooling ``in_numel``, of the ops in its chain.
+* Fan-out of a source neuron through a term (how many target neurons one event reaches)
+  and the paper's FLOPs of a term are defined once, in the contract's counting module
+  (``pseudosnn.compiler.spiking.counting``: ``chain_fanout``, ``paper_flops``); this
+  module only turns the torch modules of a term into its layers.
 
 Costs (``T_k`` the STE-rounded timesteps of population ``k``, mean over its neurons):
 
@@ -36,8 +33,10 @@ import numpy as np
 import torch
 from torch import nn
 
-from .models import BasicBlock, PreActBlock, SeqToANN, SEWBlock, SpikingNetwork
-from .neurons import SpikingNeuron
+from pseudosnn.compiler.ir import adaptive_pool_window
+from pseudosnn.compiler.spiking import counting
+from pseudosnn.models import BasicBlock, PreActBlock, SeqToANN, SEWBlock, SpikingNetwork
+from pseudosnn.neurons import SpikingNeuron
 
 INPUT = "input"
 READOUT = "readout"
@@ -108,101 +107,61 @@ def trace_structure(model: SpikingNetwork) -> Structure:
     return st
 
 
-# --- geometry -----------------------------------------------------------------------
-def _windows(op: nn.Module, size: int) -> tuple[np.ndarray, np.ndarray]:
-    """For each output index of ``op`` along one axis: the input window ``[start, stop)``."""
+# --- geometry: counted by the contract's counting module --------------------------------
+def chain_layers(source_shape: tuple[int, ...], ops: tuple[nn.Module, ...]
+                 ) -> list[counting.Layer]:
+    """The ops of a term as :class:`~pseudosnn.compiler.spiking.counting.Layer` s (shapes
+    tracked from ``source_shape``)."""
+    shape, layers = tuple(source_shape), []
+    for i, op in enumerate(ops):
+        name = f"{type(op).__name__}{i}"
+        if isinstance(op, nn.Flatten):
+            out = (math.prod(shape),)
+            layers.append(counting.Layer(name, "flatten", shape, out))
+        elif isinstance(op, nn.Linear):
+            out = (op.out_features,)
+            layers.append(counting.Layer(name, "linear", shape, out))
+        elif len(shape) != 3:
+            raise ValueError(f"{op} after flattening: not supported by the cost model")
+        else:
+            kind = "conv" if isinstance(op, nn.Conv2d) else "avgpool"
+            k, s, p = _geometry(op, shape)
+            c = op.out_channels if kind == "conv" else shape[0]
+            out = (c, *((n + 2 * pp - kk) // ss + 1 for n, kk, ss, pp in zip(shape[1:], k, s, p,
+                                                                            strict=True)))
+            layers.append(counting.Layer(name, kind, shape, out, kernel=k, stride=s, padding=p,
+                                         groups=getattr(op, "groups", 1)))
+        shape = out
+    return layers
+
+
+def _geometry(op: nn.Module, shape: tuple[int, ...]) -> tuple[tuple, tuple, tuple]:
+    """``(kernel, stride, padding)`` per spatial axis of a conv or average pool."""
     if isinstance(op, nn.AdaptiveAvgPool2d):
-        out = _pair(op.output_size)[0]
-        o = np.arange(out)
-        return (o * size) // out, -((-(o + 1) * size) // out)
-    k, s, p = _geometry(op)
-    out = (size + 2 * p - k) // s + 1
-    start = np.arange(out) * s - p
-    return start, start + k
-
-
-def _geometry(op: nn.Module) -> tuple[int, int, int]:
-    k, s, p = (_pair(v)[0] for v in (op.kernel_size, op.stride, op.padding))
-    if (_pair(op.kernel_size) != (k, k) or _pair(op.stride) != (s, s)
-            or _pair(op.padding) != (p, p)):
-        raise ValueError(f"{op} has non-square geometry: not supported by the cost model")
+        windows = [adaptive_pool_window(n, o)
+                   for n, o in zip(shape[1:], _pair(op.output_size), strict=True)]
+        if None in windows:
+            raise ValueError(f"{op} on {shape}: windows of different sizes are not supported")
+        return tuple(w[0] for w in windows), tuple(w[1] for w in windows), (0, 0)
     if isinstance(op, nn.AvgPool2d) and op.ceil_mode:
         raise ValueError(f"{op} uses ceil_mode: not supported by the cost model")
-    return k, s, p
+    return tuple(_pair(v) for v in (op.kernel_size, op.stride, op.padding))
 
 
 def _pair(v) -> tuple[int, int]:
     return (int(v), int(v)) if isinstance(v, int) else (int(v[0]), int(v[-1]))
 
 
-def _reach(lo: np.ndarray, hi: np.ndarray, op: nn.Module, size: int):
-    """Map per-source intervals ``[lo, hi]`` of input indices to the interval of output
-    indices whose window intersects them (empty: ``lo > hi``)."""
-    start, stop = _windows(op, size)
-    new_lo = np.searchsorted(stop, lo, side="right")  # first o with stop_o > lo
-    new_hi = np.searchsorted(start, hi, side="right") - 1  # last o with start_o <= hi
-    new_lo = np.where(lo > hi, new_hi + 1, new_lo)  # empty stays empty
-    return new_lo, new_hi, len(start)
-
-
 def term_fanout(source_shape: tuple[int, ...], ops: tuple[nn.Module, ...]) -> np.ndarray:
-    """Structural fan-out of every source neuron (array of ``source_shape``) through ``ops``."""
-    if not ops:
-        return np.ones(source_shape, dtype=np.int64)
-    dense = None
-    if len(source_shape) == 3:
-        _, h, w = source_shape
-        ly, hy, lx, hx = np.arange(h), np.arange(h), np.arange(w), np.arange(w)
-        channels = 1
-    for op in ops:
-        if dense is not None or len(source_shape) != 3:
-            if isinstance(op, nn.Linear):
-                dense = op.out_features
-            elif not isinstance(op, nn.Flatten):
-                raise ValueError(f"{op} after flattening: not supported by the cost model")
-            continue
-        if isinstance(op, nn.Flatten):
-            dense = -1  # flattened; the next Linear sets the fan-out
-            continue
-        if isinstance(op, nn.Conv2d):
-            if op.groups != 1:
-                raise ValueError(f"{op}: grouped convolutions are not supported by the "
-                                 "cost model")
-            channels = op.out_channels
-        elif isinstance(op, nn.Linear):
-            raise ValueError(f"{op} on an unflattened tensor: not supported")
-        ly, hy, h = _reach(ly, hy, op, h)
-        lx, hx, w = _reach(lx, hx, op, w)
-    if dense is not None:
-        if dense < 0:
-            raise ValueError("a chain ends in Flatten without a Linear layer")
-        return np.full(source_shape, dense, dtype=np.int64)
-    ny = np.maximum(hy - ly + 1, 0)
-    nx = np.maximum(hx - lx + 1, 0)
-    return np.broadcast_to(channels * ny[:, None] * nx[None, :], source_shape).astype(np.int64)
+    """Structural fan-out of every source neuron through ``ops``: the deployed projection's
+    (:func:`~pseudosnn.compiler.spiking.counting.chain_fanout`)."""
+    return counting.chain_fanout(source_shape, chain_layers(source_shape, ops))
 
 
 def term_flops(source_shape: tuple[int, ...], ops: tuple[nn.Module, ...]) -> int:
-    """Multiply-accumulates (conv, linear) and additions (average pooling) of ``ops`` on one
-    sample of ``source_shape``."""
-    shape, flops = tuple(source_shape), 0
-    for op in ops:
-        if isinstance(op, nn.Flatten):
-            shape = (math.prod(shape),)
-        elif isinstance(op, nn.Linear):
-            flops += op.in_features * op.out_features
-            shape = (op.out_features,)
-        else:
-            c, h, w = shape
-            oh, ow = len(_windows(op, h)[0]), len(_windows(op, w)[0])
-            if isinstance(op, nn.Conv2d):
-                k = op.kernel_size
-                flops += op.out_channels * oh * ow * (c // op.groups) * k[0] * k[1]
-                c = op.out_channels
-            else:
-                flops += c * h * w
-            shape = (c, oh, ow)
-    return flops
+    """The paper's FLOPs of ``ops`` on one sample of ``source_shape``
+    (:func:`~pseudosnn.compiler.spiking.counting.paper_flops`)."""
+    return sum(counting.paper_flops(layer) for layer in chain_layers(source_shape, ops))
 
 
 # --- the objective ------------------------------------------------------------------

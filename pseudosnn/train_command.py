@@ -7,6 +7,8 @@ from pathlib import Path
 
 import click
 
+from pseudosnn.cli_base import Command
+
 EPILOG = """\b
 Examples:
   pseudosnn train --config configs/digits/cnn.yaml
@@ -17,7 +19,7 @@ Examples:
 
 
 @click.command(
-    "train", epilog=EPILOG,
+    "train", cls=Command, epilog=EPILOG,
     context_settings={"ignore_unknown_options": True, "allow_extra_args": True,
                       "help_option_names": ["-h", "--help"]})
 @click.option("--config", "config_path", type=click.Path(dir_okay=False),
@@ -39,35 +41,30 @@ def train(ctx: click.Context, config_path: str | None, resume: str | None, out_d
     Any config key can be overridden with --key value (nested neuron arguments with
     --neuron.key value), e.g. --epochs 5 --lr 0.05 --neuron.granularity channel.
     """
-    from .checkpoint import CheckpointError, load_checkpoint
-    from .config import ConfigError, load_config, merge, parse_overrides
-    from .data import DataNotFound
-    from .models import UnknownArchitecture
+    from pseudosnn.checkpoint import load_checkpoint
+    from pseudosnn.config import ConfigError, load_config, merge, parse_overrides
 
-    try:
-        overrides = parse_overrides(list(ctx.args))
-        if config_path is None and resume is None:
-            raise ConfigError("give --config CONFIG.yaml (or --resume PATH)")
-        if config_path is None:
-            base = load_checkpoint(resume, trusted=trust_checkpoint).get("config") or {}
-            config = merge(load_config(), base)
-            config = merge(config, overrides)
+    overrides = parse_overrides(list(ctx.args))
+    if config_path is None and resume is None:
+        raise ConfigError("give --config CONFIG.yaml (or --resume PATH)")
+    if config_path is None:
+        base = load_checkpoint(resume, trusted=trust_checkpoint).get("config") or {}
+        config = merge(load_config(), base)
+        config = merge(config, overrides)
+    else:
+        config = load_config(config_path, overrides)
+    if out_dir is None:
+        if config["output_dir"]:
+            out_dir = config["output_dir"]
+        elif resume is not None:
+            out_dir = str(Path(resume).parent)
         else:
-            config = load_config(config_path, overrides)
-        if out_dir is None:
-            if config["output_dir"]:
-                out_dir = config["output_dir"]
-            elif resume is not None:
-                out_dir = str(Path(resume).parent)
-            else:
-                stem = Path(config_path).with_suffix("")
-                out_dir = str(Path("runs") / f"{stem.parent.name}-{stem.name}")
-        from .trainer import train as run
+            stem = Path(config_path).with_suffix("")
+            out_dir = str(Path("runs") / f"{stem.parent.name}-{stem.name}")
+    from pseudosnn.trainer import train as run
 
-        summary = run(config, out_dir, resume=resume, trust_checkpoint=trust_checkpoint,
-                      log=click.echo)
-    except (ConfigError, CheckpointError, DataNotFound, UnknownArchitecture) as e:
-        raise click.ClickException(str(e)) from None
+    summary = run(config, out_dir, resume=resume, trust_checkpoint=trust_checkpoint,
+                  log=click.echo)
     if int(os.environ.get("RANK", "0")) != 0:  # torchrun: only rank 0 reports
         return
     click.echo(f"done: best test accuracy {summary['best_test_acc']:.4f}, final "

@@ -23,19 +23,19 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DataLoader, Subset
 
-from . import distributed
-from .checkpoint import (
+from pseudosnn import distributed
+from pseudosnn.checkpoint import (
     load_checkpoint,
     make_checkpoint,
     save_checkpoint,
     set_rng_state,
 )
-from .compiler.atomic import write_atomic
-from .config import ConfigError
-from .data import load_data
-from .models import UnknownArchitecture, build_model, check_arch
-from .neurons import SpikingNeuron, UnknownNeuronFamily
-from .objective import HardwareCost
+from pseudosnn.compiler.atomic import write_atomic
+from pseudosnn.config import ConfigError
+from pseudosnn.data import load_data
+from pseudosnn.models import UnknownArchitecture, build_model, check_arch
+from pseudosnn.neurons import SpikingNeuron, UnknownNeuronFamily
+from pseudosnn.objective import HardwareCost
 
 
 def noise_prob_at(epoch: int, epochs: int, init_p: float, ratio: float,

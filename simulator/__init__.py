@@ -11,3 +11,9 @@ Torch-free (DESIGN.md §3).
   (batches across processes), ``datasets`` (``digits``, ``cifar10:PATH``, ``npz:PATH``).
 * ``command``: ``pseudosnn simulate ARTIFACT... --data SPEC [--report DIR] ...``.
 """
+
+# Run from the repository root, `import simulator` would load a second copy of every module:
+# the folder installs as pseudosnn.simulator (DESIGN.md §3).
+if __name__ != "pseudosnn.simulator":
+    raise ImportError(f"import pseudosnn.simulator, not {__name__} (pip install -e . first)")
+

@@ -7,16 +7,21 @@ import json
 from pathlib import Path
 
 import click
+from pseudosnn.compiler.artifact import load
+from pseudosnn.compiler.atomic import write_atomic
+from pseudosnn.simulator.datasets import DataError, fit_to_input, load_dataset
+from pseudosnn.simulator.energy import (
+    DEFAULT_MODEL,
+    DEFAULT_TIME_PER_STEP_US,
+    PRESETS,
+    get_model,
+)
+from pseudosnn.simulator.engine import SimulationError
+from pseudosnn.simulator.engine import simulate as simulate_graph
+from pseudosnn.simulator.metrics.report import build_report, format_table, write_reports
+from pseudosnn.simulator.sharding import simulate_dataset
 
-from ..compiler.artifact import ArtifactError, load
-from ..compiler.atomic import write_atomic
-from ..compiler.graph import GraphError
-from .datasets import DataError, fit_to_input, load_dataset
-from .energy import DEFAULT_MODEL, DEFAULT_TIME_PER_STEP_US, PRESETS, UnknownEnergyModel, get_model
-from .engine import SimulationError
-from .engine import simulate as simulate_graph
-from .metrics.report import build_report, format_table, write_reports
-from .sharding import simulate_dataset
+from pseudosnn.cli_base import Command
 
 
 def _stems(paths: list[Path]) -> list[str]:
@@ -69,7 +74,7 @@ def run_simulation(
         reports.append(rep)
         echo(format_table(rep))
         if report_dir is not None:
-            from .plots import plot_layers, plot_raster, plot_spikes_per_step
+            from pseudosnn.simulator.plots import plot_layers, plot_raster, plot_spikes_per_step
 
             written = write_reports(rep, report_dir, stem, tally)
             written.append(plot_layers(rep, report_dir / f"{stem}_layers.png"))
@@ -80,7 +85,7 @@ def run_simulation(
                                        title=f"{stem}: spike raster, sample 0"))
             echo("wrote " + ", ".join(str(p) for p in written))
     if report_dir is not None and len(reports) > 1:
-        from .plots import plot_accuracy_vs_energy
+        from pseudosnn.simulator.plots import plot_accuracy_vs_energy
 
         summary = [{k: r[k] for k in ("name", "artifact", "accuracy", "latency_steps")}
                    | {"energy_pj_per_sample": r["totals"]["energy_pj_per_sample"],
@@ -91,7 +96,7 @@ def run_simulation(
     return reports
 
 
-@click.command("simulate")
+@click.command("simulate", cls=Command)
 @click.argument("artifacts", nargs=-1, required=True,
                 type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.option("--data", required=True, metavar="SPEC",
@@ -126,13 +131,6 @@ def simulate_cmd(artifacts, data, batch, limit, energy_model, fixed_point, preci
     """
     if time_per_step_us <= 0:
         raise click.BadParameter("must be > 0", param_hint="--time-per-step-us")
-    try:
-        run_simulation(list(artifacts), data, batch, limit, energy_model, fixed_point,
-                       report_dir, workers, time_per_step_us, mean_hops, progress=not quiet,
-                       precision=precision)
-    except (ArtifactError, GraphError, DataError, SimulationError, UnknownEnergyModel) as exc:
-        raise click.ClickException(str(exc)) from exc
+    run_simulation(list(artifacts), data, batch, limit, energy_model, fixed_point, report_dir,
+                   workers, time_per_step_us, mean_hops, progress=not quiet, precision=precision)
 
-
-simulate = simulate_cmd
-"""The command object registered in ``cli.py`` as ``pseudosnn simulate``."""

@@ -16,6 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
+from pseudosnn.errors import PseudoSNNError
+
 # The digits split and normalisation of pseudosnn/data.py (``load_digits_data``), which
 # imports torch at module level and so cannot be imported here; a test checks that both
 # give the same test set, value for value.
@@ -27,7 +29,7 @@ CIFAR10_MEAN = (0.4914, 0.4822, 0.4465)  # the usual CIFAR-10 channel statistics
 CIFAR10_STD = (0.2470, 0.2435, 0.2616)  # pseudosnn/data.py (a test checks they agree)
 
 
-class DataError(ValueError):
+class DataError(PseudoSNNError, ValueError):
     """A data set could not be loaded; the message names the expected format."""
 
 

@@ -8,13 +8,15 @@ Energy of one deployed run (DESIGN.md §2)::
 
 An *active* neuron update is a neuron-step inside the neuron's window; an *inactive* one
 is a neuron-step of the same sample outside it (the population exists for the whole
-latency). The ANN energy of the same network is ``E_mac * dense MACs``, where dense MACs
-are the structural synapses of every projection (one MAC each, per sample).
+latency). The ANN energy of the trained network is ``E_mac * MACs + E_sop * adds``
+(counts from ``compiler.spiking.counting``).
 """
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+
+from pseudosnn.errors import PseudoSNNError
 
 # --- Horowitz, "Computing's energy problem", ISSCC 2014 (45 nm, 0.9 V) ------------------
 HOROWITZ_2014 = "M. Horowitz, Computing's energy problem (and what we can do about it), ISSCC 2014"
@@ -43,7 +45,7 @@ DEFAULT_TIME_PER_STEP_US = 1.0
 read in microseconds per step; pass the real value (``--time-per-step-us``) for a chip."""
 
 
-class UnknownEnergyModel(KeyError):
+class UnknownEnergyModel(PseudoSNNError, KeyError):
     def __str__(self) -> str:  # KeyError quotes its message; keep it readable
         return str(self.args[0])
 
@@ -111,6 +113,7 @@ def layer_energy_pj(
     }
 
 
-def ann_energy_pj(model: EnergyModel, dense_macs: int) -> float:
-    """The same network run as an ANN: one MAC per structural synapse."""
-    return model.mac_pj * dense_macs
+def ann_energy_pj(model: EnergyModel, macs: int, adds: int = 0) -> float:
+    """The trained network run as an ANN: ``E_mac`` per MAC, ``E_sop`` (an add) per add
+    (``compiler.spiking.counting.ann_ops``)."""
+    return model.mac_pj * macs + model.sop_pj * adds

@@ -29,7 +29,7 @@ import math
 from collections import defaultdict
 from pathlib import Path
 
-from .energy import EnergyModel
+from pseudosnn.simulator.energy import EnergyModel
 
 DEFAULT_TOLERANCE = 0.05
 ESTIMATES = ("paper", "spike", "calibrated")
@@ -178,7 +178,8 @@ def compare_deployments(reports: dict[str, dict]) -> list[dict]:
                      "sops_per_sample": t["sops_per_sample"],
                      "encoder_macs_per_sample": t["encoder_macs_per_sample"],
                      "energy_nj_per_sample": t["energy_pj_per_sample"] / 1e3,
-                     "ann_energy_nj_per_sample": rep["ann"]["energy_pj_per_sample"] / 1e3})
+                     "ann_energy_nj_per_sample": None if rep["ann"] is None
+                     else rep["ann"]["energy_pj_per_sample"] / 1e3})
     return rows
 
 
@@ -195,7 +196,9 @@ def format_deployments(rows: list[dict]) -> str:
         acc = "-" if r["accuracy"] is None else f"{100 * r['accuracy']:.2f}%"
         lines.append(f"{r['model']:<18}{acc:>9}{r['latency_steps']:>9d}{r['mean_T']:>8.2f}"
                      f"{r['spikes_per_sample']:>10.1f}{r['sops_per_sample']:>12.1f}"
-                     f"{r['energy_nj_per_sample']:>11.2f}{r['ann_energy_nj_per_sample']:>9.2f}")
+                     f"{r['energy_nj_per_sample']:>11.2f}" + ("        -"
+                     if r["ann_energy_nj_per_sample"] is None
+                     else f"{r['ann_energy_nj_per_sample']:>9.2f}"))
     return "\n".join(lines)
 
 
@@ -206,8 +209,7 @@ def plot_check(check: dict, path: Path) -> Path:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     import numpy as np
-
-    from ..compiler.atomic import write_atomic
+    from pseudosnn.compiler.atomic import write_atomic
 
     rows = check["layers"]
     x = np.arange(len(rows))

@@ -1,4 +1,4 @@
-"""Cycle-accurate execution of a spiking graph (the contract in ``compiler/graph.py``).
+"""Cycle-accurate execution of a spiking graph (the contract, ``compiler/spiking``).
 
 One global clock ``t = 0 .. latency_steps - 1``. At every step, in topological order,
 each population whose window is open integrates its current with ``semantics.if_step``
@@ -11,18 +11,17 @@ steps from ``start``. Events emitted at ``t`` reach a target at ``t + delay``.
 * **rate** targets and the readout only ever see the *sum* of what they were delivered
   (the accumulator is not observable before the window closes). By linearity
   ``sum_t W @ s_t = W @ n`` (exact in integer arithmetic; in float mode the very same
-  ``linalg.project`` call as ``compiler.reference`` on the same counts), so the events of
-  a source window are projected once, when that window closes. Neuron updates still step:
-  a rate population that feeds no stream population is stepped through its whole window
-  at its start, chunk by chunk (cache blocking), recording spikes at their global steps;
-  nothing outside it can observe the difference. Unless spikes are recorded, only its
-  neurons with ``0 < c < theta`` are stepped: ``c <= 0`` provably never fires and
-  ``c >= theta`` fires at every step of its window (``_step_live``; ``0 <= v0 < theta``).
+  ``synapses.project`` call as the closed-form reference on the same counts), so the
+  events of a source window are projected once, when that window closes. Neuron updates
+  still step: a rate population that feeds no stream population is stepped through its
+  whole window at its start, chunk by chunk (cache blocking), recording spikes at their
+  global steps; nothing outside it can observe the difference. Unless spikes are
+  recorded, only its neurons with ``0 < c < theta`` are stepped: ``c <= 0`` provably never
+  fires and ``c >= theta`` fires at every step of its window (``_step_live``;
+  ``0 <= v0 < theta``).
 
-Counting (summed over the batch): spikes per neuron and per step, SOPs per projection
-``= sum(events * Projection.fanout)``, encoder MACs ``= B * sum(fanout(input))`` (the
-structural synapses of the encoder: padding taps multiply a zero that is never fetched
-and are not counted), neuron updates = neuron-steps inside windows.
+The engine observes readouts, spike counts and spikes per step (and spike trains when
+asked); SOPs, MACs and neuron updates come from ``compiler.spiking.counting``.
 """
 
 from __future__ import annotations
@@ -31,12 +30,14 @@ import weakref
 from dataclasses import dataclass, field
 
 import numpy as np
+from pseudosnn.compiler.spiking import counting
+from pseudosnn.compiler.spiking.graph import GraphError, Population, Projection, SpikingGraph
+from pseudosnn.compiler.spiking.result import RunResult, run_result
+from pseudosnn.compiler.spiking.semantics import V_MAX, V_MIN, if_step
+from pseudosnn.compiler.spiking.synapses import encoder_currents, project
+from pseudosnn.simulator.kernels import Projector
 
-from ..compiler.graph import GraphError, Population, Projection, SpikingGraph
-from ..compiler.linalg import encode_fixed, project
-from ..compiler.semantics import V_MAX, V_MIN, if_step
-from .kernels import Projector
-from .result import RunResult
+from pseudosnn.errors import PseudoSNNError
 
 WINDOW_CHUNK_ELEMENTS = 1 << 14
 """Neurons stepped together through a whole rate window (cache blocking: the membrane,
@@ -49,7 +50,7 @@ float64, T = 2 and 8, 20-80 % of neurons stepped: break-even at 1.2-1.6 skipped 
 PRECISIONS = ("float64", "float32")
 
 
-class SimulationError(ValueError):
+class SimulationError(PseudoSNNError, ValueError):
     """The inputs or the graph cannot be simulated; the message names the fix."""
 
 
@@ -76,8 +77,7 @@ class _Plan:
     outgoing: dict[str, list[Projection]]
     stream_targets: set[str]
     whole_window: set[str]  # rate populations that feed no stream population
-    fanout: dict[str, np.ndarray]  # projection -> fan-out of every source neuron
-    encoder_synapses: int
+    fanouts: counting.Fanouts
     timesteps: dict[str, np.ndarray]
     window: dict[str, tuple[int, int]]  # population -> (start, T_max)
     projectors: dict[tuple, Projector] = field(default_factory=dict)
@@ -102,9 +102,7 @@ def plan_of(graph: SpikingGraph) -> _Plan:
             steps=graph.latency_steps, pops=pops, outgoing=outgoing, stream_targets=stream,
             whole_window={p.name for p in pops if p.coupling == "rate"
                           and not any(pr.target in stream for pr in outgoing[p.name])},
-            fanout={pr.name: pr.fanout(graph.shape_of(pr.source)) for pr in graph.projections},
-            encoder_synapses=sum(int(pr.fanout(graph.input.shape).sum())
-                                 for pr in graph.projections if pr.analog),
+            fanouts=counting.Fanouts(graph),
             timesteps={p.name: p.timesteps_full() for p in pops},
             window={p.name: (p.start, p.t_max) for p in pops})
         _PLANS[graph] = plan
@@ -298,11 +296,10 @@ def simulate(
 
     ``fixed_point=None`` follows ``graph.fixed_point``; asking for the other mode is an
     error (quantisation is the compiler's job). ``precision`` (float mode only):
-    ``"float64"`` (default; currents bit-identical to ``compiler.reference``) or
-    ``"float32"`` (the precision of the ONNX/torch executors; faster). Returns a
-    :class:`RunResult`; ``extra`` holds ``spikes_per_step`` (pop -> int64 ``(steps,)``,
-    summed over the batch),
-    ``neuron_updates`` (pop -> int), ``latency_steps`` and ``pipeline_interval``.
+    ``"float64"`` (default; currents bit-identical to the closed-form reference) or
+    ``"float32"`` (the precision of the ONNX/torch executors; faster). Returns the
+    :class:`RunResult` of the observed readouts, counts and spikes per step (and spike
+    trains with ``record_spikes``); every other count comes from the counting module.
     """
     fixed = graph.fixed_point if fixed_point is None else bool(fixed_point)
     if fixed != graph.fixed_point:
@@ -312,21 +309,38 @@ def simulate(
             "quantisation to change it)")
     if precision not in PRECISIONS:
         raise SimulationError(f"unknown precision {precision!r}; use one of {PRECISIONS}")
-    x = check_input(graph, x)
-    B = x.shape[0]
-    plan = plan_of(graph)
-    steps, pops = plan.steps, plan.pops
-    dtype = np.dtype(np.int64 if fixed else precision)
-    exact_ref = not fixed and dtype == np.float64  # linalg.project, as the reference
+    run = _Run(graph, check_input(graph, x), record_spikes, precision)
+    run.encode()
+    for t in range(run.plan.steps):
+        run.step(t)
+    return run.result()
 
-    def apply(pr: Projection, events: np.ndarray, x_max: int) -> np.ndarray:
-        if exact_ref:
-            return project(pr, events)
-        return plan.projector(pr, dtype, fixed)(events, x_max)
 
-    states: dict[str, _PopState] = {}
-    for p in pops:
-        T = plan.timesteps[p.name]
+class _Run:
+    """The state of one batch on the global clock (see the module docstring)."""
+
+    def __init__(self, graph: SpikingGraph, x: np.ndarray, record_spikes: bool,
+                 precision: str):
+        self.graph, self.x = graph, x
+        self.B = B = x.shape[0]
+        self.fixed = fixed = graph.fixed_point
+        self.plan = plan = plan_of(graph)
+        self.dtype = np.dtype(np.int64 if fixed else precision)
+        self.exact_ref = not fixed and self.dtype == np.float64  # synapses.project itself
+        self.states = {p.name: self._state(p) for p in plan.pops}
+        # accumulators of rate populations and of the readout; inboxes of stream ones
+        self.acc: dict[str, np.ndarray | int | float] = {
+            p.name: 0 for p in plan.pops if p.coupling == "rate"}
+        self.acc[graph.readout.name] = 0
+        self.inbox: dict[str, dict[int, np.ndarray]] = {
+            p.name: {} for p in plan.pops if p.coupling == "stream"}
+        self.spikes = ({p.name: np.zeros((B, plan.steps, *p.shape), dtype=bool)
+                        for p in plan.pops} if record_spikes else None)
+        self.per_step = {p.name: np.zeros(plan.steps, dtype=np.int64) for p in plan.pops}
+
+    def _state(self, p: Population) -> _PopState:
+        fixed, dtype = self.fixed, self.dtype
+        T = self.plan.timesteps[p.name]
         theta = _as_int(p.threshold, f"{p.name}.threshold") if fixed else float(p.threshold)
         v0 = _as_int(p.v0, f"{p.name}.v0") if fixed else float(p.v0)
         bias = np.asarray(p.bias)
@@ -337,97 +351,87 @@ def simulate(
         else:
             bias = bias.astype(dtype)
             theta = dtype.type(theta)
-        states[p.name] = _PopState(
+        whole = p.name in self.plan.whole_window
+        return _PopState(
             pop=p, T=T, uniform_T=bool(np.all(T.flat[0] == T)), theta=theta, bias=bias,
-            v=None if p.name in plan.whole_window else np.full((B, *p.shape), v0, dtype=dtype),
-            counts=np.zeros((B, *p.shape), dtype=np.int64), v0=v0)
+            v=None if whole else np.full((self.B, *p.shape), v0, dtype=dtype),
+            counts=np.zeros((self.B, *p.shape), dtype=np.int64), v0=v0)
 
-    ro = graph.readout
-    # accumulators of rate populations and of the readout
-    acc: dict[str, np.ndarray | int | float] = {p.name: 0 for p in pops if p.coupling == "rate"}
-    acc[ro.name] = 0
-    inbox: dict[str, dict[int, np.ndarray]] = {p.name: {} for p in pops if p.coupling == "stream"}
-    for pr in graph.projections:
-        if not pr.analog:
-            continue
-        # the encoder: MACs on the analog input, once (float64 as the reference, also
-        # before fixed-point rounding; float32 mode: float32 like the ONNX executor)
-        if exact_ref or fixed:
-            c = project(pr, x)
-            c = encode_fixed(c, graph.node(pr.target).scale) if fixed else c
-        else:
-            c = plan.projector(pr, dtype, False)(x)
-        if pr.target in inbox:
-            states[pr.target].drive = states[pr.target].drive + c
-        else:
-            _accumulate(acc, pr.target, c)
+    def apply(self, pr: Projection, events: np.ndarray, x_max: int) -> np.ndarray:
+        if self.exact_ref:
+            return project(pr, events)
+        return self.plan.projector(pr, self.dtype, self.fixed)(events, x_max)
 
-    macs = B * plan.encoder_synapses
-    outgoing, stream_targets = plan.outgoing, plan.stream_targets
-    # a rate population that feeds no stream population is unobservable step by step from
-    # outside: its whole window is stepped at once (cache-blocked), at its start
-    whole_window = plan.whole_window
-    spikes_rec = ({p.name: np.zeros((B, steps, *p.shape), dtype=bool) for p in pops}
-                  if record_spikes else None)
-    per_step = {p.name: np.zeros(steps, dtype=np.int64) for p in pops}
-    updates = {p.name: B * int(states[p.name].T.sum()) for p in pops}
+    def encode(self) -> None:
+        """The encoder: MACs on the analog input, once (float64 as the reference, also
+        before fixed-point rounding; float32 mode: float32 like the ONNX executor)."""
+        kernel = None if self.exact_ref or self.fixed else \
+            (lambda pr, x: self.plan.projector(pr, self.dtype, False)(x))
+        for target, c in encoder_currents(self.graph, self.x, kernel).items():
+            if target in self.inbox:
+                st = self.states[target]
+                st.drive = st.drive + c
+            else:
+                _accumulate(self.acc, target, c)
 
-    for t in range(steps):
-        for p in pops:
-            st = states[p.name]
+    def step(self, t: int) -> None:
+        """Global step ``t``: every population whose window is open, in topological order.
+        A rate population that feeds no stream population is unobservable step by step
+        from outside: its whole window is stepped at once (cache-blocked), at its start."""
+        plan = self.plan
+        for p in plan.pops:
             start, t_max = plan.window[p.name]
             k = t - start
-            if k < 0 or k >= t_max:
-                continue
-            if p.name in whole_window:
-                if k == 0:
-                    rec = None
-                    if spikes_rec is not None:
-                        full = spikes_rec[p.name].reshape(B, steps, -1)  # a view
-                        rec = full[:, t:t + t_max]
-                    step_window(st, _plus_bias(acc.pop(p.name), st.bias), fixed, rec,
-                                per_step[p.name])
-                    for pr in outgoing[p.name]:
-                        _accumulate(acc, pr.target, apply(pr, st.counts, t_max))
-                continue
-            if p.coupling == "rate":
-                if k == 0:
-                    st.current = _plus_bias(acc.pop(p.name), st.bias)
-                current = st.current
-            else:
-                current = inbox[p.name].pop(t, 0) + st.drive + st.bias
-            active = True if st.uniform_T else (k < st.T)
-            st.v, s = if_step(st.v, np.broadcast_to(current, st.v.shape), st.theta,
-                              active=active, saturate=fixed)
-            st.counts += s
-            per_step[p.name][t] = np.count_nonzero(s)
-            if spikes_rec is not None:
-                spikes_rec[p.name][:, t] = s
-            for pr in outgoing[p.name]:
-                if pr.target in stream_targets:
-                    y = apply(pr, s, 1)
-                    box = inbox[pr.target]
-                    box[t + pr.delay] = box.get(t + pr.delay, 0) + y
-                elif k == t_max - 1:
-                    y = apply(pr, st.counts, t_max)
-                    _accumulate(acc, pr.target, y)
+            if 0 <= k < t_max:
+                if p.name in plan.whole_window:
+                    if k == 0:
+                        self._whole_window(p, t)
+                else:
+                    self._one_step(p, t, k)
 
-    out_acc = acc[ro.name] + np.asarray(ro.bias)
-    output = np.asarray(out_acc / ro.scale if fixed else out_acc, dtype=np.float64)
-    output = np.broadcast_to(output, (B, *ro.shape)).copy()
-    counts = {p.name: states[p.name].counts for p in pops}
-    sops = {}
-    for pr in graph.projections:
-        if pr.analog:
-            continue
-        n = counts[pr.source].sum(axis=0)
-        sops[pr.name] = int((n * plan.fanout[pr.name]).sum())
-    for p in pops:
-        if p.coupling == "stream" and inbox[p.name]:
-            raise GraphError(f"events reached stream population {p.name!r} outside its window "
-                             f"(steps {sorted(inbox[p.name])}); the schedule is inconsistent")
-    return RunResult(
-        output=output, counts=counts, sops=sops, macs=macs, steps=steps, spikes=spikes_rec,
-        extra={"spikes_per_step": per_step, "neuron_updates": updates,
-               "latency_steps": graph.latency_steps,
-               "pipeline_interval": graph.pipeline_interval})
+    def _whole_window(self, p: Population, t: int) -> None:
+        st = self.states[p.name]
+        rec = None
+        if self.spikes is not None:
+            full = self.spikes[p.name].reshape(self.B, self.plan.steps, -1)  # a view
+            rec = full[:, t:t + st.pop.t_max]
+        step_window(st, _plus_bias(self.acc.pop(p.name), st.bias), self.fixed, rec,
+                    self.per_step[p.name])
+        for pr in self.plan.outgoing[p.name]:
+            _accumulate(self.acc, pr.target, self.apply(pr, st.counts, st.pop.t_max))
+
+    def _one_step(self, p: Population, t: int, k: int) -> None:
+        st = self.states[p.name]
+        t_max = st.pop.t_max
+        if p.coupling == "rate":
+            if k == 0:
+                st.current = _plus_bias(self.acc.pop(p.name), st.bias)
+            current = st.current
+        else:
+            current = self.inbox[p.name].pop(t, 0) + st.drive + st.bias
+        active = True if st.uniform_T else (k < st.T)
+        st.v, s = if_step(st.v, np.broadcast_to(current, st.v.shape), st.theta,
+                          active=active, saturate=self.fixed)
+        st.counts += s
+        self.per_step[p.name][t] = np.count_nonzero(s)
+        if self.spikes is not None:
+            self.spikes[p.name][:, t] = s
+        for pr in self.plan.outgoing[p.name]:
+            if pr.target in self.plan.stream_targets:
+                box = self.inbox[pr.target]
+                box[t + pr.delay] = box.get(t + pr.delay, 0) + self.apply(pr, s, 1)
+            elif k == t_max - 1:
+                _accumulate(self.acc, pr.target, self.apply(pr, st.counts, t_max))
+
+    def result(self) -> RunResult:
+        for name, box in self.inbox.items():
+            if box:
+                raise GraphError(f"events reached stream population {name!r} outside its "
+                                 f"window (steps {sorted(box)}); the schedule is inconsistent")
+        ro = self.graph.readout
+        out = self.acc[ro.name] + np.asarray(ro.bias)
+        out = out / ro.units_per_float if self.fixed else out
+        output = np.broadcast_to(np.asarray(out, np.float64), (self.B, *ro.shape)).copy()
+        counts = {name: st.counts for name, st in self.states.items()}
+        return run_result(self.graph, output, counts, spikes=self.spikes,
+                          spikes_per_step=self.per_step, fanouts=self.plan.fanouts)

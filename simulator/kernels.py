@@ -24,19 +24,11 @@ weights of every spike with ``np.add.at``) lost to the GEMM at every activity me
 from __future__ import annotations
 
 import numpy as np
-
-from ..compiler.graph import Projection
-from ..compiler.linalg import block_kernel, conv2d, conv2d_block, project
+from pseudosnn.compiler.spiking.graph import Projection
+from pseudosnn.compiler.spiking.synapses import block_kernel, conv2d, conv2d_block, project
 
 FLOAT32_EXACT_LIMIT = 2**24
 FLOAT64_EXACT_LIMIT = 2**53
-
-
-def conv2d_gemm(x: np.ndarray, w: np.ndarray, stride=(1, 1), padding=(0, 0),
-                groups: int = 1) -> np.ndarray:
-    """Cross-correlation like ``linalg.conv2d`` (the same function), in the dtype of ``x``
-    and ``w``."""
-    return conv2d(x, w, stride, padding, groups)
 
 
 class Projector:

@@ -9,8 +9,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
-
-from ..compiler.atomic import write_atomic_with  # noqa: E402
+from pseudosnn.compiler.atomic import write_atomic_with  # noqa: E402
 
 
 def _save(fig, path: Path) -> Path:

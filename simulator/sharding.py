@@ -12,10 +12,9 @@ import multiprocessing as mp
 from collections.abc import Callable, Iterator
 
 import numpy as np
-
-from ..compiler.graph import SpikingGraph
-from .engine import simulate
-from .metrics.tally import Tally
+from pseudosnn.compiler.spiking.graph import SpikingGraph
+from pseudosnn.simulator.engine import simulate
+from pseudosnn.simulator.metrics.tally import Tally
 
 _worker_graph: SpikingGraph | None = None
 _worker_fixed: bool | None = None

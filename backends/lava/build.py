@@ -35,11 +35,16 @@ from lava.proc.conv.process import Conv
 from lava.proc.dense.models import PyDenseModelBitAcc, PyDenseModelFloat
 from lava.proc.dense.process import Dense
 from lava.utils.weightutils import SignMode
-
-from ...compiler.graph import GraphError, Projection, SpikingGraph
-from ...compiler.linalg import conv2d, encode_fixed, project
-from . import models
-from .process import CurrentSource, PseudoSNPopulation, ReadoutAccumulator, SpikeDelay, as_whc
+from pseudosnn.backends.lava import models
+from pseudosnn.backends.lava.process import (
+    CurrentSource,
+    PseudoSNPopulation,
+    ReadoutAccumulator,
+    SpikeDelay,
+    as_whc,
+)
+from pseudosnn.compiler.spiking.graph import GraphError, Projection, SpikingGraph
+from pseudosnn.compiler.spiking.synapses import conv2d, encoder_currents
 
 LAVA_CONV_OUTPUT_BITS = 24
 """lava ``PyConvModelFixed.clamp_precision``: ``signed_clamp(x, bits=24)`` (wraps)."""
@@ -73,20 +78,6 @@ class LavaRun:
 
 
 # --- arithmetic of the connection processes -------------------------------------------
-def encoder_currents(graph: SpikingGraph, x: np.ndarray) -> dict[str, np.ndarray]:
-    """Current (B, target size) each node receives from the analog input, once."""
-    out: dict[str, np.ndarray] = {}
-    for pr in graph.projections:
-        if not pr.analog:
-            continue
-        c = project(pr, np.asarray(x, np.float64))
-        if graph.fixed_point:
-            c = encode_fixed(c, graph.node(pr.target).scale)
-        c = c.reshape(c.shape[0], -1)
-        out[pr.target] = out[pr.target] + c if pr.target in out else c
-    return out
-
-
 def conv_as_dense(pr: Projection, source_shape: tuple[int, ...]) -> np.ndarray:
     """The conv as a (target size, source size) matrix: column ``j`` is the response to
     a unit event at source neuron ``j``."""
@@ -182,6 +173,7 @@ def build_network(graph: SpikingGraph, x: np.ndarray, record_spikes: bool = Fals
     targets = {**pops, ro.name: readout}
     sources = []
     for name, current in encoder_currents(graph, x).items():
+        current = current.reshape(current.shape[0], -1)
         stream = name in pops and graph.population(name).coupling == "stream"
         src = CurrentSource(currents=current, period=period, every_step=stream,
                             name=f"encoder->{name}")
@@ -189,7 +181,7 @@ def build_network(graph: SpikingGraph, x: np.ndarray, record_spikes: bool = Fals
         sources.append(src)
     net = LavaNetwork(graph, period, n_samples, record_dir, pops, readout, sources)
     for pr in graph.projections:
-        if pr.analog:
+        if pr.is_encoder:
             continue
         src_shape = graph.shape_of(pr.source)
         src, tgt = pops[pr.source], targets[pr.target]

@@ -7,8 +7,9 @@
 back to back, ``latency_steps`` each, in one Lava run per batch of ``K`` (default: all;
 every process resets its state at a sample boundary). ``RESULT.npz`` (written atomically)
 holds ``output`` (B, *readout shape), ``counts/<pop>`` (B, *shape), ``spikes/<pop>``
-(B, steps, *shape; with ``--record-spikes``), ``sops/<projection>`` (events times
-structural fan-out, summed over the batch), ``macs``, ``steps`` and timings.
+(B, steps, *shape; with ``--record-spikes``) and timings: what the run observed. SOPs,
+MACs and latency are derived on the main side by the counting module, as for every
+backend.
 """
 
 from __future__ import annotations
@@ -24,8 +25,7 @@ import time
 from pathlib import Path
 
 import numpy as np
-
-from ...compiler.atomic import write_atomic_with
+from pseudosnn.compiler.atomic import write_atomic_with
 
 EXIT_TIMEOUT = 124
 EXIT_FAILED = 2
@@ -108,7 +108,7 @@ def run(graph, x: np.ndarray, record_spikes: bool = False, batch: int = 0,
         fault: tuple[str, str, int] | None = None,
         conv_model: str = "lava") -> dict[str, np.ndarray]:
     """Run ``x`` through Lava; return the result arrays (the ``RESULT.npz`` keys)."""
-    from .build import build_network, run_network
+    from pseudosnn.backends.lava.build import build_network, run_network
 
     n = x.shape[0]
     batch = n if batch <= 0 else batch
@@ -122,20 +122,11 @@ def run(graph, x: np.ndarray, record_spikes: bool = False, batch: int = 0,
     values = np.concatenate([r.values for r in runs])
     out["readout_raw"] = values
     ro = graph.readout
-    bias_shape = np.asarray(values, np.float64)
-    out["output"] = bias_shape / ro.scale if graph.fixed_point else bias_shape
+    out["output"] = values / ro.units_per_float if graph.fixed_point else values
     for p in graph.populations:
         out[f"counts/{p.name}"] = np.concatenate([r.counts[p.name] for r in runs])
         if record_spikes:
             out[f"spikes/{p.name}"] = np.concatenate([r.spikes[p.name] for r in runs])
-    for pr in graph.projections:
-        if pr.analog:
-            continue
-        events = out[f"counts/{pr.source}"].sum(axis=0)
-        out[f"sops/{pr.name}"] = np.int64((events * pr.fanout(graph.shape_of(pr.source))).sum())
-    macs = sum(int(pr.fanout(graph.input.shape).sum()) for pr in graph.projections if pr.analog)
-    out["macs"] = np.int64(n * macs)
-    out["steps"] = np.int64(graph.latency_steps)
     out["samples"] = np.int64(n)
     out["seconds_build"] = np.float64(t_build)
     out["seconds_compile"] = np.float64(sum(r.seconds_compile for r in runs))
@@ -166,9 +157,9 @@ def parse_fault(spec: str | None) -> tuple[str, str, int] | None:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     t_start = time.perf_counter()
-    from ...compiler.artifact import ArtifactError, load
-    from ...compiler.graph import GraphError
-    from .models import FAILURE_FILE_ENV
+    from pseudosnn.backends.lava.models import FAILURE_FILE_ENV
+    from pseudosnn.compiler.artifact import ArtifactError, load
+    from pseudosnn.compiler.spiking.graph import GraphError
 
     fd, failure_file = tempfile.mkstemp(prefix="pseudosnn-lava-failure.")
     os.close(fd)
@@ -197,8 +188,7 @@ def main(argv: list[str] | None = None) -> int:
             result["seconds_process"] = np.float64(time.perf_counter() - t_start)
             result["mode"] = np.array("fixed_pt" if graph.fixed_point else "floating_pt")
             write_arrays(job["out"], result)
-            summary = {k: result[k].item() for k in ("samples", "steps", "macs",
-                                                     "seconds_total")}
+            summary = {k: result[k].item() for k in ("samples", "seconds_total")}
             print(json.dumps({"artifact": str(job["artifact"]), **summary}), flush=True)
     except (ArtifactError, GraphError) as exc:
         sys.stderr.write(f"error: {exc}\n")

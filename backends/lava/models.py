@@ -1,6 +1,6 @@
 """Float and bit-accurate fixed-point ProcessModels of our Processes (``process.py``).
 
-The neuron step is :func:`pseudosnn.compiler.semantics.if_step` itself, so the Lava
+The neuron step is :func:`pseudosnn.compiler.spiking.semantics.if_step` itself, so the Lava
 neuron cannot drift from the contract; the fixed-point models keep every state in exact
 int64 arithmetic with the 24-bit membrane saturation of the contract. Models are tagged
 ``floating_pt`` / ``fixed_pt`` like lava's own (``Loihi2SimCfg(select_tag=...)``).
@@ -25,10 +25,15 @@ from lava.magma.core.resources import CPU
 from lava.magma.core.sync.protocols.loihi_protocol import LoihiProtocol
 from lava.proc.conv.models import PyConvModelFixed, PyConvModelFloat
 from lava.proc.conv.process import Conv
-
-from ...compiler.linalg import conv2d
-from ...compiler.semantics import if_step
-from .process import CurrentSource, PseudoSNPopulation, ReadoutAccumulator, SpikeDelay, as_chw
+from pseudosnn.backends.lava.process import (
+    CurrentSource,
+    PseudoSNPopulation,
+    ReadoutAccumulator,
+    SpikeDelay,
+    as_chw,
+)
+from pseudosnn.compiler.spiking.semantics import if_step
+from pseudosnn.compiler.spiking.synapses import conv2d
 
 FAILURE_FILE_ENV = "PSEUDOSNN_LAVA_FAILURE_FILE"
 """If set, a failing process also appends its traceback to this file: the entry point's

@@ -51,7 +51,7 @@ class PseudoSNPopulation(_FlatAndWhcPorts):
 
     rate:   ``acc += a_in`` every step; inside the window integrate ``c = acc + b``;
     stream: inside the window integrate ``c = a_in + b``.
-    One step is :func:`pseudosnn.compiler.semantics.if_step` (24-bit saturation in fixed
+    One step is :func:`pseudosnn.compiler.spiking.semantics.if_step` (24-bit saturation in fixed
     point). Records per-sample spike counts and, if asked, every spike. ``fault``
     (``("raise" | "hang", global step)``) breaks the process on purpose, to test the
     failure path (``entry --inject-fault``).

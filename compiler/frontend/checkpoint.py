@@ -16,8 +16,8 @@ import argparse
 import pickle
 from pathlib import Path
 
-from .. import ir
-from .torch_model import FrontendError, model_to_ir
+from pseudosnn.compiler import ir
+from pseudosnn.compiler.frontend.torch_model import FrontendError, model_to_ir
 
 
 def _torch_load(path: Path, trusted: bool):
@@ -63,7 +63,7 @@ def check_state_dict(expected: dict, given: dict, what: str) -> None:
 
 def ours_to_ir(ckpt: dict, max_timesteps: int | None = None) -> ir.Graph:
     """Our checkpoint dict (``load_checkpoint``/``load_safetensors``) -> IR."""
-    from ...models import build_model
+    from pseudosnn.models import build_model
 
     rec = ckpt["model"]
     model = build_model(rec["arch"], num_classes=int(rec["num_classes"]),
@@ -82,12 +82,12 @@ def load_ir(path: str | Path, trusted: bool = False, max_timesteps: int | None =
     if not path.is_file():
         raise FrontendError(f"{path} does not exist")
     if path.suffix == ".onnx":
-        from ..onnx_io import from_onnx
+        from pseudosnn.compiler.onnx_io import from_onnx
 
         graph = from_onnx(str(path))
         ir.check(graph, max_timesteps)
         return graph
-    from ...checkpoint import CheckpointError, load_safetensors
+    from pseudosnn.checkpoint import CheckpointError, load_safetensors
 
     if path.suffix == ".safetensors":
         try:
@@ -96,7 +96,7 @@ def load_ir(path: str | Path, trusted: bool = False, max_timesteps: int | None =
             raise FrontendError(str(exc)) from exc
     obj = _torch_load(path, trusted)
     if isinstance(obj, dict) and obj.get("format") == "pseudosnn.checkpoint":
-        from ...checkpoint import load_checkpoint
+        from pseudosnn.checkpoint import load_checkpoint
 
         try:
             ckpt = load_checkpoint(path, trusted=trusted)
@@ -104,7 +104,7 @@ def load_ir(path: str | Path, trusted: bool = False, max_timesteps: int | None =
             raise FrontendError(str(exc)) from exc
         return ours_to_ir(ckpt, max_timesteps)
     if isinstance(obj, dict) and "model" in obj and "args" in obj:
-        from .paper import paper_to_ir
+        from pseudosnn.compiler.frontend.paper import paper_to_ir
 
         return paper_to_ir(obj, input_shape=input_shape, max_timesteps=max_timesteps)
     raise FrontendError(f"{path} is neither a pseudosnn checkpoint (format tag) nor a "

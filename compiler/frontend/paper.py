@@ -24,10 +24,9 @@ from __future__ import annotations
 import math
 
 import numpy as np
-
-from .. import ir
-from ..onnx_io import unsupported
-from .torch_model import FrontendError
+from pseudosnn.compiler import ir
+from pseudosnn.compiler.frontend.torch_model import FrontendError
+from pseudosnn.compiler.onnx_io import unsupported
 
 # Feature configurations of the paper's VGGs (numbers: conv widths; "A": 2x2 average
 # pooling; "AA<k>": adaptive average pooling to k x k), as in the zoo.

@@ -15,13 +15,14 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import torch
+from pseudosnn.compiler import ir
+from pseudosnn.compiler.onnx_io import unsupported
 from torch import nn
 
-from .. import ir
-from ..onnx_io import unsupported
+from pseudosnn.errors import PseudoSNNError
 
 
-class FrontendError(ValueError):
+class FrontendError(PseudoSNNError, ValueError):
     """A model or checkpoint the compiler cannot read (names the problem and the fix)."""
 
 
@@ -98,14 +99,14 @@ class _Walker:
             for sub_name, sub in m.named_children():
                 x = self.layer(sub, f"{name}.{sub_name}", x)
             return x
-        from ...neurons.base import SpikingNeuron
+        from pseudosnn.neurons.base import SpikingNeuron
 
         if isinstance(m, SpikingNeuron):
             return self.neuron(m, name, x)
         return self.block(m, name, x)
 
     def neuron(self, m, name: str, x: str) -> str:
-        from ...neurons.base import NotDeployable
+        from pseudosnn.neurons.base import NotDeployable
 
         try:
             spec = m.deploy_spec()
@@ -131,7 +132,7 @@ class _Walker:
             reset=spec.reset))
 
     def block(self, m: nn.Module, name: str, x: str) -> str:
-        from ...models.blocks import BasicBlock, PreActBlock, SEWBlock
+        from pseudosnn.models.blocks import BasicBlock, PreActBlock, SEWBlock
 
         def sub(attr: str, v: str) -> str:
             return self.layer(getattr(m, attr), f"{name}.{attr}", v)
@@ -154,8 +155,6 @@ class _Walker:
             skip = x if m.shortcut is None else sub("shortcut", x)
             return add(main, skip)
         raise unsupported(type(m).__name__, name)
-
-    warnings: list[str] = field(default_factory=list)
 
 
 def _as_feature_param(v: np.ndarray, shape: tuple[int, ...], what: str) -> np.ndarray:
@@ -189,8 +188,6 @@ def model_to_ir(model: nn.Module, input_shape: tuple[int, ...] | None = None,
         for name, m in body.named_children():
             x = w.layer(m, f"body.{name}", x)
         out = w.layer(readout.fc, "readout.fc", x)
-    if w.warnings:
-        meta["warnings"] = list(w.warnings)
     graph = ir.Graph(shape, tuple(w.nodes), out, meta=meta)
     ir.check(graph, max_timesteps)
     return graph

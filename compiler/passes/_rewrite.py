@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
-
-from ..ir import INPUT, Graph, Node
+from pseudosnn.compiler.ir import INPUT, Graph, Node
 
 
 def producers(graph: Graph) -> dict[str, Node]:
@@ -30,11 +28,6 @@ def fresh_name(taken: set[str], base: str) -> str:
         k += 1
     taken.add(f"{base}#{k}")
     return f"{base}#{k}"
-
-
-def rewire(node: Node, mapping: dict[str, str]) -> Node:
-    ins = tuple(mapping.get(i, i) for i in node.inputs)
-    return node if ins == node.inputs else replace(node, inputs=ins)
 
 
 def prune(graph: Graph) -> Graph:

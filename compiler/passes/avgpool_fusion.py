@@ -21,9 +21,8 @@ from __future__ import annotations
 from dataclasses import replace
 
 import numpy as np
-
-from ..ir import Graph, IRError, Node, infer_shapes
-from ._rewrite import producers, prune
+from pseudosnn.compiler.ir import Graph, IRError, Node, infer_shapes
+from pseudosnn.compiler.passes._rewrite import producers, prune
 
 POOLS = ("AvgPool", "GlobalAvgPool")
 

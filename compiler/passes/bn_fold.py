@@ -10,9 +10,8 @@ from __future__ import annotations
 from dataclasses import replace
 
 import numpy as np
-
-from ..ir import Graph
-from ._rewrite import producers, use_counts
+from pseudosnn.compiler.ir import Graph
+from pseudosnn.compiler.passes._rewrite import producers, use_counts
 
 
 def fold_batchnorm(graph: Graph) -> Graph:

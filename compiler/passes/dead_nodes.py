@@ -3,8 +3,8 @@ auxiliary head, or a layer orphaned by an earlier fusion)."""
 
 from __future__ import annotations
 
-from ..ir import Graph
-from ._rewrite import prune
+from pseudosnn.compiler.ir import Graph
+from pseudosnn.compiler.passes._rewrite import prune
 
 
 def remove_dead(graph: Graph) -> Graph:

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from ..ir import Graph
-from ._rewrite import producers, prune
+from pseudosnn.compiler.ir import Graph
+from pseudosnn.compiler.passes._rewrite import producers, prune
 
 
 def resolve_flatten(graph: Graph) -> Graph:

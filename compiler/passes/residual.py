@@ -13,9 +13,8 @@ from __future__ import annotations
 from dataclasses import replace
 
 import numpy as np
-
-from ..ir import INPUT, Graph, Node, infer_shapes
-from ._rewrite import fresh_name, producers, prune
+from pseudosnn.compiler.ir import INPUT, Graph, Node, infer_shapes
+from pseudosnn.compiler.passes._rewrite import fresh_name, producers, prune
 
 DISTRIBUTES = ("Conv", "Gemm", "AvgPool", "GlobalAvgPool", "Flatten", "BatchNorm")
 

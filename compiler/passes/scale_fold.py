@@ -12,9 +12,8 @@ from __future__ import annotations
 from dataclasses import replace
 
 import numpy as np
-
-from ..ir import Graph, IRError, Node, infer_shapes
-from ._rewrite import fresh_name, producers, prune, use_counts
+from pseudosnn.compiler.ir import Graph, IRError, Node, infer_shapes
+from pseudosnn.compiler.passes._rewrite import fresh_name, producers, prune, use_counts
 
 PROJ = ("Conv", "Gemm")
 

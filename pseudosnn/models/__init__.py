@@ -52,9 +52,15 @@ a CPU), ``vgg11``, ``vgg13``, ``vggsnn_cifar``, ``vggsnn_dvs``, ``resnet18``,
 
 from __future__ import annotations
 
-from .blocks import RESIDUAL_BLOCKS, BasicBlock, PreActBlock, SEWBlock, conv_bn
-from .layers import Readout, ResidualAdd, SeqToANN
-from .zoo import ARCHITECTURES, SpikingNetwork, UnknownArchitecture, build_model, check_arch
+from pseudosnn.models.blocks import RESIDUAL_BLOCKS, BasicBlock, PreActBlock, SEWBlock, conv_bn
+from pseudosnn.models.layers import Readout, ResidualAdd, SeqToANN
+from pseudosnn.models.zoo import (
+    ARCHITECTURES,
+    SpikingNetwork,
+    UnknownArchitecture,
+    build_model,
+    check_arch,
+)
 
 __all__ = [
     "ARCHITECTURES", "RESIDUAL_BLOCKS", "BasicBlock", "PreActBlock", "Readout",

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from torch import nn
 
-from ..neurons.base import SpikingNeuron
-from .layers import ResidualAdd, SeqToANN
+from pseudosnn.models.layers import ResidualAdd, SeqToANN
+from pseudosnn.neurons.base import SpikingNeuron
 
 
 def conv_bn(cin: int, cout: int, kernel: int, stride: int = 1, padding: int | None = None

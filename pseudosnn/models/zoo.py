@@ -10,12 +10,13 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..neurons import SpikingNeuron, make_neuron
-from .blocks import BasicBlock, PreActBlock, SEWBlock, conv_bn
-from .layers import Readout, ResidualAdd, SeqToANN
+from pseudosnn.errors import PseudoSNNError
+from pseudosnn.models.blocks import BasicBlock, PreActBlock, SEWBlock, conv_bn
+from pseudosnn.models.layers import Readout, ResidualAdd, SeqToANN
+from pseudosnn.neurons import SpikingNeuron, make_neuron
 
 
-class UnknownArchitecture(ValueError):
+class UnknownArchitecture(PseudoSNNError, ValueError):
     """An architecture name that is not in the zoo."""
 
 

@@ -10,7 +10,8 @@ from __future__ import annotations
 import difflib
 import importlib
 
-from .base import NeuronSpec, NotDeployable, SpikingNeuron
+from pseudosnn.errors import PseudoSNNError
+from pseudosnn.neurons.base import NeuronSpec, NotDeployable, SpikingNeuron
 
 NEURON_FAMILIES: dict[str, str] = {
     "pseudo": "pseudosnn.neurons.pseudo:PseudoSpikingNeuron",
@@ -27,7 +28,7 @@ __all__ = ["NEURON_FAMILIES", "NeuronSpec", "NotDeployable", "SpikingNeuron",
            "UnknownNeuronFamily", "make_neuron", "neuron_class"]
 
 
-class UnknownNeuronFamily(ValueError):
+class UnknownNeuronFamily(PseudoSNNError, ValueError):
     """A neuron family name that is not in ``NEURON_FAMILIES``."""
 
 

@@ -32,9 +32,9 @@ from typing import Literal
 import torch
 from torch import nn
 
-from .base import NeuronSpec, NotDeployable, SpikingNeuron
-from .surrogate import get_surrogate
-from .vanilla import expand_time
+from pseudosnn.neurons.base import NeuronSpec, NotDeployable, SpikingNeuron
+from pseudosnn.neurons.surrogate import get_surrogate
+from pseudosnn.neurons.vanilla import expand_time
 
 Granularity = Literal["layer", "channel", "neuron"]
 

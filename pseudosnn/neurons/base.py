@@ -14,6 +14,8 @@ from typing import Literal
 
 import torch
 
+from pseudosnn.errors import PseudoSNNError
+
 
 @dataclass(frozen=True)
 class NeuronSpec:
@@ -37,7 +39,7 @@ class NeuronSpec:
     reset: Literal["soft", "hard"] = "soft"
 
 
-class NotDeployable(TypeError):
+class NotDeployable(PseudoSNNError, TypeError):
     """A neuron family whose eval semantics have no integrate-and-fire equivalent."""
 
 

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import torch
 
-from .base import NeuronSpec, NotDeployable, SpikingNeuron
+from pseudosnn.neurons.base import NeuronSpec, NotDeployable, SpikingNeuron
 
 
 class _ClampRound(torch.autograd.Function):

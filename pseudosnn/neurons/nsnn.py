@@ -32,8 +32,8 @@ from typing import Literal
 
 import torch
 
-from .base import NeuronSpec, NotDeployable, SpikingNeuron
-from .vanilla import expand_time
+from pseudosnn.neurons.base import NeuronSpec, NotDeployable, SpikingNeuron
+from pseudosnn.neurons.vanilla import expand_time
 
 NoiseKind = Literal["gaussian", "logistic", "triangular", "uniform"]
 

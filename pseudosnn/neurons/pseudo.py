@@ -36,7 +36,7 @@ from typing import Literal
 import torch
 import torch.nn.functional as F
 
-from .base import NeuronSpec, SpikingNeuron
+from pseudosnn.neurons.base import NeuronSpec, SpikingNeuron
 
 Granularity = Literal["layer", "channel", "neuron"]
 GRANULARITIES = ("layer", "channel", "neuron")

@@ -21,8 +21,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .base import NeuronSpec, SpikingNeuron
-from .multispike import time_mean
+from pseudosnn.neurons.base import NeuronSpec, SpikingNeuron
+from pseudosnn.neurons.multispike import time_mean
 
 
 class _FloorSTE(torch.autograd.Function):

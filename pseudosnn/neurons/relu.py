@@ -10,7 +10,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from .base import SpikingNeuron
+from pseudosnn.neurons.base import SpikingNeuron
 
 
 class ReLUNeuron(SpikingNeuron):

@@ -31,8 +31,8 @@ from typing import Literal
 
 import torch
 
-from .base import NeuronSpec, NotDeployable, SpikingNeuron
-from .surrogate import get_surrogate, spike
+from pseudosnn.neurons.base import NeuronSpec, NotDeployable, SpikingNeuron
+from pseudosnn.neurons.surrogate import get_surrogate, spike
 
 Reset = Literal["soft", "hard"]
 

@@ -15,11 +15,11 @@ import io
 import json
 
 import numpy as np
-
-from ...compiler.atomic import write_atomic
-from ...compiler.graph import SpikingGraph
-from ..energy import CATEGORIES, EnergyModel, ann_energy_pj, layer_energy_pj
-from .tally import Tally
+from pseudosnn.compiler.atomic import write_atomic
+from pseudosnn.compiler.spiking import counting
+from pseudosnn.compiler.spiking.graph import SpikingGraph
+from pseudosnn.simulator.energy import CATEGORIES, EnergyModel, ann_energy_pj, layer_energy_pj
+from pseudosnn.simulator.metrics.tally import Tally
 
 CSV_COLUMNS = (
     "layer", "kind", "coupling", "shape", "neurons", "T_mean", "T_min", "T_max", "start",
@@ -28,10 +28,15 @@ CSV_COLUMNS = (
 )
 
 
-def dense_macs(graph: SpikingGraph) -> dict[str, int]:
-    """Structural synapses of every projection (= MACs per sample of the ANN)."""
-    return {pr.name: int(pr.fanout(graph.shape_of(pr.source)).sum())
-            for pr in graph.projections}
+def ann_baseline(graph: SpikingGraph, model: EnergyModel) -> dict | None:
+    """The trained network run as an ANN (``counting.ann_ops`` of the layers the compiler
+    recorded, before any fusion), or None when the artifact does not record them."""
+    layers = graph.meta.get("trained_layers")
+    if not layers:
+        return None
+    ops = counting.ann_ops([counting.Layer.from_dict(d) for d in layers])
+    return {"macs_per_sample": ops["macs"], "adds_per_sample": ops["adds"],
+            "energy_pj_per_sample": ann_energy_pj(model, ops["macs"], ops["adds"])}
 
 
 def build_report(
@@ -41,14 +46,14 @@ def build_report(
     """A JSON-able report of ``tally`` (totals over ``tally.samples`` samples)."""
     n = max(tally.samples, 1)
     steps = graph.latency_steps
-    synapses = dense_macs(graph)
+    updates = counting.neuron_updates(graph)
     layers = []
     tot = dict.fromkeys(CATEGORIES, 0.0)
     for pop in [*graph.topological_populations(), graph.readout]:
         incoming = graph.incoming(pop.name)
-        sops = sum(tally.sops.get(pr.name, 0) for pr in incoming if not pr.analog)
+        sops = sum(tally.sops.get(pr.name, 0) for pr in incoming if not pr.is_encoder)
         sops_out = sum(tally.sops.get(pr.name, 0) for pr in graph.outgoing(pop.name))
-        macs = tally.macs if any(pr.analog for pr in incoming) else 0
+        macs = tally.macs if any(pr.is_encoder for pr in incoming) else 0
         is_pop = pop is not graph.readout
         row = {"layer": pop.name, "kind": "population" if is_pop else "readout",
                "shape": list(pop.shape), "neurons": int(np.prod(pop.shape))}
@@ -56,7 +61,7 @@ def build_report(
             T = pop.timesteps_full()
             spikes = int(np.sum(tally.spikes.get(pop.name, 0)))
             active = int(tally.neuron_updates.get(pop.name, 0))
-            inactive = tally.samples * pop.size * steps - active
+            inactive = tally.samples * updates[pop.name][1]
             row.update(coupling=pop.coupling, T_mean=float(T.mean()), T_min=int(T.min()),
                        T_max=int(T.max()), start=pop.start, end=pop.end,
                        spikes_per_sample=spikes / n,
@@ -82,8 +87,9 @@ def build_report(
         if "spikes_per_step" in row:
             row["spikes_per_step"] = row["spikes_per_step"].tolist()
     snn_pj = sum(tot.values())
-    ann_macs = sum(synapses.values())
-    ann_pj = ann_energy_pj(model, ann_macs)
+    ann = ann_baseline(graph, model)
+    if ann is not None:
+        ann["ann_over_snn_energy"] = ann["energy_pj_per_sample"] / snn_pj if snn_pj else None
     interval = graph.pipeline_interval
     acc = tally.accuracy
     return {
@@ -107,15 +113,14 @@ def build_report(
             "energy_pj_per_sample": snn_pj,
             "energy_by_category_pj": tot,
         },
-        "ann": {"dense_macs_per_sample": ann_macs, "energy_pj_per_sample": ann_pj,
-                "ann_over_snn_energy": ann_pj / snn_pj if snn_pj else None},
+        "ann": ann,
         "layers": layers,
         "projections": [
             {"name": pr.name, "source": pr.source, "target": pr.target, "kind": pr.kind,
-             "synapses": synapses[pr.name], "delay": pr.delay,
+             "synapses": counting.synapses(pr, graph.shape_of(pr.source)), "delay": pr.delay,
              "sops_total": int(tally.sops.get(pr.name, 0)),
-             "sops_per_sample": tally.sops.get(pr.name, 0) / n if not pr.analog else 0.0,
-             "macs_per_sample": tally.macs / n if pr.analog else 0.0}
+             "sops_per_sample": tally.sops.get(pr.name, 0) / n if not pr.is_encoder else 0.0,
+             "macs_per_sample": tally.macs / n if pr.is_encoder else 0.0}
             for pr in graph.projections],
     }
 
@@ -147,12 +152,15 @@ def format_table(report: dict) -> str:
         f"{report['latency_steps']} steps = {report['latency_us']:.4g} us   pipelined: one "
         f"sample every {report['pipeline_interval_steps']} steps "
         f"({report['throughput_samples_per_s']:.4g} samples/s)",
-        f"per sample: {t['spikes_per_sample']:.6g} spikes, {t['sops_per_sample']:.6g} SOPs, "
-        f"{t['encoder_macs_per_sample']:.6g} encoder MACs, energy "
+        f"per sample: {t['spikes_per_sample']:,.1f} spikes, {t['sops_per_sample']:,.1f} SOPs, "
+        f"{t['encoder_macs_per_sample']:,.1f} encoder MACs, energy "
         f"{t['energy_pj_per_sample'] / 1e3:.6g} nJ ("
         + ", ".join(f"{k} {v / 1e3:.4g}" for k, v in t["energy_by_category_pj"].items() if v)
-        + f");  as an ANN: {a['dense_macs_per_sample']} MACs = "
-        f"{a['energy_pj_per_sample'] / 1e3:.6g} nJ",
+        + ")",
+        "as an ANN (the trained network): " + ("not recorded in this artifact" if a is None
+                                               else f"{a['macs_per_sample']:,} MACs + "
+                                               f"{a['adds_per_sample']:,} adds = "
+                                               f"{a['energy_pj_per_sample'] / 1e3:.6g} nJ"),
     ]
     return "\n".join(lines)
 
@@ -173,7 +181,7 @@ def write_reports(report: dict, out_dir, stem: str = "report",
     ``per_step/<pop>``; readout outputs) into ``out_dir``, each atomically."""
     from pathlib import Path
 
-    from ...compiler.atomic import write_atomic_with
+    from pseudosnn.compiler.atomic import write_atomic_with
 
     out = Path(out_dir)
     written = [write_atomic(out / f"{stem}.json", json.dumps(report, indent=1) + "\n"),

@@ -10,8 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
-
-from ..result import RunResult
+from pseudosnn.compiler.spiking.result import RunResult
 
 
 @dataclass
@@ -32,11 +31,11 @@ class Tally:
         self.steps = max(self.steps, int(result.steps))
         for k, n in result.counts.items():
             self.spikes[k] = self.spikes.get(k, 0) + n.sum(axis=0)
-        for k, s in result.extra.get("spikes_per_step", {}).items():
+        for k, s in (result.spikes_per_step or {}).items():
             self.spikes_per_step[k] = self.spikes_per_step.get(k, 0) + s
         for k, s in result.sops.items():
             self.sops[k] = self.sops.get(k, 0) + int(s)
-        for k, u in result.extra.get("neuron_updates", {}).items():
+        for k, u in result.neuron_updates.items():
             self.neuron_updates[k] = self.neuron_updates.get(k, 0) + int(u)
         self.macs += int(result.macs)
         self.outputs.append(np.asarray(result.output))

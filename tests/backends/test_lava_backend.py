@@ -15,7 +15,6 @@ from dataclasses import replace
 
 import numpy as np
 import pytest
-
 from pseudosnn.backends.lava_backend import (
     LavaBackend,
     LavaRunError,
@@ -23,7 +22,8 @@ from pseudosnn.backends.lava_backend import (
     run_artifact,
 )
 from pseudosnn.compiler import artifact
-from pseudosnn.compiler.graph import (
+from pseudosnn.compiler.quantize import quantize
+from pseudosnn.compiler.spiking.graph import (
     WEIGHT_EXP_MAX,
     WEIGHT_MAX,
     WEIGHT_MIN,
@@ -32,11 +32,10 @@ from pseudosnn.compiler.graph import (
     Projection,
     Readout,
     SpikingGraph,
-    schedule,
 )
-from pseudosnn.compiler.quantize import quantize
-from pseudosnn.compiler.reference import evaluate
-from pseudosnn.compiler.semantics import V_MAX
+from pseudosnn.compiler.spiking.reference import evaluate
+from pseudosnn.compiler.spiking.schedule import schedule
+from pseudosnn.compiler.spiking.semantics import V_MAX
 from pseudosnn.compiler.testing import random_graph
 from pseudosnn.simulator.engine import simulate
 
@@ -85,13 +84,14 @@ def _hand_quantised(graph: SpikingGraph, scale: float) -> SpikingGraph:
     127 planted in every projection (Lava's Dense clips and truncates exactly there)."""
     pops = [replace(p, threshold=int(round(p.threshold * scale)),
                     v0=int(round(p.threshold * scale)) // 2,
-                    bias=np.round(np.asarray(p.bias) * scale).astype(np.int64), scale=scale)
+                    bias=np.round(np.asarray(p.bias) * scale).astype(np.int64),
+                    units_per_float=scale)
             for p in graph.populations]
-    ro = replace(graph.readout, scale=scale,
+    ro = replace(graph.readout, units_per_float=scale,
                  bias=np.round(np.asarray(graph.readout.bias) * scale).astype(np.int64))
     projs = []
     for pr in graph.projections:
-        if not pr.analog:
+        if not pr.is_encoder:
             w = np.asarray(pr.weight) * scale
             e = int(np.clip(np.ceil(np.log2(np.abs(w).max() / WEIGHT_MAX)), 0, WEIGHT_EXP_MAX))
             q = np.clip(np.round(w / 2 ** e), WEIGHT_MIN, WEIGHT_MAX).astype(np.int64)
@@ -111,9 +111,9 @@ def _conv_wrap_graph() -> SpikingGraph:
     negative number; the backend must route it through Dense (and the 24-bit membrane
     then saturates)."""
     wide = Population("wide", (64, 4, 4), np.int64(4), threshold=100,
-                      bias=np.full((64, 1, 1), 200, np.int64), v0=50, scale=100.0)
+                      bias=np.full((64, 1, 1), 200, np.int64), v0=50, units_per_float=100.0)
     narrow = Population("narrow", (2, 4, 4), np.int64(2), threshold=1000,
-                        bias=np.zeros((2, 1, 1), np.int64), v0=500, scale=100.0)
+                        bias=np.zeros((2, 1, 1), np.int64), v0=500, units_per_float=100.0)
     w = np.empty((2, 64, 3, 3), np.int64)
     w[0], w[1] = WEIGHT_MAX, WEIGHT_MIN
     rng = np.random.default_rng(0)
@@ -124,7 +124,7 @@ def _conv_wrap_graph() -> SpikingGraph:
                    rng.integers(-128, 128, size=(5, 32)), weight_exp=1),
     )
     g = schedule(SpikingGraph(InputNode((1, 4, 4)), (wide, narrow),
-                              Readout("out", (5,), np.zeros(5, np.int64), scale=100.0),
+                              Readout("out", (5,), np.zeros(5, np.int64), units_per_float=100.0),
                               projs, fixed_point=True))
     g.validate()
     return g
@@ -200,7 +200,8 @@ def test_fixed_lava_equals_simulator_bit_for_bit(fixed_runs, case):
     graph, x, lava, sim = fixed_runs[case]
     assert lava.extra["mode"] == "fixed_pt"
     _assert_same_run(graph, x, lava, sim, exact_readout=True)
-    np.testing.assert_array_equal(lava.extra["readout_raw"] / graph.readout.scale, lava.output)
+    np.testing.assert_array_equal(lava.extra["readout_raw"] / graph.readout.units_per_float,
+                                  lava.output)
 
 
 def test_float_rate_counts_match_closed_form(float_runs):
@@ -221,13 +222,14 @@ def test_fixed_cases_reach_the_arithmetic_edges(fixed_runs):
     and >= 5 (Dense gets weight_exp-1 = -1 and large shifts), int8 extremes, delays > 1
     and encoder currents beyond the 24-bit membrane."""
     graphs = [g for g, *_ in fixed_runs.values()]
-    exps = {pr.weight_exp for g in graphs for pr in g.projections if not pr.analog}
+    exps = {pr.weight_exp for g in graphs for pr in g.projections if not pr.is_encoder}
     assert 0 in exps and max(exps) >= 5
     assert any(pr.delay > 1 for g in graphs for pr in g.projections)
     g, x, *_ = fixed_runs["cnn-stream-hand-2^22"]
-    enc = [pr for pr in g.projections if pr.analog][0]
-    from pseudosnn.compiler.linalg import encode_fixed, project
-    assert np.abs(encode_fixed(project(enc, x), g.population(enc.target).scale)).max() > V_MAX
+    enc = [pr for pr in g.projections if pr.is_encoder][0]
+    from pseudosnn.compiler.spiking.synapses import encode_fixed, project
+    units = g.population(enc.target).units_per_float
+    assert np.abs(encode_fixed(project(enc, x), units)).max() > V_MAX
     g, x, lava, sim = fixed_runs["conv-beyond-24-bits"]
     assert 576 * WEIGHT_MAX * 2 ** 7 > 2 ** 23 - 1  # what lava's Conv would have wrapped
     assert (lava.counts["wide"] == 4).all()  # every input fires: the worst case happens
@@ -271,8 +273,10 @@ def test_edited_artifact_is_refused_with_the_reason(lava_env, small_artifact, tm
     data = bytearray(weights.read_bytes())
     data[len(data) // 2] ^= 0xFF
     weights.write_bytes(bytes(data))
-    with pytest.raises(LavaRunError, match="does not match its sha256"):
-        run_artifact(broken, _inputs(graph, n=1), timeout=60)
+    with pytest.raises(artifact.ArtifactError, match="does not match its sha256"):
+        run_artifact(broken, _inputs(graph, n=1), timeout=60)  # refused before Lava starts
+    with pytest.raises(LavaRunError, match="does not match its sha256"):  # and by Lava's side
+        run_artifact(broken, _inputs(graph, n=1), timeout=60, graph=graph)
 
 
 def test_missing_lava_venv_names_the_fix(monkeypatch, small_artifact):

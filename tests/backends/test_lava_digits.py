@@ -14,7 +14,6 @@ import subprocess
 
 import numpy as np
 import pytest
-
 from pseudosnn.backends.lava_backend import run_artifacts
 from pseudosnn.compiler import artifact
 from pseudosnn.simulator.datasets import fit_to_input, load_digits_test
@@ -29,8 +28,8 @@ ACCURACY_SLICE = 30  # samples run with the im2col Conv model
 @pytest.fixture(scope="module")
 def digits_artifacts(tmp_path_factory, lava_python):
     import torch
-
     from pseudosnn.compiler.command import compile_path
+
     from pseudosnn.config import load_config
     from pseudosnn.trainer import train
 
@@ -41,6 +40,7 @@ def digits_artifacts(tmp_path_factory, lava_python):
         config = load_config(f"configs/digits/{name}.yaml")
         train(config, root / f"run-{name}", log=lambda s: None)
         ckpt = root / f"run-{name}" / "best.pth"
+        arts[("checkpoint", name)] = ckpt
         for fixed in (False, True):
             out = root / f"{name}{'-fixed' if fixed else ''}"
             compile_path(ckpt, out, target="lava", fixed_point=fixed)
@@ -140,3 +140,40 @@ print(json.dumps(res))
     for same_shape, diff, kind in res:
         assert same_shape
         assert diff == 0 if kind == "i" else diff < 1e-12
+
+
+def test_every_command_prints_the_same_encoder_macs_and_sops(digits_artifacts, lava_python,
+                                                             tmp_path, monkeypatch):
+    """The compile summary (on its calibration samples), ``simulate``, ``run --target lava``
+    and ``run --target onnx`` on the same 20 digits: one count each, from one module."""
+    import re
+
+    from click.testing import CliRunner
+
+    from pseudosnn.cli import main
+
+    monkeypatch.setenv("PSEUDOSNN_LAVA_PYTHON", lava_python)
+    n = 20
+    art = tmp_path / "cnn"
+
+    def cli(*args):
+        res = CliRunner().invoke(main, [str(a) for a in args])
+        assert res.exit_code == 0, res.output
+        return res.output
+
+    def number(pattern, text):
+        return float(re.search(pattern, text).group(1).replace(",", ""))
+
+    out = cli("compile", digits_artifacts[("checkpoint", "cnn")], "-o", art, "--target",
+              "lava", "--calib", "digits", "--calib-samples", n)
+    macs = {"compile": number(r"encoder MACs: ([\d,]+)", out)}
+    sops = {"compile": number(r"calibration samples \(simulator\): ([\d,.]+) SOPs", out)}
+    out = cli("simulate", art, "--data", "digits", "--limit", n, "--quiet")
+    macs["simulate"] = number(r"SOPs, ([\d,.]+) encoder MACs", out)
+    sops["simulate"] = number(r"per sample: [\d,.]+ spikes, ([\d,.]+) SOPs", out)
+    for target in ("lava", "onnx"):
+        out = cli("run", art, "--target", target, "--samples", n, "--check")
+        macs[target] = number(r"encoder_macs_per_sample: ([\d.]+)", out)
+        sops[target] = number(r"sops_per_sample: ([\d.]+)", out)
+    assert len(set(macs.values())) == 1 and macs["simulate"] == 7744, macs
+    assert len(set(sops.values())) == 1, sops

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
-from pseudosnn.compiler import ir, onnx_io, pipeline, reference
+from pseudosnn.compiler import ir, onnx_io, pipeline
+from pseudosnn.compiler.spiking import counting, reference
+from pseudosnn.compiler.spiking.backend import UnsupportedFeature
 
 
 def _net(rng):
@@ -30,7 +31,7 @@ def test_run_from_artifact_matches_reference(tmp_path):
     res = pipeline.run(g)
     artifact.save(res.graph, tmp_path / "a", target="onnx",
                   extra_files={"model.onnx": onnx_io.to_onnx(g).SerializeToString()})
-    backend = get_backend("onnx").from_artifact(tmp_path / "a")
+    backend = get_backend("onnx", artifact=tmp_path / "a")
     graph = artifact.load(tmp_path / "a")
     x = rng.normal(0, 1, (4, 2, 6, 6))
     run = backend.run(graph, x)
@@ -39,9 +40,12 @@ def test_run_from_artifact_matches_reference(tmp_path):
     for name in ("n0", "n1"):
         diff = run.counts[name] != ref.counts[name]
         assert diff.sum() <= 1, name  # a float32 tie at most
-    fan = graph.projections[1].fanout(graph.shape_of("n0"))
+    fan = counting.fanout(graph.projections[1], graph.shape_of("n0"))
     assert run.sops["c1"] == int(np.sum(run.counts["n0"] * fan))
-    assert run.macs == 4 * 2 * 9 * 4 * 36 and run.steps == graph.latency_steps
+    # the encoder's structural synapses (a 3x3 conv, padding 1, on 6x6: 16 of its 36
+    # outputs see all 9 taps, 16 see 6, 4 see 4), not the 9 * 36 padded taps
+    taps = 16 * 9 + 16 * 6 + 4 * 4
+    assert run.macs == 4 * 2 * 4 * taps and run.steps == graph.latency_steps
 
 
 def test_stream_graph_is_refused(rng):
@@ -49,7 +53,8 @@ def test_stream_graph_is_refused(rng):
     from pseudosnn.compiler.testing import random_graph
 
     g = random_graph("mlp", stream=True)
-    with pytest.raises(ValueError, match="rate-coupled graphs only"):
+    with pytest.raises(UnsupportedFeature, match="onnx target does not support "
+                                                  "stream-coupled populations"):
         OnnxBackend(b"unused").run(g, np.zeros((1, 16)))
 
 

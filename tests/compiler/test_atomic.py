@@ -4,7 +4,6 @@ import os
 import stat
 
 import pytest
-
 from pseudosnn.compiler import artifact
 from pseudosnn.compiler.atomic import write_atomic, write_atomic_with
 from pseudosnn.compiler.testing import random_graph

@@ -7,16 +7,18 @@ import json
 import numpy as np
 import pytest
 from click.testing import CliRunner
+from pseudosnn.compiler import artifact
+from pseudosnn.compiler.spiking import reference
 
 from pseudosnn.cli import main
-from pseudosnn.compiler import artifact, reference
 
 torch = pytest.importorskip("torch")
 
 
 def _ckpt(tmp_path, arch="cnn_digits", shape=(1, 8, 8), name="m.pth", **neuron):
-    from pseudosnn.checkpoint import make_checkpoint, save_checkpoint
     from pseudosnn.compiler.frontend.testing import randomize
+
+    from pseudosnn.checkpoint import make_checkpoint, save_checkpoint
     from pseudosnn.models import build_model
 
     model = build_model(arch, num_classes=10, input_shape=shape,
@@ -51,8 +53,9 @@ def test_compile_digits_models_end_to_end(tmp_path, arch, shape):
 def test_fixed_point_stream_model_compiles_and_says_how_to_measure(tmp_path):
     """Vanilla IF (stream coupling): the closed-form reference cannot measure the
     quantisation error, so the CLI says where to measure it instead of crashing."""
-    from pseudosnn.checkpoint import make_checkpoint, save_checkpoint
     from pseudosnn.compiler.frontend.testing import randomize
+
+    from pseudosnn.checkpoint import make_checkpoint, save_checkpoint
     from pseudosnn.models import build_model
 
     model = build_model("cnn_digits", num_classes=10, input_shape=(1, 8, 8),
@@ -140,6 +143,7 @@ def test_timesteps_above_max_are_refused(tmp_path):
 def test_unsupported_layer_maxpool(tmp_path):
     from pseudosnn.compiler.frontend.torch_model import model_to_ir
     from pseudosnn.compiler.onnx_io import UnsupportedLayerError
+
     from pseudosnn.models import build_model
 
     model = build_model("cnn_digits", num_classes=10, input_shape=(1, 8, 8))
@@ -152,6 +156,7 @@ def test_unsupported_layer_maxpool(tmp_path):
 
 def test_not_deployable_neuron_is_a_compile_error(tmp_path):
     from pseudosnn.compiler.frontend.torch_model import FrontendError, model_to_ir
+
     from pseudosnn.models import build_model
 
     model = build_model("mlp_digits", num_classes=10, input_shape=(64,),
@@ -168,7 +173,7 @@ def test_fixed_point_overflow_is_a_clear_error(tmp_path):
     sd["body.3.0.weight"] = sd["body.3.0.weight"] * 1e9
     save_checkpoint({**ckpt, "state_dict": sd}, path)
     res = _run(path, "-o", tmp_path / "o", "--fixed-point")
-    assert res.exit_code != 0 and "FixedPointError" in res.output
+    assert res.exit_code == 1 and "too large for a threshold" in res.output
 
 
 def test_artifact_with_a_bad_hash_is_refused(tmp_path):

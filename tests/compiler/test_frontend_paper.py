@@ -12,11 +12,12 @@ import math
 import numpy as np
 import pytest
 from click.testing import CliRunner
-
-from pseudosnn.cli import main
-from pseudosnn.compiler import artifact, reference
+from pseudosnn.compiler import artifact
 from pseudosnn.compiler.frontend.paper import paper_to_ir
 from pseudosnn.compiler.frontend.torch_model import FrontendError
+from pseudosnn.compiler.spiking import reference
+
+from pseudosnn.cli import main
 
 torch = pytest.importorskip("torch")
 F = torch.nn.functional

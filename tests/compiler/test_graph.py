@@ -1,33 +1,9 @@
 import numpy as np
 import pytest
-
 from pseudosnn.compiler import artifact
-from pseudosnn.compiler.graph import GraphError, Projection
-from pseudosnn.compiler.reference import evaluate
+from pseudosnn.compiler.spiking.graph import GraphError, Projection
+from pseudosnn.compiler.spiking.reference import evaluate
 from pseudosnn.compiler.testing import random_graph
-
-
-def brute_force_fanout(pr: Projection, shape):
-    """Count targets of each source pixel by convolving a one-hot input."""
-    from pseudosnn.compiler.linalg import conv2d
-
-    c, h, w = shape
-    out = np.zeros(shape, dtype=np.int64)
-    ones = np.ones_like(pr.weight)
-    for idx in np.ndindex(*shape):
-        x = np.zeros((1, c, h, w))
-        x[(0, *idx)] = 1
-        out[idx] = (conv2d(x, ones, pr.stride, pr.padding, pr.groups) != 0).sum()
-    return out
-
-
-@pytest.mark.parametrize("stride,padding,groups", [((1, 1), (1, 1), 1), ((2, 2), (1, 1), 1),
-                                                   ((2, 2), (0, 0), 2), ((1, 1), (2, 2), 1)])
-def test_conv_fanout_counts_borders_exactly(stride, padding, groups):
-    pr = Projection("p", "a", "b", "conv", np.ones((4, 4 // groups, 3, 3)),
-                    stride=stride, padding=padding, groups=groups)
-    shape = (4, 7, 6)
-    assert np.array_equal(pr.fanout(shape), brute_force_fanout(pr, shape))
 
 
 @pytest.mark.parametrize("kind", ["mlp", "cnn", "residual"])
@@ -82,7 +58,7 @@ def test_fixed_point_artifact_stores_int8_weights_and_loads_them_exactly(tmp_pat
 
 
 def test_fused_pool_conv_kernels_are_stored_as_blocks_and_expand_exactly(tmp_path):
-    from pseudosnn.compiler.graph import schedule
+    from pseudosnn.compiler.spiking.schedule import schedule
 
     g = random_graph("cnn", seed=6)
     k = np.random.default_rng(2).normal(size=(6, 4, 3, 3))
@@ -101,14 +77,13 @@ def test_fused_pool_conv_kernels_are_stored_as_blocks_and_expand_exactly(tmp_pat
 
 def test_weights_shared_by_residual_summands_are_stored_once(tmp_path):
     """A SEW-style sum ``W @ (n_a + n_b)`` is two projections with one weight matrix."""
-    from pseudosnn.compiler.graph import (
+    from pseudosnn.compiler.spiking.graph import (
         InputNode,
         Population,
-        Projection,
         Readout,
         SpikingGraph,
-        schedule,
     )
+    from pseudosnn.compiler.spiking.schedule import schedule
 
     rng = np.random.default_rng(0)
     shared = rng.normal(size=(4, 3))

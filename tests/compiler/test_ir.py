@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
 from pseudosnn.compiler import ir
 
 
@@ -25,7 +24,7 @@ def test_shapes(rng):
 
 
 def test_neuron_closed_form_matches_semantics(rng):
-    from pseudosnn.compiler.semantics import rate_spike_count
+    from pseudosnn.compiler.spiking.semantics import rate_spike_count
 
     node = ir.neuron("n", "input", np.array([[3], [7]]), threshold=1.5, scale=0.8, bias=0.1)
     x = rng.normal(0.5, 1.0, size=(5, 2, 4))

@@ -3,11 +3,9 @@ block-constant strided kernels (avgpool + conv) against the direct conv."""
 
 import numpy as np
 import pytest
-
-from pseudosnn.compiler.graph import Projection
-from pseudosnn.compiler.linalg import (
+from pseudosnn.compiler.spiking.graph import Projection
+from pseudosnn.compiler.spiking.synapses import (
     block_kernel,
-    cached_block_kernel,
     conv2d,
     conv2d_block,
     project,
@@ -108,14 +106,21 @@ def test_project_factorises_block_convs_only():
         np.testing.assert_array_equal(project(pr2, xf), conv2d(xf, w, stride, (1, 1)))
 
 
-def test_block_detection_is_cached_per_weight_array():
+def test_block_kernel_is_computed_once_and_weights_cannot_change_under_it():
+    """The block kernel is cached on the (frozen) projection; its weights are read-only, so
+    the cache can never go stale (an in-place write raises)."""
     rng = np.random.default_rng(3)
     w = expand(rng.normal(size=(2, 2, 3, 3)), (2, 2))
-    first = cached_block_kernel(w, (2, 2))
-    assert first is not None and cached_block_kernel(w, (2, 2)) is first
-    other = rng.normal(size=(2, 2, 6, 6))
-    assert cached_block_kernel(other, (2, 2)) is None
-    assert cached_block_kernel(w, (1, 1)) is None  # another stride: detected again
+    pr = Projection("p", "a", "b", "conv", w, stride=(2, 2))
+    first = pr.block_kernel
+    assert first is not None and pr.block_kernel is first
+    with pytest.raises(ValueError, match="read-only"):
+        pr.weight[0, 0, 0, 0] = 1.0
+    w[0, 0, 0, 0] += 1.0  # the caller's array is not the projection's
+    assert pr.weight[0, 0, 0, 0] != w[0, 0, 0, 0]
+    assert Projection("q", "a", "b", "conv", rng.normal(size=(2, 2, 6, 6)),
+                      stride=(2, 2)).block_kernel is None
+    assert Projection("r", "a", "b", "conv", w, stride=(1, 1)).block_kernel is None
 
 
 def test_fused_avgpool_conv_equals_pool_then_conv():

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
-from pseudosnn.compiler import ir, reference
-from pseudosnn.compiler.graph import schedule
+from pseudosnn.compiler import ir
 from pseudosnn.compiler.lower import LoweringError, lower
+from pseudosnn.compiler.spiking import reference
+from pseudosnn.compiler.spiking.schedule import schedule
 
 
 def _conv_net(rng, T0, groups=1):
@@ -33,7 +33,7 @@ def test_reference_equals_ir(rng, kind, groups):
     sg = schedule(lower(g))
     sg.validate()
     proj = {p.name: p for p in sg.projections}
-    assert proj["c0"].analog and proj["c0"].delay == 0
+    assert proj["c0"].is_encoder and proj["c0"].delay == 0
     assert (proj["c1"].event_scale is not None) == (kind == "neuron")
     x = rng.normal(0, 1, (4, 2, 5, 5))
     ev, ref = ir.evaluate(g, x), reference.evaluate(sg, x)

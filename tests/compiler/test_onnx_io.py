@@ -6,7 +6,6 @@ import numpy as np
 import onnx
 import pytest
 from onnx import helper
-
 from pseudosnn.compiler import ir, onnx_io
 
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
 from pseudosnn.compiler import ir
 from pseudosnn.compiler.passes.avgpool_fusion import fuse_avgpool
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import numpy as np
-
 from pseudosnn.compiler import ir
 from pseudosnn.compiler.passes.bn_fold import fold_batchnorm
 

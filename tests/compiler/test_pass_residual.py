@@ -4,7 +4,6 @@ projections; the network computes the same."""
 from __future__ import annotations
 
 import numpy as np
-
 from pseudosnn.compiler import ir
 from pseudosnn.compiler.passes.residual import distribute_add, identity_projections
 

@@ -4,7 +4,6 @@ into the consumers; identical spike counts."""
 from __future__ import annotations
 
 import numpy as np
-
 from pseudosnn.compiler import ir
 from pseudosnn.compiler.passes.scale_fold import fold_scale
 

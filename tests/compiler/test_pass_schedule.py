@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import numpy as np
-
 from pseudosnn.compiler import ir
 from pseudosnn.compiler.lower import lower
 from pseudosnn.compiler.passes.schedule import schedule_graph

@@ -7,7 +7,6 @@ from dataclasses import replace
 
 import numpy as np
 import pytest
-
 from pseudosnn.compiler import ir, passes, pipeline
 
 

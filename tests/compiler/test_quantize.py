@@ -7,9 +7,8 @@ from dataclasses import replace
 
 import numpy as np
 import pytest
-
-from pseudosnn.compiler import reference
 from pseudosnn.compiler.quantize import MIN_THETA_BITS, FixedPointError, quantize
+from pseudosnn.compiler.spiking import reference
 from pseudosnn.compiler.testing import random_graph
 
 
@@ -24,11 +23,11 @@ def test_fixed_point_format_and_error(kind):
         assert p.v0 == p.threshold // 2
         assert np.issubdtype(np.asarray(p.bias).dtype, np.integer)
     for pr in fixed.projections:
-        if not pr.analog:
+        if not pr.is_encoder:
             assert pr.weight.dtype == np.int64 and pr.weight.min() >= -128
             assert pr.weight.max() <= 127 and 0 <= pr.weight_exp <= 7
             # the scale relation W_int·2^e ≈ W_eff·S_p
-            s = fixed.node(pr.target).scale
+            s = fixed.node(pr.target).units_per_float
             w_eff = {q.name: q.weight for q in g.projections}[pr.name]
             assert np.abs(pr.weight * 2.0 ** pr.weight_exp - w_eff * s).max() <= \
                 2.0 ** pr.weight_exp / 2 + 1e-9
@@ -39,8 +38,8 @@ def test_fixed_point_format_and_error(kind):
     counts_equal = all(np.array_equal(a.counts[p.source], b.counts[p.source]) for p in last)
     if counts_equal:
         bound = sum(np.abs(a.counts[p.source]).reshape(len(x), -1).sum(1).max()
-                    * 2.0 ** p.weight_exp / 2 for p in last) / fixed.readout.scale
-        assert np.abs(a.output - b.output).max() <= bound + 1 / fixed.readout.scale
+                    * 2.0 ** p.weight_exp / 2 for p in last) / fixed.readout.units_per_float
+        assert np.abs(a.output - b.output).max() <= bound + 1 / fixed.readout.units_per_float
     assert np.abs(a.output - b.output).max() < 0.7 * np.abs(a.output).max()
     assert rep.max_output_error is not None and rep.membrane_saturations == 0
     assert rep.count_mismatch_fraction < 0.1 and rep.agreement >= 0.5
@@ -56,14 +55,14 @@ def test_accuracy_reported_with_labels():
 
 def test_overflowing_weights_are_refused():
     g = random_graph("mlp", seed=0)
-    big = [replace(p, weight=p.weight * 1e9) if not p.analog else p for p in g.projections]
+    big = [replace(p, weight=p.weight * 1e9) if not p.is_encoder else p for p in g.projections]
     with pytest.raises(FixedPointError, match="overflow|too large"):
         quantize(replace(g, projections=tuple(big)))
 
 
 def test_event_scale_is_refused():
     g = random_graph("cnn", seed=0)
-    pr = next(p for p in g.projections if not p.analog and p.kind == "conv")
+    pr = next(p for p in g.projections if not p.is_encoder and p.kind == "conv")
     es = np.ones(g.shape_of(pr.source))
     g2 = replace(g, projections=tuple(replace(p, event_scale=es) if p is pr else p
                                       for p in g.projections))

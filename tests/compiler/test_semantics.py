@@ -1,7 +1,6 @@
 import numpy as np
 import pytest
-
-from pseudosnn.compiler.semantics import V_MAX, if_step, quantised_rate, rate_spike_count
+from pseudosnn.compiler.spiking.semantics import V_MAX, if_step, quantised_rate, rate_spike_count
 
 
 def run_loop(c, T, theta, v0, saturate=False):

@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
-from pseudosnn.compiler import ir, onnx_io, pipeline, reference
+from pseudosnn.compiler import ir, onnx_io, pipeline
 from pseudosnn.compiler.frontend.torch_model import model_to_ir
+from pseudosnn.compiler.spiking import reference
 
 torch = pytest.importorskip("torch")
 
@@ -94,6 +94,7 @@ def test_paper_eval_rule_matches_the_simulator(arch, shape, same_T):
     the cycle-accurate simulator equals torch eval wherever no mirror padding is needed."""
     from pseudosnn.backends.registry import get_backend
     from pseudosnn.compiler.frontend import testing as helpers
+
     from pseudosnn.models import build_model
 
     model = build_model(arch, num_classes=10, input_shape=shape, residual_mode="mirror",
@@ -124,6 +125,7 @@ def test_baseline_families_compile_to_their_eval(family, arch, shape):
     vanilla IF (stream coupling, direct encoding) equal their torch eval on the simulator."""
     from pseudosnn.backends.registry import get_backend
     from pseudosnn.compiler.frontend import testing as helpers
+
     from pseudosnn.models import build_model
 
     model = build_model(arch, num_classes=10, input_shape=shape, neuron={"family": family})
@@ -141,6 +143,7 @@ def test_baseline_families_compile_to_their_eval(family, arch, shape):
 
 def test_not_deployable_families_name_the_reason():
     from pseudosnn.compiler.frontend.torch_model import FrontendError
+
     from pseudosnn.models import build_model
 
     for family in ("lif", "asgl", "nsnn", "relu"):

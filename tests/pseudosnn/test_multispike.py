@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from pseudosnn.compiler.spiking.semantics import rate_spike_count
 
-from pseudosnn.compiler.semantics import rate_spike_count
 from pseudosnn.neurons import NotDeployable
 from pseudosnn.neurons.multispike import MultiSpikeNeuron
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from pseudosnn.compiler.spiking.semantics import if_step, rate_spike_count
 
-from pseudosnn.compiler.semantics import if_step, rate_spike_count
 from pseudosnn.neurons import UnknownNeuronFamily, make_neuron
 from pseudosnn.neurons.pseudo import PseudoSpikingNeuron
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from pseudosnn.compiler.spiking.semantics import if_step
 
-from pseudosnn.compiler.semantics import if_step
 from pseudosnn.neurons import NotDeployable, make_neuron
 from pseudosnn.neurons.surrogate import SURROGATES, get_surrogate, spike
 from pseudosnn.neurons.vanilla import IFNeuron, LIFNeuron

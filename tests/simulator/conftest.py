@@ -7,10 +7,9 @@ from dataclasses import replace
 
 import numpy as np
 import pytest
-
-from pseudosnn.compiler.graph import WEIGHT_EXP_MAX, SpikingGraph
-from pseudosnn.compiler.linalg import encode_fixed, project
-from pseudosnn.compiler.semantics import if_step
+from pseudosnn.compiler.spiking.graph import WEIGHT_EXP_MAX, SpikingGraph
+from pseudosnn.compiler.spiking.semantics import if_step
+from pseudosnn.compiler.spiking.synapses import encode_fixed, project
 
 UNITS = 256  # integer membrane units per float unit (theta = 1.0 -> 256)
 
@@ -20,15 +19,15 @@ def quantise(graph: SpikingGraph) -> SpikingGraph:
     pops = []
     for p in graph.populations:
         s = UNITS / p.threshold
-        pops.append(replace(p, threshold=float(UNITS), v0=float(UNITS // 2), scale=s,
+        pops.append(replace(p, threshold=float(UNITS), v0=float(UNITS // 2), units_per_float=s,
                             bias=np.round(np.asarray(p.bias) * s).astype(np.int64)))
-    scale = {p.name: p.scale for p in pops}
-    ro = replace(graph.readout, scale=float(UNITS),
+    scale = {p.name: p.units_per_float for p in pops}
+    ro = replace(graph.readout, units_per_float=float(UNITS),
                  bias=np.round(np.asarray(graph.readout.bias) * UNITS).astype(np.int64))
-    scale[ro.name] = ro.scale
+    scale[ro.name] = ro.units_per_float
     projs = []
     for pr in graph.projections:
-        if pr.analog:
+        if pr.is_encoder:
             projs.append(pr)
             continue
         w = np.asarray(pr.weight) * scale[pr.target]
@@ -58,12 +57,12 @@ def naive_loop(graph: SpikingGraph, x: np.ndarray):
 
     def encoder(pr):
         c = project(pr, x)
-        return encode_fixed(c, graph.node(pr.target).scale) if fixed else c
+        return encode_fixed(c, graph.node(pr.target).units_per_float) if fixed else c
 
     def arriving(name: str, t: int, stream: bool):
         total = 0
         for pr in graph.incoming(name):
-            if pr.analog:
+            if pr.is_encoder:
                 if t == 0 or stream:
                     total = total + encoder(pr)
             elif t - pr.delay >= 0:
@@ -85,7 +84,7 @@ def naive_loop(graph: SpikingGraph, x: np.ndarray):
             hist[p.name][t] = s
         ro_acc = ro_acc + arriving(graph.readout.name, t, False)
     out = ro_acc + graph.readout.bias
-    return hist, (out / graph.readout.scale if fixed else out)
+    return hist, (out / graph.readout.units_per_float if fixed else out)
 
 
 @pytest.fixture(autouse=True, scope="session")

@@ -8,13 +8,13 @@ import sys
 import numpy as np
 import pytest
 from click.testing import CliRunner
-
-from pseudosnn.cli import main
 from pseudosnn.compiler import artifact
 from pseudosnn.compiler.testing import random_graph
 from pseudosnn.simulator.datasets import DataError, load_dataset
 from pseudosnn.simulator.engine import simulate
 from pseudosnn.simulator.sharding import simulate_dataset
+
+from pseudosnn.cli import main
 
 PNG = b"\x89PNG\r\n\x1a\n"
 

@@ -4,15 +4,14 @@ import math
 
 import numpy as np
 import pytest
-
-from pseudosnn.compiler.graph import (
+from pseudosnn.compiler.spiking.graph import (
     InputNode,
     Population,
     Projection,
     Readout,
     SpikingGraph,
-    schedule,
 )
+from pseudosnn.compiler.spiking.schedule import schedule
 from pseudosnn.simulator.energy import get_model
 from pseudosnn.simulator.energy_check import compare, format_table, relative_error
 from pseudosnn.simulator.engine import simulate

@@ -3,14 +3,13 @@ step loop over ``if_step`` (stream coupling, and rate in fixed point), float and
 
 import numpy as np
 import pytest
-
 from pseudosnn.backends.numpy_backend import NumpyBackend
-from pseudosnn.compiler.graph import Projection
-from pseudosnn.compiler.linalg import project
-from pseudosnn.compiler.reference import evaluate
+from pseudosnn.compiler.spiking.graph import Projection
+from pseudosnn.compiler.spiking.reference import evaluate
+from pseudosnn.compiler.spiking.synapses import conv2d, project
 from pseudosnn.compiler.testing import random_graph
 from pseudosnn.simulator.engine import SimulationError, simulate
-from pseudosnn.simulator.kernels import Projector, conv2d_gemm
+from pseudosnn.simulator.kernels import Projector
 
 KINDS = ["mlp", "cnn", "residual"]
 
@@ -24,7 +23,7 @@ def assert_counts_consistent(res):
         assert s.dtype == bool and s.shape[1] == res.steps
         assert np.array_equal(s.sum(axis=1), res.counts[name])
         assert np.array_equal(s.sum(axis=tuple(i for i in range(s.ndim) if i != 1)),
-                              res.extra["spikes_per_step"][name])
+                              res.spikes_per_step[name])
 
 
 @pytest.mark.parametrize("per_channel", [False, True])
@@ -101,7 +100,7 @@ def test_sops_are_events_times_fanout(quantised):
     x = batch(g, 5)
     res = simulate(g, x)
     for pr in g.projections:
-        if pr.analog:
+        if pr.is_encoder:
             continue
         src = g.population(pr.source)
         # brute force: every event reaches the targets of a one-hot projection
@@ -113,8 +112,12 @@ def test_sops_are_events_times_fanout(quantised):
             e[(0, *idx)] = 1
             per_event[idx] = int((project(ones, e) != 0).sum())
         assert res.sops[pr.name] == int((res.counts[pr.source].sum(0) * per_event).sum())
-    enc = [pr for pr in g.projections if pr.analog][0]
-    assert res.macs == 5 * int(enc.fanout(g.input.shape).sum())
+    enc = [pr for pr in g.projections if pr.is_encoder][0]
+    ones = Projection("o", "input", enc.target, "conv", np.ones_like(enc.weight),
+                      enc.stride, enc.padding, enc.groups, delay=0)
+    taps = sum(int((project(ones, e[None]) != 0).sum())
+               for e in np.eye(int(np.prod(g.input.shape))).reshape(-1, *g.input.shape))
+    assert res.macs == 5 * taps  # structural synapses: padding taps are not counted
 
 
 @pytest.mark.parametrize("x_max", [15, 2**14, 2**40])  # float32, float64, int64 paths
@@ -128,18 +131,6 @@ def test_fixed_point_gemm_in_float_is_exact(x_max):
     got = Projector(pr, np.int64, exact_int=True)(counts, x_max)
     assert got.dtype == np.int64
     np.testing.assert_array_equal(got, exact)
-
-
-@pytest.mark.parametrize("stride,padding,groups", [((1, 1), (1, 1), 1), ((2, 2), (1, 1), 2),
-                                                   ((2, 1), (0, 2), 4)])
-def test_conv_kernel_equals_linalg(stride, padding, groups):
-    from pseudosnn.compiler.linalg import conv2d
-
-    rng = np.random.default_rng(1)
-    x = rng.normal(size=(3, 4, 9, 7))
-    w = rng.normal(size=(8, 4 // groups, 3, 3))
-    np.testing.assert_allclose(conv2d_gemm(x, w, stride, padding, groups),
-                               conv2d(x, w, stride, padding, groups), rtol=1e-12, atol=1e-12)
 
 
 @pytest.mark.parametrize("kind", KINDS)
@@ -203,7 +194,7 @@ def with_block_conv(graph, seed=0):
 def test_block_conv_graph_equals_reference_and_naive_loop(kind, naive, quantised):
     """The factorised avgpool+conv projection: float64 counts/readout bit-identical to the
     reference, spike trains equal the literal loop; fixed point exact; float32 agrees."""
-    from pseudosnn.compiler.linalg import block_kernel
+    from pseudosnn.compiler.spiking.synapses import block_kernel
 
     for seed in range(2):
         g = with_block_conv(random_graph(kind, seed=seed, per_channel=True), seed)
@@ -233,7 +224,6 @@ def test_block_conv_graph_equals_reference_and_naive_loop(kind, naive, quantised
 
 @pytest.mark.parametrize("x_max", [15, 2**14, 2**40])  # float32, float64, int64 paths
 def test_fixed_point_block_conv_projector_is_exact(x_max):
-    from pseudosnn.compiler.linalg import conv2d
 
     rng = np.random.default_rng(3)
     k = rng.integers(-128, 128, size=(6, 4, 3, 3))
@@ -278,8 +268,8 @@ def test_live_neuron_stepping_equals_full_stepping(kind, mode, quantised, monkey
         silent = 0
         for name in full.counts:
             np.testing.assert_array_equal(fast.counts[name], full.counts[name], err_msg=name)
-            np.testing.assert_array_equal(fast.extra["spikes_per_step"][name],
-                                          full.extra["spikes_per_step"][name], err_msg=name)
+            np.testing.assert_array_equal(fast.spikes_per_step[name],
+                                          full.spikes_per_step[name], err_msg=name)
             silent += int((full.counts[name] == 0).sum())
         assert silent > 0 and sum(int(n.sum()) for n in full.counts.values()) > 0
         assert sum(a for a, _ in calls) > 0 and sum(b for _, b in calls) > 0

@@ -3,15 +3,15 @@ energy; and a fixed-point case where the 24-bit saturation decides a spike."""
 
 import numpy as np
 import pytest
-
-from pseudosnn.compiler.graph import (
+from pseudosnn.compiler.spiking.counting import Layer
+from pseudosnn.compiler.spiking.graph import (
     InputNode,
     Population,
     Projection,
     Readout,
     SpikingGraph,
-    schedule,
 )
+from pseudosnn.compiler.spiking.schedule import schedule
 from pseudosnn.simulator.energy import get_model
 from pseudosnn.simulator.engine import simulate
 from pseudosnn.simulator.metrics.report import build_report
@@ -30,7 +30,11 @@ def two_layer() -> SpikingGraph:
         InputNode((1, 3, 3)), (A, B), Readout("out", (2,), np.array([0.25, -0.25])),
         (Projection("enc", "input", "A", "conv", np.ones((1, 1, 1, 1)), delay=0),
          Projection("AB", "A", "B", "conv", np.full((1, 1, 3, 3), 1 / 16), padding=(1, 1)),
-         Projection("Bout", "B", "out", "dense", w_out)))
+         Projection("Bout", "B", "out", "dense", w_out)),
+        meta={"trained_layers": [  # the same three layers, as the compiler records them
+            Layer("enc", "conv", (1, 3, 3), (1, 3, 3)).as_dict(),
+            Layer("AB", "conv", (1, 3, 3), (1, 3, 3), kernel=(3, 3), padding=(1, 1)).as_dict(),
+            Layer("Bout", "linear", (9,), (2,)).as_dict()]})
     g = schedule(g)
     g.validate()
     return g
@@ -46,14 +50,14 @@ def test_two_layer_network_by_hand():
     n_A = np.array([[4, 2, 0], [1, 3, 4], [0, 0, 0]])
     assert np.array_equal(res.counts["A"][0, 0], n_A)
     # A fires from step 0 (c=1: every step; 0.5: steps 0,2; 0.25: step 1; 0.75: 0,1,3)
-    assert res.extra["spikes_per_step"]["A"].tolist() == [4, 4, 3, 3, 0, 0, 0]
+    assert res.spikes_per_step["A"].tolist() == [4, 4, 3, 3, 0, 0, 0]
     assert np.nonzero(res.spikes["A"][0, :, 0, 1, 0])[0].tolist() == [1]  # c = 0.25
     # B: c = (3x3 neighbourhood sum of n_A)/16 = [[10,14,9],[10,14,9],[4,8,7]]/16,
     # n = floor(2c + 1/2); window steps 4, 5 (A's last events arrive at 3 + 1 = 4).
     assert g.population("B").start == 4
     n_B = np.array([[1, 2, 1], [1, 2, 1], [1, 1, 1]])
     assert np.array_equal(res.counts["B"][0, 0], n_B)
-    assert res.extra["spikes_per_step"]["B"].tolist() == [0, 0, 0, 0, 7, 4, 0]
+    assert res.spikes_per_step["B"].tolist() == [0, 0, 0, 0, 7, 4, 0]
     # readout: 0.5 * 11 + 0.25 and 0.5 * n_B[0,0] - 0.25; final at 5 + 1 = 6
     np.testing.assert_allclose(res.output, [[5.75, 0.25]])
     assert res.steps == g.latency_steps == 7
@@ -62,7 +66,7 @@ def test_two_layer_network_by_hand():
     assert res.sops["AB"] == 4 * 4 + 2 * 6 + 1 * 6 + 3 * 9 + 4 * 6 == 85
     assert res.sops["Bout"] == 11 * 2
     assert res.macs == 9  # 1x1 conv, 9 structural synapses
-    assert res.extra["neuron_updates"] == {"A": 36, "B": 18}
+    assert res.neuron_updates == {"A": 36, "B": 18}
 
     tally = Tally().add(res, np.array([0]))
     rep = build_report(g, tally, get_model("45nm-fp32"), time_per_step_us=2.0)
@@ -76,8 +80,8 @@ def test_two_layer_network_by_hand():
     assert layers["out"]["energy_pj"] == pytest.approx(22 * 0.9)
     assert layers["A"]["firing_rate"] == pytest.approx(14 / 36)
     assert layers["A"]["sops_out_per_sample"] == 85 and layers["B"]["sops_out_per_sample"] == 22
-    # ANN: 9 + 49 + 18 dense MACs
-    assert rep["ann"]["dense_macs_per_sample"] == 76
+    # ANN: 9 + 49 (3x3 conv with borders: 3*3 + 2*3*2 ... = 49 structural taps) + 18 MACs
+    assert rep["ann"]["macs_per_sample"] == 76 and rep["ann"]["adds_per_sample"] == 0
     assert rep["ann"]["energy_pj_per_sample"] == pytest.approx(76 * 4.6)
 
     loihi = build_report(g, tally, get_model("loihi"), time_per_step_us=1.0)
@@ -99,12 +103,12 @@ def saturating_graph() -> SpikingGraph:
     w_enc[:n_neg, 0] = 1.0
     w_enc[n_neg:, 1] = 1.0
     A = Population("A", (n_neg + n_pos,), np.int64(4), 256.0, np.zeros(1, np.int64), 128.0,
-                   scale=256.0)
+                   units_per_float=256.0)
     B = Population("B", (1,), np.int64(4), 256.0, np.zeros(1, np.int64), 128.0,
-                   coupling="stream", scale=256.0)
+                   coupling="stream", units_per_float=256.0)
     w = np.concatenate([np.full(n_neg, -128), np.full(n_pos, 127)])[None].astype(np.int64)
     g = SpikingGraph(
-        InputNode((2,)), (A, B), Readout("out", (1,), np.zeros(1, np.int64), scale=1.0),
+        InputNode((2,)), (A, B), Readout("out", (1,), np.zeros(1, np.int64), units_per_float=1.0),
         (Projection("enc", "input", "A", "dense", w_enc, delay=0),
          Projection("AB", "A", "B", "dense", w, weight_exp=7),
          Projection("Bout", "B", "out", "dense", np.ones((1, 1), np.int64))),
@@ -119,7 +123,7 @@ def test_fixed_point_saturation_decides_a_spike():
     # encoder currents: 1.0 * 256 = 256 (fires every step), 0.125 * 256 = 32
     # (v: 160, 192, 224, 256 -> fires at its step 3 only)
     res = simulate(g, np.array([[1.0, 0.125]]), record_spikes=True)
-    assert res.extra["spikes_per_step"]["A"].tolist() == [200, 200, 200, 960, 0, 0]
+    assert res.spikes_per_step["A"].tolist() == [200, 200, 200, 960, 0, 0]
     assert g.population("B").start == 1
     assert res.spikes["B"][0, :, 0].tolist() == [False, False, False, False, True, False]
     assert res.output.tolist() == [[1.0]]

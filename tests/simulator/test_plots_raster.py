@@ -1,7 +1,6 @@
 """Which neurons the spike raster shows."""
 
 import numpy as np
-
 from pseudosnn.simulator.plots import choose_neurons
 
 

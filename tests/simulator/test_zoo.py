@@ -14,12 +14,14 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from pseudosnn.compiler import pipeline, reference  # noqa: E402
+from pseudosnn.compiler import pipeline  # noqa: E402
 from pseudosnn.compiler.frontend import testing as helpers  # noqa: E402
 from pseudosnn.compiler.frontend.torch_model import model_to_ir  # noqa: E402
+from pseudosnn.compiler.spiking import reference  # noqa: E402
+from pseudosnn.simulator.engine import simulate  # noqa: E402
+
 from pseudosnn.models import build_model  # noqa: E402
 from pseudosnn.neurons.base import SpikingNeuron  # noqa: E402
-from pseudosnn.simulator.engine import simulate  # noqa: E402
 
 CASES = [  # (arch, input shape, T granularity); CIFAR models at small sizes for speed
     ("mlp_digits", (64,), "layer"),

@@ -11,10 +11,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-
-from .graph import GraphError, SpikingGraph
-from .linalg import encode_fixed, project
-from .semantics import rate_spike_count
+from pseudosnn.compiler.spiking.graph import GraphError, SpikingGraph
+from pseudosnn.compiler.spiking.semantics import rate_spike_count
+from pseudosnn.compiler.spiking.synapses import encoder_currents, project
 
 
 @dataclass
@@ -30,28 +29,25 @@ def evaluate(graph: SpikingGraph, x: np.ndarray) -> ReferenceResult:
     if tuple(x.shape[1:]) != tuple(graph.input.shape):
         raise GraphError(f"input has shape {tuple(x.shape[1:])}, the graph expects "
                          f"{tuple(graph.input.shape)} per sample")
-    fixed = graph.fixed_point
+    encoder = encoder_currents(graph, x)
     counts: dict[str, np.ndarray] = {}
     currents: dict[str, np.ndarray] = {}
 
-    def drive(target: str, scale: float) -> np.ndarray:
-        total = 0
+    def drive(target: str) -> np.ndarray:
+        total = encoder.get(target, 0)
         for pr in graph.incoming(target):
-            if pr.analog:
-                c = project(pr, x)
-                total = total + (encode_fixed(c, scale) if fixed else c)
-            else:
-                total = total + project(pr, counts[pr.source], fixed_point=fixed)
+            if not pr.is_encoder:
+                total = total + project(pr, counts[pr.source], fixed_point=graph.fixed_point)
         return total
 
     for pop in graph.topological_populations():
         if pop.coupling != "rate":
             raise GraphError(f"population {pop.name!r} is stream-coupled: the rate-level "
                              "reference cannot evaluate it; use the simulator")
-        c = drive(pop.name, pop.scale) + np.asarray(pop.bias)
+        c = drive(pop.name) + np.asarray(pop.bias)
         currents[pop.name] = c
         counts[pop.name] = rate_spike_count(c, pop.timesteps, pop.threshold, pop.v0)
     ro = graph.readout
-    acc = drive(ro.name, ro.scale) + np.asarray(ro.bias)
-    out = acc / ro.scale if fixed else acc
+    acc = drive(ro.name) + np.asarray(ro.bias)
+    out = acc / ro.units_per_float if graph.fixed_point else acc
     return ReferenceResult(counts=counts, currents=currents, output=np.asarray(out, np.float64))

@@ -1,5 +1,5 @@
-"""Numpy synaptic arithmetic shared by the reference evaluator, the simulator and the
-Lava backend: the one place that says what a projection computes.
+"""What a projection computes, written once: numpy synaptic arithmetic shared by the
+reference evaluator, the simulator and the Lava backend.
 
 ``project(pr, x)`` maps source values ``x`` of shape ``(B, *source_shape)`` to target
 currents ``(B, *target_shape)``: dense ``x_flat @ W.T``; conv a cross-correlation
@@ -16,12 +16,11 @@ every caller of ``project`` gets the same bits.
 
 from __future__ import annotations
 
-import weakref
+from collections.abc import Callable
 
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
-
-from .graph import Projection
+from pseudosnn.compiler.spiking.graph import Projection, SpikingGraph
 
 IM2COL_CHUNK_BYTES = 1 << 20
 """im2col columns built per batch chunk of about this size (cache blocking: the copy and
@@ -101,48 +100,48 @@ def conv2d_block(x: np.ndarray, wb: np.ndarray, stride=(2, 2), padding=(0, 0),
     return conv2d(pooled, wb, (1, 1), (0, 0), groups)
 
 
-_BLOCK_CACHE: dict[int, tuple[weakref.ref, tuple, np.ndarray | None]] = {}
-
-
-def cached_block_kernel(w: np.ndarray, stride: tuple[int, int]) -> np.ndarray | None:
-    """:func:`block_kernel`, detected once per weight array (kept while the array lives;
-    weights are treated as immutable once a projection has been applied)."""
-    key = id(w)
-    hit = _BLOCK_CACHE.get(key)
-    if hit is not None and hit[0]() is w and hit[1] == tuple(stride):
-        return hit[2]
-    wb = block_kernel(w, stride)
-    try:
-        ref = weakref.ref(w, lambda _r, k=key: _BLOCK_CACHE.pop(k, None))
-    except TypeError:  # not weak-referenceable: detect every call
-        return wb
-    _BLOCK_CACHE[key] = (ref, tuple(stride), wb)
-    return wb
-
-
 def project(pr: Projection, x: np.ndarray, fixed_point: bool = False) -> np.ndarray:
     """Currents delivered by projection ``pr`` for source values ``x`` (events, counts or
     the analog input), batch first."""
     if pr.event_scale is not None:
         x = x * pr.event_scale
     w = pr.weight
-    if fixed_point and not pr.analog:
+    if fixed_point and not pr.is_encoder:
         x = x.astype(np.int64, copy=False)
         w = w.astype(np.int64, copy=False)
     if pr.kind == "dense":  # cast first: matmul on mixed dtypes skips BLAS
         y = x.reshape(x.shape[0], -1).astype(np.result_type(x, w), copy=False) @ w.T
     else:
-        wb = cached_block_kernel(pr.weight, pr.stride)
+        wb = pr.block_kernel
         if wb is not None:
             y = conv2d_block(x, wb.astype(w.dtype, copy=False), pr.stride, pr.padding,
                              pr.groups)
         else:
             y = conv2d(x, w, pr.stride, pr.padding, pr.groups)
-    if fixed_point and not pr.analog and pr.weight_exp:
+    if fixed_point and not pr.is_encoder and pr.weight_exp:
         y = np.left_shift(y, pr.weight_exp)
     return y
 
 
-def encode_fixed(current: np.ndarray, scale: float) -> np.ndarray:
-    """Analog encoder current in a population's integer units: ``floor(c*scale + 1/2)``."""
-    return np.floor(current * scale + 0.5).astype(np.int64)
+def encode_fixed(current: np.ndarray, units_per_float: float) -> np.ndarray:
+    """Analog encoder current in a population's integer units: ``floor(c*u + 1/2)``."""
+    return np.floor(current * units_per_float + 0.5).astype(np.int64)
+
+
+def encoder_currents(graph: SpikingGraph, x: np.ndarray,
+                     apply: Callable[[Projection, np.ndarray], np.ndarray] | None = None
+                     ) -> dict[str, np.ndarray]:
+    """The current every node receives from the analog input ``x`` (B, *input shape),
+    summed over its encoder projections: ``project(pr, x)`` in float64 (or ``apply``, e.g.
+    a float32 kernel), and in a fixed-point graph each projection's current rounded to the
+    target's integer units by :func:`encode_fixed` (per projection, as deployed)."""
+    x = np.asarray(x, dtype=np.float64)
+    out: dict[str, np.ndarray] = {}
+    for pr in graph.projections:
+        if not pr.is_encoder:
+            continue
+        c = project(pr, x) if apply is None else apply(pr, x)
+        if graph.fixed_point:
+            c = encode_fixed(c, graph.node(pr.target).units_per_float)
+        out[pr.target] = out[pr.target] + c if pr.target in out else c
+    return out

@@ -1,11 +1,12 @@
-"""The event-driven spiking graph: the compiler's output and the contract every backend runs.
+"""The event-driven spiking graph: the compiler's output and the contract every backend runs
+(DESIGN.md §2).
 
-Nodes (immutable dataclasses) are one :class:`InputNode` (the analog image), spiking
-:class:`Population` s, and one non-spiking :class:`Readout`. Edges are
-:class:`Projection` s (dense or conv synapses). The graph is held as a
-``networkx.MultiDiGraph`` (several projections may join the same pair of nodes).
+Nodes (frozen dataclasses whose arrays are read-only) are one :class:`InputNode` (the
+analog image), spiking :class:`Population` s, and one non-spiking :class:`Readout`. Edges
+are :class:`Projection` s (dense or conv synapses). Several projections may join the same
+pair of nodes (``to_networkx`` gives a ``MultiDiGraph``).
 
-Execution semantics (DESIGN.md §2, 0-indexed global clock ``t = 0, 1, ...``):
+Execution semantics (0-indexed global clock ``t = 0, 1, ...``):
 
 * Events emitted by a source at step ``t`` are delivered through a projection at step
   ``t + delay`` (``delay = 1``: Lava's ``Dense``/``Conv`` deliver one step late). The
@@ -14,29 +15,32 @@ Execution semantics (DESIGN.md §2, 0-indexed global clock ``t = 0, 1, ...``):
   folded by the compiler into ``W/T_src``. ``event_scale`` (float mode only) carries
   per-source-neuron factors that cannot be folded into shared conv weights.
 * A **rate**-coupled population accumulates every delivered event; when all sources'
-  windows are closed (its ``start``) it integrates the constant current
+  windows are closed (its ``start``, :mod:`.schedule`) it integrates the constant current
   ``c = sum_k proj_k(n_k) + b`` during its window, neuron ``i`` for its own ``T_i`` steps:
-  steps ``start <= t < start + T_i``.
+  ``start <= t < start + T_i``. The neuron step is :mod:`.semantics`.
 * A **stream**-coupled population integrates at step ``t`` the events delivered at ``t``
   plus ``b``.
-* The readout accumulates every delivered event, adds ``b`` once; its value is final at
+* The readout accumulates every delivered event and adds ``b`` once; its value is final at
   ``readout_step``; the latency of one sample is ``readout_step + 1`` steps.
 * Fixed point (``SpikingGraph.fixed_point``): weights are integers in ``[-128, 127]`` with
   a per-projection ``weight_exp`` in ``[0, 7]``; a projection contributes
   ``(W_int @ events) << weight_exp``; thresholds, biases and ``v0`` are integers; the
-  membrane saturates to 24 bits. Encoder currents are ``floor(c*scale + 1/2)`` with the
-  target population's ``scale`` (integer units per float unit); the readout's float value
-  is ``(acc + b_int) / readout.scale``.
+  membrane saturates to 24 bits. Encoder currents are ``floor(c*u + 1/2)`` with the target
+  population's ``units_per_float`` ``u``; the readout's float value is
+  ``(acc + b_int) / readout.units_per_float``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field, replace
+from functools import cached_property
 from typing import Literal
 
 import networkx as nx
 import numpy as np
+
+from pseudosnn.errors import PseudoSNNError
 
 Coupling = Literal["rate", "stream"]
 INPUT = "input"
@@ -45,8 +49,31 @@ WEIGHT_MIN, WEIGHT_MAX = -128, 127
 WEIGHT_EXP_MIN, WEIGHT_EXP_MAX = 0, 7
 
 
-class GraphError(ValueError):
+class GraphError(PseudoSNNError, ValueError):
     """The spiking graph breaks one of its invariants."""
+
+
+def read_only(a) -> np.ndarray:
+    """``a`` as an array nobody can change in place: a read-only array is kept as it is,
+    anything else is copied first (the caller may still hold the original)."""
+    a = np.asarray(a)
+    if a.flags.writeable:
+        a = a.copy()
+        a.flags.writeable = False
+    return a
+
+
+class _Frozen:
+    """Mixin of the graph dataclasses: every ``np.ndarray``-typed field is stored read-only
+    (see :func:`read_only`), so a node can never change under a cache or a backend."""
+
+    _ARRAYS: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        for name in self._ARRAYS:
+            value = getattr(self, name)
+            if value is not None:
+                object.__setattr__(self, name, read_only(value))
 
 
 @dataclass(frozen=True)
@@ -58,14 +85,16 @@ class InputNode:
 
 
 @dataclass(frozen=True, eq=False)
-class Population:
+class Population(_Frozen):
     """A layer of integrate-and-fire neurons with soft reset.
 
     ``timesteps`` and ``bias`` broadcast to ``shape`` (a scalar ``timesteps`` is per-layer
     T; shape ``(C, 1, 1)`` per channel; ``shape`` itself per neuron). ``start`` is the
-    first step of the window (set by :func:`schedule`). ``scale`` is the fixed-point unit:
-    integer membrane units per float unit (1.0 in float mode).
+    first step of the window (set by :func:`.schedule.schedule`). ``units_per_float`` is
+    the fixed-point unit: integer membrane units per float unit (1.0 in float mode).
     """
+
+    _ARRAYS = ("timesteps", "bias")
 
     name: str
     shape: tuple[int, ...]
@@ -76,7 +105,7 @@ class Population:
     coupling: Coupling = "rate"
     reset: Literal["soft"] = "soft"
     start: int = 0
-    scale: float = 1.0
+    units_per_float: float = 1.0
 
     @property
     def size(self) -> int:
@@ -99,23 +128,27 @@ class Population:
 
 
 @dataclass(frozen=True, eq=False)
-class Readout:
+class Readout(_Frozen):
     """Non-spiking output layer: accumulates delivered events, adds ``bias`` once."""
+
+    _ARRAYS = ("bias",)
 
     name: str
     shape: tuple[int, ...]
     bias: np.ndarray
-    scale: float = 1.0
+    units_per_float: float = 1.0
 
 
 @dataclass(frozen=True, eq=False)
-class Projection:
+class Projection(_Frozen):
     """Synapses from ``source`` to ``target``.
 
     ``kind="dense"``: ``weight`` is ``(target_size, source_size)`` acting on the flattened
     (C-order) source. ``kind="conv"``: ``weight`` is ``(C_out, C_in/groups, kh, kw)``
     acting on a ``(C, H, W)`` source with ``stride``/``padding``.
     """
+
+    _ARRAYS = ("weight", "event_scale")
 
     name: str
     source: str
@@ -130,9 +163,18 @@ class Projection:
     event_scale: np.ndarray | None = None
 
     @property
-    def analog(self) -> bool:
-        """The encoder: multiply-accumulates on the analog input, computed once."""
+    def is_encoder(self) -> bool:
+        """Reads the analog input: multiply-accumulates computed once per sample."""
         return self.source == INPUT
+
+    @cached_property
+    def block_kernel(self) -> np.ndarray | None:
+        """The kernel of a conv constant on ``stride``-sized blocks (what the compiler makes
+        of avgpool + conv) as its block kernel, else None (:mod:`.synapses`). Computed once:
+        the weights are read-only."""
+        from pseudosnn.compiler.spiking.synapses import block_kernel
+
+        return block_kernel(self.weight, self.stride) if self.kind == "conv" else None
 
     def output_shape(self, source_shape: tuple[int, ...]) -> tuple[int, ...]:
         if self.kind == "dense":
@@ -142,30 +184,6 @@ class Projection:
         oh = (h + 2 * self.padding[0] - kh) // self.stride[0] + 1
         ow = (w + 2 * self.padding[1] - kw) // self.stride[1] + 1
         return (int(self.weight.shape[0]), int(oh), int(ow))
-
-    def fanout(self, source_shape: tuple[int, ...]) -> np.ndarray:
-        """Structural fan-out of every source neuron (shape ``source_shape``): how many
-        target neurons one event reaches. Dense: every target. Conv: ``C_out/groups``
-        times the output positions whose kernel window covers the pixel (fewer at the
-        borders)."""
-        if self.kind == "dense":
-            return np.full(source_shape, self.weight.shape[0], dtype=np.int64)
-        c, h, w = source_shape
-        kh, kw = self.weight.shape[2:]
-        _, oh, ow = self.output_shape(source_shape)
-        per_y = _axis_fanout(h, kh, self.stride[0], self.padding[0], oh)
-        per_x = _axis_fanout(w, kw, self.stride[1], self.padding[1], ow)
-        spatial = per_y[:, None] * per_x[None, :]
-        out_per_group = self.weight.shape[0] // self.groups
-        return np.broadcast_to(spatial * out_per_group, (c, h, w)).astype(np.int64)
-
-
-def _axis_fanout(size: int, k: int, stride: int, pad: int, out: int) -> np.ndarray:
-    """For each input index ``y``: ``#{o in [0, out): 0 <= y + pad - o*stride < k}``."""
-    y = np.arange(size)[:, None]
-    o = np.arange(out)[None, :]
-    offset = y + pad - o * stride
-    return ((offset >= 0) & (offset < k)).sum(axis=1).astype(np.int64)
 
 
 @dataclass(frozen=True, eq=False)
@@ -222,11 +240,13 @@ class SpikingGraph:
             if name in by_name:
                 yield by_name[name]
 
-    # --- schedule facts -----------------------------------------------------------
+    # --- schedule facts (the rule itself lives in .schedule) ------------------------
     @property
     def readout_step(self) -> int:
         """Step at which the readout's value is final (last delivery)."""
-        return max(_last_delivery(self, pr) for pr in self.incoming(self.readout.name))
+        from pseudosnn.compiler.spiking.schedule import readout_step
+
+        return readout_step(self)
 
     @property
     def latency_steps(self) -> int:
@@ -237,61 +257,13 @@ class SpikingGraph:
     def pipeline_interval(self) -> int:
         """Steps between successive samples in a pipelined deployment: the longest
         time any one population is busy (accumulating, then integrating)."""
-        busy = [p.t_max for p in self.populations] or [1]
-        return max(busy)
+        return max([p.t_max for p in self.populations] or [1])
 
     def with_populations(self, populations: Iterable[Population]) -> SpikingGraph:
         return replace(self, populations=tuple(populations))
 
     def validate(self) -> None:
         validate(self)
-
-
-def _last_delivery(graph: SpikingGraph, pr: Projection) -> int:
-    """Step at which ``pr`` delivers its last events."""
-    if pr.analog:
-        return pr.delay
-    src = graph.population(pr.source)
-    return src.end - 1 + pr.delay
-
-
-def schedule(graph: SpikingGraph) -> SpikingGraph:
-    """Set every population's ``start`` (DESIGN.md §2 "Schedule").
-
-    rate:   ``start = max_k(last delivery of source k)`` (the encoder delivers at 0);
-    stream: ``start = start_k + delay_k`` (all sources must agree and share T).
-    """
-    done: dict[str, Population] = {}
-    current = graph
-    for pop in graph.topological_populations():
-        incoming = current.incoming(pop.name)
-        if not incoming:
-            raise GraphError(f"population {pop.name!r} has no incoming projection")
-        if pop.coupling == "rate":
-            start = max(_last_delivery(current, pr) for pr in incoming)
-        else:
-            starts = set()
-            for pr in incoming:
-                if pr.analog:
-                    starts.add(pr.delay)
-                    continue
-                src = current.population(pr.source)
-                t_src, t_pop = np.unique(src.timesteps), np.unique(pop.timesteps)
-                if t_src.size != 1 or not np.array_equal(t_src, t_pop):
-                    raise GraphError(
-                        f"stream-coupled population {pop.name!r} needs one T shared with its "
-                        f"source {src.name!r} (got {t_pop} and {t_src}); use rate coupling"
-                    )
-                starts.add(src.start + pr.delay)
-            if len(starts) != 1:
-                raise GraphError(
-                    f"stream-coupled population {pop.name!r} has sources that start at "
-                    f"different steps {sorted(starts)}; use rate coupling"
-                )
-            start = starts.pop()
-        done[pop.name] = replace(pop, start=int(start))
-        current = current.with_populations(done.get(p.name, p) for p in graph.populations)
-    return current
 
 
 def validate(graph: SpikingGraph) -> None:
@@ -304,7 +276,7 @@ def validate(graph: SpikingGraph) -> None:
         raise GraphError("the spiking graph has a cycle")
     for pop in graph.populations:
         T = np.asarray(pop.timesteps)
-        if T.size == 0 or np.any(T < 1) or not np.issubdtype(T.dtype, np.integer):
+        if T.size == 0 or not np.issubdtype(T.dtype, np.integer) or np.any(T < 1):
             raise GraphError(f"population {pop.name!r}: T must be integers >= 1, got {T}")
         try:
             np.broadcast_to(T, pop.shape)
@@ -319,34 +291,38 @@ def validate(graph: SpikingGraph) -> None:
         if not nx.has_path(g, pop.name, graph.readout.name):
             raise GraphError(f"population {pop.name!r} does not reach the readout (dead)")
     for pr in graph.projections:
-        src_shape = graph.shape_of(pr.source)
-        tgt_shape = graph.shape_of(pr.target)
-        w = np.asarray(pr.weight)
-        if not np.all(np.isfinite(w)):
-            raise GraphError(f"projection {pr.name!r} has NaN or Inf weights")
-        if pr.kind == "dense":
-            expected = (int(np.prod(tgt_shape)), int(np.prod(src_shape)))
-            if w.shape != expected:
-                raise GraphError(f"projection {pr.name!r}: dense weight {w.shape} != {expected}")
-        else:
-            if len(src_shape) != 3 or w.ndim != 4 or w.shape[1] * pr.groups != src_shape[0]:
-                raise GraphError(f"projection {pr.name!r}: conv weight {w.shape} does not fit "
-                                 f"source {src_shape} with groups={pr.groups}")
-            if pr.output_shape(src_shape) != tuple(tgt_shape):
-                raise GraphError(f"projection {pr.name!r}: output {pr.output_shape(src_shape)} "
-                                 f"!= target {tgt_shape}")
-        if pr.event_scale is not None:
-            if graph.fixed_point:
-                raise GraphError(f"projection {pr.name!r}: event_scale is float-only")
-            np.broadcast_to(pr.event_scale, src_shape)
-        if graph.fixed_point and not pr.analog:
-            if not np.issubdtype(w.dtype, np.integer) or w.min(initial=0) < WEIGHT_MIN or \
-                    w.max(initial=0) > WEIGHT_MAX:
-                raise GraphError(f"projection {pr.name!r}: fixed-point weights must be int8")
-            if not WEIGHT_EXP_MIN <= pr.weight_exp <= WEIGHT_EXP_MAX:
-                raise GraphError(f"projection {pr.name!r}: weight_exp {pr.weight_exp} "
-                                 f"outside [{WEIGHT_EXP_MIN}, {WEIGHT_EXP_MAX}]")
-        if pr.analog and pr.delay != 0:
-            raise GraphError(f"encoder projection {pr.name!r} must have delay 0")
-        if not pr.analog and pr.delay < 1:
-            raise GraphError(f"projection {pr.name!r}: synaptic delay must be >= 1")
+        _validate_projection(graph, pr)
+
+
+def _validate_projection(graph: SpikingGraph, pr: Projection) -> None:
+    src_shape = graph.shape_of(pr.source)
+    tgt_shape = graph.shape_of(pr.target)
+    w = np.asarray(pr.weight)
+    if not np.all(np.isfinite(w)):
+        raise GraphError(f"projection {pr.name!r} has NaN or Inf weights")
+    if pr.kind == "dense":
+        expected = (int(np.prod(tgt_shape)), int(np.prod(src_shape)))
+        if w.shape != expected:
+            raise GraphError(f"projection {pr.name!r}: dense weight {w.shape} != {expected}")
+    else:
+        if len(src_shape) != 3 or w.ndim != 4 or w.shape[1] * pr.groups != src_shape[0]:
+            raise GraphError(f"projection {pr.name!r}: conv weight {w.shape} does not fit "
+                             f"source {src_shape} with groups={pr.groups}")
+        if pr.output_shape(src_shape) != tuple(tgt_shape):
+            raise GraphError(f"projection {pr.name!r}: output {pr.output_shape(src_shape)} "
+                             f"!= target {tgt_shape}")
+    if pr.event_scale is not None:
+        if graph.fixed_point:
+            raise GraphError(f"projection {pr.name!r}: event_scale is float-only")
+        np.broadcast_to(pr.event_scale, src_shape)
+    if graph.fixed_point and not pr.is_encoder:
+        if not np.issubdtype(w.dtype, np.integer) or w.min(initial=0) < WEIGHT_MIN or \
+                w.max(initial=0) > WEIGHT_MAX:
+            raise GraphError(f"projection {pr.name!r}: fixed-point weights must be int8")
+        if not WEIGHT_EXP_MIN <= pr.weight_exp <= WEIGHT_EXP_MAX:
+            raise GraphError(f"projection {pr.name!r}: weight_exp {pr.weight_exp} "
+                             f"outside [{WEIGHT_EXP_MIN}, {WEIGHT_EXP_MAX}]")
+    if pr.is_encoder and pr.delay != 0:
+        raise GraphError(f"encoder projection {pr.name!r} must have delay 0")
+    if not pr.is_encoder and pr.delay < 1:
+        raise GraphError(f"projection {pr.name!r}: synaptic delay must be >= 1")

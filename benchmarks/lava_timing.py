@@ -6,7 +6,7 @@ in one run, state reset between samples), excluding the fixed start-up (Python a
 imports, compiling the process graph, spawning one OS process per Lava process), which
 :func:`lava_timings` reports separately.
 
-    .venv/bin/python -m pseudosnn.backends.lava_bench ARTIFACT [--samples 8]
+    .venv/bin/python benchmarks/lava_timing.py ARTIFACT [--samples 8]
 
 compares, on one artifact, the simulator with Lava (lava's own Conv model and the im2col
 one) and "reset between samples" (one Lava run) with "rebuild per sample" (one Lava run
@@ -21,8 +21,9 @@ import time
 from pathlib import Path
 
 import numpy as np
+from pseudosnn.backends.lava_backend import run_artifact
 
-from .lava_backend import REPO, run_artifact
+REPO = Path(__file__).resolve().parents[1]
 
 RESULTS = REPO / "benchmarks" / "results" / "lava.json"
 
@@ -30,7 +31,7 @@ RESULTS = REPO / "benchmarks" / "results" / "lava.json"
 def lava_timings(artifact_dir, x: np.ndarray, conv_model: str = "lava", batch: int = 0,
                  timeout: float = 600.0) -> dict:
     """One Lava run of ``x`` through the artifact; every phase in seconds."""
-    from ..compiler.artifact import load
+    from pseudosnn.compiler.artifact import load
 
     graph = load(artifact_dir)
     res = run_artifact(artifact_dir, x, fixed_point=graph.fixed_point, batch=batch,
@@ -56,7 +57,7 @@ def lava_seconds_per_sample(artifact_dir, x: np.ndarray, conv_model: str = "lava
 
 
 def _simulator_seconds_per_sample(graph, x: np.ndarray, reps: int = 3) -> float:
-    from ..simulator.engine import simulate
+    from pseudosnn.simulator.engine import simulate
 
     simulate(graph, x)
     best = []
@@ -73,9 +74,9 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--samples", type=int, default=8)
     ap.add_argument("--out", type=Path, default=RESULTS)
     args = ap.parse_args(argv)
-    from ..compiler.artifact import load
-    from ..compiler.atomic import write_atomic
-    from ..simulator.datasets import fit_to_input, load_digits_test
+    from pseudosnn.compiler.artifact import load
+    from pseudosnn.compiler.atomic import write_atomic
+    from pseudosnn.simulator.datasets import fit_to_input, load_digits_test
 
     ds = load_digits_test()
     rows = []

@@ -63,3 +63,11 @@ def quantised_rate(current: np.ndarray, timesteps, theta: float = 1.0) -> np.nda
     ``floor(clip(c/theta, 0, 1)*T + 1/2) / T``, i.e. ``n/T``."""
     T = np.asarray(timesteps)
     return rate_spike_count(current, T, theta, theta / 2.0) / T
+
+
+def rate_margin(current: np.ndarray, timesteps, theta, v0) -> np.ndarray:
+    """Distance of ``(v0 + T·c)/θ`` to the nearest integer: the closed-form count can flip
+    under a change of float rounding only where this is ~0 (a tie)."""
+    T = np.asarray(timesteps, dtype=np.float64)
+    q = (v0 + T * np.asarray(current)) / theta
+    return np.abs(q - np.round(q))

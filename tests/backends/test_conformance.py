@@ -1,0 +1,145 @@
+"""Conformance: every registered backend runs the same random graphs and returns what the
+simulator returns, field for field: spike counts, SOPs per projection, encoder MACs,
+neuron updates, steps and readouts.
+
+The graphs cover rate and stream coupling, residual sums, T per channel, synaptic delays
+beyond one step, float and fixed point; a backend runs those whose features it declares
+(``compiler.spiking.backend.required_features``) and must refuse the others by name.
+Float graphs are put on a dyadic grid (weights and biases multiples of 2^-7, inputs of
+2^-3), so every sum is exact in float32 and float64 alike and any order of summation
+gives the same bits: equality can be demanded of onnxruntime (float32) and Lava too.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+import pytest
+from pseudosnn.backends.registry import BACKENDS, get_backend
+from pseudosnn.compiler.quantize import quantize
+from pseudosnn.compiler.spiking.backend import (
+    UnsupportedFeature,
+    check_supported,
+    required_features,
+)
+from pseudosnn.compiler.spiking.result import RunResult
+from pseudosnn.compiler.spiking.schedule import schedule
+from pseudosnn.compiler.testing import random_graph
+
+GRID = 2.0 ** -7
+
+
+def dyadic(graph):
+    """``graph`` with weights and biases rounded to multiples of :data:`GRID`."""
+    pops = [replace(p, bias=np.round(np.asarray(p.bias) / GRID) * GRID)
+            for p in graph.populations]
+    projs = [replace(pr, weight=np.round(pr.weight / GRID) * GRID) for pr in graph.projections]
+    ro = replace(graph.readout, bias=np.round(graph.readout.bias / GRID) * GRID)
+    return replace(graph, populations=tuple(pops), projections=tuple(projs), readout=ro)
+
+
+def with_delay(graph, name: str, delay: int):
+    """``graph`` with projection ``name`` delivering ``delay`` steps late, rescheduled."""
+    projs = [replace(pr, delay=delay) if pr.name == name else pr for pr in graph.projections]
+    return schedule(replace(graph, projections=tuple(projs)))
+
+
+def with_event_scale(graph):
+    """``graph`` ("cnn") with one T per neuron in ``conv1``, its events into ``conv2``
+    scaled per source neuron (what per-neuron T into a conv compiles to)."""
+    rng = np.random.default_rng(7)
+    pops = [replace(p, timesteps=rng.integers(1, 9, size=p.shape)) if p.name == "conv1" else p
+            for p in graph.populations]
+    scale = rng.integers(1, 5, size=graph.shape_of("conv1")) / 4
+    projs = [replace(pr, event_scale=scale) if pr.name == "conv1->conv2" else pr
+             for pr in graph.projections]
+    return schedule(replace(graph, populations=tuple(pops), projections=tuple(projs)))
+
+
+def _float_graphs() -> dict:
+    return {
+        "mlp-rate": random_graph("mlp", seed=0),
+        "cnn-rate-per-channel-T": random_graph("cnn", seed=1, per_channel=True),
+        "residual-rate": random_graph("residual", seed=2),
+        "residual-rate-delay-3": with_delay(random_graph("residual", seed=3),
+                                            "conv2->conv4", 3),
+        "mlp-stream": random_graph("mlp", seed=4, stream=True),
+        "residual-stream-delay-2-skip": random_graph("residual", seed=5, stream=True),
+    }
+
+
+GRAPHS = {name: dyadic(g) for name, g in _float_graphs().items()}
+GRAPHS |= {f"{name}-fixed": quantize(g)[0] for name, g in _float_graphs().items()}
+GRAPHS["cnn-rate-per-neuron-T-event-scale"] = dyadic(with_event_scale(random_graph("cnn", 6)))
+
+
+def inputs(graph, seed: int) -> np.ndarray:
+    x = np.random.default_rng(seed).normal(0, 1, size=(3, *graph.input.shape))
+    return np.clip(np.round(x * 8) / 8, -2, 2)
+
+
+def assert_same_run(got: RunResult, want: RunResult, what: str) -> None:
+    """Every field of a run, exactly (the dyadic grid makes float arithmetic exact)."""
+    for pop, n in want.counts.items():
+        np.testing.assert_array_equal(got.counts[pop], n, err_msg=f"{what}: counts of {pop}")
+    assert got.sops == want.sops, f"{what}: SOPs"
+    assert got.macs == want.macs, f"{what}: encoder MACs"
+    assert got.neuron_updates == want.neuron_updates, f"{what}: neuron updates"
+    assert got.steps == want.steps, f"{what}: steps"
+    np.testing.assert_array_equal(got.output, want.output, err_msg=f"{what}: readouts")
+
+
+def _backend(name: str, request):
+    if name == "lava":
+        request.getfixturevalue("lava_python")  # skip, or fail under CI, without Lava
+        return get_backend("lava", timeout=300)
+    return get_backend(name)
+
+
+@pytest.fixture(scope="module")
+def reference_runs() -> dict[str, RunResult]:
+    sim = get_backend("numpy")
+    return {name: sim.run(g, inputs(g, i)) for i, (name, g) in enumerate(GRAPHS.items())}
+
+
+@pytest.mark.parametrize("name", sorted(BACKENDS))
+def test_backend_matches_the_simulator(name, request, reference_runs):
+    backend = _backend(name, request)
+    supported = {g: graph for g, graph in GRAPHS.items()
+                 if required_features(graph) <= backend.capabilities}
+    assert supported, f"{name} runs none of the conformance graphs"
+    for g in set(GRAPHS) - set(supported):
+        with pytest.raises(UnsupportedFeature, match=f"the {name} target does not support"):
+            check_supported(backend, GRAPHS[g])
+    if name == "lava":  # one Lava process per mode (start-up is seconds)
+        runs = {}
+        for fixed in (False, True):
+            names = [g for g in supported if GRAPHS[g].fixed_point == fixed]
+            pairs = [(GRAPHS[g], inputs(GRAPHS[g], list(GRAPHS).index(g))) for g in names]
+            runs |= dict(zip(names, backend.run_many(pairs), strict=True))
+    else:
+        runs = {g: backend.run(graph, inputs(graph, list(GRAPHS).index(g)))
+                for g, graph in supported.items()}
+    for g, run in runs.items():
+        assert_same_run(run, reference_runs[g], f"{name} on {g}")
+
+
+def test_the_comparison_catches_a_backend_that_counts_differently(reference_runs):
+    """The check above can fail: one SOP more, one MAC less or one update more is caught."""
+    want = reference_runs["residual-rate"]
+    proj = next(iter(want.sops))
+    for changed in (replace(want, sops={**want.sops, proj: want.sops[proj] + 1}),
+                    replace(want, macs=want.macs - 1),
+                    replace(want, neuron_updates={k: v + 1 for k, v in
+                                                  want.neuron_updates.items()})):
+        with pytest.raises(AssertionError):
+            assert_same_run(changed, want, "tampered")
+
+
+def test_every_backend_supports_what_it_claims_on_some_graph():
+    """No capability is declared without a conformance graph that exercises it."""
+    exercised = set().union(*(required_features(g) for g in GRAPHS.values()))
+    for name in BACKENDS:
+        claimed = get_backend(name).capabilities - {"record_spikes"}
+        assert claimed <= exercised, f"{name} claims {claimed - exercised} untested"
