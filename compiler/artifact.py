@@ -5,13 +5,18 @@ Layout::
     ARTIFACT/
       manifest.json   format version, toolchain version, target, sha256 of every file
       graph.json      nodes and projections (names, shapes, scalars, schedule)
-      weights.npz     every array (weights, biases, T, event scales), keyed by node;
-                      integers in the narrowest exact type (int64 again on load); a conv
-                      kernel constant on stride-sized blocks (a fused avgpool+conv) as its
-                      block kernel and a global-pool+linear matrix per channel, both
-                      expanded exactly on load; weights shared by several projections
-                      (residual summands) once
-      model.onnx      the rate-equivalent ONNX model (optional, written by the compiler)
+      weights.npz     every array (weights, factors, biases, T, event scales), keyed by
+                      node, each in its narrowest exact type (float32 where every value
+                      is a float32, int8 fixed-point weights; T and biases widened again
+                      on load, weights and trained bases kept narrow in memory); a
+                      projection's trained factors rather than its composed weight; a
+                      materialised conv kernel constant on stride-sized blocks (a fused
+                      avgpool+conv) as its block kernel and a global-pool+linear matrix per
+                      channel, both expanded exactly on load; arrays shared by several
+                      projections (residual summands) once
+      model.onnx      the rate-equivalent ONNX model of the trained layers (optional,
+                      written by the compiler); a trained base that is one of its
+                      initializers is stored there only (``"onnx:<name>"`` in graph.json)
       ...             backend extras (e.g. the Lava entry point), hashed as well
 
 Writing is atomic (a temporary sibling directory renamed into place); loading checks
@@ -31,11 +36,13 @@ from pathlib import Path
 import numpy as np
 from pseudosnn.compiler.atomic import temporary_sibling_dir, write_atomic, write_atomic_with
 from pseudosnn.compiler.spiking.graph import (
+    Factors,
     InputNode,
     Population,
     Projection,
     Readout,
     SpikingGraph,
+    read_only,
     validate,
 )
 from pseudosnn.compiler.spiking.synapses import block_kernel
@@ -43,11 +50,13 @@ from pseudosnn.compiler.spiking.synapses import block_kernel
 from pseudosnn import __version__
 from pseudosnn.errors import PseudoSNNError
 
-FORMAT_VERSION = 2
-"""2: ``units_per_float`` (was ``scale``), the trained layers in ``meta``."""
+FORMAT_VERSION = 3
+"""2: ``units_per_float`` (was ``scale``), the trained layers in ``meta``. 3: projections'
+trained factors, arrays in their narrowest exact type, bases shared with ``model.onnx``."""
 MANIFEST = "manifest.json"
 GRAPH = "graph.json"
 WEIGHTS = "weights.npz"
+ONNX_FILE = "model.onnx"
 
 
 class ArtifactError(PseudoSNNError, RuntimeError):
@@ -62,38 +71,55 @@ def sha256(path: Path) -> str:
     return h.hexdigest()
 
 
-def graph_to_records(graph: SpikingGraph) -> tuple[dict, dict[str, np.ndarray]]:
-    """Split a graph into a JSON-able description and a dict of named arrays."""
-    arrays: dict[str, np.ndarray] = {}
+PROJECTION_FIELDS = ("name", "source", "target", "kind", "stride", "padding", "groups",
+                     "delay", "weight_exp")
+ONNX_REF = "onnx:"
+
+
+class _Arrays:
+    """The arrays of an artifact being written: each distinct content stored once; those
+    found in ``shared`` (content key -> (key, location)) are located there instead."""
+
+    def __init__(self, shared: dict[tuple, tuple[str, dict]] | None = None):
+        self.arrays: dict[str, np.ndarray] = {}
+        self.shared = dict(shared or {})
+        self.located: dict[str, dict] = {}  # shared key -> location, of those used
+        self._first: dict[tuple, str] = {}
+
+    def put(self, key: str, a: np.ndarray) -> str:
+        """Store ``a`` under ``key`` unless the same content is stored (or shared) already;
+        returns where it lives."""
+        a = _narrowest(np.asarray(a))
+        content = _content_key(a)
+        if content in self.shared:
+            name, loc = self.shared[content]
+            self.located[name] = loc
+            return name
+        where = self._first.setdefault(content, key)
+        if where == key:
+            self.arrays[key] = a
+        return where
+
+
+def _content_key(a: np.ndarray) -> tuple:
+    return a.shape, a.dtype.str, hashlib.sha256(np.ascontiguousarray(a).data).digest()
+
+
+def graph_to_records(graph: SpikingGraph, shared: dict[tuple, tuple[str, dict]] | None = None
+                     ) -> tuple[dict, dict[str, np.ndarray]]:
+    """Split a graph into a JSON-able description and a dict of named arrays. ``shared``:
+    content key -> (``"onnx:<initializer>"``, location) of arrays stored in ``model.onnx``."""
+    store = _Arrays(shared)
     pops = []
     for p in graph.populations:
         rec = {k: v for k, v in asdict(p).items() if k not in ("timesteps", "bias")}
         rec["shape"] = list(p.shape)
-        arrays[f"pop/{p.name}/timesteps"] = np.asarray(p.timesteps, dtype=np.int64)
-        arrays[f"pop/{p.name}/bias"] = np.asarray(p.bias)
+        store.arrays[f"pop/{p.name}/timesteps"] = _narrowest(np.asarray(p.timesteps, np.int64))
+        store.arrays[f"pop/{p.name}/bias"] = _narrowest(np.asarray(p.bias))
         pops.append(_plain(rec))
-    projs = []
-    first_with: dict[tuple, str] = {}  # weight content -> first projection that has it
-    for pr in graph.projections:
-        rec = {k: v for k, v in asdict(pr).items() if k not in ("weight", "event_scale")}
-        rec["has_event_scale"] = pr.event_scale is not None
-        w = np.asarray(pr.weight)
-        key = (w.shape, w.dtype.str, hashlib.sha256(np.ascontiguousarray(w).data).digest())
-        rec["weight_of"] = first_with.setdefault(key, pr.name)
-        if rec["weight_of"] == pr.name:  # SEW/residual summands share weights: store once
-            block = block_kernel(w, pr.stride) if pr.kind == "conv" else None
-            rec["weight_block"] = None if block is None else list(pr.stride)
-            per_channel = _global_pool_columns(w, graph.shape_of(pr.source)) \
-                if pr.kind == "dense" else None
-            rec["weight_spatial_repeat"] = None if per_channel is None \
-                else int(w.shape[1] // per_channel.shape[1])
-            arrays[f"proj/{pr.name}/weight"] = block if block is not None \
-                else per_channel if per_channel is not None else w
-        if pr.event_scale is not None:
-            arrays[f"proj/{pr.name}/event_scale"] = np.asarray(pr.event_scale)
-        projs.append(_plain(rec))
+    projs = [_projection_record(graph, pr, store) for pr in graph.projections]
     ro = graph.readout
-    arrays[f"readout/{ro.name}/bias"] = np.asarray(ro.bias)
+    store.arrays[f"readout/{ro.name}/bias"] = _narrowest(np.asarray(ro.bias))
     desc = {
         "input": {"name": graph.input.name, "shape": list(graph.input.shape)},
         "populations": pops,
@@ -102,57 +128,101 @@ def graph_to_records(graph: SpikingGraph) -> tuple[dict, dict[str, np.ndarray]]:
         "projections": projs,
         "fixed_point": graph.fixed_point,
         "meta": _plain(graph.meta),
+        "in_onnx": store.located,
     }
-    return desc, arrays
+    return desc, store.arrays
+
+
+def _projection_record(graph: SpikingGraph, pr: Projection, store: _Arrays) -> dict:
+    rec = {k: getattr(pr, k) for k in PROJECTION_FIELDS}
+    if pr.event_scale is not None:
+        rec["event_scale"] = store.put(f"proj/{pr.name}/event_scale", pr.event_scale)
+    f = pr.factors
+    if f is not None:
+        rec["factors"] = {
+            "base": store.put(f"proj/{pr.name}/base", f.base), "pool": f.pool,
+            "source_shape": list(f.source_shape),
+            **{k: None if getattr(f, k) is None else store.put(f"proj/{pr.name}/{k}",
+                                                               getattr(f, k))
+               for k in ("in_scale", "out_scale")}}
+        return _plain(rec)
+    w = np.asarray(pr.weight)
+    block = block_kernel(w, pr.stride) if pr.kind == "conv" else None
+    per_channel = _global_pool_columns(w, graph.shape_of(pr.source)) \
+        if pr.kind == "dense" else None
+    rec["weight_block"] = None if block is None else list(pr.stride)
+    rec["weight_spatial_repeat"] = None if per_channel is None \
+        else int(w.shape[1] // per_channel.shape[1])
+    rec["weight"] = store.put(f"proj/{pr.name}/weight", block if block is not None
+                              else per_channel if per_channel is not None else w)
+    return _plain(rec)
 
 
 def graph_from_records(desc: dict, arrays) -> SpikingGraph:
-    """Inverse of :func:`graph_to_records`."""
+    """Inverse of :func:`graph_to_records` (``arrays``: key -> array, ``"onnx:..."`` keys
+    included when a base lives in ``model.onnx``)."""
     pops = []
     for rec in desc["populations"]:
         name = rec["name"]
         pops.append(Population(
             name=name, shape=tuple(rec["shape"]),
-            timesteps=np.asarray(arrays[f"pop/{name}/timesteps"]),
-            threshold=rec["threshold"], bias=np.asarray(arrays[f"pop/{name}/bias"]),
+            timesteps=_widened(arrays[f"pop/{name}/timesteps"]),
+            threshold=rec["threshold"], bias=_widened(arrays[f"pop/{name}/bias"]),
             v0=rec["v0"], coupling=rec["coupling"], reset=rec["reset"],
             start=int(rec["start"]), units_per_float=float(rec["units_per_float"]),
         ))
-    projs = []
-    weights: dict[str, np.ndarray] = {}
-    for rec in desc["projections"]:
-        name = rec["name"]
-        es = arrays[f"proj/{name}/event_scale"] if rec["has_event_scale"] else None
-        owner = rec.get("weight_of", name)
-        if owner != name:
-            weight = weights[owner]
-        else:
-            weight = np.asarray(arrays[f"proj/{name}/weight"])
-            if rec.get("weight_block"):  # stored as its block kernel: expand, exactly
-                s0, s1 = rec["weight_block"]
-                weight = np.repeat(np.repeat(weight, s0, axis=2), s1, axis=3)
-            if rec.get("weight_spatial_repeat"):  # stored per channel: expand, exactly
-                weight = np.repeat(weight, rec["weight_spatial_repeat"], axis=1)
-        weights[name] = weight
-        projs.append(Projection(
-            name=name, source=rec["source"], target=rec["target"], kind=rec["kind"],
-            weight=weight,
-            stride=tuple(rec["stride"]), padding=tuple(rec["padding"]),
-            groups=int(rec["groups"]), delay=int(rec["delay"]),
-            weight_exp=int(rec["weight_exp"]),
-            event_scale=None if es is None else np.asarray(es),
-        ))
+    loaded = _Loaded(arrays)
+    projs = [_projection_from_record(rec, loaded) for rec in desc["projections"]]
     ro = desc["readout"]
     return SpikingGraph(
         input=InputNode(shape=tuple(desc["input"]["shape"]), name=desc["input"]["name"]),
         populations=tuple(pops),
         readout=Readout(name=ro["name"], shape=tuple(ro["shape"]),
-                        bias=np.asarray(arrays[f"readout/{ro['name']}/bias"]),
+                        bias=_widened(arrays[f"readout/{ro['name']}/bias"]),
                         units_per_float=float(ro["units_per_float"])),
         projections=tuple(projs),
         fixed_point=bool(desc["fixed_point"]),
         meta=desc.get("meta", {}),
     )
+
+
+class _Loaded:
+    """Arrays by key, each made read-only once, so that projections storing the same key
+    share one array (and the factorised summands of one layer share its base)."""
+
+    def __init__(self, arrays):
+        self.arrays = arrays
+        self._seen: dict[str, np.ndarray] = {}
+
+    def __call__(self, key: str, widen: bool = False) -> np.ndarray:
+        if key not in self._seen:
+            a = np.asarray(self.arrays[key])
+            self._seen[key] = read_only(_widened(a) if widen else a)
+        return self._seen[key]
+
+
+def _projection_from_record(rec: dict, loaded: _Loaded) -> Projection:
+    common = dict(name=rec["name"], source=rec["source"], target=rec["target"],
+                  kind=rec["kind"], stride=tuple(rec["stride"]), padding=tuple(rec["padding"]),
+                  groups=int(rec["groups"]), delay=int(rec["delay"]),
+                  weight_exp=int(rec["weight_exp"]),
+                  event_scale=loaded(rec["event_scale"], True) if rec.get("event_scale")
+                  else None)
+    f = rec.get("factors")
+    if f is not None:
+        return Projection(**common, factors=Factors(
+            loaded(f["base"]),
+            None if f["in_scale"] is None else loaded(f["in_scale"], True),
+            None if f["out_scale"] is None else loaded(f["out_scale"], True),
+            None if f["pool"] is None else tuple(tuple(v) for v in f["pool"]),
+            tuple(f["source_shape"])))
+    weight = loaded(rec["weight"])
+    if rec.get("weight_block"):  # stored as its block kernel: expand, exactly
+        s0, s1 = rec["weight_block"]
+        weight = np.repeat(np.repeat(weight, s0, axis=2), s1, axis=3)
+    if rec.get("weight_spatial_repeat"):  # stored per channel: expand, exactly
+        weight = np.repeat(weight, rec["weight_spatial_repeat"], axis=1)
+    return Projection(**common, weight=weight)
 
 
 def _global_pool_columns(w: np.ndarray, source_shape: tuple[int, ...]) -> np.ndarray | None:
@@ -169,21 +239,31 @@ def _global_pool_columns(w: np.ndarray, source_shape: tuple[int, ...]) -> np.nda
 
 
 def _narrowest(a: np.ndarray) -> np.ndarray:
-    """Integer arrays (fixed-point weights, T) stored in the smallest signed type that
-    holds them exactly; int8 weights take 1 byte instead of 8."""
+    """``a`` in the smallest type that holds every value exactly: signed integers (int8
+    fixed-point weights take 1 byte instead of 8), float32 for floats that are all float32
+    values (weights trained in float32)."""
     a = np.asarray(a)
-    if not np.issubdtype(a.dtype, np.integer) or a.size == 0:
+    if a.size == 0:
         return a
-    lo, hi = int(a.min()), int(a.max())
-    for t in (np.int8, np.int16, np.int32):
-        if np.iinfo(t).min <= lo and hi <= np.iinfo(t).max:
-            return a.astype(t)
+    if np.issubdtype(a.dtype, np.integer):
+        lo, hi = int(a.min()), int(a.max())
+        for t in (np.int8, np.int16, np.int32):
+            if np.iinfo(t).min <= lo and hi <= np.iinfo(t).max:
+                return a.astype(t)
+        return a
+    if a.dtype == np.float64:
+        narrow = a.astype(np.float32)
+        if np.array_equal(narrow.astype(np.float64), a):
+            return narrow
     return a
 
 
 def _widened(a: np.ndarray) -> np.ndarray:
-    """Inverse of :func:`_narrowest`: every integer array is int64 in memory."""
-    return a.astype(np.int64) if np.issubdtype(a.dtype, np.integer) else a
+    """Integers as int64 and floats as float64 (T, biases, scales: the arithmetic's types);
+    weights and bases are not widened."""
+    if np.issubdtype(a.dtype, np.integer):
+        return a.astype(np.int64)
+    return a.astype(np.float64) if np.issubdtype(a.dtype, np.floating) else a
 
 
 def _plain(obj):
@@ -199,6 +279,39 @@ def _plain(obj):
     return obj
 
 
+def _onnx_initializers(model: bytes | None) -> dict[tuple, tuple[str, dict]]:
+    """Content key -> (``"onnx:<name>"``, where its bytes lie in ``model``) of every float32
+    initializer stored as raw data: the protobuf keeps raw bytes verbatim, in order."""
+    if not model:
+        return {}
+    import onnx
+    from onnx import numpy_helper
+
+    found, pos = {}, 0
+    for t in onnx.load_from_string(model).graph.initializer:
+        if t.data_type != onnx.TensorProto.FLOAT or not t.raw_data:
+            continue
+        at = model.find(t.raw_data, pos)
+        if at < 0:
+            continue
+        pos = at + len(t.raw_data)
+        a = numpy_helper.to_array(t)
+        found[_content_key(a)] = (f"{ONNX_REF}{t.name}", {
+            "offset": at, "dtype": "<f4", "shape": list(a.shape)})
+    return found
+
+
+def _onnx_arrays(model: bytes, where: dict[str, dict]) -> dict[str, np.ndarray]:
+    """The arrays ``where`` locates in the (hash-checked) ONNX file's bytes (no onnx
+    import: the Lava venv reads artifacts too)."""
+    out = {}
+    for key, loc in where.items():
+        count = int(np.prod(loc["shape"]))
+        a = np.frombuffer(model, dtype=loc["dtype"], count=count, offset=int(loc["offset"]))
+        out[key] = a.reshape(loc["shape"]).copy()
+    return out
+
+
 def save(
     graph: SpikingGraph, out_dir: str | os.PathLike, target: str = "numpy",
     extra_files: dict[str, bytes] | None = None, overwrite: bool = True,
@@ -211,10 +324,10 @@ def save(
         raise ArtifactError(f"{out} exists; pass overwrite=True or choose another path")
     tmp = temporary_sibling_dir(out)
     try:
-        desc, arrays = graph_to_records(graph)
+        onnx_model = (extra_files or {}).get(ONNX_FILE)
+        desc, arrays = graph_to_records(graph, _onnx_initializers(onnx_model))
         write_atomic(tmp / GRAPH, json.dumps(desc, indent=1))
-        stored = {k: _narrowest(v) for k, v in arrays.items()}
-        write_atomic_with(tmp / WEIGHTS, lambda f: np.savez(f, **stored))
+        write_atomic_with(tmp / WEIGHTS, lambda f: np.savez(f, **arrays))
         for name, data in (extra_files or {}).items():
             write_atomic(tmp / name, data)
         files = sorted(p.relative_to(tmp).as_posix() for p in tmp.rglob("*") if p.is_file())
@@ -273,7 +386,12 @@ def load(art_dir: str | os.PathLike) -> SpikingGraph:
     read_manifest(root)
     desc = json.loads((root / GRAPH).read_text())
     with np.load(root / WEIGHTS, allow_pickle=False) as npz:
-        arrays = {k: _widened(npz[k]) for k in npz.files}
+        arrays = {k: npz[k] for k in npz.files}
+    if desc.get("in_onnx"):
+        if not (root / ONNX_FILE).is_file():
+            raise ArtifactError(f"{root}: {GRAPH} keeps weights in {ONNX_FILE}, which is "
+                                "missing; recompile the artifact")
+        arrays.update(_onnx_arrays((root / ONNX_FILE).read_bytes(), desc["in_onnx"]))
     try:
         graph = graph_from_records(desc, arrays)
     except KeyError as exc:

@@ -16,7 +16,7 @@ from __future__ import annotations
 import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
-from pseudosnn.compiler.ir import INPUT, Graph, IRError, Node, infer_shapes
+from pseudosnn.compiler.ir import INPUT, Graph, IRError, Node, infer_shapes, plain
 
 from pseudosnn.errors import PseudoSNNError
 
@@ -79,6 +79,7 @@ def to_onnx(graph: Graph, name: str = "pseudosnn") -> onnx.ModelProto:
         return key
 
     for n in graph.nodes:
+        n = plain(n, shapes[n.inputs[0]]) if n.op in ("Conv", "Gemm") else n
         a, p = n.attrs, n.params
         ins = list(n.inputs)
         if n.op == "Conv":

@@ -11,8 +11,9 @@ steps from ``start``. Events emitted at ``t`` reach a target at ``t + delay``.
 * **rate** targets and the readout only ever see the *sum* of what they were delivered
   (the accumulator is not observable before the window closes). By linearity
   ``sum_t W @ s_t = W @ n`` (exact in integer arithmetic; in float mode the very same
-  ``synapses.project`` call as the closed-form reference on the same counts), so the
-  events of a source window are projected once, when that window closes. Neuron updates
+  ``synapses.drive`` call as the closed-form reference on the same counts: the summands of
+  one trained layer through one GEMM), so a rate target's current is computed once, from
+  its sources' final counts, when its window opens. Neuron updates
   still step: a rate population that feeds no stream population is stepped through its
   whole window at its start, chunk by chunk (cache blocking), recording spikes at their
   global steps; nothing outside it can observe the difference. Unless spikes are
@@ -34,8 +35,9 @@ from pseudosnn.compiler.spiking import counting
 from pseudosnn.compiler.spiking.graph import GraphError, Population, Projection, SpikingGraph
 from pseudosnn.compiler.spiking.result import RunResult, run_result
 from pseudosnn.compiler.spiking.semantics import V_MAX, V_MIN, if_step
-from pseudosnn.compiler.spiking.synapses import encoder_currents, project
-from pseudosnn.simulator.kernels import Projector
+from pseudosnn.compiler.spiking.synapses import drive, encoder_currents, project
+from pseudosnn.simulator import threads as _threads
+from pseudosnn.simulator.kernels import Kernels
 
 from pseudosnn.errors import PseudoSNNError
 
@@ -80,13 +82,13 @@ class _Plan:
     fanouts: counting.Fanouts
     timesteps: dict[str, np.ndarray]
     window: dict[str, tuple[int, int]]  # population -> (start, T_max)
-    projectors: dict[tuple, Projector] = field(default_factory=dict)
+    kernels: dict[str, Kernels] = field(default_factory=dict)
 
-    def projector(self, pr: Projection, dtype, exact_int: bool) -> Projector:
-        key = (pr.name, np.dtype(dtype).str, exact_int)
-        if key not in self.projectors:
-            self.projectors[key] = Projector(pr, dtype, exact_int)
-        return self.projectors[key]
+    def kernel(self, mode: str) -> Kernels:
+        """The kernels of one mode (weights and sessions cached for the graph's lifetime)."""
+        if mode not in self.kernels:
+            self.kernels[mode] = Kernels(mode)
+        return self.kernels[mode]
 
 
 _PLANS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
@@ -114,13 +116,6 @@ def _as_int(value, what: str) -> int:
     if iv != float(value):
         raise SimulationError(f"fixed-point graph: {what} must be an integer, got {value}")
     return iv
-
-
-def _accumulate(acc: dict, key: str, y: np.ndarray) -> None:
-    """``acc[key] = acc[key] + y`` without copying ``y`` into a fresh sum when ``acc[key]``
-    is still the initial 0 (``y`` is a fresh array owned by the caller)."""
-    prev = acc[key]
-    acc[key] = y if isinstance(prev, int) and prev == 0 else prev + y
 
 
 def _plus_bias(a, bias: np.ndarray):
@@ -290,16 +285,17 @@ def check_input(graph: SpikingGraph, x: np.ndarray) -> np.ndarray:
 
 def simulate(
     graph: SpikingGraph, x: np.ndarray, record_spikes: bool = False,
-    fixed_point: bool | None = None, precision: str = "float64",
+    fixed_point: bool | None = None, precision: str = "float64", threads: int | None = None,
 ) -> RunResult:
     """Run ``graph`` on a batch ``x`` of shape ``(B, *graph.input.shape)`` step by step.
 
     ``fixed_point=None`` follows ``graph.fixed_point``; asking for the other mode is an
     error (quantisation is the compiler's job). ``precision`` (float mode only):
     ``"float64"`` (default; currents bit-identical to the closed-form reference) or
-    ``"float32"`` (the precision of the ONNX/torch executors; faster). Returns the
-    :class:`RunResult` of the observed readouts, counts and spikes per step (and spike
-    trains with ``record_spikes``); every other count comes from the counting module.
+    ``"float32"`` (the precision of the ONNX/torch executors; faster). ``threads``: BLAS and
+    onnxruntime threads (None: every core). Returns the :class:`RunResult` of the observed
+    readouts, counts and spikes per step (and spike trains with ``record_spikes``); every
+    other count comes from the counting module.
     """
     fixed = graph.fixed_point if fixed_point is None else bool(fixed_point)
     if fixed != graph.fixed_point:
@@ -309,11 +305,12 @@ def simulate(
             "quantisation to change it)")
     if precision not in PRECISIONS:
         raise SimulationError(f"unknown precision {precision!r}; use one of {PRECISIONS}")
-    run = _Run(graph, check_input(graph, x), record_spikes, precision)
-    run.encode()
-    for t in range(run.plan.steps):
-        run.step(t)
-    return run.result()
+    with _threads.using(threads):
+        run = _Run(graph, check_input(graph, x), record_spikes, precision)
+        run.encode()
+        for t in range(run.plan.steps):
+            run.step(t)
+        return run.result()
 
 
 class _Run:
@@ -326,12 +323,12 @@ class _Run:
         self.fixed = fixed = graph.fixed_point
         self.plan = plan = plan_of(graph)
         self.dtype = np.dtype(np.int64 if fixed else precision)
-        self.exact_ref = not fixed and self.dtype == np.float64  # synapses.project itself
+        self.kernel = plan.kernel("fixed" if fixed else precision)
+        self.work_dtype = np.dtype(np.float64 if fixed else precision)  # of float factors
         self.states = {p.name: self._state(p) for p in plan.pops}
-        # accumulators of rate populations and of the readout; inboxes of stream ones
-        self.acc: dict[str, np.ndarray | int | float] = {
-            p.name: 0 for p in plan.pops if p.coupling == "rate"}
-        self.acc[graph.readout.name] = 0
+        self.counts = {name: st.counts for name, st in self.states.items()}
+        self.encoder: dict[str, np.ndarray] = {}  # encoder current of rate targets
+        # inboxes of stream populations: step -> delivered current
         self.inbox: dict[str, dict[int, np.ndarray]] = {
             p.name: {} for p in plan.pops if p.coupling == "stream"}
         self.spikes = ({p.name: np.zeros((B, plan.steps, *p.shape), dtype=bool)
@@ -358,21 +355,27 @@ class _Run:
             counts=np.zeros((self.B, *p.shape), dtype=np.int64), v0=v0)
 
     def apply(self, pr: Projection, events: np.ndarray, x_max: int) -> np.ndarray:
-        if self.exact_ref:
-            return project(pr, events)
-        return self.plan.projector(pr, self.dtype, self.fixed)(events, x_max)
+        """One projection of ``events`` (the kernels of this run's mode)."""
+        return project(pr, events, self.fixed, self.kernel, x_max, self.work_dtype)
+
+    def current(self, target: str) -> np.ndarray | int:
+        """What a rate target (or the readout) integrates, from its sources' final counts:
+        ``synapses.drive``, the encoder's current first (as the reference computes it)."""
+        c = drive(self.graph, target, self.counts, fixed_point=self.fixed, kernel=self.kernel,
+                  dtype=self.work_dtype, initial=self.encoder.pop(target, None))
+        return 0 if c is None else c
 
     def encode(self) -> None:
         """The encoder: MACs on the analog input, once (float64 as the reference, also
         before fixed-point rounding; float32 mode: float32 like the ONNX executor)."""
-        kernel = None if self.exact_ref or self.fixed else \
-            (lambda pr, x: self.plan.projector(pr, self.dtype, False)(x))
+        kernel = None if self.fixed or self.dtype == np.float64 else \
+            (lambda pr, x: project(pr, x, kernel=self.kernel, dtype=self.dtype))
         for target, c in encoder_currents(self.graph, self.x, kernel).items():
             if target in self.inbox:
                 st = self.states[target]
                 st.drive = st.drive + c
             else:
-                _accumulate(self.acc, target, c)
+                self.encoder[target] = c
 
     def step(self, t: int) -> None:
         """Global step ``t``: every population whose window is open, in topological order.
@@ -395,17 +398,14 @@ class _Run:
         if self.spikes is not None:
             full = self.spikes[p.name].reshape(self.B, self.plan.steps, -1)  # a view
             rec = full[:, t:t + st.pop.t_max]
-        step_window(st, _plus_bias(self.acc.pop(p.name), st.bias), self.fixed, rec,
+        step_window(st, _plus_bias(self.current(p.name), st.bias), self.fixed, rec,
                     self.per_step[p.name])
-        for pr in self.plan.outgoing[p.name]:
-            _accumulate(self.acc, pr.target, self.apply(pr, st.counts, st.pop.t_max))
 
     def _one_step(self, p: Population, t: int, k: int) -> None:
         st = self.states[p.name]
-        t_max = st.pop.t_max
         if p.coupling == "rate":
             if k == 0:
-                st.current = _plus_bias(self.acc.pop(p.name), st.bias)
+                st.current = _plus_bias(self.current(p.name), st.bias)
             current = st.current
         else:
             current = self.inbox[p.name].pop(t, 0) + st.drive + st.bias
@@ -420,8 +420,6 @@ class _Run:
             if pr.target in self.plan.stream_targets:
                 box = self.inbox[pr.target]
                 box[t + pr.delay] = box.get(t + pr.delay, 0) + self.apply(pr, s, 1)
-            elif k == t_max - 1:
-                _accumulate(self.acc, pr.target, self.apply(pr, st.counts, t_max))
 
     def result(self) -> RunResult:
         for name, box in self.inbox.items():
@@ -429,7 +427,7 @@ class _Run:
                 raise GraphError(f"events reached stream population {name!r} outside its "
                                  f"window (steps {sorted(box)}); the schedule is inconsistent")
         ro = self.graph.readout
-        out = self.acc[ro.name] + np.asarray(ro.bias)
+        out = self.current(ro.name) + np.asarray(ro.bias)
         out = out / ro.units_per_float if self.fixed else out
         output = np.broadcast_to(np.asarray(out, np.float64), (self.B, *ro.shape)).copy()
         counts = {name: st.counts for name, st in self.states.items()}

@@ -48,8 +48,8 @@ def assign_couplings(graph: SpikingGraph) -> SpikingGraph:
                 first = max(start[pr.source] for pr in incoming)  # at first + 1
                 for pr in incoming:
                     t_src = float(np.unique(pops[pr.source].timesteps)[0])
-                    projs[pr.name] = replace(pr, weight=pr.weight * t_src,
-                                             delay=1 + first - start[pr.source])
+                    projs[pr.name] = pr.times_source(t_src).replaced(
+                        delay=1 + first - start[pr.source])
                 incoming = [projs[pr.name] for pr in incoming]
             else:
                 pops[p.name] = replace(p, coupling="rate")

@@ -60,9 +60,9 @@ def window_fanout(hw: tuple[int, int], kernel, stride, padding) -> np.ndarray:
 def fanout(pr: Projection, source_shape: tuple[int, ...]) -> np.ndarray:
     """Structural fan-out of every source neuron of ``pr`` (an array of ``source_shape``)."""
     if pr.kind == "dense":
-        return np.full(source_shape, pr.weight.shape[0], dtype=np.int64)
-    spatial = window_fanout(source_shape[1:], pr.weight.shape[2:], pr.stride, pr.padding)
-    per_group = pr.weight.shape[0] // pr.groups
+        return np.full(source_shape, pr.weight_shape[0], dtype=np.int64)
+    spatial = window_fanout(source_shape[1:], pr.weight_shape[2:], pr.stride, pr.padding)
+    per_group = pr.weight_shape[0] // pr.groups
     return np.broadcast_to(spatial * per_group, source_shape).astype(np.int64)
 
 
@@ -74,7 +74,7 @@ def synapses(pr: Projection, source_shape: tuple[int, ...]) -> int:
 def fan_in(graph: SpikingGraph, name: str) -> int:
     """Incoming synapses of one neuron of ``name`` (the kernel or row size, summed over its
     projections; interior neurons of a conv)."""
-    return sum(int(np.prod(pr.weight.shape[1:])) for pr in graph.incoming(name))
+    return sum(int(np.prod(pr.weight_shape[1:])) for pr in graph.incoming(name))
 
 
 # --- the deployed network ----------------------------------------------------------------
@@ -96,14 +96,17 @@ def sops(graph: SpikingGraph, counts: Mapping[str, np.ndarray],
     """SOPs of every non-encoder projection, ``Σ_i n_i·fanout_i``, summed over the batch
     (``counts[pop]``: spike counts ``(B, *shape)`` or already summed ``(*shape)``)."""
     fanouts = fanouts or Fanouts(graph)
+    summed: dict[str, np.ndarray] = {}  # per source: its counts summed over the batch
     out = {}
     for pr in graph.projections:
         if pr.is_encoder:
             continue
-        n = np.asarray(counts[pr.source])
-        shape = graph.shape_of(pr.source)
-        n = n.reshape(-1, *shape).sum(axis=0) if n.shape != tuple(shape) else n
-        out[pr.name] = int(np.sum(n * fanouts[pr]))
+        if pr.source not in summed:
+            n = np.asarray(counts[pr.source])
+            shape = graph.shape_of(pr.source)
+            summed[pr.source] = n.reshape(-1, *shape).sum(axis=0) if n.shape != tuple(
+                shape) else n
+        out[pr.name] = int(np.vdot(summed[pr.source], fanouts[pr]))
     return out
 
 

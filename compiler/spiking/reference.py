@@ -1,9 +1,10 @@
 """Rate-level reference evaluator of a spiking graph: closed form, layer by layer.
 
 For every rate-coupled population ``n = clamp(floor((v0 + T*c)/theta), 0, T)`` with
-``c = sum_k project(k, n_k) + b`` (DESIGN.md §2); the readout is
-``sum_k project(k, n_k) + b``. This is the fast check used by ``--verify`` and the
-tests; stream-coupled populations need the cycle-accurate simulator.
+``c = sum_k project(k, n_k) + b`` (DESIGN.md §2; the sum as :func:`.synapses.drive`
+computes it, the encoder's current first); the readout is ``sum_k project(k, n_k) + b``.
+This is the fast check used by ``--verify`` and the tests; stream-coupled populations
+need the cycle-accurate simulator.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 from pseudosnn.compiler.spiking.graph import GraphError, SpikingGraph
 from pseudosnn.compiler.spiking.semantics import rate_spike_count
-from pseudosnn.compiler.spiking.synapses import encoder_currents, project
+from pseudosnn.compiler.spiking.synapses import drive, encoder_currents
 
 
 @dataclass
@@ -33,21 +34,19 @@ def evaluate(graph: SpikingGraph, x: np.ndarray) -> ReferenceResult:
     counts: dict[str, np.ndarray] = {}
     currents: dict[str, np.ndarray] = {}
 
-    def drive(target: str) -> np.ndarray:
-        total = encoder.get(target, 0)
-        for pr in graph.incoming(target):
-            if not pr.is_encoder:
-                total = total + project(pr, counts[pr.source], fixed_point=graph.fixed_point)
-        return total
+    def current(target: str) -> np.ndarray:
+        total = drive(graph, target, counts, fixed_point=graph.fixed_point,
+                      initial=encoder.get(target))
+        return 0 if total is None else total
 
     for pop in graph.topological_populations():
         if pop.coupling != "rate":
             raise GraphError(f"population {pop.name!r} is stream-coupled: the rate-level "
                              "reference cannot evaluate it; use the simulator")
-        c = drive(pop.name) + np.asarray(pop.bias)
+        c = current(pop.name) + np.asarray(pop.bias)
         currents[pop.name] = c
         counts[pop.name] = rate_spike_count(c, pop.timesteps, pop.threshold, pop.v0)
     ro = graph.readout
-    acc = drive(ro.name) + np.asarray(ro.bias)
+    acc = current(ro.name) + np.asarray(ro.bias)
     out = acc / ro.units_per_float if graph.fixed_point else acc
     return ReferenceResult(counts=counts, currents=currents, output=np.asarray(out, np.float64))

@@ -9,7 +9,7 @@ from pseudosnn.compiler.spiking.reference import evaluate
 from pseudosnn.compiler.spiking.synapses import conv2d, project
 from pseudosnn.compiler.testing import random_graph
 from pseudosnn.simulator.engine import SimulationError, simulate
-from pseudosnn.simulator.kernels import Projector
+from pseudosnn.simulator.kernels import Kernels, matmul_integer_ok
 
 KINDS = ["mlp", "cnn", "residual"]
 
@@ -120,7 +120,8 @@ def test_sops_are_events_times_fanout(quantised):
     assert res.macs == 5 * taps  # structural synapses: padding taps are not counted
 
 
-@pytest.mark.parametrize("x_max", [15, 2**14, 2**40])  # float32, float64, int64 paths
+# MatMulInteger (<= 127), float32, float64 and int64 paths
+@pytest.mark.parametrize("x_max", [15, 200, 2**14, 2**40])
 def test_fixed_point_gemm_in_float_is_exact(x_max):
     rng = np.random.default_rng(0)
     w = rng.integers(-128, 128, size=(6, 4, 3, 3))
@@ -128,7 +129,7 @@ def test_fixed_point_gemm_in_float_is_exact(x_max):
     counts = rng.integers(0, x_max + 1, size=(3, 4, 7, 7))
     exact = project(pr, counts, fixed_point=True)
     assert exact.dtype == np.int64
-    got = Projector(pr, np.int64, exact_int=True)(counts, x_max)
+    got = Kernels("fixed")(pr, counts, x_max)
     assert got.dtype == np.int64
     np.testing.assert_array_equal(got, exact)
 
@@ -222,16 +223,15 @@ def test_block_conv_graph_equals_reference_and_naive_loop(kind, naive, quantised
         np.testing.assert_allclose(r32.output, res.output, atol=1e-3)
 
 
-@pytest.mark.parametrize("x_max", [15, 2**14, 2**40])  # float32, float64, int64 paths
+@pytest.mark.parametrize("x_max", [15, 200, 2**14, 2**40])
 def test_fixed_point_block_conv_projector_is_exact(x_max):
-
     rng = np.random.default_rng(3)
     k = rng.integers(-128, 128, size=(6, 4, 3, 3))
     w = np.repeat(np.repeat(k, 2, axis=2), 2, axis=3)
     pr = Projection("p", "a", "b", "conv", w, stride=(2, 2), padding=(2, 2), weight_exp=3)
     counts = rng.integers(0, x_max + 1, size=(3, 4, 9, 7))
     direct = conv2d(counts, w, (2, 2), (2, 2)) << 3
-    got = Projector(pr, np.int64, exact_int=True)(counts, x_max)
+    got = Kernels("fixed")(pr, counts, x_max)
     assert got.dtype == np.int64
     np.testing.assert_array_equal(got, direct)
     np.testing.assert_array_equal(project(pr, counts, fixed_point=True), direct)
