@@ -9,7 +9,7 @@ from pseudosnn.compiler.spiking.reference import evaluate
 from pseudosnn.compiler.spiking.synapses import conv2d, project
 from pseudosnn.compiler.testing import random_graph
 from pseudosnn.simulator.engine import SimulationError, simulate
-from pseudosnn.simulator.kernels import Kernels, matmul_integer_ok
+from pseudosnn.simulator.kernels import Kernels
 
 KINDS = ["mlp", "cnn", "residual"]
 
