@@ -19,7 +19,7 @@ from pseudosnn.simulator.energy import (
 from pseudosnn.simulator.engine import SimulationError
 from pseudosnn.simulator.engine import simulate as simulate_graph
 from pseudosnn.simulator.metrics.report import build_report, format_table, write_reports
-from pseudosnn.simulator.sharding import simulate_dataset
+from pseudosnn.simulator.sharding import parse_cluster, simulate_dataset
 
 from pseudosnn.cli_base import Command
 
@@ -38,9 +38,10 @@ def _stems(paths: list[Path]) -> list[str]:
 def run_simulation(
     artifacts: list[Path], data: str, batch: int = 64, limit: int | None = None,
     energy_model: str = DEFAULT_MODEL, fixed_point: bool = False, report_dir: Path | None = None,
-    workers: int = 1, time_per_step_us: float = DEFAULT_TIME_PER_STEP_US,
+    workers: int | None = None, time_per_step_us: float = DEFAULT_TIME_PER_STEP_US,
     mean_hops: float = 0.0, raster_neurons: int = 16, progress: bool = True,
-    echo=click.echo, precision: str = "float64",
+    echo=click.echo, precision: str = "float64", threads: int | None = None,
+    cluster: str | None = None,
 ) -> list[dict]:
     """Simulate every artifact on the data set; return one report dict per artifact."""
     from tqdm import tqdm
@@ -54,6 +55,7 @@ def run_simulation(
         x, y = x[:limit], None if y is None else y[:limit]
     if batch < 1:
         raise DataError(f"--batch must be >= 1, got {batch}")
+    parse_cluster(cluster)  # a bad spec fails before any work
     reports = []
     for path, stem in zip(artifacts, _stems(artifacts), strict=True):
         graph = load(path)
@@ -65,7 +67,8 @@ def run_simulation(
         with tqdm(total=len(xs), desc=f"simulate {stem}", unit="sample",
                   disable=not progress) as bar:
             tally = simulate_dataset(graph, xs, y, batch_size=batch, workers=workers,
-                                     on_batch=bar.update, precision=precision)
+                                     on_batch=bar.update, precision=precision,
+                                     threads=threads, cluster=cluster)
         rep = build_report(graph, tally, model, time_per_step_us, mean_hops, name=stem,
                            fixed_point=graph.fixed_point)
         rep["artifact"] = str(path)
@@ -79,7 +82,8 @@ def run_simulation(
             written = write_reports(rep, report_dir, stem, tally)
             written.append(plot_layers(rep, report_dir / f"{stem}_layers.png"))
             written.append(plot_spikes_per_step(rep, report_dir / f"{stem}_spikes_per_step.png"))
-            one = simulate_graph(graph, xs[:1], record_spikes=True, precision=precision)
+            one = simulate_graph(graph, xs[:1], record_spikes=True, precision=precision,
+                                 threads=threads)
             written.append(plot_raster({k: v[0] for k, v in one.spikes.items()},
                                        report_dir / f"{stem}_raster.png", raster_neurons,
                                        title=f"{stem}: spike raster, sample 0"))
@@ -113,15 +117,24 @@ def run_simulation(
               "reference bit for bit; float32 is faster (fixed point is always exact).")
 @click.option("--report", "report_dir", type=click.Path(file_okay=False, path_type=Path),
               default=None, help="Write JSON, CSV and PNG plots into this directory.")
-@click.option("--workers", default=1, show_default=True,
-              help="Processes to shard batches across (counts merge exactly).")
+@click.option("--workers", type=click.IntRange(min=1), default=None,
+              help="Processes to shard batches across (counts merge exactly). Default 1; "
+                   "with --cluster ray, the CPUs of the local Ray instance (default: all).")
+@click.option("--threads", type=click.IntRange(min=0), default=None,
+              help="Threads per batch (BLAS and onnxruntime). Default: every core in one "
+                   "process, cores/workers with --workers, 1 per Ray task.")
+@click.option("--cluster", default=None, metavar="ray[:ADDRESS]",
+              help="Distribute batches over Ray: 'ray' starts a local instance with "
+                   "--workers CPUs, 'ray:ADDRESS' joins a running cluster (ray:auto on a "
+                   "cluster node, ray:ray://HEAD:10001 from outside). Needs "
+                   "pip install 'pseudosnn[cluster]'. Counts merge exactly.")
 @click.option("--time-per-step-us", default=DEFAULT_TIME_PER_STEP_US, show_default=True,
               type=float, help="Wall time of one global step, for latency in microseconds.")
 @click.option("--mean-hops", default=0.0, show_default=True, type=float,
               help="Mean mesh hops per spike (Loihi routing energy; 0 = within tile).")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def simulate_cmd(artifacts, data, batch, limit, energy_model, fixed_point, precision, report_dir,
-                 workers, time_per_step_us, mean_hops, quiet):
+                 workers, threads, cluster, time_per_step_us, mean_hops, quiet):
     """Simulate compiled ARTIFACT(s) step by step and report spike counts, synaptic
     operations, latency and energy (and accuracy when the data have labels).
 
@@ -132,5 +145,6 @@ def simulate_cmd(artifacts, data, batch, limit, energy_model, fixed_point, preci
     if time_per_step_us <= 0:
         raise click.BadParameter("must be > 0", param_hint="--time-per-step-us")
     run_simulation(list(artifacts), data, batch, limit, energy_model, fixed_point, report_dir,
-                   workers, time_per_step_us, mean_hops, progress=not quiet, precision=precision)
+                   workers, time_per_step_us, mean_hops, progress=not quiet, precision=precision,
+                   threads=threads, cluster=cluster)
 
