@@ -372,33 +372,37 @@ KERNEL_LAYERS = [  # (name, C_in, C_out, k, stride, H, batch): zoo layer shapes
 ]
 
 
-def bench_kernels(reps: int) -> list[dict]:
-    """ms per conv: numpy float64/float32 im2col GEMM, onnxruntime Conv float32, and the fixed
-    point kernels (MatMulInteger; exact float32), on counts 0..8 (1 thread, interleaved)."""
+def _kernel_contenders(ci: int, co: int, k: int, s: int, h: int, b: int, rng) -> dict:
+    """The conv kernels on one layer shape, and the exact integer result they must give."""
     from pseudosnn.compiler.spiking.synapses import conv2d
     from pseudosnn.simulator.kernels import Kernels
 
+    counts = rng.integers(0, 9, size=(b, ci, h, h))
+    wf = rng.normal(0, 0.05, (co, ci, k, k)).astype(np.float32)
+    wi = rng.integers(-128, 128, (co, ci, k, k)).astype(np.int8)
+    pf = Projection("f", "a", "b", "conv", wf, stride=(s, s), padding=(k // 2,) * 2)
+    pi = Projection("i", "a", "b", "conv", wi, stride=(s, s), padding=(k // 2,) * 2)
+    k32, kfx = Kernels("float32"), Kernels("fixed")
+    c64, c32, w64 = counts.astype(np.float64), counts.astype(np.float32), wf.astype(np.float64)
+    fns = {"numpy_float64": lambda: conv2d(c64, w64, pf.stride, pf.padding),
+           "numpy_float32": lambda: conv2d(c32, wf, pf.stride, pf.padding),
+           "onnxruntime_float32": lambda: k32(pf, c32),
+           "fixed_matmul_integer": lambda: kfx(pi, counts, 8),  # counts <= 127: MatMulInteger
+           "fixed_exact_float32": lambda: kfx(pi, counts, 300)}  # > 127: exact float32
+    return fns, conv2d(counts, wi.astype(np.int64), pi.stride, pi.padding)
+
+
+def bench_kernels(reps: int) -> list[dict]:
+    """ms per conv: numpy float64/float32 im2col GEMM, onnxruntime Conv float32, and the fixed
+    point kernels (MatMulInteger; exact float32), on counts 0..8 (1 thread, interleaved)."""
     rng = np.random.default_rng(0)
     rows = []
-    for name, ci, co, k, s, h, b in KERNEL_LAYERS:
-        counts = rng.integers(0, 9, size=(b, ci, h, h))
-        wf = rng.normal(0, 0.05, (co, ci, k, k)).astype(np.float32)
-        wi = rng.integers(-128, 128, (co, ci, k, k)).astype(np.int8)
-        pf = Projection("f", "a", "b", "conv", wf, stride=(s, s), padding=(k // 2,) * 2)
-        pi = Projection("i", "a", "b", "conv", wi, stride=(s, s), padding=(k // 2,) * 2)
-        k32, kfx = Kernels("float32"), Kernels("fixed")
-        c64, c32 = counts.astype(np.float64), counts.astype(np.float32)
-        fns = {"numpy_float64": lambda: conv2d(c64, wf.astype(np.float64), pf.stride,
-                                               pf.padding),
-               "numpy_float32": lambda: conv2d(c32, wf, pf.stride, pf.padding),
-               "onnxruntime_float32": lambda: k32(pf, c32),
-               "fixed_matmul_integer": lambda: kfx(pi, counts, 8),
-               "fixed_exact_float32": lambda: kfx(pi, counts, 300)}
-        exact = conv2d(counts, wi.astype(np.int64), pi.stride, pi.padding)
+    for name, *shape in KERNEL_LAYERS:
+        fns, exact = _kernel_contenders(*shape, rng)
+        t = {n: [] for n in fns}
         with threads.using(1):
             assert np.array_equal(fns["fixed_matmul_integer"](), exact)
             assert np.array_equal(fns["fixed_exact_float32"](), exact)
-            t = {n: [] for n in fns}
             for _ in range(reps):
                 for n, fn in fns.items():
                     c0 = time.process_time()
