@@ -13,13 +13,12 @@ steps from ``start``. Events emitted at ``t`` reach a target at ``t + delay``.
   ``sum_t W @ s_t = W @ n`` (exact in integer arithmetic; in float mode the very same
   ``synapses.drive`` call as the closed-form reference on the same counts: the summands of
   one trained layer through one GEMM), so a rate target's current is computed once, from
-  its sources' final counts, when its window opens. Neuron updates
-  still step: a rate population that feeds no stream population is stepped through its
-  whole window at its start, chunk by chunk (cache blocking), recording spikes at their
-  global steps; nothing outside it can observe the difference. Unless spikes are
-  recorded, only its neurons with ``0 < c < theta`` are stepped: ``c <= 0`` provably never
-  fires and ``c >= theta`` fires at every step of its window (``_step_live``;
-  ``0 <= v0 < theta``).
+  its sources' final counts, when its window opens.
+* A rate population's membrane is not observable either: its whole window is computed at
+  its start in closed form (:mod:`.closed_form`: counts, spikes per step, and the train
+  where it is recorded or feeds stream targets), and the train reaches each stream target
+  through one batched projection of all its steps. Rate populations of fixed-point graphs
+  whose threshold could saturate the 24-bit membrane, and stream populations, step.
 
 The engine observes readouts, spike counts and spikes per step (and spike trains when
 asked); SOPs, MACs and neuron updates come from ``compiler.spiking.counting``.
@@ -34,21 +33,14 @@ import numpy as np
 from pseudosnn.compiler.spiking import counting
 from pseudosnn.compiler.spiking.graph import GraphError, Population, Projection, SpikingGraph
 from pseudosnn.compiler.spiking.result import RunResult, run_result
-from pseudosnn.compiler.spiking.semantics import V_MAX, V_MIN, if_step
+from pseudosnn.compiler.spiking.semantics import if_step
 from pseudosnn.compiler.spiking.synapses import drive, encoder_currents, project
+from pseudosnn.simulator import closed_form
 from pseudosnn.simulator import threads as _threads
 from pseudosnn.simulator.kernels import Kernels
 
 from pseudosnn.errors import PseudoSNNError
 
-WINDOW_CHUNK_ELEMENTS = 1 << 14
-"""Neurons stepped together through a whole rate window (cache blocking: the membrane,
-current and spike buffers of one chunk stay in L2 for all T steps)."""
-SKIPPED_STEPS_PER_NEURON_MIN = 2.0
-"""Step only the neurons whose spikes are not known in advance (``_step_live``) when the
-neuron-steps this saves, per neuron of the population, exceed this: sorting, gathering and
-scattering costs about 1.5-2 neuron-steps per neuron (measured here, 1 thread, float32 and
-float64, T = 2 and 8, 20-80 % of neurons stepped: break-even at 1.2-1.6 skipped steps)."""
 PRECISIONS = ("float64", "float32")
 
 
@@ -63,7 +55,7 @@ class _PopState:
     uniform_T: bool
     theta: float | int
     bias: np.ndarray
-    v: np.ndarray | None  # (B, *shape); None: whole-window population, see step_window
+    v: np.ndarray | None  # (B, *shape); None: a window in closed form (closed_form.py)
     counts: np.ndarray  # (B, *shape) int64
     v0: float | int = 0
     current: np.ndarray | None = None  # rate: constant current, set at start
@@ -78,7 +70,7 @@ class _Plan:
     pops: list[Population]
     outgoing: dict[str, list[Projection]]
     stream_targets: set[str]
-    whole_window: set[str]  # rate populations that feed no stream population
+    whole_window: set[str]  # rate populations computed in closed form
     fanouts: counting.Fanouts
     timesteps: dict[str, np.ndarray]
     window: dict[str, tuple[int, int]]  # population -> (start, T_max)
@@ -102,8 +94,7 @@ def plan_of(graph: SpikingGraph) -> _Plan:
         stream = {p.name for p in pops if p.coupling == "stream"}
         plan = _Plan(
             steps=graph.latency_steps, pops=pops, outgoing=outgoing, stream_targets=stream,
-            whole_window={p.name for p in pops if p.coupling == "rate"
-                          and not any(pr.target in stream for pr in outgoing[p.name])},
+            whole_window={p.name for p in pops if closed_form.exact_for(p, graph.fixed_point)},
             fanouts=counting.Fanouts(graph),
             timesteps={p.name: p.timesteps_full() for p in pops},
             window={p.name: (p.start, p.t_max) for p in pops})
@@ -125,148 +116,6 @@ def _plus_bias(a, bias: np.ndarray):
             and np.broadcast_shapes(a.shape, bias.shape) == a.shape):
         return np.add(a, bias, out=a)
     return a + bias
-
-
-def _count_dtype(t_max: int) -> np.dtype:
-    """Smallest unsigned integer holding a window's spike count (same-type adds of the
-    bool spikes viewed as uint8 are the cheapest accumulation)."""
-    return np.dtype(np.uint8 if t_max < 2**8 else np.uint16 if t_max < 2**16 else np.uint32)
-
-
-def step_window(st: _PopState, current: np.ndarray, saturate: bool,
-                rec: np.ndarray | None, per_step: np.ndarray) -> None:
-    """All ``T_max`` steps of a rate window, in place, chunk by chunk; per step exactly
-    ``semantics.if_step`` (``v += c`` where active, 24-bit clip, ``s = v >= theta`` where
-    active, ``v -= theta`` where ``s``). ``rec``: bool ``(B, T_max, N)`` or None.
-    ``st.v is None``: the membrane starts at ``v0`` and is not kept (nothing reads it
-    after the window), so only one chunk of it is ever allocated."""
-    B = st.counts.shape[0]
-    start, t_max = st.pop.start, st.pop.t_max
-    dtype = np.dtype(np.int64) if saturate else np.asarray(st.theta).dtype
-    keep_v = st.v is not None
-    v = st.v.reshape(B, -1) if keep_v else None
-    c = np.ascontiguousarray(np.broadcast_to(current, st.counts.shape),
-                             dtype=dtype).reshape(B, -1)
-    if (not keep_v and rec is None and 0 <= st.v0 < st.theta
-            and (not saturate or V_MIN < st.theta <= V_MAX)):
-        theta_c = dtype.type(st.theta)
-        live = (c > 0) & (c < theta_c)
-        skipped = 1.0 - np.count_nonzero(live) / max(live.size, 1)
-        if skipped * t_max > SKIPPED_STEPS_PER_NEURON_MIN:
-            _step_live(st, c, live, c >= theta_c, saturate, per_step)
-            return
-    cnt = st.counts.reshape(B, -1)
-    n = c.shape[1]
-    theta = dtype.type(st.theta)
-    T = None if st.uniform_T else st.T.reshape(-1)
-    rows = max(1, WINDOW_CHUNK_ELEMENTS // max(n, 1))
-    s = np.empty((rows, n), dtype=bool)
-    s_u8 = s.view(np.uint8)
-    local = np.empty((rows, n), dtype=_count_dtype(t_max))  # counts of the chunk
-    shed = np.empty((rows, n), dtype=dtype)  # s * theta
-    v_chunk = None if keep_v else np.empty((rows, n), dtype=dtype)
-    for r0 in range(0, B, rows):
-        r1 = min(B, r0 + rows)
-        m = r1 - r0
-        cc, ss, ss8, ll, sh = c[r0:r1], s[:m], s_u8[:m], local[:m], shed[:m]
-        if keep_v:
-            vv = v[r0:r1]
-        else:
-            vv = v_chunk[:m]
-            vv.fill(st.v0)
-        ll.fill(0)
-        _integrate(vv, cc, T, theta, t_max, saturate, ss, ss8, sh, ll, per_step, start,
-                   None if rec is None else rec[r0:r1])
-        cnt[r0:r1] += ll
-
-
-def _step_live(st: _PopState, c: np.ndarray, live: np.ndarray, full: np.ndarray,
-               saturate: bool, per_step: np.ndarray) -> None:
-    """``step_window`` for a membrane that starts at ``0 <= v0 < theta`` (fixed point:
-    ``V_MIN < theta <= V_MAX``), stepping only the neurons whose spikes are not known in
-    advance. Proofs, for floats under monotone rounding and for the 24-bit clip:
-
-    * ``c <= 0``: never fires. ``v + c <= v`` and ``clip(v + c) <= max(v, V_MIN)``, so ``v``
-      stays below ``theta``.
-    * ``c >= theta`` (``full``): fires at every active step (count ``T_i``). With ``v >= 0``,
-      ``v + c >= theta`` (also after the clip, as ``V_MAX >= theta``), so it spikes and
-      ``v - theta >= 0`` again.
-
-    The rest (``live``: ``0 < c < theta``), gathered into one flat array, are stepped with
-    the same ops per step as ``step_window`` and their counts scattered back. No membrane
-    is observed after the window, so nothing else can tell the difference."""
-    B, n = c.shape
-    t_max = st.pop.t_max
-    T = st.T.reshape(1, n)
-    # the window's counts (``st.counts`` is still all 0: a window is stepped once): T_i
-    # where ``full``, 0 where silent, written in one pass; then the stepped ones
-    cnt = st.counts.reshape(B, n)
-    np.multiply(full, T, out=cnt)
-    # neurons of ``full`` still active at step k: those with T_i > k
-    if st.uniform_T:
-        n_active = np.full(t_max, np.count_nonzero(full), dtype=np.int64)
-    else:
-        hist = np.bincount(T[0], weights=np.count_nonzero(full, axis=0), minlength=t_max + 1)
-        n_active = np.rint(hist[::-1].cumsum()[::-1][1:]).astype(np.int64)
-    per_step[st.pop.start:st.pop.start + t_max] += n_active
-    idx = np.flatnonzero(live)
-    if idx.size:
-        cnt.reshape(-1)[idx] = _step_flat(st, c.reshape(-1)[idx],
-                                          None if st.uniform_T else T[0][idx % n],
-                                          saturate, per_step)
-
-
-def _step_flat(st: _PopState, c: np.ndarray, T: np.ndarray | None, saturate: bool,
-               per_step: np.ndarray) -> np.ndarray:
-    """Counts of neurons with constant currents ``c`` (flat) stepped through the window
-    from ``v0``, chunk by chunk, with the ops of ``step_window``."""
-    start, t_max = st.pop.start, st.pop.t_max
-    theta = c.dtype.type(st.theta)
-    size = min(WINDOW_CHUNK_ELEMENTS, c.size)
-    s = np.empty(size, dtype=bool)
-    s_u8 = s.view(np.uint8)
-    shed = np.empty(size, dtype=c.dtype)
-    vv_buf = np.empty(size, dtype=c.dtype)
-    counts = np.empty(c.size, dtype=_count_dtype(t_max))
-    for i0 in range(0, c.size, size):
-        i1 = min(c.size, i0 + size)
-        m = i1 - i0
-        cc, ss, ss8, sh, vv, ll = c[i0:i1], s[:m], s_u8[:m], shed[:m], vv_buf[:m], counts[i0:i1]
-        Tc = None if T is None else T[i0:i1]
-        vv.fill(st.v0)
-        ll.fill(0)
-        _integrate(vv, cc, Tc, theta, t_max, saturate, ss, ss8, sh, ll, per_step, start)
-    return counts
-
-
-def _integrate(v: np.ndarray, c: np.ndarray, T: np.ndarray | None, theta, t_max: int,
-               saturate: bool, s: np.ndarray, s_u8: np.ndarray, shed: np.ndarray,
-               counts: np.ndarray, per_step: np.ndarray, start: int,
-               rec: np.ndarray | None = None) -> None:
-    """Step membranes ``v`` (in place) through ``t_max`` steps of constant currents ``c``;
-    per step exactly ``semantics.if_step``: ``v += c`` where active (``k < T``; ``T=None``:
-    always), 24-bit clip when ``saturate``, ``s = v >= theta`` where active, ``v -= theta``
-    where ``s``. Adds each neuron's spikes to ``counts``, each step's total to
-    ``per_step[start + k]``, and records ``rec[:, k] = s`` when given. ``s_u8`` views ``s``;
-    ``shed`` is scratch for ``s * theta`` (masked ufuncs measured 3-5x slower than
-    multiplying by the 0/1 mask; ``v - s*theta`` equals ``v - where(s, theta, 0)``)."""
-    for k in range(t_max):
-        if T is None:
-            v += c
-        else:
-            active = k < T
-            v += c * active
-        if saturate:
-            np.clip(v, V_MIN, V_MAX, out=v)
-        np.greater_equal(v, theta, out=s)
-        if T is not None:
-            s &= active
-        np.multiply(s, theta, out=shed)
-        v -= shed
-        np.add(counts, s_u8, out=counts)
-        per_step[start + k] += np.count_nonzero(s)
-        if rec is not None:
-            rec[:, k] = s
 
 
 def check_input(graph: SpikingGraph, x: np.ndarray) -> np.ndarray:
@@ -393,13 +242,32 @@ class _Run:
                     self._one_step(p, t, k)
 
     def _whole_window(self, p: Population, t: int) -> None:
+        """The window of rate population ``p`` (starting at ``t``) in closed form; its train
+        is built only where it is recorded or feeds stream targets, which then get all its
+        steps through one projection each."""
         st = self.states[p.name]
-        rec = None
+        c = _plus_bias(self.current(p.name), st.bias)
+        c = np.broadcast_to(c, st.counts.shape).reshape(self.B, -1)
+        win = closed_form.Window(c, st.T.reshape(-1), st.uniform_T, st.theta, st.v0, self.fixed)
+        st.counts[...] = win.counts().reshape(st.counts.shape)
+        streams = [pr for pr in self.plan.outgoing[p.name] if pr.target in self.inbox]
+        if self.spikes is None and not streams:
+            self.per_step[p.name][t:t + win.t_max] = win.per_step()
+            return
+        train = np.empty((win.t_max, self.B, c.shape[1]), dtype=bool)
+        win.train(train)
+        self.per_step[p.name][t:t + win.t_max] = np.count_nonzero(train, axis=(1, 2))
         if self.spikes is not None:
-            full = self.spikes[p.name].reshape(self.B, self.plan.steps, -1)  # a view
-            rec = full[:, t:t + st.pop.t_max]
-        step_window(st, _plus_bias(self.current(p.name), st.bias), self.fixed, rec,
-                    self.per_step[p.name])
+            self.spikes[p.name][:, t:t + win.t_max] = np.moveaxis(train, 0, 1).reshape(
+                self.B, win.t_max, *p.shape)
+        events = train.reshape(win.t_max * self.B, *p.shape)
+        for pr in streams:
+            y = self.apply(pr, events, 1)
+            box = self.inbox[pr.target]
+            for k in range(win.t_max):
+                at = t + k + pr.delay
+                step = y[k * self.B:(k + 1) * self.B]
+                box[at] = box[at] + step if at in box else step
 
     def _one_step(self, p: Population, t: int, k: int) -> None:
         st = self.states[p.name]
