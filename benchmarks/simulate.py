@@ -24,7 +24,7 @@ images/s from CPU time at one thread (robust to other jobs on a shared machine) 
 wall time at all threads; the machine's load average is recorded. Peak memory: each
 contender in a fresh process (``--probe``), peak RSS (VmHWM) after one warm-up and one timed
 batch. ``--kernels`` times the conv kernels on zoo layer shapes; ``--ray`` the Ray cluster
-option (2 local workers vs 1). Writes ``benchmarks/results/simulate.json``.
+option (2 local workers vs 1, one thread each). Writes ``benchmarks/results/simulate.json``.
 
     .venv/bin/python benchmarks/simulate.py [--only resnet19 ...] [--reps 5] [--kernels]
 """
@@ -414,6 +414,41 @@ def bench_kernels(reps: int) -> list[dict]:
     return rows
 
 
+# --- Ray ----------------------------------------------------------------------------------
+def bench_ray(net: dict, n_batches: int, reps: int) -> dict:
+    """``simulate_dataset`` on a local Ray instance with 1 and with 2 workers (one thread per
+    task), ``reps`` alternating runs each (Ray's start-up excluded: a warm-up batch per
+    worker first); the counts must be the same bit for bit."""
+    import ray
+    from pseudosnn.simulator.sharding import simulate_dataset
+
+    g = artifact.load(net["artifact"])
+    b = net["batch"]
+    x = np.random.default_rng(1).normal(size=(n_batches * b, *g.input.shape))
+    times: dict[int, list[float]] = {1: [], 2: []}
+    tallies = {}
+    for _ in range(reps):
+        for workers in (1, 2):
+            ray.init(num_cpus=workers, include_dashboard=False, log_to_driver=False,
+                     logging_level="ERROR")
+            try:
+                simulate_dataset(g, x[:workers * b], batch_size=b, cluster="ray", threads=1)
+                t0 = time.perf_counter()
+                tallies[workers] = simulate_dataset(g, x, batch_size=b, cluster="ray",
+                                                    threads=1)
+                times[workers].append(time.perf_counter() - t0)
+            finally:
+                ray.shutdown()
+    one, two = tallies[1], tallies[2]
+    same = one.output.tobytes() == two.output.tobytes() and one.sops == two.sops and all(
+        np.array_equal(one.spikes[k], two.spikes[k]) for k in one.spikes)
+    med = {w: statistics.median(v) for w, v in times.items()}
+    return {"samples": int(x.shape[0]), "batch": b, "wall_seconds": med,
+            "images_per_s": {w: x.shape[0] / v for w, v in med.items()},
+            "speedup_2_workers": med[1] / med[2], "counts_bit_identical": bool(same),
+            "load_average": os.getloadavg()[0]}
+
+
 # --- report ---------------------------------------------------------------------------------
 def print_table(rows: list[dict]) -> None:
     for r in rows:
@@ -445,6 +480,9 @@ def main() -> None:
                     help="where the compiled networks are kept between runs")
     ap.add_argument("--no-memory", action="store_true", help="skip the peak-RSS probes")
     ap.add_argument("--kernels", action="store_true", help="also time the conv kernels")
+    ap.add_argument("--ray", metavar="NET", choices=list(NETWORKS),
+                    help="also time simulate --cluster ray with 1 and 2 local workers on NET")
+    ap.add_argument("--ray-batches", type=int, default=8)
     ap.add_argument("--probe", nargs=3, metavar=("NET", "CONTENDER", "THREADS"),
                     help=argparse.SUPPRESS)
     ap.add_argument("--out", type=Path, default=RESULTS)
@@ -469,6 +507,11 @@ def main() -> None:
               "targets": TARGETS}
     if args.kernels:
         result["kernels"] = bench_kernels(max(3, args.reps))
+    if args.ray:
+        net = build_networks(args.work, [args.ray])[args.ray]
+        result["ray"] = {"network": args.ray, **bench_ray(net, args.ray_batches,
+                                                           max(1, args.reps // 2))}
+        print(f"ray: {result['ray']}")
     write_atomic(args.out, json.dumps(result, indent=1) + "\n")
     print(f"wrote {args.out}")
 
