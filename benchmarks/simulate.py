@@ -32,6 +32,7 @@ option (2 local workers vs 1, one thread each). Writes ``benchmarks/results/simu
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import math
 import os
@@ -247,13 +248,23 @@ def torch_time_loop(graph: SpikingGraph):
     return run
 
 
+@functools.cache
+def _load(path: Path) -> SpikingGraph:
+    return artifact.load(path)
+
+
+@functools.cache
+def _torch_loop(path: Path):
+    return torch_time_loop(_load(path))
+
+
 def contender(name: str, net: dict, n_threads: int):
-    """``x -> readout`` of one contender at ``n_threads`` threads."""
+    """``x -> readout`` of one contender at ``n_threads`` threads (graphs shared)."""
     from pseudosnn.simulator.engine import simulate
 
     art = net["artifact"]
     if name in ("simulator", "simulator_float32", "simulator_fixed_point"):
-        g = artifact.load(net["fixed"] if name.endswith("fixed_point") else art)
+        g = _load(net["fixed"] if name.endswith("fixed_point") else art)
         precision = "float32" if name.endswith("float32") else "float64"
         return lambda x: simulate(g, x, precision=precision, threads=n_threads).output
     if name == "onnxruntime":
@@ -264,11 +275,11 @@ def contender(name: str, net: dict, n_threads: int):
     if name == "onnxruntime_compiled":
         from pseudosnn.backends.onnx_backend import graph_to_onnx
 
-        return ort_session(graph_to_onnx(artifact.load(art)).SerializeToString(), n_threads)
+        return ort_session(graph_to_onnx(_load(art)).SerializeToString(), n_threads)
     if name == "torch_time_loop":
         import torch
 
-        run = torch_time_loop(artifact.load(art))
+        run = _torch_loop(art)
 
         def stepped(x):
             torch.set_num_threads(n_threads)
@@ -282,7 +293,7 @@ CONTENDERS = ("simulator", "simulator_float32", "simulator_fixed_point", "onnxru
 
 
 def inputs(net: dict) -> np.ndarray:
-    g = artifact.load(net["artifact"])
+    g = _load(net["artifact"])
     return np.random.default_rng(0).normal(size=(net["batch"], *g.input.shape))
 
 
