@@ -249,7 +249,7 @@ class _Run:
         c = _plus_bias(self.current(p.name), st.bias)
         c = np.broadcast_to(c, st.counts.shape).reshape(self.B, -1)
         win = closed_form.Window(c, st.T.reshape(-1), st.uniform_T, st.theta, st.v0, self.fixed)
-        st.counts[...] = win.counts().reshape(st.counts.shape)
+        win.counts(st.counts)
         streams = [pr for pr in self.plan.outgoing[p.name] if pr.target in self.inbox]
         if self.spikes is None and not streams:
             self.per_step[p.name][t:t + win.t_max] = win.per_step()

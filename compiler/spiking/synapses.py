@@ -102,17 +102,9 @@ def conv2d_block(x: np.ndarray, wb: np.ndarray, stride=(2, 2), padding=(0, 0),
     """The conv with kernel ``repeat(wb, stride)`` and that stride, factorised: sum-pool
     the zero-padded input over ``stride``-sized blocks (trailing rows/columns no window
     reaches are dropped), then a stride-1 unpadded conv with ``wb``."""
-    s0, s1 = int(stride[0]), int(stride[1])
-    if padding[0] or padding[1]:
-        x = np.pad(x, ((0, 0), (0, 0), (padding[0],) * 2, (padding[1],) * 2))
-    ph, pw = x.shape[2] // s0, x.shape[3] // s1
+    s = (int(stride[0]), int(stride[1]))
     x = x.astype(np.result_type(x, wb), copy=False)
-    pooled = x[:, :, : ph * s0: s0, : pw * s1: s1].copy()
-    for a in range(s0):  # summed in row-major block order (strided adds beat a reduce)
-        for b in range(s1):
-            if a or b:
-                pooled += x[:, :, a: ph * s0: s0, b: pw * s1: s1]
-    return conv2d(pooled, wb, (1, 1), (0, 0), groups)
+    return conv2d(sum_pool(x, (s, s, tuple(padding))), wb, (1, 1), (0, 0), groups)
 
 
 def sum_pool(x: np.ndarray, pool: Pool) -> np.ndarray:

@@ -41,7 +41,8 @@ def test_closed_form_window_is_the_stepped_window(fixed, theta, uniform):
     v0 = theta // 2 if fixed else theta / 2
     c = _currents(rng, (5, n), theta, fixed)
     win = Window(c, T, uniform, theta, v0, fixed)
-    counts = win.counts()
+    counts = np.empty(c.shape, np.int64)
+    win.counts(counts)
     np.testing.assert_array_equal(counts, rate_spike_count(c, T, theta, v0))
     train = np.empty((win.t_max, 5, n), bool)
     win.train(train)
