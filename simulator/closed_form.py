@@ -38,8 +38,11 @@ def exact_for(pop: Population, fixed: bool) -> bool:
 def counts_after(c: np.ndarray, k, theta, v0, fixed: bool) -> np.ndarray:
     """``N_k = clamp(floor((v0 + k·c)/θ), 0, k)``: ``semantics.rate_spike_count``'s own
     operations (``k`` a step count or per-neuron ``min(k, T_i)``), in ``c``'s dtype."""
-    n = np.floor_divide(v0 + k * c, theta) if fixed else np.floor((v0 + k * c) / theta)
-    return np.clip(n, 0, k)
+    return np.clip(_unclipped(c, k, theta, v0, fixed), 0, k)
+
+
+def _unclipped(c, k, theta, v0, fixed: bool):
+    return np.floor_divide(v0 + k * c, theta) if fixed else np.floor((v0 + k * c) / theta)
 
 
 class Window:
@@ -106,16 +109,21 @@ def _live_sums(c: np.ndarray, T: np.ndarray | None, t_max: int, theta, v0,
         cc = c[i0:i0 + CHUNK_ELEMENTS]
         b = buf[:cc.size]
         TT = None if T is None else T[i0:i0 + CHUNK_ELEMENTS]
+        # unclipped N_k is >= 0 for c > 0 and monotone in c: if the largest current's
+        # stays within k at every k, no clip binds in the chunk
+        c_hi = cc.max()
+        bounded = all(_unclipped(c_hi, k, theta, v0, fixed) <= k for k in range(1, t_max + 1))
         for k in range(1, t_max + 1):
             kk = k if TT is None else np.minimum(k, TT)
-            sums[k - 1] += int(_counts_after_into(cc, kk, theta, v0, fixed, b, True).sum())
+            n = _counts_after_into(cc, kk, theta, v0, fixed, b, clip=not bounded)
+            sums[k - 1] += int(n.sum())
     return sums
 
 
 def _counts_after_into(c: np.ndarray, k, theta, v0, fixed: bool, out: np.ndarray,
-                       positive: bool = False):
+                       clip: bool = True):
     """:func:`counts_after` in place in ``out`` (``c``'s dtype; the same operations, less
-    those that cannot change a bit: a division by 1, and the clip at 0 when ``c > 0``)."""
+    those that cannot change a bit: a division by 1, the clip where it cannot bind)."""
     np.multiply(k, c, out=out, casting="unsafe")
     out += v0
     if fixed:
@@ -124,4 +132,4 @@ def _counts_after_into(c: np.ndarray, k, theta, v0, fixed: bool, out: np.ndarray
         if theta != 1:
             out /= theta
         np.floor(out, out=out)
-    return np.minimum(out, k, out=out) if positive else np.clip(out, 0, k, out=out)
+    return np.clip(out, 0, k, out=out) if clip else out

@@ -79,12 +79,13 @@ class Kernels:
         """``base ⋆ z`` (conv, the base's own stride/padding) or ``z @ baseᵀ`` (dense)."""
         w = self._cached((pr.name, "base", dtype), lambda: np.ascontiguousarray(
             pr.factors.base, dtype=dtype))
-        z = _as(z, dtype)
         if pr.kind == "dense":
+            z = _as(z, dtype)
             return z.reshape(z.shape[0], -1) @ w.T
         stride, padding = pr.base_geometry()
-        if dtype == np.float64:
-            return conv2d(z, w, stride, padding, pr.groups)  # synapses' own arithmetic
+        if dtype == np.float64:  # synapses' own arithmetic (its im2col copy casts counts)
+            return conv2d(z, w, stride, padding, pr.groups)
+        z = _as(z, dtype)
         return self._ort_conv(pr.name, "base", z, w, stride, padding, pr.groups)
 
     def _materialised_float32(self, pr: Projection, x: np.ndarray) -> np.ndarray:

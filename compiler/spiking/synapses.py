@@ -8,10 +8,11 @@ weights stay exact (int64); fixed-point contributions are shifted left by ``weig
 
 A projection that carries its trained :class:`~.graph.Factors` is computed from them,
 ``y = out_scale ⊙ base(sumpool(in_scale ⊙ x))`` (the trained layer's arithmetic: pool then
-the small kernel, a residual's summands through one layer); the deployed, fused weight is
-:func:`compose` d from them only for executors that need it. The summands of one trained
-layer into one target are computed together (:func:`drive`): ``out ⊙ base(Σ_k
-sumpool_k(in_k ⊙ x_k))``, one GEMM instead of one per summand.
+the small kernel, a residual's summands through one layer; a scalar ``in_scale`` of a lone
+projection multiplies the output: ``(out_scale·in_scale) ⊙ base(sumpool(x))``); the
+deployed, fused weight is :func:`compose` d from them only for executors that need it. The
+summands of one trained layer into one target are computed together (:func:`drive`):
+``out ⊙ base(Σ_k sumpool_k(in_k ⊙ x_k))``, one GEMM instead of one per summand.
 
 A materialised conv whose kernel is constant on ``s0 x s1`` blocks with stride ``(s0, s1)``
 (what the compiler makes of avgpool + conv, quantised) is computed factorised, exactly as
@@ -131,27 +132,47 @@ def scaled_source(pr: Projection, x: np.ndarray, dtype) -> np.ndarray:
     return z
 
 
-def base_input(pr: Projection, x: np.ndarray, dtype) -> np.ndarray:
-    """What a factorised projection's base reads: ``sumpool(in_scale ⊙ x)`` (fresh)."""
+def base_input(pr: Projection, x: np.ndarray, dtype, alone: bool = False) -> np.ndarray:
+    """What a factorised projection's base reads: ``sumpool(in_scale ⊙ x)`` (fresh). Alone
+    (not summed with other summands) with a scalar ``in_scale`` and no event scale, the
+    scale applies to the output instead (:func:`apply_base`) and the base reads
+    ``sumpool(x)``: one pass less, and integer counts stay integers."""
+    if alone and _scalar_in_scale(pr) is not None:
+        z = np.asarray(x)
+        if pr.factors.pool is None:
+            return z
+        return sum_pool(z.astype(dtype) if z.dtype == np.bool_ else z, pr.factors.pool)
     z = scaled_source(pr, x, dtype)
     return z if pr.factors.pool is None else sum_pool(z, pr.factors.pool)
 
 
+def _scalar_in_scale(pr: Projection) -> float | None:
+    s = pr.factors.in_scale
+    if pr.event_scale is not None or (s is not None and s.size != 1):
+        return None
+    return 1.0 if s is None else float(s.reshape(()))
+
+
 def apply_base(pr: Projection, z: np.ndarray, kernel: Kernel | None = None,
-               x_max: int = 1) -> np.ndarray:
+               x_max: int = 1, dtype=np.float64, alone: bool = False) -> np.ndarray:
     """``out_scale ⊙ base(z)`` of a factorised projection on its base's input ``z`` (see
-    :func:`base_input`; summed over a group); ``kernel`` computes the base op (else numpy
-    in ``z``'s dtype)."""
+    :func:`base_input`; summed over a group; alone: ``(out_scale·in_scale) ⊙ base(z)``);
+    ``kernel`` computes the base op (else numpy in ``dtype``)."""
     f = pr.factors
     if kernel is not None:
         y = kernel(pr, z, x_max)
     elif pr.kind == "dense":
-        y = z.reshape(z.shape[0], -1) @ f.base.astype(z.dtype, copy=False).T
+        z = z.astype(dtype, copy=False)
+        y = z.reshape(z.shape[0], -1) @ f.base.astype(dtype, copy=False).T
     else:
         stride, padding = pr.base_geometry()
-        y = conv2d(z, f.base.astype(z.dtype, copy=False), stride, padding, pr.groups)
-    if f.out_scale is not None:
-        y *= f.out_scale.astype(y.dtype, copy=False).reshape((-1,) + (1,) * (y.ndim - 2))
+        y = conv2d(z, f.base.astype(dtype, copy=False), stride, padding, pr.groups)
+    out = f.out_scale
+    scalar = _scalar_in_scale(pr) if alone else None
+    if scalar is not None and scalar != 1.0:
+        out = np.asarray(scalar if out is None else out * scalar)
+    if out is not None:
+        y *= out.astype(y.dtype, copy=False).reshape((-1,) + (1,) * (y.ndim - 2))
     return y
 
 
@@ -161,7 +182,8 @@ def project(pr: Projection, x: np.ndarray, fixed_point: bool = False,
     the analog input), batch first. ``kernel`` (optional) computes the base op of a
     factorised projection, or the whole of a materialised one."""
     if pr.factors is not None:
-        return apply_base(pr, base_input(pr, x, dtype), kernel, x_max)
+        return apply_base(pr, base_input(pr, x, dtype, alone=True), kernel, x_max, dtype,
+                          alone=True)
     if kernel is not None:
         return kernel(pr, x, x_max)
     if pr.event_scale is not None:
@@ -249,7 +271,7 @@ def drive(graph: SpikingGraph, target: str, values: Mapping[str, np.ndarray], *,
             z = base_input(group[0], values[group[0].source], dtype)
             for pr in group[1:]:
                 z += base_input(pr, values[pr.source], dtype)
-            y = apply_base(group[0], z, kernel, x_max)
+            y = apply_base(group[0], z, kernel, x_max, dtype)
         total = y if total is None else total + y
     return total
 
