@@ -25,7 +25,7 @@ from pseudosnn.compiler.passes.schedule import schedule_graph
 from pseudosnn.compiler.quantize import QuantReport, quantize
 from pseudosnn.compiler.spiking.graph import SpikingGraph, validate
 from pseudosnn.compiler.spiking.reference import evaluate
-from pseudosnn.compiler.spiking.semantics import rate_margin
+from pseudosnn.compiler.spiking.semantics import count_margin
 
 from pseudosnn.errors import PseudoSNNError
 
@@ -59,9 +59,9 @@ class CompileResult:
 
 
 def _margin(node: ir.Node, x: np.ndarray) -> np.ndarray:
-    """How far a neuron's count is from flipping (``semantics.rate_margin``)."""
-    return rate_margin(ir.neuron_current(node, x), node.params["timesteps"],
-                       node.attrs["threshold"], node.attrs["v0"])
+    """How far a neuron's count is from flipping (``semantics.count_margin``)."""
+    return count_margin(ir.neuron_current(node, x), node.params["timesteps"],
+                        node.attrs["threshold"], node.attrs["v0"], ir.neuron_dynamics(node))
 
 
 def compare_counts(stage: str, a: dict[str, np.ndarray], b: dict[str, np.ndarray],

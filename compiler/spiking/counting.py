@@ -12,6 +12,11 @@ Deployed network (the spiking graph):
   ``Σ_pixels fanout`` on the analog input (computed once per sample).
 * **neuron updates** per sample: *active* ``Σ_i T_i`` (neuron-steps inside the windows),
   *idle* ``size · latency − active`` (the population exists for the whole latency).
+* **leak multiplies** per sample: ``decays · size · latency``, ``decays`` the decay
+  multiplies of one update (:attr:`.semantics.Dynamics.decays`: one for ``u`` when
+  ``0 < du < 1``, one for ``v`` when ``dv > 0``). Idle neurons leak too: a neuromorphic
+  core (Loihi) updates every compartment at every step, decays included, whether or not
+  the neuron receives input, so every neuron-step of the latency costs its decays.
 
 Trained network (the ANN baseline, before any fusion, DESIGN.md §2):
 
@@ -122,6 +127,13 @@ def neuron_updates(graph: SpikingGraph) -> dict[str, tuple[int, int]]:
     steps = graph.latency_steps
     return {p.name: (active_updates(p), p.size * steps - active_updates(p))
             for p in graph.populations}
+
+
+def leak_multiplies(graph: SpikingGraph) -> dict[str, int]:
+    """Per population and per sample: the decay multiplies of its updates, active and idle
+    (module docstring); 0 for integrate-and-fire populations."""
+    steps = graph.latency_steps
+    return {p.name: p.dynamics.decays * p.size * steps for p in graph.populations}
 
 
 def sops_upper_bound(graph: SpikingGraph, pop: Population) -> int:

@@ -160,8 +160,29 @@ def test_not_deployable_neuron_is_a_compile_error(tmp_path):
     from pseudosnn.models import build_model
 
     model = build_model("mlp_digits", num_classes=10, input_shape=(64,),
-                        neuron={"family": "lif"})
-    with pytest.raises(FrontendError, match="cannot be compiled.*leak"):
+                        neuron={"family": "relu"})
+    with pytest.raises(FrontendError, match=r"neuron 'body\.2' .*cannot be compiled"):
+        model_to_ir(model.eval())
+
+
+@pytest.mark.parametrize("neuron,message", [
+    ({"family": "nsnn", "tau": 0.5}, r"voltage decay dv=-1 is outside \[0, 1\]"),
+    ({"family": "if", "reset": "hard", "v_reset": 1.0},
+     r"hard-reset value v_reset=1 is at or above the threshold 1"),
+    ({"family": "lif", "reset": "hard", "v_reset": 2.0, "threshold": 1.5},
+     r"hard-reset value v_reset=2 is at or above the threshold 1\.5"),
+    ({"family": "asgl", "eval_spike": False}, r"eval_spike=False outputs the analog"),
+])
+def test_bad_neuron_dynamics_name_the_layer(neuron, message):
+    """A leak outside [0, 1], a hard-reset value at or above threshold, an analog eval
+    forward: one error naming the layer and the problem, no traceback in the CLI."""
+    from pseudosnn.compiler.frontend.torch_model import FrontendError, model_to_ir
+
+    from pseudosnn.models import build_model
+
+    model = build_model("mlp_digits", num_classes=10, input_shape=(64,), neuron=neuron)
+    with pytest.raises(FrontendError, match=r"neuron 'body\.2' .*cannot be compiled: .*"
+                       + message):
         model_to_ir(model.eval())
 
 
