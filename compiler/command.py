@@ -84,13 +84,16 @@ def compile_cmd(model: Path, out: Path, target: str, fixed_point: bool, verify: 
     if report.get("quant"):
         q = report["quant"]
         if q["max_output_error"] is not None:
+            sat = q["membrane_saturations"]
             click.echo(f"fixed point: max readout error {q['max_output_error']:.4g}, count "
                        f"mismatches {q['count_mismatch_fraction']:.3%}, argmax agreement "
-                       f"{q['agreement']:.3f}, membrane saturations "
-                       f"{q['membrane_saturations']}")
+                       f"{q['agreement']:.3f}"
+                       + ("" if sat is None else f", membrane saturations {sat}"))
         if q.get("accuracy_float") is not None:
             click.echo(f"calibration accuracy: float {q['accuracy_float']:.4f}, fixed "
                        f"{q['accuracy_fixed']:.4f}")
+        for line in q.get("dynamics", []):
+            click.echo(f"fixed point: {line}")
         for w in q["warnings"]:
             click.echo(f"warning: {w}")
     click.echo(f"wrote {out} (target {target}) in {report['seconds']:.2f} s")
@@ -103,44 +106,21 @@ def compile_path(model: Path, out: Path, *, target: str = "numpy", fixed_point: 
     """Compile and write the artifact; returns a JSON-able report (also written into the
     artifact as ``compile_report.json``). With calibration data (``calib``), the compiled
     graph is also simulated on it and the summary gives its SOPs per sample."""
-    from dataclasses import replace
-
-    from pseudosnn.compiler import artifact, pipeline
-    from pseudosnn.compiler.onnx_io import to_onnx
+    from pseudosnn.compiler import artifact
     from pseudosnn.compiler.summary import format_summary, layer_rows
-    from tqdm import tqdm
 
     t0 = time.perf_counter()
     model = Path(model)
-    onnx_bytes = None
-    quant = None
+    onnx_bytes = quant = calib_x = calib_y = None
     if model.is_dir():  # re-target an existing artifact (hashes checked on load)
-        graph = artifact.load(model)
+        fixed = artifact.load(model)
         if (model / "model.onnx").is_file():
             onnx_bytes = (model / "model.onnx").read_bytes()
-        fixed = graph
     else:
-        from pseudosnn.compiler.frontend.checkpoint import load_ir
-
-        ir_graph = load_ir(model, trusted=trusted, max_timesteps=max_timesteps,
-                           input_shape=input_shape)
-        if coupling == "rate":
-            ir_graph = ir_graph.with_nodes(
-                replace(n, attrs={**n.attrs, "coupling": "rate"}) if n.op == "Neuron" else n
-                for n in ir_graph.nodes)
-        calib_x, calib_y = _calibration(calib, ir_graph.input_shape, calib_samples)
-        bar = tqdm(total=len(pipeline.IR_PASSES) + 1 + fixed_point, desc="compile",
-                   leave=False, disable=None)
-        try:
-            result = pipeline.run(ir_graph, fixed_point=fixed_point, verify=verify,
-                                  max_timesteps=max_timesteps, calib_x=calib_x,
-                                  calib_y=calib_y, progress=lambda s: bar.update(1))
-        finally:
-            bar.close()
-        onnx_bytes = to_onnx(ir_graph).SerializeToString()
-        graph = result.graph
-        fixed = result.fixed or graph
-        quant = result.quant.as_dict() if result.quant else None
+        fixed, quant, onnx_bytes, calib_x, calib_y = _compile_model(
+            model, fixed_point=fixed_point, verify=verify, trusted=trusted, coupling=coupling,
+            max_timesteps=max_timesteps, input_shape=input_shape, calib=calib,
+            calib_samples=calib_samples)
     extra = {}
     if onnx_bytes is not None:
         extra["model.onnx"] = onnx_bytes
@@ -149,7 +129,7 @@ def compile_path(model: Path, out: Path, *, target: str = "numpy", fixed_point: 
 
         extra.update(get_backend("lava").emit(fixed, out))
     rows = layer_rows(fixed)
-    measured = None if model.is_dir() or calib_x is None else _measure(fixed, calib_x, calib_y)
+    measured = None if calib_x is None else _measure(fixed, calib_x, calib_y)
     report = {"source": str(model), "target": target, "fixed_point": fixed.fixed_point,
               "calibration_run": measured,
               "layers": rows, "latency_steps": fixed.latency_steps,
@@ -167,6 +147,67 @@ def compile_path(model: Path, out: Path, *, target: str = "numpy", fixed_point: 
             f"spikes per sample" + ("" if measured["accuracy"] is None
                                     else f", accuracy {100 * measured['accuracy']:.2f}%"))
     return report
+
+
+def _compile_model(model: Path, *, fixed_point: bool, verify: bool, trusted: bool,
+                   coupling: str, max_timesteps, input_shape, calib: str, calib_samples: int):
+    """A checkpoint or ONNX file through the pipeline: ``(deployed graph, quantisation
+    report, model.onnx bytes or None, calibration x, y)``. The graph's warnings say when
+    no rate-equivalent ONNX exists and what deploying a noisy family costs."""
+    from dataclasses import replace
+
+    from pseudosnn.compiler import pipeline
+    from pseudosnn.compiler.frontend.checkpoint import load_model_and_ir
+    from pseudosnn.compiler.frontend.deploy_gap import gap_lines
+    from pseudosnn.compiler.onnx_io import NotRateExpressible, to_onnx
+    from tqdm import tqdm
+
+    torch_model, ir_graph = load_model_and_ir(model, trusted=trusted,
+                                              max_timesteps=max_timesteps,
+                                              input_shape=input_shape)
+    if coupling == "rate":
+        ir_graph = ir_graph.with_nodes(
+            replace(n, attrs={**n.attrs, "coupling": "rate"}) if n.op == "Neuron" else n
+            for n in ir_graph.nodes)
+    calib_x, calib_y = _calibration(calib, ir_graph.input_shape, calib_samples)
+    bar = tqdm(total=len(pipeline.IR_PASSES) + 1 + fixed_point, desc="compile",
+               leave=False, disable=None)
+    try:
+        result = pipeline.run(ir_graph, fixed_point=fixed_point, verify=verify,
+                              max_timesteps=max_timesteps, calib_x=calib_x,
+                              calib_y=calib_y, progress=lambda s: bar.update(1),
+                              run_graph=_run_graph)
+    finally:
+        bar.close()
+    fixed = result.fixed or result.graph
+    onnx_bytes = None
+    try:
+        onnx_bytes = to_onnx(ir_graph).SerializeToString()
+    except NotRateExpressible as exc:  # leaky/hard-reset neurons: no rate model
+        fixed = _with_warnings(fixed, [f"model.onnx not written: {exc}"])
+    notes = ir_graph.meta.get("deploy_notes")
+    if notes:
+        deployed = None if calib_y is None else _measure(result.graph, calib_x, calib_y)
+        fixed = _with_warnings(fixed, gap_lines(torch_model, notes, calib_x, calib_y,
+                                                deployed and deployed["accuracy"]))
+    quant = result.quant.as_dict() if result.quant else None
+    return fixed, quant, onnx_bytes, calib_x, calib_y
+
+
+def _with_warnings(graph, lines: list[str]):
+    """``graph`` with ``lines`` added to the warnings the summary and report show."""
+    from dataclasses import replace
+
+    return replace(graph, meta={**graph.meta,
+                                "warnings": [*graph.meta.get("warnings", []), *lines]})
+
+
+def _run_graph(graph, x):
+    """The simulator's spike counts and readout (the quantiser measures with it)."""
+    from pseudosnn.backends.registry import get_backend
+
+    run = get_backend("numpy").run(graph, x)
+    return run.counts, run.output
 
 
 def _measure(graph, x, y) -> dict:

@@ -17,6 +17,7 @@ state carries 6 more bits (``<< 6``), so ``θ_int`` stays below ``2**MAX_LIF_THE
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
 import numpy as np
@@ -98,10 +99,16 @@ def _quantise_weights(pr: Projection, s: float) -> tuple[Projection, dict]:
                                                   "clipped": clipped, "max_weight_error": err}
 
 
+Runner = Callable[[SpikingGraph, np.ndarray], tuple[dict[str, np.ndarray], np.ndarray]]
+"""Runs a graph on a batch: ``(spike counts per population, readout)``."""
+
+
 def quantize(graph: SpikingGraph, x: np.ndarray | None = None, y: np.ndarray | None = None,
-             seed: int = 0) -> tuple[SpikingGraph, QuantReport]:
+             seed: int = 0, run: Runner | None = None) -> tuple[SpikingGraph, QuantReport]:
     """Fixed-point copy of ``graph`` and a report; ``x``/``y`` is a calibration batch
-    (random inputs when absent; accuracy only with labels)."""
+    (random inputs when absent; accuracy only with labels). The error is measured with the
+    closed-form reference when every population is rate-coupled, else with ``run`` (the
+    caller's cycle-accurate executor, e.g. the simulator) when given."""
     report = QuantReport()
     for pr in graph.projections:
         if pr.event_scale is not None:
@@ -152,8 +159,16 @@ def quantize(graph: SpikingGraph, x: np.ndarray | None = None, y: np.ndarray | N
                     projections=tuple(new_projs[pr.name] for pr in graph.projections),
                     fixed_point=True)
     validate(fixed)
+    if x is None:
+        x = np.random.default_rng(seed).normal(0, 1, size=(16, *graph.input.shape))
     if all(p.coupling == "rate" for p in graph.populations):
-        _measure(graph, fixed, report, x, y, seed)
+        a, b = evaluate(graph, x), evaluate(fixed, x)
+        _measure(report, (a.counts, a.output), (b.counts, b.output), y)
+        report.membrane_saturations = sum(
+            int(np.sum((np.abs(b.currents[p.name]) + p.threshold)
+                       * state_scale(p.dynamics, True) > V_MAX)) for p in fixed.populations)
+    elif run is not None:
+        _measure(report, run(graph, x), run(fixed, x), y)
     else:
         report.warnings.append(
             "stream-coupled populations: the closed-form reference cannot measure the "
@@ -179,21 +194,15 @@ def _loihi_dynamics(q, dyn: Dynamics, s: float):
     return q, "; ".join(changes) or None
 
 
-def _measure(flt: SpikingGraph, fixed: SpikingGraph, report: QuantReport, x, y, seed) -> None:
-    if x is None:
-        x = np.random.default_rng(seed).normal(0, 1, size=(16, *flt.input.shape))
-    a, b = evaluate(flt, x), evaluate(fixed, x)
-    report.max_output_error = float(np.abs(a.output - b.output).max())
-    total = sum(v.size for v in a.counts.values())
-    diff = sum(int(np.sum(a.counts[k] != b.counts[k])) for k in a.counts)
+def _measure(report: QuantReport, flt: tuple, fixed: tuple, y) -> None:
+    """Fill ``report`` from the runs ``(counts, readout)`` of the float and fixed graphs."""
+    (ca, oa), (cb, ob) = flt, fixed
+    report.max_output_error = float(np.abs(oa - ob).max())
+    total = sum(v.size for v in ca.values())
+    diff = sum(int(np.sum(ca[k] != cb[k])) for k in ca)
     report.count_mismatch_fraction = diff / max(total, 1)
-    sat = 0
-    for p in fixed.populations:
-        c = b.currents[p.name]
-        sat += int(np.sum((np.abs(c) + p.threshold) * state_scale(p.dynamics, True) > V_MAX))
-    report.membrane_saturations = sat
-    pa = a.output.reshape(len(x), -1).argmax(1)
-    pb = b.output.reshape(len(x), -1).argmax(1)
+    pa = oa.reshape(len(oa), -1).argmax(1)
+    pb = ob.reshape(len(ob), -1).argmax(1)
     report.agreement = float(np.mean(pa == pb))
     if y is not None:
         report.accuracy_float = float(np.mean(pa == np.asarray(y)))

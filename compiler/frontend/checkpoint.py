@@ -61,8 +61,8 @@ def check_state_dict(expected: dict, given: dict, what: str) -> None:
                             + ". Check the architecture/config recorded in the checkpoint")
 
 
-def ours_to_ir(ckpt: dict, max_timesteps: int | None = None) -> ir.Graph:
-    """Our checkpoint dict (``load_checkpoint``/``load_safetensors``) -> IR."""
+def ours_to_model_and_ir(ckpt: dict, max_timesteps: int | None = None):
+    """Our checkpoint dict -> (the torch model in eval mode, its IR)."""
     from pseudosnn.models import build_model
 
     rec = ckpt["model"]
@@ -72,12 +72,15 @@ def ours_to_ir(ckpt: dict, max_timesteps: int | None = None) -> ir.Graph:
     sd = ckpt["state_dict"]
     check_state_dict(model.state_dict(), sd, f"architecture {rec['arch']!r}")
     model.load_state_dict(sd)
-    return model_to_ir(model.eval(), max_timesteps=max_timesteps)
+    model.eval()
+    return model, model_to_ir(model, max_timesteps=max_timesteps)
 
 
-def load_ir(path: str | Path, trusted: bool = False, max_timesteps: int | None = None,
-            input_shape: tuple[int, ...] | None = None) -> ir.Graph:
-    """IR of a checkpoint, safetensors or ONNX file (see the module docstring)."""
+def load_model_and_ir(path: str | Path, trusted: bool = False,
+                      max_timesteps: int | None = None,
+                      input_shape: tuple[int, ...] | None = None):
+    """``(torch model or None, IR)`` of a checkpoint, safetensors or ONNX file: the model
+    of our own checkpoints (None for ONNX files and the paper's checkpoints)."""
     path = Path(path).expanduser()
     if not path.is_file():
         raise FrontendError(f"{path} does not exist")
@@ -86,12 +89,12 @@ def load_ir(path: str | Path, trusted: bool = False, max_timesteps: int | None =
 
         graph = from_onnx(str(path))
         ir.check(graph, max_timesteps)
-        return graph
+        return None, graph
     from pseudosnn.checkpoint import CheckpointError, load_safetensors
 
     if path.suffix == ".safetensors":
         try:
-            return ours_to_ir(load_safetensors(path), max_timesteps)
+            return ours_to_model_and_ir(load_safetensors(path), max_timesteps)
         except CheckpointError as exc:
             raise FrontendError(str(exc)) from exc
     obj = _torch_load(path, trusted)
@@ -102,10 +105,10 @@ def load_ir(path: str | Path, trusted: bool = False, max_timesteps: int | None =
             ckpt = load_checkpoint(path, trusted=trusted)
         except CheckpointError as exc:
             raise FrontendError(str(exc)) from exc
-        return ours_to_ir(ckpt, max_timesteps)
+        return ours_to_model_and_ir(ckpt, max_timesteps)
     if isinstance(obj, dict) and "model" in obj and "args" in obj:
         from pseudosnn.compiler.frontend.paper import paper_to_ir
 
-        return paper_to_ir(obj, input_shape=input_shape, max_timesteps=max_timesteps)
+        return None, paper_to_ir(obj, input_shape=input_shape, max_timesteps=max_timesteps)
     raise FrontendError(f"{path} is neither a pseudosnn checkpoint (format tag) nor a "
                         "checkpoint of the paper's code (keys 'model' and 'args')")

@@ -164,9 +164,9 @@ class NoisyLIFNeuron(SpikingNeuron):
         return torch.tensor(self.T)
 
     def deploy_spec(self) -> NeuronSpec:
-        where = "in training and at eval (eval_mode='stochastic')" \
-            if self.eval_mode == "stochastic" else "in training"
-        note = (f"NSNN fires stochastically {where} ({self.law.name} noise, sigma="
+        where = "in training and at eval (eval_mode='stochastic'; " \
+            if self.eval_mode == "stochastic" else "in training ("
+        note = (f"NSNN fires stochastically {where}{self.law.name} noise, sigma="
                 f"{self.sigma:g}); deployed: the deterministic threshold neuron [u >= theta] "
                 "(noise 0), not the noise-free expectation F(u - theta)")
         return NeuronSpec(
