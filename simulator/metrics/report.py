@@ -24,7 +24,8 @@ from pseudosnn.simulator.metrics.tally import Tally
 CSV_COLUMNS = (
     "layer", "kind", "coupling", "shape", "neurons", "T_mean", "T_min", "T_max", "start",
     "end", "spikes_per_sample", "firing_rate", "sops_per_sample", "macs_per_sample",
-    "active_updates_per_sample", *(f"energy_{c}_pj" for c in CATEGORIES), "energy_pj",
+    "active_updates_per_sample", "leak_multiplies_per_sample",
+    *(f"energy_{c}_pj" for c in CATEGORIES), "energy_pj",
 )
 
 
@@ -47,6 +48,7 @@ def build_report(
     n = max(tally.samples, 1)
     steps = graph.latency_steps
     updates = counting.neuron_updates(graph)
+    leak = counting.leak_multiplies(graph)  # per sample; priced by the energy model (issue 11)
     layers = []
     tot = dict.fromkeys(CATEGORIES, 0.0)
     for pop in [*graph.topological_populations(), graph.readout]:
@@ -67,13 +69,14 @@ def build_report(
                        spikes_per_sample=spikes / n,
                        firing_rate=spikes / active if active else 0.0,
                        active_updates_per_sample=active / n,
+                       leak_multiplies_per_sample=leak[pop.name],
                        spikes_per_step=np.asarray(
                            tally.spikes_per_step.get(pop.name, np.zeros(steps)), float) / n)
         else:
             spikes = active = inactive = 0
             row.update(coupling="", T_mean=None, T_min=None, T_max=None, start=None,
                        end=graph.readout_step + 1, spikes_per_sample=0.0, firing_rate=None,
-                       active_updates_per_sample=0.0)
+                       active_updates_per_sample=0.0, leak_multiplies_per_sample=0)
         row.update(sops_per_sample=sops / n, macs_per_sample=macs / n, sops_total=sops,
                    macs_total=macs, spikes_total=spikes, sops_out_per_sample=sops_out / n,
                    sops_out_total=sops_out)

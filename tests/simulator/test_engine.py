@@ -8,8 +8,8 @@ from pseudosnn.backends.numpy_backend import NumpyBackend
 from pseudosnn.compiler.quantize import quantize
 from pseudosnn.compiler.spiking.graph import Projection
 from pseudosnn.compiler.spiking.reference import evaluate
-from pseudosnn.compiler.spiking.synapses import conv2d, project
 from pseudosnn.compiler.spiking.semantics import Dynamics
+from pseudosnn.compiler.spiking.synapses import conv2d, project
 from pseudosnn.compiler.testing import random_graph, with_dynamics
 from pseudosnn.simulator.engine import SimulationError, simulate
 from pseudosnn.simulator.kernels import Projector
