@@ -33,11 +33,11 @@ from pseudosnn.compiler.atomic import write_atomic
 from pseudosnn.compiler.command import compile_path
 from pseudosnn.compiler.frontend.checkpoint import load_model_and_ir
 from pseudosnn.compiler.frontend.deploy_gap import noisy_forward_accuracy
+from pseudosnn.compiler.frontend.testing import spike_trains
 from pseudosnn.simulator.datasets import fit_to_input, load_digits_test
 from pseudosnn.simulator.engine import simulate
 
 from pseudosnn.config import load_config
-from pseudosnn.neurons.base import SpikingNeuron
 from pseudosnn.trainer import train
 
 REPO = Path(__file__).resolve().parents[1]
@@ -49,22 +49,10 @@ DRAWS = 5
 def torch_trains(model, x: np.ndarray):
     """Readout and every neuron's spikes ``[T, B, *f]`` of the deterministic torch forward
     (float64; NSNN with its noise off: the deployed neuron)."""
-    model = model.double().eval()
     for m in model.modules():
         if hasattr(m, "eval_mode"):
             m.eval_mode = "deterministic"
-    trains, hooks = {}, []
-    for name, m in model.named_modules():
-        if isinstance(m, SpikingNeuron):
-            hooks.append(m.register_forward_hook(
-                lambda mod, i, o, name=name: trains.__setitem__(name, (o != 0).numpy())))
-    try:
-        with torch.no_grad():
-            y = model(torch.as_tensor(x, dtype=torch.float64)).numpy()
-    finally:
-        for h in hooks:
-            h.remove()
-    return y, trains
+    return spike_trains(model, x)
 
 
 def eval_accuracy(model, x: np.ndarray, y: np.ndarray) -> float:

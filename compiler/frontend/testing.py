@@ -51,6 +51,29 @@ def torch_counts(model, x):
     return y, counts
 
 
+def spike_trains(model, x):
+    """Run the model (float64, eval) and capture every neuron's output spikes
+    ``[T, B, *features]`` (bool), with the readout."""
+    import torch
+
+    from pseudosnn.neurons.base import SpikingNeuron
+
+    model = model.double().eval()
+    trains, hooks = {}, []
+    for name, m in model.named_modules():
+        if isinstance(m, SpikingNeuron):
+            def hook(mod, inp, out, name=name):
+                trains[name] = (out != 0).numpy()
+            hooks.append(m.register_forward_hook(hook))
+    try:
+        with torch.no_grad():
+            y = model(torch.as_tensor(x, dtype=torch.float64)).numpy()
+    finally:
+        for h in hooks:
+            h.remove()
+    return y, trains
+
+
 def first_mismatch(a: dict, b: dict, order) -> tuple[str, int] | None:
     for name in order:
         if name in a and name in b:

@@ -29,6 +29,22 @@ def assert_counts_consistent(res):
                               res.spikes_per_step[name])
 
 
+def assert_equals_naive_loop(res, naive_run, fixed: bool) -> None:
+    """Every spike of the simulator's run equals the literal loop's, the readouts too
+    (exactly in fixed point), and something fired."""
+    spikes, out = naive_run
+    fired = 0
+    for name, s in spikes.items():
+        np.testing.assert_array_equal(res.spikes[name], np.moveaxis(s, 0, 1), err_msg=name)
+        fired += int(s.sum())
+    assert fired > 0
+    if fixed:
+        np.testing.assert_array_equal(res.output, out)
+    else:
+        np.testing.assert_allclose(res.output, out, rtol=1e-12, atol=1e-12)
+    assert_counts_consistent(res)
+
+
 @pytest.mark.parametrize("per_channel", [False, True])
 @pytest.mark.parametrize("kind", KINDS)
 def test_rate_counts_equal_reference_float(kind, per_channel):
@@ -70,18 +86,7 @@ def test_stream_step_for_step_equals_naive_loop(kind, fixed, naive, quantised):
         if fixed:
             g = quantised(g)
         x = batch(g, seed=seed)
-        res = simulate(g, x, record_spikes=True)
-        spikes, out = naive(g, x)
-        fired = 0
-        for name, s in spikes.items():
-            np.testing.assert_array_equal(res.spikes[name], np.moveaxis(s, 0, 1), err_msg=name)
-            fired += int(s.sum())
-        assert fired > 0
-        if fixed:
-            np.testing.assert_array_equal(res.output, out)
-        else:
-            np.testing.assert_allclose(res.output, out, rtol=1e-12, atol=1e-12)
-        assert_counts_consistent(res)
+        assert_equals_naive_loop(simulate(g, x, record_spikes=True), naive(g, x), fixed)
 
 
 @pytest.mark.parametrize("kind", KINDS)
@@ -301,21 +306,11 @@ def test_leaky_and_hard_reset_graphs_equal_the_naive_loop(case, fixed, naive):
         g = quantize(g)[0]
     x = batch(g, seed=2)
     res = simulate(g, x, record_spikes=True)
-    spikes, out = naive(g, x)
-    fired = 0
-    for name, s in spikes.items():
-        np.testing.assert_array_equal(res.spikes[name], np.moveaxis(s, 0, 1), err_msg=name)
-        fired += int(s.sum())
-    assert fired > 0
-    if fixed:
-        np.testing.assert_array_equal(res.output, out)
-    else:
-        np.testing.assert_allclose(res.output, out, rtol=1e-12, atol=1e-12)
+    assert_equals_naive_loop(res, naive(g, x), fixed)
     if not stream:
         ref = evaluate(g, x)
         for name, n in ref.counts.items():
             np.testing.assert_array_equal(res.counts[name], n, err_msg=name)
-    assert_counts_consistent(res)
     leak = {p.name: p.dynamics.decays * p.size * g.latency_steps * len(x)
             for p in g.populations}
     assert res.leak_multiplies == leak and (sum(leak.values()) > 0) == (dyn.decays > 0)

@@ -22,7 +22,6 @@ from pseudosnn.compiler.spiking import reference  # noqa: E402
 from pseudosnn.simulator.engine import simulate  # noqa: E402
 
 from pseudosnn.models import build_model  # noqa: E402
-from pseudosnn.neurons.base import SpikingNeuron  # noqa: E402
 
 CASES = [  # (arch, input shape, T granularity); CIFAR models at small sizes for speed
     ("mlp_digits", (64,), "layer"),
@@ -101,24 +100,6 @@ def test_rate_zoo_fixed_point_equals_reference(arch):
     np.testing.assert_array_equal(res.output, ref.output)
 
 
-def _spike_trains(model, x):
-    """Run the multi-step model (float64) and capture each neuron's spikes, ``[T, B, *f]``."""
-    model = model.double().eval()
-    trains, hooks = {}, []
-    for name, m in model.named_modules():
-        if isinstance(m, SpikingNeuron):
-            def hook(mod, inp, out, name=name):
-                trains[name] = (out != 0).numpy()
-            hooks.append(m.register_forward_hook(hook))
-    try:
-        with torch.no_grad():
-            y = model(torch.as_tensor(x, dtype=torch.float64)).numpy()
-    finally:
-        for h in hooks:
-            h.remove()
-    return y, trains
-
-
 STREAM_CASES = [("mlp_digits", (64,)), ("cnn_digits", (1, 8, 8)),
                 ("rescnn_digits", (1, 8, 8)), ("vgg11", (3, 16, 16)),
                 ("sew_resnet20", (3, 16, 16))]
@@ -146,7 +127,7 @@ def test_stream_zoo_step_for_step_equals_torch_time_loop(arch, shape, family):
             if hasattr(m, "decay_logit"):
                 m.decay_logit.uniform_(-1.5, 1.5)
     x = _x(shape, batch=3) * 2
-    y_torch, trains = _spike_trains(model, x)
+    y_torch, trains = helpers.spike_trains(model, x)
     graph = pipeline.run(model_to_ir(model)).graph
     assert any(p.coupling == "stream" for p in graph.populations)
     assert all(p.dynamics.is_if for p in graph.populations) == (family == "if")
