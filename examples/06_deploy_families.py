@@ -91,12 +91,12 @@ def measure(family: str, arch: str, root: Path, x_img, y, own_n: int) -> dict:
         rep = compile_path(ckpt, arts[fixed], target="lava", fixed_point=fixed, calib="digits",
                            calib_samples=len(y))
         notes = notes or [w for w in rep["warnings"] if "deployed:" in w]
-    model, _ = load_model_and_ir(ckpt)
+    model, ir_graph = load_model_and_ir(ckpt)
     x = fit_to_input(x_img, model.input_shape, "digits")
-    row = {"family": family, "arch": arch, "torch_eval": eval_accuracy(model, x, y)}
-    noted = [w.split(":")[0].removeprefix("neurons ").split(", ") for w in notes]
-    if noted:
-        row["torch_noisy_forward"] = noisy_forward_accuracy(model, noted[0], x, y)
+    row = {"family": family, "arch": arch, "torch_eval": eval_accuracy(model, x, y),
+           "compile_notes": notes}
+    for note in ir_graph.meta.get("deploy_notes", []):  # the training forward's noise on
+        row["torch_noisy_forward"] = noisy_forward_accuracy(model, note["layers"], x, y)
     y_torch, trains = torch_trains(model, x)
     row["torch_deterministic"] = float(np.mean(y_torch.argmax(-1) == y))
     for fixed in (False, True):

@@ -146,9 +146,11 @@ def conv_arguments(pr: Projection, source_shape, fixed: bool) -> dict:
 
 
 def check_integer_units(graph: SpikingGraph) -> None:
-    """Fixed point: thresholds, ``v0`` and biases must be integers (the contract)."""
+    """Fixed point: thresholds, ``v0``, ``v_reset`` and biases must be integers (the
+    contract)."""
     for p in graph.populations:
-        for what, value in (("threshold", p.threshold), ("v0", p.v0), ("bias", p.bias)):
+        for what, value in (("threshold", p.threshold), ("v0", p.v0), ("v_reset", p.v_reset),
+                            ("bias", p.bias)):
             if not np.all(np.asarray(value) == np.round(np.asarray(value, np.float64))):
                 raise GraphError(f"fixed-point graph: {what} of population {p.name!r} is "
                                  "not an integer; recompile with quantisation")

@@ -46,7 +46,8 @@ def gap_lines(model, notes: list[dict], x: np.ndarray | None, y: np.ndarray | No
     lines = []
     for note in notes:
         layers = note["layers"]
-        where = f"neurons {', '.join(layers[:4])}{' ...' if len(layers) > 4 else ''}"
+        more = f" and {len(layers) - 4} more" if len(layers) > 4 else ""
+        where = f"neurons {', '.join(layers[:4])}{more}"
         if model is None or y is None or deployed_accuracy is None:
             measured = "accuracy difference not measured (compile with --calib digits)"
         else:
