@@ -422,7 +422,8 @@ class Trainer:
         self.log(f"training {cfg['model']} on {cfg['data_type']} "
                  f"({len(self.data.train)} train / {len(self.data.test)} test) -> {self.out}")
         if self.start_epoch >= last:
-            self.log(f"the run in {self.out} is complete ({last} epochs): nothing to train")
+            self.log(f"the run in {self.out} is complete ({last} epoch{'s' * (last != 1)}): "
+                     "nothing to train")
         for epoch in range(self.start_epoch, last):
             seed_everything(cfg["seed"] * 100_003 + epoch * 1_009 + self.dist.rank)
             if epoch == cfg["epochs"] and cfg["calib_epochs"] > 0:
