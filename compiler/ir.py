@@ -40,6 +40,13 @@ LINEAR_OPS = ("Conv", "Gemm", "BatchNorm", "AvgPool", "GlobalAvgPool", "Flatten"
 OPS = (*LINEAR_OPS, "Neuron")
 
 
+DEFAULT_MAX_TIMESTEPS = 1024
+"""Largest T compiled without an explicit ``max_timesteps`` (``--max-timesteps``). The
+paper's networks use at most 20 steps and ANN-to-SNN conversion evaluations report up to
+about a thousand; a larger T is almost always a corrupt or mis-configured checkpoint (one
+claiming ``max_T = 1e6`` compiles to a network that steps for minutes per sample)."""
+
+
 class IRError(PseudoSNNError, ValueError):
     """The IR breaks one of its invariants (names the node and the problem)."""
 
@@ -145,10 +152,7 @@ def check(graph: Graph, max_timesteps: int | None = None) -> dict[str, tuple[int
                               "the checkpoint is corrupt or training diverged")
         if n.op == "Neuron":
             T = np.asarray(n.params["timesteps"])
-            hi = max_timesteps or np.inf
-            if not np.issubdtype(T.dtype, np.integer) or T.min() < 1 or T.max() > hi:
-                raise IRError(f"neuron {n.name!r}: T must be integers in 1..{max_timesteps}, "
-                              f"got values in [{T.min()}, {T.max()}]")
+            check_timesteps(f"neuron {n.name!r}", T, max_timesteps)
             try:
                 np.broadcast_to(T, shapes[n.name])
             except ValueError as exc:
@@ -157,6 +161,22 @@ def check(graph: Graph, max_timesteps: int | None = None) -> dict[str, tuple[int
             if not 0 <= n.attrs["v0"] < n.attrs["threshold"]:
                 raise IRError(f"neuron {n.name!r}: need 0 <= v0 < threshold")
     return shapes
+
+
+def check_timesteps(what: str, T: np.ndarray, max_timesteps: int | None = None) -> None:
+    """``T`` must be integers in ``1..max_timesteps`` (default :data:`DEFAULT_MAX_TIMESTEPS`);
+    the error names ``what``, the offending T and the fix."""
+    T = np.asarray(T)
+    if not np.issubdtype(T.dtype, np.integer) or T.size == 0 or T.min() < 1:
+        raise IRError(f"{what}: T must be integers >= 1, got {T.dtype} values"
+                      + (f" in [{T.min()}, {T.max()}]" if T.size else " (none)"))
+    hi = DEFAULT_MAX_TIMESTEPS if max_timesteps is None else max_timesteps
+    if T.max() > hi:
+        fix = (f"if that many steps are intended, pass --max-timesteps {T.max()}"
+               if max_timesteps is None else "raise --max-timesteps, or retrain with a "
+               "smaller max_T")
+        raise IRError(f"{what}: T = {T.max()} is above the limit of {hi} steps (each sample "
+                      f"would take at least {T.max()} simulation steps); {fix}")
 
 
 def trained_layers(graph: Graph) -> list[counting.Layer]:

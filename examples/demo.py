@@ -14,6 +14,7 @@ import argparse
 import json
 import os
 import shlex
+import shutil
 import subprocess
 import sys
 import time
@@ -124,6 +125,9 @@ def main() -> None:
     args = ap.parse_args()
     out = args.out.resolve()
     logs = out / "logs"
+    if (out / "runs").is_dir():  # the demo's own earlier runs: train afresh, not resume
+        print(f"removing the runs of an earlier demo in {out / 'runs'}")
+        shutil.rmtree(out / "runs")
     n = 9
     t0 = time.perf_counter()
     step(1, n, "train PseudoSNN CNN (heterogeneous learned T)",

@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import copy
 import difflib
+import math
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from pseudosnn.errors import PseudoSNNError
+from pseudosnn.errors import UsageError
 
 DEFAULTS: dict[str, Any] = {
     # model and data
@@ -72,8 +73,38 @@ CHOICES = {
 }
 
 
-class ConfigError(PseudoSNNError, ValueError):
-    """A configuration problem: unknown key, bad value or unreadable file."""
+RANGES: dict[str, tuple[str, ...]] = {
+    "(0, inf)": ("lr",),
+    "[0, inf)": ("weight_decay", "clip_grad_norm", "workers", "penalty", "logit_lr_scale",
+                 "calib_epochs", "calib_lr", "cutout", "threads"),
+    "[1, inf)": ("batch_size", "epochs", "image_size"),
+    "[0, 1)": ("momentum",),
+    "[0, 1]": ("noise_init_p", "noise_reduce_ratio"),
+}
+"""Allowed values of the numeric keys, by interval (a bracket includes its end, a
+parenthesis excludes it). Every value must also be finite."""
+
+
+class ConfigError(UsageError):
+    """A configuration problem: unknown key, bad value or unreadable file (exit code 2)."""
+
+
+def _in_range(value: float, interval: str) -> bool:
+    low, high = (float(v) for v in interval[1:-1].split(","))
+    above = value > low if interval[0] == "(" else value >= low
+    below = value < high if interval[-1] == ")" else value <= high
+    return math.isfinite(value) and above and below
+
+
+def check_values(config: dict[str, Any]) -> None:
+    """Refuse a value outside :data:`RANGES` (NaN and Inf included), naming the key."""
+    for interval, keys in RANGES.items():
+        for key in keys:
+            if not _in_range(float(config[key]), interval):
+                raise ConfigError(f"{key} must be in {interval}, got {config[key]}")
+    for m in config["noise_milestones"]:
+        if not _in_range(float(m), "[0, 1]"):
+            raise ConfigError(f"noise_milestones are fractions of the epochs in [0, 1], got {m}")
 
 
 def _unknown(key: str, known) -> ConfigError:

@@ -125,6 +125,8 @@ def run_energy_check(
         if ckpt is not None:
             result |= _training_check(Path(ckpt), data, limit, report, emodel, tolerance,
                                       trusted, echo)
+        else:
+            _echo_deployed_only(report, echo)
         _echo_accuracy(report["accuracy"], result.get("torch_eval_accuracy"), echo)
         if fixed_point:
             if ckpt is None:
@@ -166,6 +168,16 @@ def _training_check(ckpt: Path, data: str, limit: int | None, report: dict, emod
         out["check"] = ec.compare(estimates, report, emodel, tolerance)
         echo(ec.format_table(out["check"]))
     return out
+
+
+def _echo_deployed_only(report: dict, echo) -> None:
+    """Without the checkpoint only the deployed side exists: say so, and what is missing."""
+    t = report["totals"]
+    echo(f"deployed: {t['sops_per_sample']:,.1f} SOPs, {t['energy_pj_per_sample'] / 1e3:,.2f} "
+         f"nJ per sample, latency {report['latency_steps']} steps")
+    echo("note: no --model given: the training-time estimates (the paper's cost, the "
+         "spike-aware estimate) and the torch-eval accuracy need the checkpoint the artifact "
+         "was compiled from; pass --model CHECKPOINT")
 
 
 def _echo_accuracy(deployed: float | None, torch_eval: float | None, echo) -> None:
@@ -238,8 +250,10 @@ def _json_default(o):
               show_default=True, help="Energy constants (simulator/energy.py, with sources).")
 @click.option("--report", "report_dir", type=click.Path(file_okay=False, path_type=Path),
               help="Write energy_check.json/.csv/.png (and the compiled artifacts) here.")
-@click.option("--limit", type=int, default=None, help="Use only the first N samples.")
-@click.option("--batch", type=int, default=128, show_default=True)
+@click.option("--limit", type=click.IntRange(min=1), default=None,
+              help="Use only the first N samples.")
+@click.option("--batch", type=click.IntRange(min=1), default=128, show_default=True,
+              help="Samples simulated at once.")
 @click.option("--tolerance", type=float, default=0.05, show_default=True,
               help="Flag layers whose estimate is off by more than this fraction.")
 @click.option("--fixed-point", is_flag=True,

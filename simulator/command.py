@@ -9,7 +9,7 @@ from pathlib import Path
 import click
 from pseudosnn.compiler.artifact import load
 from pseudosnn.compiler.atomic import write_atomic
-from pseudosnn.simulator.datasets import DataError, fit_to_input, load_dataset
+from pseudosnn.simulator.datasets import DataError, check_labels, fit_to_input, load_dataset
 from pseudosnn.simulator.energy import (
     DEFAULT_MODEL,
     DEFAULT_TIME_PER_STEP_US,
@@ -21,7 +21,7 @@ from pseudosnn.simulator.engine import simulate as simulate_graph
 from pseudosnn.simulator.metrics.report import build_report, format_table, write_reports
 from pseudosnn.simulator.sharding import simulate_dataset
 
-from pseudosnn.cli_base import Command
+from pseudosnn.cli_base import Command, FiniteFloat
 
 
 def _stems(paths: list[Path]) -> list[str]:
@@ -62,6 +62,7 @@ def run_simulation(
                 f"{path} holds a float graph; --fixed-point needs an artifact compiled with "
                 "fixed-point quantisation (pseudosnn-compile ... --fixed-point)")
         xs = fit_to_input(x, graph.input.shape, data)
+        check_labels(y, graph.readout.shape[-1], data)
         with tqdm(total=len(xs), desc=f"simulate {stem}", unit="sample",
                   disable=not progress) as bar:
             tally = simulate_dataset(graph, xs, y, batch_size=batch, workers=workers,
@@ -102,8 +103,10 @@ def run_simulation(
 @click.option("--data", required=True, metavar="SPEC",
               help="Inputs: 'digits' (sklearn 8x8 test split), 'cifar10:PATH' (python-pickle "
                    "test_batch or its folder) or 'npz:PATH' (arrays x and optional y).")
-@click.option("--batch", default=64, show_default=True, help="Samples simulated at once.")
-@click.option("--limit", type=int, default=None, help="Simulate only the first N samples.")
+@click.option("--batch", type=click.IntRange(min=1), default=64, show_default=True,
+              help="Samples simulated at once.")
+@click.option("--limit", type=click.IntRange(min=1), default=None,
+              help="Simulate only the first N samples.")
 @click.option("--energy-model", default=DEFAULT_MODEL, show_default=True,
               help=f"Energy preset: {', '.join(sorted(PRESETS))}.")
 @click.option("--fixed-point", is_flag=True,
@@ -113,10 +116,11 @@ def run_simulation(
               "reference bit for bit; float32 is faster (fixed point is always exact).")
 @click.option("--report", "report_dir", type=click.Path(file_okay=False, path_type=Path),
               default=None, help="Write JSON, CSV and PNG plots into this directory.")
-@click.option("--workers", default=1, show_default=True,
+@click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True,
               help="Processes to shard batches across (counts merge exactly).")
 @click.option("--time-per-step-us", default=DEFAULT_TIME_PER_STEP_US, show_default=True,
-              type=float, help="Wall time of one global step, for latency in microseconds.")
+              type=FiniteFloat(min=0, min_open=True),
+              help="Wall time of one global step, for latency in microseconds.")
 @click.option("--mean-hops", default=0.0, show_default=True, type=float,
               help="Mean mesh hops per spike (Loihi routing energy; 0 = within tile).")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
@@ -129,8 +133,6 @@ def simulate_cmd(artifacts, data, batch, limit, energy_model, fixed_point, preci
     Example:
       pseudosnn simulate build/cnn --data digits --energy-model loihi --report reports/cnn
     """
-    if time_per_step_us <= 0:
-        raise click.BadParameter("must be > 0", param_hint="--time-per-step-us")
     run_simulation(list(artifacts), data, batch, limit, energy_model, fixed_point, report_dir,
                    workers, time_per_step_us, mean_hops, progress=not quiet, precision=precision)
 
