@@ -104,6 +104,7 @@ def run_energy_check(
     """The whole check; returns a JSON-able dict (also written to ``report_dir``)."""
     from pseudosnn.simulator.command import run_simulation
     from pseudosnn.simulator.energy import resolve
+    from pseudosnn.simulator.metrics.report import format_table
 
     emodel = resolve(energy_model, chip)
     tmp = tempfile.TemporaryDirectory(prefix="energy-check-")
@@ -119,10 +120,12 @@ def run_energy_check(
             return rep
 
         report = simulate(art)
+        echo(format_table(report))
         result: dict = {"artifact": str(art), "checkpoint": str(ckpt) if ckpt else None,
                         "data": data, "energy_model": emodel.as_dict(),
                         "deployed": {k: report[k] for k in ("accuracy", "latency_steps",
-                                                             "totals", "ann", "samples")}}
+                                                             "totals", "ann", "samples",
+                                                             "layers")}}
         if ckpt is not None:
             result |= _training_check(Path(ckpt), data, limit, report, emodel, tolerance,
                                       trusted, echo)

@@ -118,7 +118,7 @@ def ann_section(graph: SpikingGraph, model: EnergyModel, rows: list[dict]) -> di
             "per_layer_known": routed, "variants": variants,
             "layers": [{"name": layer.name, "op": layer.op, "feeds": layer.feeds or
                         graph.readout.name, **counting.layer_ops(layer),
-                        "bits": _bits(model, layer, T),
+                        "bits": _bits(model, layer, T) if routed else None,
                         **{f"{v}_pj": sum(e[i].values()) for v, e in per_variant.items()}}
                        for i, layer in enumerate(layers)]}
 
@@ -216,18 +216,20 @@ VARIANT_TITLES = {"full": "ANN, full precision", "full_max_reuse": "ANN, full, m
 def format_table(report: dict) -> str:
     """The terminal table: one row per layer, then totals, the ANN baselines and the
     layers where the SNN does not win."""
-    head = ("layer", "T(mean)", "spk/smp", "SOP/smp", "E nJ/smp", "QNN nJ", "spk/syn",
-            "break-even")
+    head = ("layer", "T(mean)", "spk/smp", "SOP/smp", "compute", "memory", "address",
+            "routing", "E nJ/smp", "QNN nJ", "spk/syn", "break-even")
     m = report["energy_model"]
     lines = [f"{report['name'] or 'network'}: {report['samples']} samples, "
              f"{'fixed point' if report['fixed_point'] else 'float'}, energy model "
-             f"{m['name']} ({m['source']})"]
+             f"{m['name']} ({m['source']}); energy in nJ per sample; QNN: the quantised ANN "
+             "counterpart; spk/syn: SOPs per synapse, break-even: where it equals the QNN"]
     name_w = max(12, *(len(r["layer"]) for r in report["layers"]))
     lines.append(head[0].ljust(name_w) + "".join(h.rjust(11) for h in head[1:]))
     for r in report["layers"]:
         ann = r.get("ann_pj", {}).get("quantised")
         lines.append(r["layer"].ljust(name_w) + " " + " ".join(_fmt(v) for v in (
-            r["T_mean"], r["spikes_per_sample"], r["sops_per_sample"], r["energy_pj"] / 1e3,
+            r["T_mean"], r["spikes_per_sample"], r["sops_per_sample"],
+            *(r[f"energy_{t}_pj"] / 1e3 for t in snn.TERMS), r["energy_pj"] / 1e3,
             None if ann is None else ann / 1e3, r["spikes_per_synapse"],
             r.get("break_even", {}).get("quantised"))))
     return "\n".join(lines + summary_lines(report))

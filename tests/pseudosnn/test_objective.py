@@ -236,7 +236,7 @@ def test_energy_cost_prices_expected_spikes_and_updates():
     energy, norm = 0.0, 0.0
     for k, n in cost.neurons.items():
         spikes = cost.expected_spikes(k).detach().numpy()
-        T = float(n.timesteps_float())
+        T = float(n.timesteps_float().detach())
         w, u = cost.spike_pj[k], cost.update_pj[k]
         energy += float((spikes * w).sum()) + u * T * w.size
         norm += float(w.sum()) + u * w.size
@@ -249,3 +249,22 @@ def test_energy_cost_prices_expected_spikes_and_updates():
         np.testing.assert_allclose(compute_only.spike_pj[k], 0.9 * cost.fanout[k])
         assert compute_only.update_pj[k] == 0.0
         assert (cost.spike_pj[k] > compute_only.spike_pj[k]).all()
+
+
+def test_energy_cost_from_a_training_config(tmp_path):
+    from pseudosnn.simulator.energy import ChipError
+
+    from pseudosnn.config import load_config
+
+    model = build_model("mlp_digits", num_classes=10, input_shape=(1, 8, 8))
+    cost = HardwareCost.from_config(model, load_config(None, {"cost": "energy",
+                                                              "energy_model": "lemaire"}))
+    assert cost.kind == "energy" and cost.update_pj
+    chip = tmp_path / "chip.yaml"
+    chip.write_text("base: 45nm\nmult_pj: 0.2\n")
+    cfg = load_config(None, {"cost": "energy", "chip": str(chip)})
+    assert HardwareCost.from_config(model, cfg).spike_pj
+    chip.write_text("base: 45nm\nmult_pj: -2\n")
+    with pytest.raises(ChipError, match="mult_pj"):
+        HardwareCost.from_config(model, cfg)
+    assert HardwareCost.from_config(model, load_config(None, {})).spike_pj == {}

@@ -85,3 +85,18 @@ def test_ann_ops_equal_a_torch_hook_count(arch):
     theirs = torch_hook_ops(model, torch.randn(1, *shape))
     assert ours == theirs
     assert ours["macs"] > 0
+
+
+def test_trained_layers_record_the_neurons_they_read_and_feed():
+    """The quantised ANN's widths and each layer's ANN counterpart come from these routes."""
+    from pseudosnn.compiler import pipeline
+
+    model = build_model("rescnn_digits", num_classes=10, input_shape=(1, 8, 8)).eval()
+    layers = {la.name: la for la in ir.trained_layers(model_to_ir(model))}
+    pops = {p.name for p in pipeline.run(model_to_ir(model)).graph.populations}
+    assert layers["body.0.0"].reads == ("input",) and layers["body.0.0"].feeds == "body.1"
+    assert layers["body.2.conv2.0"].reads == ("body.2.sn1",)
+    assert layers["body.2.conv2.0"].feeds == "body.2.sn2"
+    assert layers["body.2.add"].reads == ()  # a sum of conv outputs: accumulated values
+    assert layers["readout.fc"].feeds == "" and layers["readout.fc"].reads == ("body.3.sn2",)
+    assert {la.feeds for la in layers.values()} <= pops | {""}
