@@ -181,27 +181,51 @@ def check_timesteps(what: str, T: np.ndarray, max_timesteps: int | None = None) 
 
 def trained_layers(graph: Graph) -> list[counting.Layer]:
     """The trained network's layers as the counting module sees them (the ANN baseline
-    is counted on these, before any pass fuses them)."""
+    is counted on these, before any pass fuses them), with the neurons each reads and
+    feeds (:func:`signal_routes`)."""
     shapes = infer_shapes(graph)
+    reads, feeds = signal_routes(graph)
     layers = []
     for n in graph.nodes:
         x, y = shapes[n.inputs[0]], shapes[n.name]
+        route = {"reads": tuple(sorted(reads[n.name])), "feeds": feeds[n.name]}
         if n.op == "Conv":
             w = n.params["weight"]
             layers.append(counting.Layer(
                 n.name, "conv", x, y, kernel=tuple(int(k) for k in w.shape[2:]),
                 stride=tuple(n.attrs["stride"]), padding=tuple(n.attrs["padding"]),
-                groups=int(n.attrs.get("groups", 1))))
+                groups=int(n.attrs.get("groups", 1)), **route))
         elif n.op == "Gemm":
-            layers.append(counting.Layer(n.name, "linear", x, y))
+            layers.append(counting.Layer(n.name, "linear", x, y, **route))
         elif n.op in ("AvgPool", "GlobalAvgPool"):
             k, s, p = ((tuple(x[1:]), tuple(x[1:]), (0, 0)) if n.op == "GlobalAvgPool" else
                        (n.attrs["kernel"], n.attrs["stride"], n.attrs["padding"]))
             layers.append(counting.Layer(n.name, "avgpool", x, y, kernel=tuple(k),
-                                         stride=tuple(s), padding=tuple(p)))
+                                         stride=tuple(s), padding=tuple(p), **route))
         elif n.op == "Add":
-            layers.append(counting.Layer(n.name, "add", x, y, terms=len(n.inputs)))
+            layers.append(counting.Layer(n.name, "add", x, y, terms=len(n.inputs), **route))
     return layers
+
+
+def signal_routes(graph: Graph) -> tuple[dict[str, set[str]], dict[str, str]]:
+    """Per node: the neurons (or :data:`INPUT`) whose outputs its input is made of through
+    pooling, flatten, BatchNorm and sums only (empty when a Conv or Gemm sum is part of
+    it: an accumulated value), and the first neuron it drives through linear ops ("" for
+    the output)."""
+    carries: dict[str, set[str]] = {INPUT: {INPUT}}
+    reads: dict[str, set[str]] = {}
+    for n in graph.nodes:
+        parts = [carries[i] for i in n.inputs]
+        reads[n.name] = set().union(*parts) if all(parts) else set()
+        carries[n.name] = {n.name} if n.op == "Neuron" else set() \
+            if n.op in ("Conv", "Gemm") else reads[n.name]
+    feeds: dict[str, str] = {}
+    for n in reversed(graph.nodes):
+        consumers = [c for c in graph.nodes if n.name in c.inputs]
+        first = consumers[0] if consumers and n.name != graph.output else None
+        feeds[n.name] = "" if first is None else first.name if first.op == "Neuron" \
+            else feeds[first.name]
+    return reads, feeds
 
 
 # --- rate-level evaluation (numpy, float64) -----------------------------------------------

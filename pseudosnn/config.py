@@ -42,9 +42,13 @@ DEFAULTS: dict[str, Any] = {
     "amp": True,
     "seed": 0,
     "workers": 0,
-    # hardware-aware objective
+    # hardware-aware objective: cost paper (FLOPs x T), spike (expected SOPs) or energy (the
+    # deployed energy of the spike-aware estimate on a chip: a preset of
+    # pseudosnn.simulator.energy, or a chip YAML file that replaces it)
     "penalty": 1e-2,
     "cost": "paper",
+    "energy_model": "45nm",
+    "chip": None,
     # learning-rate factor of the timestep logits (per-channel/neuron T get 1/C of a layer's
     # penalty gradient each, so with SGD they move slower than per-layer T)
     "logit_lr_scale": 1.0,
@@ -67,7 +71,7 @@ DEFAULTS: dict[str, Any] = {
 
 CHOICES = {
     "optimizer": ("sgd", "adamw"),
-    "cost": ("paper", "spike"),
+    "cost": ("paper", "spike", "energy"),
     "residual_mode": ("mean", "mirror"),
     "data_type": ("digits", "cifar10", "cifar100", "imagenet", "cifar10_dvs"),
 }
@@ -198,6 +202,12 @@ def merge(config: dict[str, Any], updates: dict[str, Any]) -> dict[str, Any]:
         out[key] = coerce(key, value, DEFAULTS[key])
         if key in CHOICES and out[key] not in CHOICES[key]:
             raise ConfigError(f"{key}={out[key]!r} is not one of {', '.join(CHOICES[key])}")
+        if key == "energy_model":
+            from pseudosnn.simulator.energy import PRESETS
+
+            if out[key] not in PRESETS:
+                raise ConfigError(f"energy_model={out[key]!r} is not one of "
+                                  f"{', '.join(PRESETS)} (a chip of your own: chip: PATH)")
     return out
 
 

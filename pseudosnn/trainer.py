@@ -177,7 +177,7 @@ class Trainer:
         if config["penalty"] > 0 and not self.pseudo:
             raise ConfigError("penalty > 0 needs neurons with learnable timesteps (family "
                               "'pseudo'); set --penalty 0 for other families")
-        self.cost = HardwareCost(self.model, config["cost"]) if self.pseudo else None
+        self.cost = HardwareCost.from_config(self.model, config) if self.pseudo else None
         self.initial_mean_T = mean_timesteps(self.model)
 
         logits, weights, rest = split_params(self.model)
