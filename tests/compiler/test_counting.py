@@ -129,3 +129,22 @@ def test_leak_multiplies_count_every_update_active_and_idle():
     cuba = with_dynamics(g, Dynamics(du=0.25, dv=0.5))
     assert counting.leak_multiplies(cuba) == {"fc0": 2 * 24 * steps, "fc1": 2 * 12 * steps}
     assert counting.leak_multiplies(with_dynamics(g, Dynamics(du=0.0))) == {"fc0": 0, "fc1": 0}
+
+
+def test_deployed_layers_of_leaky_populations_update_every_step():
+    """What the energy model prices: a leaky population reads and writes every membrane at
+    every step of the latency and pays its decay multiplies; a hard-reset IF only in its
+    window, with no multiply."""
+    from pseudosnn.compiler.spiking.semantics import Dynamics
+    from pseudosnn.compiler.testing import with_dynamics
+
+    g = random_graph("mlp", seed=1, stream=True)
+    spikes = {p.name: 1.0 for p in g.populations}
+    steps = g.latency_steps
+    for dyn, leaky in ((Dynamics(dv=0.5, reset="hard"), True), (Dynamics(reset="hard"), False)):
+        layers = counting.deployed_layers(with_dynamics(g, dyn, v0=0.0), spikes, {})
+        for layer in layers[:-1]:
+            assert layer.state_updates == (layer.neurons * steps if leaky
+                                           else layer.active_updates)
+            assert layer.leak_multiplies == (layer.neurons * steps if leaky else 0)
+        assert layers[-1].leak_multiplies == 0  # the readout
