@@ -78,7 +78,8 @@ def test_energy_check_bad_options_are_clear_errors(trained_mlp, tmp_path):
         res = CliRunner().invoke(main, ["energy-check", str(trained_mlp), "--data", "digits",
                                         "--tolerance", tol])
         assert res.exit_code == 2 and "--tolerance" in res.output, res.output
-        assert "finite number >= 0" in res.output and "Traceback" not in res.output
+        assert ("range x>=0" in res.output or "not a finite number" in res.output) and \
+            "Traceback" not in res.output
     chip = tmp_path / "c.yaml"
     chip.write_text("base: lemaire\nmemory: [[1, .nan]]\n")
     res = CliRunner().invoke(main, ["energy-check", str(trained_mlp), "--data", "digits",

@@ -105,8 +105,9 @@ def test_bad_input_gives_clear_errors(arts, tmp_path):
     assert "loihi" in r.output and "Traceback" not in r.output
     for hops in ("-1", "nan", "inf"):
         r = _run([str(a), "--data", f"npz:{data}", "--mean-hops", hops])
-        assert r.exit_code == 2 and "--mean-hops" in r.output and "finite number >= 0" in \
-            r.output and "Traceback" not in r.output, r.output
+        assert r.exit_code == 2 and "--mean-hops" in r.output, r.output
+        assert ("range x>=0" in r.output or "not a finite number" in r.output) and \
+            "Traceback" not in r.output, r.output
     chip = tmp_path / "chip.yaml"
     chip.write_text("base: 45nm\nadd_pj: -0.1\n")
     r = _run([str(a), "--data", f"npz:{data}", "--chip", str(chip)])
