@@ -210,6 +210,8 @@ def result_from_arrays(graph: SpikingGraph, arrays: dict[str, np.ndarray],
     extra = {k: arrays[k].item() for k in TIMINGS}
     extra["seconds_wall"] = wall_seconds
     extra["readout_raw"] = arrays["readout_raw"]
+    if "lava_lif" in arrays:  # populations that ran on lava's own LIF process
+        extra["lava_lif"] = [str(n) for n in arrays["lava_lif"]]
     return run_result(graph, arrays["output"], counts, spikes=spikes or None, extra=extra)
 
 
@@ -218,7 +220,8 @@ class LavaBackend:
 
     name = "lava"
     capabilities = frozenset({"float", "fixed_point", "rate", "stream", "record_spikes",
-                              "heterogeneous_T", "event_scale", "delays"})
+                              "heterogeneous_T", "event_scale", "delays", "leak",
+                              "hard_reset", "fire_above"})
 
     def __init__(self, timeout: float = DEFAULT_TIMEOUT_S, conv_model: str = "lava",
                  artifact: str | os.PathLike | None = None):

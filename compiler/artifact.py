@@ -130,6 +130,7 @@ def graph_from_records(desc: dict, arrays) -> SpikingGraph:
             threshold=rec["threshold"], bias=np.asarray(arrays[f"pop/{name}/bias"]),
             v0=rec["v0"], coupling=rec["coupling"], reset=rec["reset"],
             start=int(rec["start"]), units_per_float=float(rec["units_per_float"]),
+            **{k: rec[k] for k in ("du", "dv", "v_reset", "fire") if k in rec},
         ))
     projs = []
     weights: dict[str, np.ndarray] = {}

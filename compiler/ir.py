@@ -18,7 +18,9 @@ Operators and what they compute (``x`` the input value, batch omitted):
 ``Neuron``         ``out_scale · n/T`` with ``n = clip(floor((T·(scale·x + bias) + v0)/θ), 0, T)``
                    (a rate-coupled integrate-and-fire population; params ``timesteps``,
                    ``scale``, ``bias``; attrs ``threshold``, ``v0``, ``out_scale``,
-                   ``coupling``, ``reset``)
+                   ``coupling``, ``reset``; a leaky or hard-reset neuron also has attrs
+                   ``du``, ``dv``, ``v_reset``, ``fire`` and its ``n`` is the count of the
+                   constant current stepped, :func:`.spiking.semantics.constant_current_counts`)
 =================  =========================================================================
 
 Nodes are frozen dataclasses; a pass builds new nodes with :func:`dataclasses.replace`.
@@ -31,7 +33,7 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 from pseudosnn.compiler.spiking import counting
-from pseudosnn.compiler.spiking.semantics import rate_spike_count
+from pseudosnn.compiler.spiking.semantics import Dynamics, constant_current_counts
 
 from pseudosnn.errors import PseudoSNNError
 
@@ -158,8 +160,9 @@ def check(graph: Graph, max_timesteps: int | None = None) -> dict[str, tuple[int
             except ValueError as exc:
                 raise IRError(f"neuron {n.name!r}: T of shape {T.shape} does not broadcast "
                               f"to {shapes[n.name]}") from exc
-            if not 0 <= n.attrs["v0"] < n.attrs["threshold"]:
-                raise IRError(f"neuron {n.name!r}: need 0 <= v0 < threshold")
+            problem = neuron_dynamics(n).problem(n.attrs["threshold"], n.attrs["v0"])
+            if problem:
+                raise IRError(f"neuron {n.name!r}: {problem}")
     return shapes
 
 
@@ -244,11 +247,20 @@ def neuron_current(node: Node, x: np.ndarray) -> np.ndarray:
     return np.asarray(node.params.get("scale", 1.0)) * x + np.asarray(node.params.get("bias", 0.0))
 
 
+def neuron_dynamics(node: Node) -> Dynamics:
+    """The ``Neuron`` node's membrane dynamics (integrate-and-fire unless its attrs say)."""
+    a = node.attrs
+    return Dynamics(du=float(a.get("du", 1.0)), dv=float(a.get("dv", 0.0)),
+                    reset=a.get("reset", "soft"), v_reset=float(a.get("v_reset", 0.0)),
+                    fire=a.get("fire", ">="))
+
+
 def neuron_counts(node: Node, x: np.ndarray) -> np.ndarray:
-    """Spike counts of a ``Neuron`` node on input ``x``: the closed form of
-    :mod:`.spiking.semantics` on its current."""
-    return rate_spike_count(neuron_current(node, x), node.params["timesteps"],
-                            node.attrs["threshold"], node.attrs["v0"])
+    """Spike counts of a ``Neuron`` node on input ``x``: its current held constant for its
+    ``T`` steps (:func:`.spiking.semantics.constant_current_counts`)."""
+    return constant_current_counts(neuron_current(node, x), node.params["timesteps"],
+                                   node.attrs["threshold"], node.attrs["v0"],
+                                   neuron_dynamics(node))
 
 
 def apply_node(node: Node, xs: list[np.ndarray]) -> np.ndarray:
@@ -304,14 +316,19 @@ def evaluate(graph: Graph, x: np.ndarray) -> Evaluation:
 
 def neuron(name: str, source: str, timesteps, *, threshold: float = 1.0, v0: float | None = None,
            scale=1.0, bias=0.0, out_scale: float = 1.0, coupling: str = "rate",
-           reset: str = "soft") -> Node:
-    """Convenience constructor of a ``Neuron`` node (``v0`` defaults to ``θ/2``)."""
-    return Node(name, "Neuron", (source,), attrs={
-        "threshold": float(threshold), "v0": float(threshold / 2 if v0 is None else v0),
-        "out_scale": float(out_scale), "coupling": coupling, "reset": reset,
-    }, params={"timesteps": np.asarray(timesteps, dtype=np.int64),
-               "scale": np.asarray(scale, dtype=np.float64),
-               "bias": np.asarray(bias, dtype=np.float64)})
+           reset: str = "soft", dynamics: Dynamics | None = None) -> Node:
+    """Convenience constructor of a ``Neuron`` node (``v0`` defaults to ``θ/2``); the
+    attrs of ``dynamics`` (its ``reset`` wins over ``reset``) only when they are not
+    integrate-and-fire."""
+    attrs = {"threshold": float(threshold), "v0": float(threshold / 2 if v0 is None else v0),
+             "out_scale": float(out_scale), "coupling": coupling, "reset": reset}
+    if dynamics is not None and not dynamics.is_if:
+        attrs.update(du=float(dynamics.du), dv=float(dynamics.dv), reset=dynamics.reset,
+                     v_reset=float(dynamics.v_reset), fire=dynamics.fire)
+    return Node(name, "Neuron", (source,), attrs=attrs, params={
+        "timesteps": np.asarray(timesteps, dtype=np.int64),
+        "scale": np.asarray(scale, dtype=np.float64),
+        "bias": np.asarray(bias, dtype=np.float64)})
 
 
 def conv(name: str, source: str, weight, bias=None, stride=(1, 1), padding=(0, 0),

@@ -12,13 +12,18 @@ Deployed network (the spiking graph):
   ``Σ_pixels fanout`` on the analog input (computed once per sample).
 * **neuron updates** per sample: *active* ``Σ_i T_i`` (neuron-steps inside the windows),
   *idle* ``size · latency − active`` (the population exists for the whole latency);
-  *state updates* (membrane read and written): the active ones (non-leaky neurons keep
-  their state untouched outside the window).
+  *state updates* (membrane read and written): the active ones for non-leaky neurons
+  (their state is untouched outside the window), every step of the latency for leaky ones.
+* **leak multiplies** per sample: ``decays · size · latency``, ``decays`` the decay
+  multiplies of one update (:attr:`.semantics.Dynamics.decays`: one for ``u`` when
+  ``0 < du < 1``, one for ``v`` when ``dv > 0``). Idle neurons leak too: a neuromorphic
+  core (Loihi) updates every compartment at every step, decays included, whether or not
+  the neuron receives input, so every neuron-step of the latency costs its decays.
 * per deployed layer (:class:`LayerCounts`, what the energy model prices): events in (one
   per source spike per incoming projection, read from the layer's input queue), SOPs,
-  encoder layers, neuron updates, spikes out, stored weights, biases and state words;
-  ``compares`` (max pooling) and ``leak_multiplies`` (leaky neurons) are 0 for the
-  populations the graph has today (integrate-and-fire, no max pooling).
+  encoder layers, neuron updates, spikes out, stored weights, biases and state words,
+  ``leak_multiplies``; ``compares`` (max pooling) is 0 for the populations the graph has
+  today (no max pooling).
 
 Trained network (the ANN baseline, before any fusion, DESIGN.md §2):
 
@@ -141,6 +146,13 @@ def neuron_updates(graph: SpikingGraph) -> dict[str, tuple[int, int]]:
             for p in graph.populations}
 
 
+def leak_multiplies(graph: SpikingGraph) -> dict[str, int]:
+    """Per population and per sample: the decay multiplies of its updates, active and idle
+    (module docstring); 0 for integrate-and-fire populations."""
+    steps = graph.latency_steps
+    return {p.name: p.dynamics.decays * p.size * steps for p in graph.populations}
+
+
 def bias_entries(shape: tuple[int, ...]) -> int:
     """Stored biases of a population or readout: one per channel of a ``(C, H, W)`` layer
     (a conv's bias), one per neuron of a flat one."""
@@ -190,6 +202,7 @@ def deployed_layers(graph: SpikingGraph, spikes: Mapping[str, float],
     """Per-sample :class:`LayerCounts` of every population (topological order) and the
     readout, from per-sample ``spikes`` per population and ``sops`` per projection."""
     updates = neuron_updates(graph)
+    leak = leak_multiplies(graph)
     out = []
     for node in [*graph.topological_populations(), graph.readout]:
         incoming = graph.incoming(node.name)
@@ -205,7 +218,9 @@ def deployed_layers(graph: SpikingGraph, spikes: Mapping[str, float],
             events_in=float(sum(spikes[pr.source] for pr in spiking)),
             conv_events_in=float(sum(spikes[pr.source] for pr in spiking if pr.kind == "conv")),
             encoders=tuple(projection_layer(graph, pr) for pr in incoming if pr.is_encoder),
-            active_updates=active, idle_updates=idle, state_updates=active,
+            active_updates=active, idle_updates=idle,
+            state_updates=active + idle if leak.get(node.name) else active,
+            leak_multiplies=float(leak.get(node.name, 0)),
             spikes_out=float(spikes[node.name]) if is_pop else 0.0))
     return out
 
