@@ -15,7 +15,7 @@ Lava runs use the vectorised ``Conv`` model (``--conv-model im2col``, lava's ari
 checked equal to lava's own in ``tests/backends/test_lava_digits.py``) on every test digit
 and lava's own ``Conv`` model on the first ``--own-conv-samples``.
 
-    .venv/bin/python examples/06_deploy_families.py --out deploy_families_output
+    .venv/bin/python examples/07_deploy_families.py --out deploy_families_output
 """
 
 from __future__ import annotations
