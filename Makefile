@@ -30,7 +30,7 @@ venv: $(VENV)/.stamp
 $(VENV)/.stamp: pyproject.toml constraints.txt
 	$(PY311) -m venv $(VENV)
 	$(VENV)/bin/pip install $(PIP_FLAGS) -c constraints.txt torch
-	$(VENV)/bin/pip install $(PIP_FLAGS) -c constraints.txt -e '.[dev,cluster]'
+	$(VENV)/bin/pip install $(PIP_FLAGS) -c constraints.txt -e '.[dev,crosscheck,cluster]'
 	touch $@
 
 lava-venv: $(LAVA_VENV)/.stamp

@@ -18,7 +18,9 @@ Operators and what they compute (``x`` the input value, batch omitted):
 ``Neuron``         ``out_scale · n/T`` with ``n = clip(floor((T·(scale·x + bias) + v0)/θ), 0, T)``
                    (a rate-coupled integrate-and-fire population; params ``timesteps``,
                    ``scale``, ``bias``; attrs ``threshold``, ``v0``, ``out_scale``,
-                   ``coupling``, ``reset``)
+                   ``coupling``, ``reset``; a leaky or hard-reset neuron also has attrs
+                   ``du``, ``dv``, ``v_reset``, ``fire`` and its ``n`` is the count of the
+                   constant current stepped, :func:`.spiking.semantics.constant_current_counts`)
 =================  =========================================================================
 
 A ``Conv`` or ``Gemm`` may keep the trained weight ``W`` factorised (the passes fold into
@@ -37,13 +39,20 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 from pseudosnn.compiler.spiking import counting
-from pseudosnn.compiler.spiking.semantics import rate_spike_count
+from pseudosnn.compiler.spiking.semantics import Dynamics, constant_current_counts
 
 from pseudosnn.errors import PseudoSNNError
 
 INPUT = "input"
 LINEAR_OPS = ("Conv", "Gemm", "BatchNorm", "AvgPool", "GlobalAvgPool", "Flatten", "Add")
 OPS = (*LINEAR_OPS, "Neuron")
+
+
+DEFAULT_MAX_TIMESTEPS = 1024
+"""Largest T compiled without an explicit ``max_timesteps`` (``--max-timesteps``). The
+paper's networks use at most 20 steps and ANN-to-SNN conversion evaluations report up to
+about a thousand; a larger T is almost always a corrupt or mis-configured checkpoint (one
+claiming ``max_T = 1e6`` compiles to a network that steps for minutes per sample)."""
 
 
 class IRError(PseudoSNNError, ValueError):
@@ -154,43 +163,81 @@ def check(graph: Graph, max_timesteps: int | None = None) -> dict[str, tuple[int
                               "the checkpoint is corrupt or training diverged")
         if n.op == "Neuron":
             T = np.asarray(n.params["timesteps"])
-            hi = max_timesteps or np.inf
-            if not np.issubdtype(T.dtype, np.integer) or T.min() < 1 or T.max() > hi:
-                raise IRError(f"neuron {n.name!r}: T must be integers in 1..{max_timesteps}, "
-                              f"got values in [{T.min()}, {T.max()}]")
+            check_timesteps(f"neuron {n.name!r}", T, max_timesteps)
             try:
                 np.broadcast_to(T, shapes[n.name])
             except ValueError as exc:
                 raise IRError(f"neuron {n.name!r}: T of shape {T.shape} does not broadcast "
                               f"to {shapes[n.name]}") from exc
-            if not 0 <= n.attrs["v0"] < n.attrs["threshold"]:
-                raise IRError(f"neuron {n.name!r}: need 0 <= v0 < threshold")
+            problem = neuron_dynamics(n).problem(n.attrs["threshold"], n.attrs["v0"])
+            if problem:
+                raise IRError(f"neuron {n.name!r}: {problem}")
     return shapes
+
+
+def check_timesteps(what: str, T: np.ndarray, max_timesteps: int | None = None) -> None:
+    """``T`` must be integers in ``1..max_timesteps`` (default :data:`DEFAULT_MAX_TIMESTEPS`);
+    the error names ``what``, the offending T and the fix."""
+    T = np.asarray(T)
+    if not np.issubdtype(T.dtype, np.integer) or T.size == 0 or T.min() < 1:
+        raise IRError(f"{what}: T must be integers >= 1, got {T.dtype} values"
+                      + (f" in [{T.min()}, {T.max()}]" if T.size else " (none)"))
+    hi = DEFAULT_MAX_TIMESTEPS if max_timesteps is None else max_timesteps
+    if T.max() > hi:
+        fix = (f"if that many steps are intended, pass --max-timesteps {T.max()}"
+               if max_timesteps is None else "raise --max-timesteps, or retrain with a "
+               "smaller max_T")
+        raise IRError(f"{what}: T = {T.max()} is above the limit of {hi} steps (each sample "
+                      f"would take at least {T.max()} simulation steps); {fix}")
 
 
 def trained_layers(graph: Graph) -> list[counting.Layer]:
     """The trained network's layers as the counting module sees them (the ANN baseline
-    is counted on these, before any pass fuses them)."""
+    is counted on these, before any pass fuses them), with the neurons each reads and
+    feeds (:func:`signal_routes`)."""
     shapes = infer_shapes(graph)
+    reads, feeds = signal_routes(graph)
     layers = []
     for n in graph.nodes:
         x, y = shapes[n.inputs[0]], shapes[n.name]
+        route = {"reads": tuple(sorted(reads[n.name])), "feeds": feeds[n.name]}
         if n.op == "Conv":
             w = n.params["weight"]
             layers.append(counting.Layer(
                 n.name, "conv", x, y, kernel=tuple(int(k) for k in w.shape[2:]),
                 stride=tuple(n.attrs["stride"]), padding=tuple(n.attrs["padding"]),
-                groups=int(n.attrs.get("groups", 1))))
+                groups=int(n.attrs.get("groups", 1)), **route))
         elif n.op == "Gemm":
-            layers.append(counting.Layer(n.name, "linear", x, y))
+            layers.append(counting.Layer(n.name, "linear", x, y, **route))
         elif n.op in ("AvgPool", "GlobalAvgPool"):
             k, s, p = ((tuple(x[1:]), tuple(x[1:]), (0, 0)) if n.op == "GlobalAvgPool" else
                        (n.attrs["kernel"], n.attrs["stride"], n.attrs["padding"]))
             layers.append(counting.Layer(n.name, "avgpool", x, y, kernel=tuple(k),
-                                         stride=tuple(s), padding=tuple(p)))
+                                         stride=tuple(s), padding=tuple(p), **route))
         elif n.op == "Add":
-            layers.append(counting.Layer(n.name, "add", x, y, terms=len(n.inputs)))
+            layers.append(counting.Layer(n.name, "add", x, y, terms=len(n.inputs), **route))
     return layers
+
+
+def signal_routes(graph: Graph) -> tuple[dict[str, set[str]], dict[str, str]]:
+    """Per node: the neurons (or :data:`INPUT`) whose outputs its input is made of through
+    pooling, flatten, BatchNorm and sums only (empty when a Conv or Gemm sum is part of
+    it: an accumulated value), and the first neuron it drives through linear ops ("" for
+    the output)."""
+    carries: dict[str, set[str]] = {INPUT: {INPUT}}
+    reads: dict[str, set[str]] = {}
+    for n in graph.nodes:
+        parts = [carries[i] for i in n.inputs]
+        reads[n.name] = set().union(*parts) if all(parts) else set()
+        carries[n.name] = {n.name} if n.op == "Neuron" else set() \
+            if n.op in ("Conv", "Gemm") else reads[n.name]
+    feeds: dict[str, str] = {}
+    for n in reversed(graph.nodes):
+        consumers = [c for c in graph.nodes if n.name in c.inputs]
+        first = consumers[0] if consumers and n.name != graph.output else None
+        feeds[n.name] = "" if first is None else first.name if first.op == "Neuron" \
+            else feeds[first.name]
+    return reads, feeds
 
 
 # --- rate-level evaluation (numpy, float64) -----------------------------------------------
@@ -209,11 +256,20 @@ def neuron_current(node: Node, x: np.ndarray) -> np.ndarray:
     return np.asarray(node.params.get("scale", 1.0)) * x + np.asarray(node.params.get("bias", 0.0))
 
 
+def neuron_dynamics(node: Node) -> Dynamics:
+    """The ``Neuron`` node's membrane dynamics (integrate-and-fire unless its attrs say)."""
+    a = node.attrs
+    return Dynamics(du=float(a.get("du", 1.0)), dv=float(a.get("dv", 0.0)),
+                    reset=a.get("reset", "soft"), v_reset=float(a.get("v_reset", 0.0)),
+                    fire=a.get("fire", ">="))
+
+
 def neuron_counts(node: Node, x: np.ndarray) -> np.ndarray:
-    """Spike counts of a ``Neuron`` node on input ``x``: the closed form of
-    :mod:`.spiking.semantics` on its current."""
-    return rate_spike_count(neuron_current(node, x), node.params["timesteps"],
-                            node.attrs["threshold"], node.attrs["v0"])
+    """Spike counts of a ``Neuron`` node on input ``x``: its current held constant for its
+    ``T`` steps (:func:`.spiking.semantics.constant_current_counts`)."""
+    return constant_current_counts(neuron_current(node, x), node.params["timesteps"],
+                                   node.attrs["threshold"], node.attrs["v0"],
+                                   neuron_dynamics(node))
 
 
 def apply_node(node: Node, xs: list[np.ndarray]) -> np.ndarray:
@@ -274,14 +330,19 @@ def evaluate(graph: Graph, x: np.ndarray) -> Evaluation:
 
 def neuron(name: str, source: str, timesteps, *, threshold: float = 1.0, v0: float | None = None,
            scale=1.0, bias=0.0, out_scale: float = 1.0, coupling: str = "rate",
-           reset: str = "soft") -> Node:
-    """Convenience constructor of a ``Neuron`` node (``v0`` defaults to ``θ/2``)."""
-    return Node(name, "Neuron", (source,), attrs={
-        "threshold": float(threshold), "v0": float(threshold / 2 if v0 is None else v0),
-        "out_scale": float(out_scale), "coupling": coupling, "reset": reset,
-    }, params={"timesteps": np.asarray(timesteps, dtype=np.int64),
-               "scale": np.asarray(scale, dtype=np.float64),
-               "bias": np.asarray(bias, dtype=np.float64)})
+           reset: str = "soft", dynamics: Dynamics | None = None) -> Node:
+    """Convenience constructor of a ``Neuron`` node (``v0`` defaults to ``θ/2``); the
+    attrs of ``dynamics`` (its ``reset`` wins over ``reset``) only when they are not
+    integrate-and-fire."""
+    attrs = {"threshold": float(threshold), "v0": float(threshold / 2 if v0 is None else v0),
+             "out_scale": float(out_scale), "coupling": coupling, "reset": reset}
+    if dynamics is not None and not dynamics.is_if:
+        attrs.update(du=float(dynamics.du), dv=float(dynamics.dv), reset=dynamics.reset,
+                     v_reset=float(dynamics.v_reset), fire=dynamics.fire)
+    return Node(name, "Neuron", (source,), attrs=attrs, params={
+        "timesteps": np.asarray(timesteps, dtype=np.int64),
+        "scale": np.asarray(scale, dtype=np.float64),
+        "bias": np.asarray(bias, dtype=np.float64)})
 
 
 def conv(name: str, source: str, weight, bias=None, stride=(1, 1), padding=(0, 0),

@@ -1,8 +1,9 @@
 """A rate population's whole window in closed form (DESIGN.md §2): no time loop over membranes.
 
-Driven by a constant current ``c`` from ``0 <= v0 < θ`` (soft reset, no leak), a neuron has
-fired ``N_k = semantics.rate_spike_count(c, min(k, T_i), θ, v0) = clamp(floor((v0 + k·c)/θ),
-0, k)`` times after ``k`` steps of its window, and it spikes at step ``k`` exactly when
+Driven by a constant current ``c`` from ``0 <= v0 < θ`` (the integrate-and-fire neuron:
+soft reset, no leak, fires at ``v >= θ``), a neuron has fired ``N_k =
+semantics.rate_spike_count(c, min(k, T_i), θ, v0) = clamp(floor((v0 + k·c)/θ), 0, k)``
+times after ``k`` steps of its window, and it spikes at step ``k`` exactly when
 ``N_{k+1} > N_k``. This module computes the window's counts ``N_{T_i}``, its spikes per step
 ``S_{k+1} − S_k`` (``S_k = Σ_i N_k``) and, when asked, the train itself, with the very
 operations of ``rate_spike_count``, so the counts are the reference's bit for bit.
@@ -20,7 +21,7 @@ from __future__ import annotations
 
 import numpy as np
 from pseudosnn.compiler.spiking.graph import Population
-from pseudosnn.compiler.spiking.semantics import V_MAX
+from pseudosnn.compiler.spiking.semantics import V_MAX, has_closed_form
 
 SATURATION_FREE_THETA = (V_MAX + 1) // 2
 """Largest fixed-point threshold whose live neurons (``0 < c < θ``) cannot saturate."""
@@ -30,9 +31,11 @@ scratch stay in L2 for the whole window; 16k measured as good as 4k-64k here).""
 
 
 def exact_for(pop: Population, fixed: bool) -> bool:
-    """Whether the closed form is the stepped window exactly (rate coupling; integers
-    without saturation)."""
-    return pop.coupling == "rate" and (not fixed or pop.threshold <= SATURATION_FREE_THETA)
+    """Whether the closed form is the stepped window exactly: rate coupling, the
+    integrate-and-fire neuron (``semantics.has_closed_form``; leaky and hard-reset ones
+    step), integers without saturation."""
+    return pop.coupling == "rate" and has_closed_form(pop.dynamics) and (
+        not fixed or pop.threshold <= SATURATION_FREE_THETA)
 
 
 def counts_after(c: np.ndarray, k, theta, v0, fixed: bool) -> np.ndarray:

@@ -9,19 +9,14 @@ from pathlib import Path
 import click
 from pseudosnn.compiler.artifact import load
 from pseudosnn.compiler.atomic import write_atomic
-from pseudosnn.simulator.datasets import DataError, fit_to_input, load_dataset
-from pseudosnn.simulator.energy import (
-    DEFAULT_MODEL,
-    DEFAULT_TIME_PER_STEP_US,
-    PRESETS,
-    get_model,
-)
+from pseudosnn.simulator.datasets import DataError, check_labels, fit_to_input, load_dataset
+from pseudosnn.simulator.energy import DEFAULT_MODEL, DEFAULT_TIME_PER_STEP_US, PRESETS, resolve
 from pseudosnn.simulator.engine import SimulationError
 from pseudosnn.simulator.engine import simulate as simulate_graph
 from pseudosnn.simulator.metrics.report import build_report, format_table, write_reports
 from pseudosnn.simulator.sharding import parse_cluster, simulate_dataset
 
-from pseudosnn.cli_base import Command
+from pseudosnn.cli_base import Command, FiniteFloat
 
 
 def _stems(paths: list[Path]) -> list[str]:
@@ -40,13 +35,14 @@ def run_simulation(
     energy_model: str = DEFAULT_MODEL, fixed_point: bool = False, report_dir: Path | None = None,
     workers: int | None = None, time_per_step_us: float = DEFAULT_TIME_PER_STEP_US,
     mean_hops: float = 0.0, raster_neurons: int = 16, progress: bool = True,
-    echo=click.echo, precision: str = "float64", threads: int | None = None,
-    cluster: str | None = None,
+    echo=click.echo, precision: str = "float64", chip: Path | None = None,
+    threads: int | None = None, cluster: str | None = None,
 ) -> list[dict]:
-    """Simulate every artifact on the data set; return one report dict per artifact."""
+    """Simulate every artifact on the data set; return one report dict per artifact
+    (energy on the chip file ``chip`` when given, else on the preset ``energy_model``)."""
     from tqdm import tqdm
 
-    model = get_model(energy_model)
+    model = resolve(energy_model, chip)
     ds = load_dataset(data)
     x, y = ds.x, ds.y
     if limit is not None:
@@ -64,6 +60,7 @@ def run_simulation(
                 f"{path} holds a float graph; --fixed-point needs an artifact compiled with "
                 "fixed-point quantisation (pseudosnn-compile ... --fixed-point)")
         xs = fit_to_input(x, graph.input.shape, data)
+        check_labels(y, graph.readout.shape[-1], data)
         with tqdm(total=len(xs), desc=f"simulate {stem}", unit="sample",
                   disable=not progress) as bar:
             tally = simulate_dataset(graph, xs, y, batch_size=batch, workers=workers,
@@ -77,10 +74,19 @@ def run_simulation(
         reports.append(rep)
         echo(format_table(rep))
         if report_dir is not None:
-            from pseudosnn.simulator.plots import plot_layers, plot_raster, plot_spikes_per_step
+            from pseudosnn.simulator.plots import (
+                plot_break_even,
+                plot_energy,
+                plot_layers,
+                plot_raster,
+                plot_spikes_per_step,
+            )
 
             written = write_reports(rep, report_dir, stem, tally)
             written.append(plot_layers(rep, report_dir / f"{stem}_layers.png"))
+            written.append(plot_energy(rep, report_dir / f"{stem}_energy.png"))
+            if rep["ann"] is not None and rep["ann"]["per_layer_known"]:
+                written.append(plot_break_even(rep, report_dir / f"{stem}_break_even.png"))
             written.append(plot_spikes_per_step(rep, report_dir / f"{stem}_spikes_per_step.png"))
             one = simulate_graph(graph, xs[:1], record_spikes=True, precision=precision,
                                  threads=threads)
@@ -106,10 +112,16 @@ def run_simulation(
 @click.option("--data", required=True, metavar="SPEC",
               help="Inputs: 'digits' (sklearn 8x8 test split), 'cifar10:PATH' (python-pickle "
                    "test_batch or its folder) or 'npz:PATH' (arrays x and optional y).")
-@click.option("--batch", default=64, show_default=True, help="Samples simulated at once.")
-@click.option("--limit", type=int, default=None, help="Simulate only the first N samples.")
+@click.option("--batch", type=click.IntRange(min=1), default=64, show_default=True,
+              help="Samples simulated at once.")
+@click.option("--limit", type=click.IntRange(min=1), default=None,
+              help="Simulate only the first N samples.")
 @click.option("--energy-model", default=DEFAULT_MODEL, show_default=True,
-              help=f"Energy preset: {', '.join(sorted(PRESETS))}.")
+              help=f"Energy preset: {', '.join(sorted(PRESETS))} (constants and sources: "
+                   "simulator/energy/; README 'How energy is counted').")
+@click.option("--chip", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Your chip's energies as a YAML file (fields of the energy model, "
+                   "optionally 'base: PRESET'); replaces --energy-model.")
 @click.option("--fixed-point", is_flag=True,
               help="Require bit-exact integer simulation (the artifact must be fixed point).")
 @click.option("--precision", type=click.Choice(["float64", "float32"]), default="float64",
@@ -129,12 +141,13 @@ def run_simulation(
                    "cluster node, ray:ray://HEAD:10001 from outside). Needs "
                    "pip install 'pseudosnn[cluster]'. Counts merge exactly.")
 @click.option("--time-per-step-us", default=DEFAULT_TIME_PER_STEP_US, show_default=True,
-              type=float, help="Wall time of one global step, for latency in microseconds.")
-@click.option("--mean-hops", default=0.0, show_default=True, type=float,
+              type=FiniteFloat(min=0, min_open=True),
+              help="Wall time of one global step, for latency in microseconds.")
+@click.option("--mean-hops", default=0.0, show_default=True, type=FiniteFloat(min=0),
               help="Mean mesh hops per spike (Loihi routing energy; 0 = within tile).")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
-def simulate_cmd(artifacts, data, batch, limit, energy_model, fixed_point, precision, report_dir,
-                 workers, threads, cluster, time_per_step_us, mean_hops, quiet):
+def simulate_cmd(artifacts, data, batch, limit, energy_model, chip, fixed_point, precision,
+                 report_dir, workers, threads, cluster, time_per_step_us, mean_hops, quiet):
     """Simulate compiled ARTIFACT(s) step by step and report spike counts, synaptic
     operations, latency and energy (and accuracy when the data have labels).
 
@@ -142,9 +155,7 @@ def simulate_cmd(artifacts, data, batch, limit, energy_model, fixed_point, preci
     Example:
       pseudosnn simulate build/cnn --data digits --energy-model loihi --report reports/cnn
     """
-    if time_per_step_us <= 0:
-        raise click.BadParameter("must be > 0", param_hint="--time-per-step-us")
     run_simulation(list(artifacts), data, batch, limit, energy_model, fixed_point, report_dir,
                    workers, time_per_step_us, mean_hops, progress=not quiet, precision=precision,
-                   threads=threads, cluster=cluster)
+                   chip=chip, threads=threads, cluster=cluster)
 

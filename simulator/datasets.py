@@ -140,3 +140,15 @@ def fit_to_input(x: np.ndarray, input_shape: tuple[int, ...], spec: str) -> np.n
         return x.reshape(x.shape[0], *input_shape)
     raise DataError(f"data {spec!r} has samples of shape {sample}, the network expects "
                     f"{tuple(input_shape)}; simulate it on data of that shape")
+
+
+def check_labels(y: np.ndarray | None, classes: int, spec: str) -> None:
+    """Labels must be class indices of the network's readout (``0..classes-1``): an
+    accuracy against labels outside that range would be silently wrong."""
+    if y is None or y.size == 0:
+        return
+    lo, hi = int(y.min()), int(y.max())
+    if lo < 0 or hi >= classes:
+        raise DataError(f"data {spec!r} has labels in [{lo}, {hi}], the network has {classes} "
+                        f"classes (labels 0..{classes - 1}); fix the labels (array y) or "
+                        "leave them out")

@@ -1,9 +1,11 @@
 """Cycle-accurate execution of a spiking graph (the contract, ``compiler/spiking``).
 
 One global clock ``t = 0 .. latency_steps - 1``. At every step, in topological order,
-each population whose window is open integrates its current with ``semantics.if_step``
-(soft reset, ``v0``, 24-bit saturation in fixed point), neuron ``i`` for its own ``T_i``
-steps from ``start``. Events emitted at ``t`` reach a target at ``t + delay``.
+each population whose window is open integrates its current with
+``semantics.neuron_step`` (``if_step``: soft reset, ``v0``, 24-bit saturation in fixed
+point; ``lif_step`` for leaky and hard-reset populations, Loihi's arithmetic in fixed
+point), neuron ``i`` for its own ``T_i`` steps from ``start``. Events emitted at ``t``
+reach a target at ``t + delay``.
 
 * **stream** targets integrate, at step ``t``, the projected events delivered at ``t``
   plus ``b`` (plus the encoder current, held constant like direct encoding): one
@@ -14,11 +16,12 @@ steps from ``start``. Events emitted at ``t`` reach a target at ``t + delay``.
   ``synapses.drive`` call as the closed-form reference on the same counts: the summands of
   one trained layer through one GEMM), so a rate target's current is computed once, from
   its sources' final counts, when its window opens.
-* A rate population's membrane is not observable either: its whole window is computed at
-  its start in closed form (:mod:`.closed_form`: counts, spikes per step, and the train
-  where it is recorded or feeds stream targets), and the train reaches each stream target
-  through one batched projection of all its steps. Rate populations of fixed-point graphs
-  whose threshold could saturate the 24-bit membrane, and stream populations, step.
+* A rate population's membrane is not observable either: an integrate-and-fire one's
+  whole window is computed at its start in closed form (:mod:`.closed_form`: counts,
+  spikes per step, and the train where it is recorded or feeds stream targets), and the
+  train reaches each stream target through one batched projection of all its steps. Leaky
+  and hard-reset populations (no closed form), fixed-point ones whose threshold could
+  saturate the 24-bit membrane, and stream populations step.
 
 The engine observes readouts, spike counts and spikes per step (and spike trains when
 asked); SOPs, MACs and neuron updates come from ``compiler.spiking.counting``.
@@ -33,7 +36,7 @@ import numpy as np
 from pseudosnn.compiler.spiking import counting
 from pseudosnn.compiler.spiking.graph import GraphError, Population, Projection, SpikingGraph
 from pseudosnn.compiler.spiking.result import RunResult, run_result
-from pseudosnn.compiler.spiking.semantics import if_step
+from pseudosnn.compiler.spiking.semantics import Dynamics, initial_state, neuron_step
 from pseudosnn.compiler.spiking.synapses import drive, encoder_currents, project
 from pseudosnn.simulator import closed_form
 from pseudosnn.simulator import threads as _threads
@@ -60,6 +63,8 @@ class _PopState:
     v0: float | int = 0
     current: np.ndarray | None = None  # rate: constant current, set at start
     drive: np.ndarray | int | float = 0  # stream: encoder current (constant)
+    dyn: Dynamics = field(default_factory=Dynamics)
+    u: np.ndarray | None = None  # synaptic current of a population with du < 1
 
 
 @dataclass
@@ -198,10 +203,14 @@ class _Run:
             bias = bias.astype(dtype)
             theta = dtype.type(theta)
         whole = p.name in self.plan.whole_window
+        dyn = p.dynamics
+        if fixed and dyn.reset == "hard":
+            dyn = Dynamics(du=dyn.du, dv=dyn.dv, reset="hard", fire=dyn.fire,
+                           v_reset=_as_int(dyn.v_reset, f"{p.name}.v_reset"))
+        v, u = (None, None) if whole else initial_state((self.B, *p.shape), v0, dyn, fixed, dtype)
         return _PopState(
             pop=p, T=T, uniform_T=bool(np.all(T.flat[0] == T)), theta=theta, bias=bias,
-            v=None if whole else np.full((self.B, *p.shape), v0, dtype=dtype),
-            counts=np.zeros((self.B, *p.shape), dtype=np.int64), v0=v0)
+            v=v, counts=np.zeros((self.B, *p.shape), dtype=np.int64), v0=v0, dyn=dyn, u=u)
 
     def apply(self, pr: Projection, events: np.ndarray, x_max: int) -> np.ndarray:
         """One projection of ``events`` (the kernels of this run's mode)."""
@@ -278,8 +287,8 @@ class _Run:
         else:
             current = self.inbox[p.name].pop(t, 0) + st.drive + st.bias
         active = True if st.uniform_T else (k < st.T)
-        st.v, s = if_step(st.v, np.broadcast_to(current, st.v.shape), st.theta,
-                          active=active, saturate=self.fixed)
+        st.v, st.u, s = neuron_step(st.v, st.u, np.broadcast_to(current, st.v.shape), st.theta,
+                                    st.dyn, active=active, fixed=self.fixed)
         st.counts += s
         self.per_step[p.name][t] = np.count_nonzero(s)
         if self.spikes is not None:

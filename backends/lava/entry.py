@@ -85,7 +85,8 @@ def _watchdog(seconds: float, failure_file: Path) -> threading.Event:
             if failure_file.exists() and failure_file.stat().st_size:
                 _abort("a Lava process failed (traceback above)", EXIT_FAILED)
             if time.monotonic() > deadline:
-                _abort(f"timed out after {seconds:g} s: a Lava process hung", EXIT_TIMEOUT)
+                _abort(f"not finished after --timeout {seconds:g} s (slow or hung)",
+                       EXIT_TIMEOUT)
 
     threading.Thread(target=watch, daemon=True).start()
     return done
@@ -133,6 +134,7 @@ def run(graph, x: np.ndarray, record_spikes: bool = False, batch: int = 0,
     out["seconds_run"] = np.float64(sum(r.seconds_run for r in runs))
     out["seconds_read"] = np.float64(sum(r.seconds_read for r in runs))
     out["lava_runs"] = np.int64(len(runs))
+    out["lava_lif"] = np.array(runs[0].lava_lif, dtype=str)  # on lava's own LIF process
     return out
 
 

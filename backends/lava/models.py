@@ -1,9 +1,10 @@
 """Float and bit-accurate fixed-point ProcessModels of our Processes (``process.py``).
 
-The neuron step is :func:`pseudosnn.compiler.spiking.semantics.if_step` itself, so the Lava
-neuron cannot drift from the contract; the fixed-point models keep every state in exact
-int64 arithmetic with the 24-bit membrane saturation of the contract. Models are tagged
-``floating_pt`` / ``fixed_pt`` like lava's own (``Loihi2SimCfg(select_tag=...)``).
+The neuron step is :func:`pseudosnn.compiler.spiking.semantics.neuron_step` itself, so the
+Lava neuron cannot drift from the contract; the fixed-point models keep every state in
+exact int64 arithmetic with the contract's 24-bit membrane (saturating, or Loihi's LIF
+arithmetic). Models are tagged ``floating_pt`` / ``fixed_pt`` like lava's own
+(``Loihi2SimCfg(select_tag=...)``).
 
 Lava may hang instead of raising when a process fails, so every ``run_spk`` prints its
 traceback to stderr (flushed) before re-raising: the caller's timeout then shows it.
@@ -30,9 +31,10 @@ from pseudosnn.backends.lava.process import (
     PseudoSNPopulation,
     ReadoutAccumulator,
     SpikeDelay,
+    SpikeRecorder,
     as_chw,
 )
-from pseudosnn.compiler.spiking.semantics import if_step
+from pseudosnn.compiler.spiking.semantics import Dynamics, initial_state, neuron_step
 from pseudosnn.compiler.spiking.synapses import conv2d
 
 FAILURE_FILE_ENV = "PSEUDOSNN_LAVA_FAILURE_FILE"
@@ -103,6 +105,10 @@ class _PopulationModel(PyLoihiProcessModel):
         self._ps_chw = as_chw(p["shape"])
         self._ps_record = bool(p["record_spikes"])
         self._ps_fault = (p["fault_kind"], int(p["fault_step"]))
+        dyn = Dynamics(**p["dynamics"])
+        if self._ps_fixed:
+            dyn = Dynamics(**{**p["dynamics"], "v_reset": int(dyn.v_reset)})
+        self._ps_dyn = dyn
         n = self._ps_T.size
         self._ps_counts = np.zeros((int(p["n_samples"]), n), np.int64)
         self._ps_spikes = (np.zeros((int(p["n_samples"]), int(p["period"]), n), bool)
@@ -110,8 +116,11 @@ class _PopulationModel(PyLoihiProcessModel):
 
     def _step(self):
         k, t = _local_step(self)
+        dyn = self._ps_dyn
         if t == 0:
-            self.v[:] = self._ps_v0
+            v, _ = initial_state(self.v.shape, self._ps_v0, dyn, self._ps_fixed, self.v.dtype)
+            self.v[:] = v
+            self.u[:] = 0
             self.acc[:] = 0
         a = self.a_in.recv() + self.a_in_whc.recv().transpose(2, 1, 0).reshape(-1)
         if self._ps_fault[1] == int(self.time_step) - 1:
@@ -122,9 +131,11 @@ class _PopulationModel(PyLoihiProcessModel):
         else:
             current = a + self._ps_bias
         active = (t >= self._ps_first) & (t < self._ps_first + self._ps_T)
-        v, spikes = if_step(self.v, current, self._ps_theta, active,
-                            saturate=self._ps_fixed)
+        v, u, spikes = neuron_step(self.v, None if dyn.du == 1 else self.u, current,
+                                   self._ps_theta, dyn, active, fixed=self._ps_fixed)
         self.v[:] = v
+        if u is not None:
+            self.u[:] = u
         self._ps_counts[k] += spikes
         if self._ps_record:
             self._ps_spikes[k, t] = spikes
@@ -149,6 +160,7 @@ class PyPseudoSNModelFloat(_PopulationModel):
     s_out: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, bool, precision=1)
     s_out_whc: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, bool, precision=1)
     v: np.ndarray = LavaPyType(np.ndarray, float)
+    u: np.ndarray = LavaPyType(np.ndarray, float)
     acc: np.ndarray = LavaPyType(np.ndarray, float)
     _ps_fixed = False
 
@@ -157,14 +169,15 @@ class PyPseudoSNModelFloat(_PopulationModel):
 @requires(CPU)
 @tag("fixed_pt", "bit_accurate_loihi")
 class PyPseudoSNModelFixed(_PopulationModel):
-    """Exact integers: int64 accumulator, membrane saturated to 24 bits after every
-    integration (``if_step(..., saturate=True)``)."""
+    """Exact integers: int64 accumulator, 24-bit membrane (saturated after every
+    integration, or Loihi's LIF arithmetic: ``neuron_step(..., fixed=True)``)."""
 
     a_in: PyInPort = LavaPyType(PyInPort.VEC_DENSE, np.int64, precision=64)
     a_in_whc: PyInPort = LavaPyType(PyInPort.VEC_DENSE, np.int64, precision=64)
     s_out: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, bool, precision=1)
     s_out_whc: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, bool, precision=1)
     v: np.ndarray = LavaPyType(np.ndarray, np.int64, precision=24)
+    u: np.ndarray = LavaPyType(np.ndarray, np.int64, precision=24)
     acc: np.ndarray = LavaPyType(np.ndarray, np.int64, precision=64)
     _ps_fixed = True
 
@@ -173,8 +186,9 @@ class PyPseudoSNModelFixed(_PopulationModel):
 class _CurrentSourceModel(PyLoihiProcessModel):
     def _step(self):
         k, t = _local_step(self)
-        currents = self.proc_params["currents"]
-        if t == 0 or self.proc_params["every_step"]:
+        p = self.proc_params
+        currents = p["currents"]
+        if p["first"] <= t < p["stop"]:
             self.a_out.send(np.asarray(currents[k]))
         else:
             self.a_out.send(np.zeros(currents.shape[1], dtype=currents.dtype))
@@ -232,6 +246,43 @@ class PyReadoutModelFixed(_ReadoutModel):
     a_in: PyInPort = LavaPyType(PyInPort.VEC_DENSE, np.int64, precision=64)
     a_in_whc: PyInPort = LavaPyType(PyInPort.VEC_DENSE, np.int64, precision=64)
     acc: np.ndarray = LavaPyType(np.ndarray, np.int64, precision=64)
+
+
+# --- spike recorder (for lava's own LIF) ------------------------------------------------
+class _SpikeRecorderModel(PyLoihiProcessModel):
+    def __init__(self, proc_params):
+        super().__init__(proc_params)
+        p = proc_params
+        n = int(np.prod(p["shape"]))
+        self._ps_counts = np.zeros((int(p["n_samples"]), n), np.int64)
+        self._ps_spikes = (np.zeros((int(p["n_samples"]), int(p["period"]), n), bool)
+                           if p["record_spikes"] else None)
+
+    def _step(self):
+        k, t = _local_step(self)
+        spikes = self.s_in.recv().astype(bool)
+        self._ps_counts[k] += spikes
+        records = {"counts": self._ps_counts}
+        if self._ps_spikes is not None:
+            self._ps_spikes[k, t] = spikes
+            records["spikes"] = self._ps_spikes
+        _save_records(self, **records)
+
+    run_spk = _report_errors(_step)
+
+
+@implements(proc=SpikeRecorder, protocol=LoihiProtocol)
+@requires(CPU)
+@tag("floating_pt")
+class PySpikeRecorderModelFloat(_SpikeRecorderModel):
+    s_in: PyInPort = LavaPyType(PyInPort.VEC_DENSE, float)
+
+
+@implements(proc=SpikeRecorder, protocol=LoihiProtocol)
+@requires(CPU)
+@tag("fixed_pt", "bit_accurate_loihi")
+class PySpikeRecorderModelFixed(_SpikeRecorderModel):
+    s_in: PyInPort = LavaPyType(PyInPort.VEC_DENSE, np.int32, precision=24)
 
 
 # --- delay line -----------------------------------------------------------------------

@@ -26,29 +26,44 @@ def randomize(model, seed: int = 0, t_lo: int = 1, t_hi: int = 16):
     return model.eval()
 
 
-def torch_counts(model, x):
-    """Run the model (float64) and capture every neuron's spike counts ``n = r·T/a``."""
+def _forward_capturing(model, x, capture) -> np.ndarray:
+    """The model's float64 readout on ``x``; ``capture(name, neuron, output)`` sees every
+    neuron's output on the way."""
     import torch
 
     from pseudosnn.neurons.base import SpikingNeuron
 
-    model = model.double()
-    counts, hooks = {}, []
-    for name, m in model.named_modules():
-        if isinstance(m, SpikingNeuron):
-            spec = m.deploy_spec()
-
-            def hook(mod, inp, out, name=name, spec=spec):
-                T = spec.timesteps.double()
-                counts[name] = torch.round(out.mean(0) * T / spec.out_scale).long().numpy()
-            hooks.append(m.register_forward_hook(hook))
+    hooks = [m.register_forward_hook(lambda mod, inp, out, name=name: capture(name, mod, out))
+             for name, m in model.named_modules() if isinstance(m, SpikingNeuron)]
     try:
         with torch.no_grad():
-            y = model(torch.as_tensor(x, dtype=torch.float64)).numpy()
+            return model.double()(torch.as_tensor(x, dtype=torch.float64)).numpy()
     finally:
         for h in hooks:
             h.remove()
-    return y, counts
+
+
+def torch_counts(model, x):
+    """Run the model (float64) and capture every neuron's spike counts ``n = r·T/a``."""
+    import torch
+
+    counts = {}
+
+    def capture(name, mod, out):
+        spec = mod.deploy_spec()
+        T = spec.timesteps.double()
+        counts[name] = torch.round(out.mean(0) * T / spec.out_scale).long().numpy()
+
+    return _forward_capturing(model, x, capture), counts
+
+
+def spike_trains(model, x):
+    """Run the model (float64, eval) and capture every neuron's output spikes
+    ``[T, B, *features]`` (bool), with the readout."""
+    trains = {}
+    y = _forward_capturing(model.eval(), x,
+                           lambda name, mod, out: trains.__setitem__(name, (out != 0).numpy()))
+    return y, trains
 
 
 def first_mismatch(a: dict, b: dict, order) -> tuple[str, int] | None:

@@ -2,9 +2,11 @@
 
 For every rate-coupled population ``n = clamp(floor((v0 + T*c)/theta), 0, T)`` with
 ``c = sum_k project(k, n_k) + b`` (DESIGN.md §2; the sum as :func:`.synapses.drive`
-computes it, the encoder's current first); the readout is ``sum_k project(k, n_k) + b``.
-This is the fast check used by ``--verify`` and the tests; stream-coupled populations
-need the cycle-accurate simulator.
+computes it, the encoder's current first), or, for leaky and hard-reset populations (no
+closed form), the count of the constant current ``c`` stepped with
+:func:`.semantics.neuron_step`; the readout is ``sum_k project(k, n_k) + b``. This is the
+fast check used by ``--verify`` and the tests; stream-coupled populations need the
+cycle-accurate simulator.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 from pseudosnn.compiler.spiking.graph import GraphError, SpikingGraph
-from pseudosnn.compiler.spiking.semantics import rate_spike_count
+from pseudosnn.compiler.spiking.semantics import constant_current_counts
 from pseudosnn.compiler.spiking.synapses import drive, encoder_currents
 
 
@@ -45,7 +47,8 @@ def evaluate(graph: SpikingGraph, x: np.ndarray) -> ReferenceResult:
                              "reference cannot evaluate it; use the simulator")
         c = current(pop.name) + np.asarray(pop.bias)
         currents[pop.name] = c
-        counts[pop.name] = rate_spike_count(c, pop.timesteps, pop.threshold, pop.v0)
+        counts[pop.name] = constant_current_counts(c, pop.timesteps, pop.threshold, pop.v0,
+                                                   pop.dynamics, graph.fixed_point)
     ro = graph.readout
     acc = current(ro.name) + np.asarray(ro.bias)
     out = acc / ro.units_per_float if graph.fixed_point else acc

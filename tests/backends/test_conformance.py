@@ -3,7 +3,9 @@ simulator returns, field for field: spike counts, SOPs per projection, encoder M
 neuron updates, steps and readouts.
 
 The graphs cover rate and stream coupling, residual sums, T per channel, synaptic delays
-beyond one step, float and fixed point; a backend runs those whose features it declares
+beyond one step, leaky and hard-reset neurons (on Lava's own LIF process where it computes
+them exactly, on ours otherwise), float and fixed point; a backend runs those whose
+features it declares
 (``compiler.spiking.backend.required_features``) and must refuse the others by name.
 Float graphs are put on a dyadic grid (weights and biases multiples of 2^-7, inputs of
 2^-3), so every sum is exact in float32 and float64 alike and any order of summation
@@ -16,6 +18,7 @@ from dataclasses import replace
 
 import numpy as np
 import pytest
+from pseudosnn.backends.lava.lif_map import lava_lif_refusal
 from pseudosnn.backends.registry import BACKENDS, get_backend
 from pseudosnn.compiler.quantize import quantize
 from pseudosnn.compiler.spiking.backend import (
@@ -25,7 +28,8 @@ from pseudosnn.compiler.spiking.backend import (
 )
 from pseudosnn.compiler.spiking.result import RunResult
 from pseudosnn.compiler.spiking.schedule import schedule
-from pseudosnn.compiler.testing import random_graph
+from pseudosnn.compiler.spiking.semantics import Dynamics
+from pseudosnn.compiler.testing import random_graph, with_dynamics
 
 GRID = 2.0 ** -7
 
@@ -66,6 +70,18 @@ def _float_graphs() -> dict:
                                             "conv2->conv4", 3),
         "mlp-stream": random_graph("mlp", seed=4, stream=True),
         "residual-stream-delay-2-skip": random_graph("residual", seed=5, stream=True),
+        # Lava's own LIF: hard reset to 0, v0 = 0, no current state
+        "mlp-stream-lif-hard-reset": with_dynamics(
+            random_graph("mlp", seed=8, stream=True), Dynamics(dv=0.25, reset="hard"), v0=0.0),
+        "residual-stream-if-hard-reset": with_dynamics(
+            random_graph("residual", seed=9, stream=True), Dynamics(reset="hard"), v0=0.0),
+        # our own process: leak with soft reset and heterogeneous T; a current with state,
+        # a reset below 0 and firing on v > θ
+        "cnn-rate-per-channel-T-leak-soft-reset": with_dynamics(
+            random_graph("cnn", seed=10, per_channel=True), Dynamics(dv=0.125)),
+        "mlp-stream-current-decay-reset-below-0": with_dynamics(
+            random_graph("mlp", seed=11, stream=True),
+            Dynamics(du=0.5, dv=0.125, reset="hard", v_reset=-0.25, fire=">"), v0=0.25),
     }
 
 
@@ -123,6 +139,11 @@ def test_backend_matches_the_simulator(name, request, reference_runs):
                 for g, graph in supported.items()}
     for g, run in runs.items():
         assert_same_run(run, reference_runs[g], f"{name} on {g}")
+        if name == "lava":  # the populations that Lava's own LIF computes ran on it
+            graph = GRAPHS[g]
+            on_lif = [p.name for p in graph.populations if lava_lif_refusal(graph, p) is None]
+            assert run.extra["lava_lif"] == on_lif, g
+            assert bool(on_lif) == ("hard-reset" in g), g
 
 
 def test_the_comparison_catches_a_backend_that_counts_differently(reference_runs):

@@ -1,7 +1,9 @@
 """Compiled digits models on Lava (issue 6): MLP, CNN and residual CNN with heterogeneous
-T, a CNN with one T per channel, and a vanilla IF CNN (stream coupling), float and fixed
-point, trained here in seconds (configs/digits), compiled with ``--target lava``; Lava must
-equal the simulator spike for spike and in accuracy.
+T, a CNN with one T per channel, a vanilla IF CNN (stream coupling), and the leaky and
+hard-reset families (issue 13: LIF with soft reset on our process; IF with hard reset,
+ASGL and NSNN on Lava's own LIF process), float and fixed point, trained here in seconds
+(configs/digits), compiled with ``--target lava``; Lava must equal the simulator spike for
+spike and in accuracy.
 
 Lava's own Conv ProcessModel convolves channel pair by channel pair (slow), so a short
 slice runs with it and a longer accuracy slice with the same arithmetic as one GEMM
@@ -20,7 +22,10 @@ from pseudosnn.simulator.datasets import fit_to_input, load_digits_test
 from pseudosnn.simulator.engine import simulate
 
 pytestmark = [pytest.mark.lava, pytest.mark.slow]
-MODELS = ("mlp", "cnn", "rescnn", "cnn_channel", "if_cnn")
+MODELS = ("mlp", "cnn", "rescnn", "cnn_channel", "if_cnn", "lif_rescnn", "if_hard_cnn",
+          "asgl_mlp", "nsnn_cnn")
+MULTISTEP = {"if_cnn", "lif_rescnn", "if_hard_cnn", "asgl_mlp", "nsnn_cnn"}
+ON_LAVA_LIF = {"if_hard_cnn", "asgl_mlp", "nsnn_cnn"}  # hard reset to 0, v0 = 0
 SPIKE_SLICE = 4  # samples run with lava's own Conv model, every spike recorded
 ACCURACY_SLICE = 30  # samples run with the im2col Conv model
 
@@ -87,8 +92,10 @@ def _assert_equal(graph, lava, sim, n: int):
 def test_digits_model_on_lava_equals_simulator(digits_runs, model, fixed):
     graph, own, fast, sim, y = digits_runs[(model, fixed)]
     assert graph.fixed_point == fixed
-    if model == "if_cnn":  # the classic SNN: one T, stream coupling after the encoder
-        assert [p.coupling for p in graph.populations][1:] == ["stream"] * 3
+    if model in MULTISTEP:  # the classic SNN: one T, stream coupling after the encoder
+        assert {p.coupling for p in graph.populations[1:]} == {"stream"}
+        lif = [p.name for p in graph.populations] if model in ON_LAVA_LIF else []
+        assert own.extra["lava_lif"] == lif and fast.extra["lava_lif"] == lif
     else:  # heterogeneous T, as trained: the point of the toolchain
         assert len({int(np.max(p.timesteps)) for p in graph.populations}) > 1
     if model == "cnn_channel":

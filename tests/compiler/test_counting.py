@@ -113,3 +113,38 @@ def test_chain_fanout_is_the_fused_projection():
     np.testing.assert_array_equal(counting.chain_fanout((4, 8, 8), chain),
                                   counting.fanout(fused, (4, 8, 8)))
     np.testing.assert_array_equal(counting.chain_fanout((4, 8, 8), []), np.ones((4, 8, 8)))
+
+
+def test_leak_multiplies_count_every_update_active_and_idle():
+    """A decay costs one multiply per neuron per step of the whole latency (idle neurons
+    leak too); ``du = 1`` (no current state) and ``dv = 0`` cost none."""
+    from pseudosnn.compiler.spiking.semantics import Dynamics
+    from pseudosnn.compiler.testing import with_dynamics
+
+    g = random_graph("mlp", seed=1, stream=True)
+    assert counting.leak_multiplies(g) == {"fc0": 0, "fc1": 0}
+    steps = g.latency_steps
+    lif = with_dynamics(g, Dynamics(dv=0.5, reset="hard"), v0=0.0)
+    assert counting.leak_multiplies(lif) == {"fc0": 24 * steps, "fc1": 12 * steps}
+    cuba = with_dynamics(g, Dynamics(du=0.25, dv=0.5))
+    assert counting.leak_multiplies(cuba) == {"fc0": 2 * 24 * steps, "fc1": 2 * 12 * steps}
+    assert counting.leak_multiplies(with_dynamics(g, Dynamics(du=0.0))) == {"fc0": 0, "fc1": 0}
+
+
+def test_deployed_layers_of_leaky_populations_update_every_step():
+    """What the energy model prices: a leaky population reads and writes every membrane at
+    every step of the latency and pays its decay multiplies; a hard-reset IF only in its
+    window, with no multiply."""
+    from pseudosnn.compiler.spiking.semantics import Dynamics
+    from pseudosnn.compiler.testing import with_dynamics
+
+    g = random_graph("mlp", seed=1, stream=True)
+    spikes = {p.name: 1.0 for p in g.populations}
+    steps = g.latency_steps
+    for dyn, leaky in ((Dynamics(dv=0.5, reset="hard"), True), (Dynamics(reset="hard"), False)):
+        layers = counting.deployed_layers(with_dynamics(g, dyn, v0=0.0), spikes, {})
+        for layer in layers[:-1]:
+            assert layer.state_updates == (layer.neurons * steps if leaky
+                                           else layer.active_updates)
+            assert layer.leak_multiplies == (layer.neurons * steps if leaky else 0)
+        assert layers[-1].leak_multiplies == 0  # the readout

@@ -3,8 +3,9 @@
 * rate coupling (PseudoSN, random weights/BN/T): the simulator's spike counts equal the
   torch eval forward's (float64) and the compiler's reference evaluator's, readouts agree;
   the fixed-point compile equals the reference in integer arithmetic.
-* stream coupling (vanilla IF, soft reset): every spike of every neuron at every step
-  equals the IF neurons' own explicit torch time loop (captured by forward hooks).
+* stream coupling (every multi-step family: IF with soft or hard reset, LIF, ASGL, NSNN's
+  deterministic threshold neuron): every spike of every neuron at every step equals the
+  neurons' own explicit torch time loop (captured by forward hooks).
 """
 
 from __future__ import annotations
@@ -21,7 +22,6 @@ from pseudosnn.compiler.spiking import reference  # noqa: E402
 from pseudosnn.simulator.engine import simulate  # noqa: E402
 
 from pseudosnn.models import build_model  # noqa: E402
-from pseudosnn.neurons.base import SpikingNeuron  # noqa: E402
 
 CASES = [  # (arch, input shape, T granularity); CIFAR models at small sizes for speed
     ("mlp_digits", (64,), "layer"),
@@ -100,39 +100,37 @@ def test_rate_zoo_fixed_point_equals_reference(arch):
     np.testing.assert_array_equal(res.output, ref.output)
 
 
-def _if_spike_trains(model, x):
-    """Run the IF model (float64) and capture each neuron's spikes, ``[T, B, *f]``."""
-    model = model.double().eval()
-    trains, hooks = {}, []
-    for name, m in model.named_modules():
-        if isinstance(m, SpikingNeuron):
-            def hook(mod, inp, out, name=name):
-                trains[name] = (out != 0).numpy()
-            hooks.append(m.register_forward_hook(hook))
-    try:
-        with torch.no_grad():
-            y = model(torch.as_tensor(x, dtype=torch.float64)).numpy()
-    finally:
-        for h in hooks:
-            h.remove()
-    return y, trains
-
-
 STREAM_CASES = [("mlp_digits", (64,)), ("cnn_digits", (1, 8, 8)),
                 ("rescnn_digits", (1, 8, 8)), ("vgg11", (3, 16, 16)),
                 ("sew_resnet20", (3, 16, 16))]
+MULTISTEP = {  # every deployable multi-step family; torch eval is the deployed neuron
+    "if": {"family": "if", "T": 4},
+    "if-hard-reset": {"family": "if", "T": 4, "reset": "hard", "v_reset": -0.25},
+    "lif": {"family": "lif", "T": 4},
+    "lif-tau3-decay-input-hard-reset": {"family": "lif", "T": 4, "tau": 3.0,
+                                        "decay_input": True, "reset": "hard"},
+    "asgl": {"family": "asgl", "T": 3},
+    "nsnn-deterministic": {"family": "nsnn", "T": 3, "tau": 1.6, "eval_mode": "deterministic"},
+}
+STREAM_PARAMS = [pytest.param(*c, fam, marks=pytest.mark.slow) if c[0] in SLOW else (*c, fam)
+                 for c in STREAM_CASES for fam in MULTISTEP if c[0] in DIGITS or
+                 fam in ("if", "lif")]
 
 
-@pytest.mark.parametrize("arch,shape", _params(STREAM_CASES))
-def test_stream_zoo_step_for_step_equals_torch_time_loop(arch, shape):
+@pytest.mark.parametrize("arch,shape,family", STREAM_PARAMS)
+def test_stream_zoo_step_for_step_equals_torch_time_loop(arch, shape, family):
     torch.set_num_threads(1)
-    model = build_model(arch, num_classes=10, input_shape=shape,
-                        neuron={"family": "if", "T": 4})
+    model = build_model(arch, num_classes=10, input_shape=shape, neuron=MULTISTEP[family])
     helpers.randomize(model, seed=7)
+    with torch.no_grad():
+        for m in model.modules():  # a learnt leak, not the initial 0.5
+            if hasattr(m, "decay_logit"):
+                m.decay_logit.uniform_(-1.5, 1.5)
     x = _x(shape, batch=3) * 2
-    y_torch, trains = _if_spike_trains(model, x)
+    y_torch, trains = helpers.spike_trains(model, x)
     graph = pipeline.run(model_to_ir(model)).graph
     assert any(p.coupling == "stream" for p in graph.populations)
+    assert all(p.dynamics.is_if for p in graph.populations) == (family == "if")
     res = simulate(graph.with_populations(graph.populations), x, record_spikes=True)
     assert set(res.spikes) == set(trains)
     fired = 0
