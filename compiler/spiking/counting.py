@@ -168,7 +168,7 @@ def projection_layer(graph: SpikingGraph, pr: Projection) -> Layer:
     src, dst = tuple(graph.shape_of(pr.source)), tuple(graph.shape_of(pr.target))
     if pr.kind == "dense":
         return Layer(pr.name, "linear", (math.prod(src),), (math.prod(dst),))
-    return Layer(pr.name, "conv", src, dst, kernel=tuple(pr.weight.shape[2:]),
+    return Layer(pr.name, "conv", src, dst, kernel=tuple(pr.weight_shape[2:]),
                  stride=tuple(pr.stride), padding=tuple(pr.padding), groups=pr.groups)
 
 
@@ -214,7 +214,8 @@ def deployed_layers(graph: SpikingGraph, spikes: Mapping[str, float],
         active, idle = updates[node.name] if is_pop else (0, 0)
         out.append(LayerCounts(
             name=node.name, kind="population" if is_pop else "readout",
-            neurons=math.prod(node.shape), weights=sum(pr.weight.size for pr in incoming),
+            neurons=math.prod(node.shape),
+            weights=sum(math.prod(pr.weight_shape) for pr in incoming),
             biases=bias_entries(tuple(node.shape)),
             synapses=sum(synapses(pr, graph.shape_of(pr.source)) for pr in spiking),
             sops=float(sum(sops.get(pr.name, 0) for pr in spiking)),
