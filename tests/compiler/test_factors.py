@@ -53,11 +53,24 @@ def compiled(rng):
     return g, run(g, verify=True).graph
 
 
-def test_every_float_projection_keeps_its_trained_factors(compiled):
+def _composed(sg) -> list[str]:
+    return [pr.name for pr in sg.projections if pr.__dict__.get("_weight") is not None]
+
+
+def test_every_float_projection_keeps_its_trained_factors(compiled, rng):
+    """... and nothing composes their deployed weights: not the compiler, the reference,
+    the simulator in any precision, nor the per-layer counts of the energy report."""
+    from pseudosnn.compiler.spiking.counting import deployed_layers
+    from pseudosnn.simulator.engine import simulate
+
     g, sg = compiled
-    for pr in sg.projections:
-        assert pr.factors is not None, pr.name
-        assert "_weight" not in pr.__dict__ or pr.__dict__["_weight"] is None  # not composed
+    assert all(pr.factors is not None for pr in sg.projections)
+    x = rng.normal(0, 1, (2, *sg.input.shape))
+    reference.evaluate(sg, x)
+    for precision in ("float64", "float32"):
+        res = simulate(sg, x, precision=precision, record_spikes=True)
+    deployed_layers(sg, {k: float(v.sum()) for k, v in res.counts.items()}, res.sops)
+    assert _composed(sg) == []
     by_name = {pr.name: pr for pr in sg.projections}
     c1 = by_name["c1.bn"]
     assert c1.factors.base is not None and c1.factors.pool == ((2, 2), (2, 2), (0, 0))
