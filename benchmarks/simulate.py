@@ -509,6 +509,8 @@ def main() -> None:
     for name in names:
         print(f"timing {name} ...", flush=True)
         row = time_network(name, nets[name], args.reps, args.threads_all)
+        _load.cache_clear()  # one network's contenders at a time in memory
+        _torch_loop.cache_clear()
         if not args.no_memory:
             row["memory"] = {str(n): memory(name, args.work, n)
                              for n in sorted({1, args.threads_all})}
@@ -516,6 +518,10 @@ def main() -> None:
         print_table([row])
     result = {"rows": rows, "cpu_count": os.cpu_count(), "cores": threads.cores(),
               "targets": TARGETS}
+    if args.only and args.out.is_file():  # a partial rerun keeps the other networks' rows
+        old = json.loads(args.out.read_text())
+        result = {**old, **result, "rows": [r for r in old.get("rows", [])
+                                             if r["network"] not in names] + rows}
     if args.kernels:
         result["kernels"] = bench_kernels(max(3, args.reps))
     if args.ray:

@@ -54,7 +54,7 @@ from pseudosnn.compiler.spiking.graph import (
     read_only,
     validate,
 )
-from pseudosnn.compiler.spiking.synapses import block_kernel
+from pseudosnn.compiler.spiking.synapses import block_kernel, global_pool_columns
 
 from pseudosnn import __version__
 from pseudosnn.errors import PseudoSNNError, UsageError
@@ -161,7 +161,7 @@ def _projection_record(graph: SpikingGraph, pr: Projection, store: _Arrays) -> d
         return _plain(rec)
     w = np.asarray(pr.weight)
     block = block_kernel(w, pr.stride) if pr.kind == "conv" else None
-    per_channel = _global_pool_columns(w, graph.shape_of(pr.source)) \
+    per_channel = global_pool_columns(w, graph.shape_of(pr.source)) \
         if pr.kind == "dense" else None
     rec["weight_block"] = None if block is None else list(pr.stride)
     rec["weight_spatial_repeat"] = None if per_channel is None \
@@ -237,19 +237,6 @@ def _projection_from_record(rec: dict, loaded: _Loaded) -> Projection:
     if rec.get("weight_spatial_repeat"):  # stored per channel: expand, exactly
         weight = np.repeat(weight, rec["weight_spatial_repeat"], axis=1)
     return Projection(**common, weight=weight)
-
-
-def _global_pool_columns(w: np.ndarray, source_shape: tuple[int, ...]) -> np.ndarray | None:
-    """``W_c`` (out, C) if the dense matrix ``w`` (out, C*H*W) acting on a (C, H, W) source
-    is ``repeat(W_c, H*W, axis=1)``, i.e. global average pooling fused into a linear layer;
-    else None."""
-    if len(source_shape) != 3 or source_shape[1] * source_shape[2] == 1:
-        return None
-    c = source_shape[0]
-    w3 = w.reshape(w.shape[0], c, -1)
-    if not np.array_equal(w3, np.broadcast_to(w3[:, :, :1], w3.shape)):
-        return None
-    return np.ascontiguousarray(w3[:, :, 0])
 
 
 def _narrowest(a: np.ndarray) -> np.ndarray:

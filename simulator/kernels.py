@@ -25,6 +25,7 @@ pool burns the cores other processes and BLAS need).
 
 from __future__ import annotations
 
+from dataclasses import replace
 from functools import cache
 
 import numpy as np
@@ -34,6 +35,7 @@ from pseudosnn.compiler.spiking.synapses import (
     IM2COL_CHUNK_BYTES,
     conv2d,
     conv2d_block,
+    global_pool_columns,
     project,
     sum_pool,
 )
@@ -115,11 +117,21 @@ class Kernels:
 
     # --- fixed point ----------------------------------------------------------------------
     def _exact_int(self, pr: Projection, x: np.ndarray, x_max: int) -> np.ndarray:
-        """``(W_int ⋆ x) << weight_exp`` exactly (the integer arithmetic of ``project``)."""
+        """``(W_int ⋆ x) << weight_exp`` exactly (the integer arithmetic of ``project``); a
+        block-constant conv as sum pool + block kernel, a global-pool dense (repeated
+        columns) as per-channel sums + its ``(out, C)`` matrix."""
         block = pr.block_kernel if pr.kind == "conv" else None
+        columns = None
+        if pr.kind == "dense" and x.ndim == 4:
+            columns = self._cached((pr.name, "columns"), lambda: global_pool_columns(
+                pr.weight, x.shape[1:]))
+        if columns is not None:
+            area, x = x.shape[2] * x.shape[3], np.asarray(x, np.int64).sum(axis=(2, 3))
+            pr, block = replace(pr, weight=columns), None
+        else:
+            area = 1 if block is None else int(np.prod(pr.stride))
         w = pr.weight if block is None else block
         row_sum = self._cached((pr.name, "row_sum"), lambda: _max_row_sum(w))
-        area = 1 if block is None else int(np.prod(pr.stride))
         x_max = max(int(x_max), 1) * area
         bound = row_sum * x_max
         if x_max <= MATMUL_INTEGER_INPUT_MAX and bound < INT32_EXACT_LIMIT and pr.groups == 1 \
@@ -164,9 +176,11 @@ def _as(x: np.ndarray, dtype) -> np.ndarray:
 
 
 def _max_row_sum(w: np.ndarray) -> int | float:
-    """``max_o Σ_i |W[o, i]|``: bounds every partial sum per unit of input."""
-    a = np.abs(np.asarray(w, np.float64)).reshape(w.shape[0], -1)
-    return float(a.sum(axis=1).max(initial=0))
+    """``max_o Σ_i |W[o, i]|``: bounds every partial sum per unit of input (int8 weights
+    through int16, not a float64 copy eight times their size)."""
+    w = np.asarray(w).reshape(w.shape[0], -1)
+    a = np.abs(w.astype(np.int16 if w.dtype == np.int8 else np.float64))
+    return float(a.sum(axis=1, dtype=np.float64).max(initial=0))
 
 
 def conv_mmi(sess, x: np.ndarray, co: int, kernel, stride, padding) -> np.ndarray:

@@ -98,6 +98,20 @@ def block_kernel(w: np.ndarray, stride: tuple[int, int]) -> np.ndarray | None:
     return np.ascontiguousarray(wb)
 
 
+def global_pool_columns(w: np.ndarray, source_shape: tuple[int, ...]) -> np.ndarray | None:
+    """``W_c`` (out, C) if the dense matrix ``w`` (out, C*H*W) acting on a (C, H, W) source
+    is ``repeat(W_c, H*W, axis=1)``, i.e. global average pooling fused into a linear layer
+    (what quantisation leaves of a factorised one); else None. Then ``x_flat @ w.T`` is
+    ``x.sum((2, 3)) @ W_c.T``."""
+    if len(source_shape) != 3 or source_shape[1] * source_shape[2] == 1:
+        return None
+    c = source_shape[0]
+    w3 = w.reshape(w.shape[0], c, -1)
+    if not np.array_equal(w3, np.broadcast_to(w3[:, :, :1], w3.shape)):
+        return None
+    return np.ascontiguousarray(w3[:, :, 0])
+
+
 def conv2d_block(x: np.ndarray, wb: np.ndarray, stride=(2, 2), padding=(0, 0),
                  groups: int = 1) -> np.ndarray:
     """The conv with kernel ``repeat(wb, stride)`` and that stride, factorised: sum-pool

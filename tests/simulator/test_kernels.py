@@ -50,7 +50,7 @@ def test_float_kernels_compute_the_projection(i):
 
 
 @pytest.mark.parametrize("x_max", [1, 9, 127, 128])  # MatMulInteger up to 127
-@pytest.mark.parametrize("kind", ["conv", "strided", "block", "dense"])
+@pytest.mark.parametrize("kind", ["conv", "strided", "block", "dense", "global_pool"])
 def test_fixed_point_kernel_is_exact(kind, x_max):
     rng = np.random.default_rng(x_max)
     w = rng.integers(-128, 128, (6, 4, 3, 3)).astype(np.int8)
@@ -58,7 +58,10 @@ def test_fixed_point_kernel_is_exact(kind, x_max):
           "strided": Projection("s", "a", "b", "conv", w, stride=(2, 2), padding=(1, 1)),
           "block": Projection("k", "a", "b", "conv", np.repeat(np.repeat(w, 2, 2), 2, 3),
                               stride=(2, 2), padding=(2, 2), weight_exp=1),
-          "dense": Projection("d", "a", "b", "dense", w.reshape(6, -1)[:, :30])}[kind]
+          "dense": Projection("d", "a", "b", "dense", w.reshape(6, -1)[:, :30]),
+          # global pooling + linear: columns repeated over each channel's 9x9 map
+          "global_pool": Projection("g", "a", "b", "dense", np.repeat(w[:, :, 0, 0], 81, 1),
+                                    weight_exp=3)}[kind]
     shape = (3, 30) if kind == "dense" else (3, 4, 9, 9)
     counts = rng.integers(0, x_max + 1, shape)
     counts.flat[0] = x_max
