@@ -140,7 +140,7 @@ def quantize(graph: SpikingGraph, x: np.ndarray | None = None, y: np.ndarray | N
 
 def _measure(flt: SpikingGraph, fixed: SpikingGraph, report: QuantReport, x, y, seed) -> None:
     if x is None:
-        x = np.random.default_rng(seed).normal(0, 1, size=(16, *flt.input.shape))
+        x = np.random.default_rng(seed).normal(0, 1, size=(16, *flt.input.sample_shape))
     a, b = evaluate(flt, x), evaluate(fixed, x)
     report.max_output_error = float(np.abs(a.output - b.output).max())
     total = sum(v.size for v in a.counts.values())

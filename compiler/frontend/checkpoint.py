@@ -63,12 +63,10 @@ def check_state_dict(expected: dict, given: dict, what: str) -> None:
 
 def ours_to_ir(ckpt: dict, max_timesteps: int | None = None) -> ir.Graph:
     """Our checkpoint dict (``load_checkpoint``/``load_safetensors``) -> IR."""
-    from pseudosnn.models import build_model
+    from pseudosnn.models import build_from_record
 
     rec = ckpt["model"]
-    model = build_model(rec["arch"], num_classes=int(rec["num_classes"]),
-                        input_shape=tuple(rec["input_shape"]), neuron=dict(rec["neuron"]),
-                        residual_mode=rec.get("residual_mode", "mean"))
+    model = build_from_record(rec)
     sd = ckpt["state_dict"]
     check_state_dict(model.state_dict(), sd, f"architecture {rec['arch']!r}")
     model.load_state_dict(sd)

@@ -26,6 +26,9 @@ FEATURES: dict[str, str] = {
     "event_scale": "per-event scales (per-neuron T into a conv)",
     "delays": "synaptic delays longer than one step",
     "record_spikes": "spike trains (every neuron, every step)",
+    "spike_pool": "max pooling of spikes",
+    "analog_stem": "an analog max pool in the encoder",
+    "event_frames": "event-frame input",
 }
 """Every capability a backend may declare, with the words an error uses for it."""
 
@@ -58,6 +61,12 @@ def required_features(graph: SpikingGraph, record_spikes: bool = False) -> set[s
         need.add("delays")
     if record_spikes:
         need.add("record_spikes")
+    if graph.pools:
+        need.add("spike_pool")
+    if graph.input.stem is not None:
+        need.add("analog_stem")
+    if graph.input.frames:
+        need.add("event_frames")
     return need
 
 

@@ -12,6 +12,12 @@ Deployed network (the spiking graph):
   ``Σ_pixels fanout`` on the analog input (computed once per sample).
 * **neuron updates** per sample: *active* ``Σ_i T_i`` (neuron-steps inside the windows),
   *idle* ``size · latency − active`` (the population exists for the whole latency).
+* **compares** of max pooling (no synapses, no SOP): an event is compared into every
+  window that holds it, its *pool fan-out* (the window fan-out above, padding taps
+  excluded). A spike pool: ``Σ_i n_i · poolfan_i`` over its source's spike counts; the
+  analog stem of the encoder: every value of the map it pools, once per sample.
+* With event frames, an encoder projection into a target that gets one frame per step
+  costs its MACs once per frame.
 
 Trained network (the ANN baseline, before any fusion, DESIGN.md §2):
 
@@ -19,9 +25,10 @@ Trained network (the ANN baseline, before any fusion, DESIGN.md §2):
   own geometry); **adds** of an average pool: its structural window taps; of a residual
   sum of ``m`` terms: ``(m − 1) · size``. BatchNorm folds into the conv, an activation
   costs no MAC.
+* **compares** of a max pool: its structural window taps (as a spike pool's above).
 * the paper's **FLOPs** (its cost, kept as the paper defines it): conv
   ``out_numel · C_in/groups · k_h · k_w`` (padding taps included), linear ``in · out``,
-  average pooling ``in_numel``.
+  average pooling ``in_numel``, max pooling 0 (the paper's ``zero_ops``).
 
 Chains of window ops with no neuron in between (avg-pool + conv, conv + conv) are counted
 as the one fused projection the compiler deploys: ``(k1, s1, p1)`` then ``(k2, s2, p2)``
@@ -36,7 +43,8 @@ from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
-from pseudosnn.compiler.spiking.graph import Population, Projection, SpikingGraph
+from pseudosnn.compiler.spiking.graph import Population, Projection, SpikePool, SpikingGraph
+from pseudosnn.compiler.spiking.synapses import frame_targets
 
 
 # --- geometry --------------------------------------------------------------------------
@@ -108,8 +116,45 @@ def sops(graph: SpikingGraph, counts: Mapping[str, np.ndarray],
 
 
 def encoder_macs(graph: SpikingGraph) -> int:
-    """Multiply-accumulates of the encoder projections for one sample (structural)."""
-    return sum(synapses(pr, graph.input.shape) for pr in graph.projections if pr.is_encoder)
+    """Multiply-accumulates of the encoder for one sample (structural): the analog stem's
+    conv, then every encoder projection (once per frame into a frame-fed target)."""
+    stem, frames = graph.input.stem, max(graph.input.frames, 1)
+    framed = frame_targets(graph)
+    macs = 0
+    if stem is not None and stem.weight is not None:  # a conv's structural synapses
+        w = stem.weight
+        spatial = window_fanout(stem.in_shape[1:], w.shape[2:], stem.stride, stem.padding)
+        macs += int(spatial.sum()) * stem.in_shape[0] * (w.shape[0] // stem.groups)
+    return macs + sum(synapses(pr, graph.input.shape) * (frames if pr.target in framed else 1)
+                      for pr in graph.projections if pr.is_encoder)
+
+
+def pool_fanout(pool: SpikePool, source_shape: tuple[int, ...]) -> np.ndarray:
+    """Windows of ``pool`` that hold each source neuron (its compares per event)."""
+    spatial = window_fanout(source_shape[1:], pool.kernel, pool.stride, pool.padding)
+    return np.broadcast_to(spatial, source_shape).astype(np.int64)
+
+
+def pool_compares(graph: SpikingGraph, counts: Mapping[str, np.ndarray]) -> dict[str, int]:
+    """Compares of every spike pool, ``Σ_i n_i·poolfan_i`` over its source's spike counts,
+    summed over the batch (``counts`` as in :func:`sops`)."""
+    out = {}
+    for pool in graph.pools:
+        shape = graph.shape_of(pool.source)
+        n = np.asarray(counts[pool.source])
+        n = n.reshape(-1, *shape).sum(axis=0) if n.shape != tuple(shape) else n
+        out[pool.name] = int(np.sum(n * pool_fanout(pool, shape)))
+    return out
+
+
+def encoder_compares(graph: SpikingGraph) -> int:
+    """Compares of the encoder's analog max pool for one sample (0 without a stem)."""
+    stem = graph.input.stem
+    if stem is None:
+        return 0
+    shape = stem.conv_shape
+    return int(window_fanout(shape[1:], stem.pool_kernel, stem.pool_stride,
+                             stem.pool_padding).sum()) * shape[0]
 
 
 def active_updates(pop: Population) -> int:
@@ -133,13 +178,13 @@ def sops_upper_bound(graph: SpikingGraph, pop: Population) -> int:
 
 
 # --- the trained network ------------------------------------------------------------------
-LayerOp = Literal["conv", "linear", "avgpool", "add", "flatten"]
+LayerOp = Literal["conv", "linear", "avgpool", "maxpool", "add", "flatten"]
 
 
 @dataclass(frozen=True)
 class Layer:
-    """One layer of the trained network, as far as counting needs it: ``conv`` and
-    ``avgpool`` (``kernel``/``stride``/``padding`` per axis, ``groups``), ``linear``,
+    """One layer of the trained network, as far as counting needs it: ``conv``,
+    ``avgpool`` and ``maxpool`` (``kernel``/``stride``/``padding`` per axis, ``groups``), ``linear``,
     ``add`` (``terms`` summands), ``flatten``. Shapes are per sample."""
 
     name: str
@@ -161,7 +206,11 @@ class Layer:
 
 
 def layer_ops(layer: Layer) -> dict[str, int]:
-    """``{"macs", "adds"}`` of one trained layer for one sample (definitions above)."""
+    """``{"macs", "adds"}`` (and ``"compares"`` of a max pool) of one trained layer for one
+    sample (definitions above)."""
+    if layer.op == "maxpool":
+        spatial = window_fanout(layer.in_shape[1:], layer.kernel, layer.stride, layer.padding)
+        return {"macs": 0, "adds": 0, "compares": int(spatial.sum()) * layer.in_shape[0]}
     if layer.op == "conv":
         spatial = window_fanout(layer.in_shape[1:], layer.kernel, layer.stride, layer.padding)
         per_group = layer.out_shape[0] // layer.groups
@@ -177,9 +226,10 @@ def layer_ops(layer: Layer) -> dict[str, int]:
 
 
 def ann_ops(layers: Sequence[Layer]) -> dict[str, int]:
-    """Total ``{"macs", "adds"}`` per sample of the trained network run as an ANN."""
+    """Total ``{"macs", "adds", "compares"}`` per sample of the trained network run as an
+    ANN."""
     per = [layer_ops(layer) for layer in layers]
-    return {k: sum(p[k] for p in per) for k in ("macs", "adds")}
+    return {k: sum(p.get(k, 0) for p in per) for k in ("macs", "adds", "compares")}
 
 
 def paper_flops(layer: Layer) -> int:

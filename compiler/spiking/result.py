@@ -19,12 +19,15 @@ from pseudosnn.compiler.spiking.graph import SpikingGraph
 class RunResult:
     """What one run of a spiking graph on ``B`` samples produced.
 
-    Observed: ``output`` (B, *readout shape), float; ``counts[pop]``: int64 ``(B, *shape)``;
+    Observed: ``output`` (B, *readout shape), float; ``counts[name]``: int64 ``(B, *shape)``
+    of every population and every spike pool (its output events);
     ``spikes[pop]``: bool ``(B, steps, *shape)`` on the global clock (when recorded);
     ``spikes_per_step[pop]``: int64 ``(steps,)`` summed over the batch (when observed).
     Derived (:func:`run_result`): ``sops[proj]`` summed over the batch, ``macs`` (encoder,
     summed over the batch), ``neuron_updates[pop]`` (active, summed over the batch),
-    ``steps`` (latency of one sample). ``extra``: executor-specific facts (timings, ...).
+    ``compares[name]`` of max pooling (spike pools and the encoder's analog stem, summed
+    over the batch), ``steps`` (latency of one sample). ``extra``: executor-specific facts
+    (timings, ...).
     """
 
     output: np.ndarray
@@ -36,6 +39,7 @@ class RunResult:
     spikes: dict[str, np.ndarray] | None = None
     spikes_per_step: dict[str, np.ndarray] | None = None
     extra: dict = field(default_factory=dict)
+    compares: dict[str, int] = field(default_factory=dict)
 
 
 def run_result(graph: SpikingGraph, output: np.ndarray, counts: dict[str, np.ndarray], *,
@@ -50,8 +54,12 @@ def run_result(graph: SpikingGraph, output: np.ndarray, counts: dict[str, np.nda
     if spikes_per_step is None and spikes is not None:
         spikes_per_step = {k: v.reshape(v.shape[0], v.shape[1], -1).sum(axis=(0, 2))
                            .astype(np.int64) for k, v in spikes.items()}
+    compares = counting.pool_compares(graph, counts)
+    if graph.input.stem is not None:
+        compares[graph.input.stem.name] = b * counting.encoder_compares(graph)
     return RunResult(
         output=output, counts=counts, sops=counting.sops(graph, counts, fanouts),
         macs=b * counting.encoder_macs(graph), steps=graph.latency_steps,
         neuron_updates={p.name: b * counting.active_updates(p) for p in graph.populations},
-        spikes=spikes, spikes_per_step=spikes_per_step, extra=dict(extra or {}))
+        spikes=spikes, spikes_per_step=spikes_per_step, extra=dict(extra or {}),
+        compares=compares)

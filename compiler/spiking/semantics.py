@@ -71,3 +71,13 @@ def rate_margin(current: np.ndarray, timesteps, theta, v0) -> np.ndarray:
     T = np.asarray(timesteps, dtype=np.float64)
     q = (v0 + T * np.asarray(current)) / theta
     return np.abs(q - np.round(q))
+
+
+def rate_spike_train(current: np.ndarray, timesteps, theta, v0, steps: int) -> np.ndarray:
+    """Closed-form spike train of neurons driven by a constant current, ``(steps, *c)``
+    bool: the count after ``k`` steps is ``N(k) = rate_spike_count(c, min(k, T), θ, v0)``,
+    so step ``k`` fires iff ``N(k + 1) > N(k)`` (no spike after the window)."""
+    current = np.asarray(current)
+    T = np.asarray(timesteps)
+    counts = [rate_spike_count(current, np.minimum(k, T), theta, v0) for k in range(steps + 1)]
+    return np.stack([b > a for a, b in zip(counts, counts[1:], strict=False)])

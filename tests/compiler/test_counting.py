@@ -100,7 +100,12 @@ def test_pool_add_and_linear_ops():
     assert counting.layer_ops(add) == {"macs": 0, "adds": 2 * 36}
     fc = counting.Layer("f", "linear", (36,), (10,))
     assert counting.layer_ops(fc) == {"macs": 360, "adds": 0}
-    assert counting.ann_ops([pool, add, fc]) == {"macs": 360, "adds": 216}
+    mp = counting.Layer("m", "maxpool", (4, 6, 6), (4, 3, 3), kernel=(3, 3), stride=(2, 2),
+                        padding=(1, 1))  # taps per axis: 3 windows of 3, minus 1 padding tap
+    assert counting.layer_ops(mp) == {"macs": 0, "adds": 0, "compares": 4 * 8 * 8}
+    assert counting.paper_flops(mp) == 0  # the paper's zero_ops
+    assert counting.ann_ops([pool, add, fc, mp]) == {"macs": 360, "adds": 216,
+                                                     "compares": 256}
     assert counting.Layer.from_dict(pool.as_dict()) == pool
 
 
