@@ -213,7 +213,8 @@ class LavaBackend:
 
     name = "lava"
     capabilities = frozenset({"float", "fixed_point", "rate", "stream", "record_spikes",
-                              "heterogeneous_T", "event_scale", "delays"})
+                              "heterogeneous_T", "event_scale", "delays", "spike_pool",
+                              "analog_stem", "event_frames"})
 
     def __init__(self, timeout: float = DEFAULT_TIMEOUT_S, conv_model: str = "lava",
                  artifact: str | os.PathLike | None = None):

@@ -3,9 +3,12 @@
 Mapping (compiler/graph.py semantics, 0-indexed clock = Lava ``time_step - 1``):
 
 * population -> :class:`PseudoSNPopulation`; readout -> :class:`ReadoutAccumulator`;
+  spike pool -> :class:`SpikePool` (receives its source's spikes, sends the OR per window
+  one step later: ``schedule.POOL_DELAY``);
 * encoder projections (delay 0) -> one :class:`CurrentSource` per target, driving the
-  precomputed current ``project(pr, x)`` (fixed point: ``encode_fixed`` in the target's
-  units) at local step 0;
+  precomputed current ``encoder_currents`` (the analog stem host side; fixed point:
+  ``encode_fixed`` in the target's units) at local step 0, every step of a stream window,
+  or frame ``t`` at step ``t`` (event frames);
 * dense projection -> lava ``Dense`` (1-step delay). Fixed point: lava clips ``MIXED``
   weights to ``[-256, 255]`` and truncates 1 LSB, so we pass ``2*W_int`` with
   ``weight_exp - 1``: ``((2W)·s) >> 1 == W·s`` exactly, then ``<< weight_exp``.
@@ -41,10 +44,11 @@ from pseudosnn.backends.lava.process import (
     PseudoSNPopulation,
     ReadoutAccumulator,
     SpikeDelay,
+    SpikePool,
     as_whc,
 )
 from pseudosnn.compiler.spiking.graph import GraphError, Projection, SpikingGraph
-from pseudosnn.compiler.spiking.synapses import conv2d, encoder_currents
+from pseudosnn.compiler.spiking.synapses import conv2d, encoder_currents, frame_targets
 
 LAVA_CONV_OUTPUT_BITS = 24
 """lava ``PyConvModelFixed.clamp_precision``: ``signed_clamp(x, bits=24)`` (wraps)."""
@@ -62,6 +66,7 @@ class LavaNetwork:
     readout: ReadoutAccumulator
     sources: list[CurrentSource]
     connections: list = field(default_factory=list)  # Dense / Conv / SpikeDelay
+    pools: dict[str, SpikePool] = field(default_factory=dict)
 
 
 @dataclass
@@ -171,20 +176,16 @@ def build_network(graph: SpikingGraph, x: np.ndarray, record_spikes: bool = Fals
                                  record_file=str(record_dir / "readout.npz"),
                                  name=ro.name)
     targets = {**pops, ro.name: readout}
-    sources = []
-    for name, current in encoder_currents(graph, x).items():
-        current = current.reshape(current.shape[0], -1)
-        stream = name in pops and graph.population(name).coupling == "stream"
-        src = CurrentSource(currents=current, period=period, every_step=stream,
-                            name=f"encoder->{name}")
-        src.a_out.connect(targets[name].a_in)
-        sources.append(src)
-    net = LavaNetwork(graph, period, n_samples, record_dir, pops, readout, sources)
+    net = LavaNetwork(graph, period, n_samples, record_dir, pops, readout,
+                      _encoder_sources(graph, x, period, targets),
+                      pools=_spike_pools(graph, pops, period, n_samples, record_dir,
+                                         record_spikes))
+    emitters = {**pops, **net.pools}
     for pr in graph.projections:
         if pr.is_encoder:
             continue
         src_shape = graph.shape_of(pr.source)
-        src, tgt = pops[pr.source], targets[pr.target]
+        src, tgt = emitters[pr.source], targets[pr.target]
         as_dense = uses_dense(pr, fixed)
         out_port = src.s_out if as_dense else src.s_out_whc
         if pr.delay > 1:
@@ -205,16 +206,48 @@ def build_network(graph: SpikingGraph, x: np.ndarray, record_spikes: bool = Fals
     return net
 
 
+def _encoder_sources(graph: SpikingGraph, x: np.ndarray, period: int,
+                     targets: dict) -> list[CurrentSource]:
+    """One :class:`CurrentSource` per encoder target, connected."""
+    framed = frame_targets(graph)
+    sources = []
+    for name, current in encoder_currents(graph, x).items():
+        frames = name in framed
+        current = current.reshape(*current.shape[:2 if frames else 1], -1)
+        stream = getattr(graph.node(name), "coupling", "rate") == "stream"
+        src = CurrentSource(currents=current, period=period, every_step=stream,
+                            frames=frames, name=f"encoder->{name}")
+        src.a_out.connect(targets[name].a_in)
+        sources.append(src)
+    return sources
+
+
+def _spike_pools(graph: SpikingGraph, pops: dict, period: int, n_samples: int,
+                 record_dir: Path, record_spikes: bool) -> dict[str, SpikePool]:
+    """One :class:`SpikePool` per pool, fed by its source population's spikes."""
+    out = {}
+    for i, p in enumerate(graph.pools):
+        out[p.name] = SpikePool(
+            source_shape=graph.shape_of(p.source), shape=p.shape, kernel=p.kernel,
+            stride=p.stride, padding=p.padding, period=period, n_samples=n_samples,
+            record_file=str(record_dir / f"pool{i}.npz"), record_spikes=record_spikes,
+            name=p.name)
+        pops[p.source].s_out.connect(out[p.name].s_in)
+    return out
+
+
 MODELS = {
     "floating_pt": {PseudoSNPopulation: models.PyPseudoSNModelFloat,
                     CurrentSource: models.PyCurrentSourceModelFloat,
                     ReadoutAccumulator: models.PyReadoutModelFloat,
                     SpikeDelay: models.PySpikeDelayModelFloat,
+                    SpikePool: models.PySpikePoolModelFloat,
                     Dense: PyDenseModelFloat, Conv: PyConvModelFloat},
     "fixed_pt": {PseudoSNPopulation: models.PyPseudoSNModelFixed,
                  CurrentSource: models.PyCurrentSourceModelFixed,
                  ReadoutAccumulator: models.PyReadoutModelFixed,
                  SpikeDelay: models.PySpikeDelayModelFixed,
+                 SpikePool: models.PySpikePoolModelFixed,
                  Dense: PyDenseModelBitAcc, Conv: PyConvModelFixed},
 }
 """The ProcessModel of every Process, per mode. Lava's own search imports each file of a
@@ -236,7 +269,8 @@ def run_config(net: LavaNetwork, conv_model: str = "lava") -> Loihi2SimCfg:
         raise ValueError(f"unknown conv model {conv_model!r}; use one of {sorted(CONV_MODELS)}")
     tag = "fixed_pt" if net.graph.fixed_point else "floating_pt"
     chosen = {**MODELS[tag], Conv: CONV_MODELS[conv_model][tag]}
-    procs = [*net.populations.values(), net.readout, *net.sources, *net.connections]
+    procs = [*net.populations.values(), net.readout, *net.sources, *net.connections,
+             *net.pools.values()]
     return Loihi2SimCfg(select_tag=tag,
                         exception_proc_model_map={p: chosen[type(p)] for p in procs})
 
@@ -257,8 +291,9 @@ def run_network(net: LavaNetwork, record_spikes: bool = False,
         anchor.stop()
     counts, spikes = {}, {} if record_spikes else None
     try:
-        for p in graph.populations:
-            with np.load(net.populations[p.name].proc_params["record_file"]) as rec:
+        for p in (*graph.populations, *graph.pools):
+            proc = net.populations.get(p.name) or net.pools[p.name]
+            with np.load(proc.proc_params["record_file"]) as rec:
                 counts[p.name] = rec["counts"].reshape(net.n_samples, *p.shape)
                 if record_spikes:
                     spikes[p.name] = rec["spikes"].reshape(net.n_samples, net.period, *p.shape)

@@ -30,10 +30,11 @@ from pseudosnn.backends.lava.process import (
     PseudoSNPopulation,
     ReadoutAccumulator,
     SpikeDelay,
+    SpikePool,
     as_chw,
 )
 from pseudosnn.compiler.spiking.semantics import if_step
-from pseudosnn.compiler.spiking.synapses import conv2d
+from pseudosnn.compiler.spiking.synapses import conv2d, max_pool
 
 FAILURE_FILE_ENV = "PSEUDOSNN_LAVA_FAILURE_FILE"
 """If set, a failing process also appends its traceback to this file: the entry point's
@@ -174,10 +175,12 @@ class _CurrentSourceModel(PyLoihiProcessModel):
     def _step(self):
         k, t = _local_step(self)
         currents = self.proc_params["currents"]
-        if t == 0 or self.proc_params["every_step"]:
-            self.a_out.send(np.asarray(currents[k]))
+        if self.proc_params["frames"]:
+            frame = currents[k, t] if t < currents.shape[1] else None
         else:
-            self.a_out.send(np.zeros(currents.shape[1], dtype=currents.dtype))
+            frame = currents[k] if t == 0 or self.proc_params["every_step"] else None
+        self.a_out.send(np.zeros(currents.shape[-1], dtype=currents.dtype) if frame is None
+                        else np.asarray(frame))
 
     run_spk = _report_errors(_step)
 
@@ -232,6 +235,62 @@ class PyReadoutModelFixed(_ReadoutModel):
     a_in: PyInPort = LavaPyType(PyInPort.VEC_DENSE, np.int64, precision=64)
     a_in_whc: PyInPort = LavaPyType(PyInPort.VEC_DENSE, np.int64, precision=64)
     acc: np.ndarray = LavaPyType(np.ndarray, np.int64, precision=64)
+
+
+# --- spike max pool -------------------------------------------------------------------
+class _SpikePoolModel(PyLoihiProcessModel):
+    """One-step buffer like lava's ``Dense``: send what was pooled last step, then pool
+    what arrives (``synapses.max_pool`` with padding ``False``: an OR per window)."""
+
+    def __init__(self, proc_params):
+        super().__init__(proc_params)
+        p = proc_params
+        n = int(np.prod(p["shape"]))
+        self._ps_buf = np.zeros(n, bool)
+        self._ps_counts = np.zeros((int(p["n_samples"]), n), np.int64)
+        self._ps_spikes = (np.zeros((int(p["n_samples"]), int(p["period"]), n), bool)
+                           if p["record_spikes"] else None)
+
+    def _step(self):
+        k, t = _local_step(self)
+        p = self.proc_params
+        if t == 0:
+            self._ps_buf[:] = False
+        out = self._ps_buf.copy()
+        self._ps_counts[k] += out
+        if self._ps_spikes is not None:
+            self._ps_spikes[k, t] = out
+        self.s_out.send(out)
+        self.s_out_whc.send(out.reshape(as_chw(p["shape"])).transpose(2, 1, 0))
+        s = self.s_in.recv().astype(bool).reshape(1, *p["source_shape"])
+        self._ps_buf[:] = max_pool(s, p["kernel"], p["stride"], p["padding"],
+                                   pad_value=False).reshape(-1)
+        records = {"counts": self._ps_counts}
+        if self._ps_spikes is not None:
+            records["spikes"] = self._ps_spikes
+        _save_records(self, **records)
+
+    run_spk = _report_errors(_step)
+
+
+@implements(proc=SpikePool, protocol=LoihiProtocol)
+@requires(CPU)
+@tag("floating_pt")
+class PySpikePoolModelFloat(_SpikePoolModel):
+    s_in: PyInPort = LavaPyType(PyInPort.VEC_DENSE, bool, precision=1)
+    s_out: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, bool, precision=1)
+    s_out_whc: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, bool, precision=1)
+
+
+@implements(proc=SpikePool, protocol=LoihiProtocol)
+@requires(CPU)
+@tag("fixed_pt", "bit_accurate_loihi")
+class PySpikePoolModelFixed(_SpikePoolModel):
+    """Binary events: the same OR in either mode."""
+
+    s_in: PyInPort = LavaPyType(PyInPort.VEC_DENSE, bool, precision=1)
+    s_out: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, bool, precision=1)
+    s_out_whc: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, bool, precision=1)
 
 
 # --- delay line -----------------------------------------------------------------------

@@ -1,5 +1,5 @@
-"""Our Lava Processes: the PseudoSN population, the encoder current source, the readout
-and a spike delay line. Projections use lava's own ``Dense`` and ``Conv``.
+"""Our Lava Processes: the PseudoSN population, the encoder current source, the readout,
+a spike delay line and a spike max pool. Projections use lava's own ``Dense`` and ``Conv``.
 
 Layout: every Process keeps its neurons flat in the graph's C order (``(C, H, W)``
 flattened). Each has a flat port pair (``a_in``/``s_out``, for lava's ``Dense`` and for
@@ -83,14 +83,15 @@ class CurrentSource(AbstractProcess):
     """The encoder: drives the precomputed analog current of sample ``k`` (flat, graph
     order). A rate target accumulates it, so it is sent once, at local step 0 (the
     encoder projection has delay 0); a stream target gets it every step (direct encoding
-    holds the current constant)."""
+    holds the current constant). ``frames``: ``currents`` is ``(B, F, N)``, frame ``t``
+    is sent at local step ``t < F`` (event frames, one per step)."""
 
     def __init__(self, *, currents: np.ndarray, period: int, every_step: bool,
-                 name: str | None = None):
+                 frames: bool = False, name: str | None = None):
         currents = np.asarray(currents)
         super().__init__(currents=currents, period=int(period), every_step=bool(every_step),
-                         name=name)
-        self.a_out = OutPort(shape=(currents.shape[1],))
+                         frames=bool(frames), name=name)
+        self.a_out = OutPort(shape=(currents.shape[-1],))
 
 
 class ReadoutAccumulator(_FlatAndWhcPorts):
@@ -108,6 +109,26 @@ class ReadoutAccumulator(_FlatAndWhcPorts):
                          n_samples=int(n_samples), record_file=str(record_file), name=name)
         self._add_inputs(shape)
         self.acc = Var(shape=(n,), init=0)
+
+
+class SpikePool(AbstractProcess):
+    """Max pooling of spikes (compiler/spiking/graph.py ``SpikePool``): receives the source
+    population's spikes (flat) at step ``t`` and sends, at ``t + 1``, the OR over each
+    window (``kernel``, ``stride``, zero ``padding``), flat and in lava's conv layout.
+    Records per-sample counts of what it sent (and, if asked, every event)."""
+
+    def __init__(self, *, source_shape: tuple[int, ...], shape: tuple[int, ...],
+                 kernel: tuple[int, int], stride: tuple[int, int], padding: tuple[int, int],
+                 period: int, n_samples: int, record_file: str, record_spikes: bool = False,
+                 name: str | None = None):
+        super().__init__(source_shape=tuple(source_shape), shape=tuple(shape),
+                         kernel=tuple(kernel), stride=tuple(stride), padding=tuple(padding),
+                         period=int(period), n_samples=int(n_samples),
+                         record_file=str(record_file), record_spikes=bool(record_spikes),
+                         name=name)
+        self.s_in = InPort(shape=(int(np.prod(source_shape)),))
+        self.s_out = OutPort(shape=(int(np.prod(shape)),))
+        self.s_out_whc = OutPort(shape=as_whc(shape))
 
 
 class SpikeDelay(AbstractProcess):

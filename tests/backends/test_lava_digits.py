@@ -1,6 +1,6 @@
 """Compiled digits models on Lava (issue 6): MLP, CNN and residual CNN with heterogeneous
-T, a CNN with one T per channel, and a vanilla IF CNN (stream coupling), float and fixed
-point, trained here in seconds (configs/digits), compiled with ``--target lava``; Lava must
+T, a CNN with one T per channel, a vanilla IF CNN (stream coupling) and a CNN that
+max-pools spikes (issue 12), float and fixed point, trained here in seconds (configs/digits), compiled with ``--target lava``; Lava must
 equal the simulator spike for spike and in accuracy.
 
 Lava's own Conv ProcessModel convolves channel pair by channel pair (slow), so a short
@@ -20,7 +20,7 @@ from pseudosnn.simulator.datasets import fit_to_input, load_digits_test
 from pseudosnn.simulator.engine import simulate
 
 pytestmark = [pytest.mark.lava, pytest.mark.slow]
-MODELS = ("mlp", "cnn", "rescnn", "cnn_channel", "if_cnn")
+MODELS = ("mlp", "cnn", "rescnn", "cnn_channel", "if_cnn", "cnn_maxpool")
 SPIKE_SLICE = 4  # samples run with lava's own Conv model, every spike recorded
 ACCURACY_SLICE = 30  # samples run with the im2col Conv model
 
@@ -71,7 +71,7 @@ def digits_runs(digits_artifacts, lava_python):
 
 
 def _assert_equal(graph, lava, sim, n: int):
-    for p in graph.populations:
+    for p in (*graph.populations, *graph.pools):
         np.testing.assert_array_equal(lava.spikes[p.name], sim.spikes[p.name][:n],
                                       err_msg=f"spikes of {p.name}")
         np.testing.assert_array_equal(lava.counts[p.name], sim.counts[p.name][:n])
@@ -93,6 +93,8 @@ def test_digits_model_on_lava_equals_simulator(digits_runs, model, fixed):
         assert len({int(np.max(p.timesteps)) for p in graph.populations}) > 1
     if model == "cnn_channel":
         assert any(np.unique(p.timesteps).size > 1 for p in graph.populations)
+    if model == "cnn_maxpool":  # two 2x2 max pools of spikes, one Lava process each
+        assert len(graph.pools) == 2 and fast.compares == sim.compares
     _assert_equal(graph, own, sim, SPIKE_SLICE)
     _assert_equal(graph, fast, sim, ACCURACY_SLICE)
     assert fast.sops == sim.sops and fast.macs == sim.macs
