@@ -63,7 +63,9 @@ def _calibration(kind: str, input_shape: tuple[int, ...], samples: int):
 @click.option("--max-timesteps", type=int, default=None,
               help="Reject any layer whose T exceeds this (default: the neuron's max_T).")
 @click.option("--input-shape", default=None,
-              help="Per-sample input shape, e.g. 3,32,32 (paper checkpoints; default CIFAR).")
+              help="Per-sample input shape of a paper checkpoint, e.g. 3,64,64, or T,C,H,W for "
+                   "event frames (defaults: 3,32,32 CIFAR; 3,224,224 ImageNet models; "
+                   "10,2,48,48 vggsnn_dvs).")
 @click.option("--calib", type=click.Choice(["digits", "none"]), default="none",
               show_default=True,
               help="Calibration data (digits: the test split, preprocessed as in training): "
