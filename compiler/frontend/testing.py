@@ -27,21 +27,30 @@ def randomize(model, seed: int = 0, t_lo: int = 1, t_hi: int = 16):
 
 
 def torch_counts(model, x):
-    """Run the model (float64) and capture every neuron's spike counts ``n = r·T/a``."""
+    """Run the model (float64) and capture every neuron's spike counts ``n = r·T/a`` and
+    every spike pool's (``<name>.pool``, of its neuron's T and ``a``; a rate neuron inside
+    a pool, which eval does not call, is run on the pool's input)."""
     import torch
 
+    from pseudosnn.models.layers import SpikePool
     from pseudosnn.neurons.base import SpikingNeuron
 
     model = model.double()
     counts, hooks = {}, []
+
+    def count(out, spec):
+        return torch.round(out.mean(0) * spec.timesteps.double() / spec.out_scale).long().numpy()
+
     for name, m in model.named_modules():
         if isinstance(m, SpikingNeuron):
-            spec = m.deploy_spec()
-
-            def hook(mod, inp, out, name=name, spec=spec):
-                T = spec.timesteps.double()
-                counts[name] = torch.round(out.mean(0) * T / spec.out_scale).long().numpy()
+            def hook(mod, inp, out, name=name, spec=m.deploy_spec()):
+                counts[name] = count(out, spec)
             hooks.append(m.register_forward_hook(hook))
+        elif isinstance(m, SpikePool):
+            def pool_hook(mod, inp, out, name=name, spec=m.sn.deploy_spec()):
+                counts[f"{name}.sn"] = count(mod.sn(inp[0]), spec)
+                counts[f"{name}.pool"] = count(out, spec)
+            hooks.append(m.register_forward_hook(pool_hook))
     try:
         with torch.no_grad():
             y = model(torch.as_tensor(x, dtype=torch.float64)).numpy()
