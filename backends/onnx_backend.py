@@ -23,8 +23,8 @@ from pathlib import Path
 import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
-from pseudosnn.compiler.spiking.backend import check_supported
 from pseudosnn.compiler.onnx_io import spike_pool_nodes
+from pseudosnn.compiler.spiking.backend import check_supported
 from pseudosnn.compiler.spiking.graph import Projection, SpikePool, SpikingGraph
 from pseudosnn.compiler.spiking.result import RunResult, run_result
 

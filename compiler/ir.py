@@ -183,7 +183,7 @@ def _check_pool(graph: Graph, n: Node, shapes) -> None:
         raise IRError(f"SpikeMaxPool {n.name!r} must read a neuron's spikes; max pooling "
                       "of a sum of spike trains (or of currents) is not binary")
     T = np.broadcast_to(src.params["timesteps"], shapes[src.name])
-    if np.any(T != T[:, :1, :1]):
+    if np.any(T[:, :1, :1] != T):
         raise IRError(f"SpikeMaxPool {n.name!r}: neuron {src.name!r} has per-neuron T; a "
                       "pooling window would mix trains of different lengths (use per-layer "
                       "or per-channel T)")

@@ -6,7 +6,8 @@ with one shared T (the classic SNN); ``per_channel=True`` gives conv populations
 channel. ``"cnn"`` only: ``pool=True`` max-pools ``conv1``'s spikes (3x3, stride 2,
 padding 1) before ``conv2``; ``stem=True`` puts an analog stem (conv, then a 3x3/2 max
 pool) before the encoder; ``frames=F`` makes the input ``F`` event frames, streamed into
-``conv1`` (``T = F``) with ``stream=True``, else their time mean drives it. Weights are scaled so that populations fire at moderate rates.
+``conv1`` (``T = F``) with ``stream=True``, else their time mean drives it. Weights are
+scaled so that populations fire at moderate rates.
 """
 
 from __future__ import annotations

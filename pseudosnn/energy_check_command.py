@@ -19,6 +19,8 @@ import numpy as np
 
 from pseudosnn.cli_base import Command
 from pseudosnn.errors import UsageError
+from pseudosnn.simulator.command import DATA_HELP
+from pseudosnn.simulator.datasets import LAYOUTS
 from pseudosnn.simulator.energy import DEFAULT_MODEL, PRESETS
 
 
@@ -98,7 +100,7 @@ def run_energy_check(
     energy_model: str = DEFAULT_MODEL, report_dir: Path | None = None,
     limit: int | None = None, batch: int = 128, tolerance: float = 0.05,
     fixed_point: bool = False, baselines: tuple[Path, ...] = (), trusted: bool = False,
-    progress: bool = True, echo=click.echo,
+    progress: bool = True, echo=click.echo, layout: str | None = None,
 ) -> dict:
     """The whole check; returns a JSON-able dict (also written to ``report_dir``)."""
     from pseudosnn.simulator.command import run_simulation
@@ -114,7 +116,7 @@ def run_energy_check(
         def simulate(artifact: Path) -> dict:
             (rep,) = run_simulation([artifact], data=data, batch=batch, limit=limit,
                                     energy_model=energy_model, progress=progress,
-                                    echo=lambda *_: None)
+                                    echo=lambda *_: None, layout=layout)
             return rep
 
         report = simulate(art)
@@ -124,7 +126,7 @@ def run_energy_check(
                                                              "totals", "ann", "samples")}}
         if ckpt is not None:
             result |= _training_check(Path(ckpt), data, limit, report, emodel, tolerance,
-                                      trusted, echo)
+                                      trusted, echo, layout)
         _echo_accuracy(report["accuracy"], result.get("torch_eval_accuracy"), echo)
         if fixed_point:
             if ckpt is None:
@@ -142,19 +144,15 @@ def run_energy_check(
 
 
 def _training_check(ckpt: Path, data: str, limit: int | None, report: dict, emodel,
-                    tolerance: float, trusted: bool, echo) -> dict:
-    """Torch-eval accuracy and the training-time estimates beside the deployed counts."""
+                    tolerance: float, trusted: bool, echo, layout: str | None = None) -> dict:
+    """Torch-eval accuracy and the training-time estimates beside the deployed counts
+    (the data read batch by batch)."""
     from pseudosnn.simulator import energy_check as ec
-    from pseudosnn.simulator.datasets import DataError, fit_to_input, load_dataset
+    from pseudosnn.simulator.datasets import open_dataset
 
-    ds = load_dataset(data)
     model = load_torch_model(ckpt, trusted)
-    x = fit_to_input(ds.x, tuple(model.input_shape), data)
-    y = ds.y
-    if limit is not None:
-        x, y = x[:limit], None if y is None else y[:limit]
-    if len(x) == 0:
-        raise DataError(f"{data} has no samples")
+    source = open_dataset(data, tuple(model.input_shape), layout).head(limit)
+    x, y = source.x, source.y
     logits = torch_eval(model, x)
     out: dict = {"torch_eval_accuracy": None if y is None
                  else float((logits.argmax(1) == y).mean())}
@@ -229,8 +227,9 @@ def _json_default(o):
 @click.command("energy-check", cls=Command,
                context_settings={"help_option_names": ["-h", "--help"]})
 @click.argument("model_or_artifact", type=click.Path(exists=True, path_type=Path))
-@click.option("--data", required=True, metavar="SPEC",
-              help="digits | cifar10:PATH | npz:PATH (arrays x and y).")
+@click.option("--data", required=True, metavar="SPEC", help=DATA_HELP)
+@click.option("--layout", type=click.Choice(LAYOUTS), default=None,
+              help="npz only: HWC (channels last) or flat (C order) samples.")
 @click.option("--model", "checkpoint", type=click.Path(exists=True, path_type=Path),
               help="The checkpoint an ARTIFACT was compiled from (for the training-time "
                    "estimates and torch-eval accuracy).")
@@ -251,7 +250,8 @@ def _json_default(o):
 @click.option("--trust-checkpoint", is_flag=True,
               help="Allow full unpickling of checkpoints (only for files you trust).")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
-def energy_check(model_or_artifact: Path, data: str, checkpoint: Path | None,
+def energy_check(model_or_artifact: Path, data: str, layout: str | None,
+                 checkpoint: Path | None,
                  energy_model: str, report_dir: Path | None, limit: int | None, batch: int,
                  tolerance: float, fixed_point: bool, baselines: tuple[Path, ...],
                  trust_checkpoint: bool, quiet: bool) -> None:
@@ -261,4 +261,4 @@ def energy_check(model_or_artifact: Path, data: str, checkpoint: Path | None,
     run_energy_check(model_or_artifact, data, checkpoint=checkpoint, energy_model=energy_model,
                      report_dir=report_dir, limit=limit, batch=batch, tolerance=tolerance,
                      fixed_point=fixed_point, baselines=baselines, trusted=trust_checkpoint,
-                     progress=not quiet)
+                     progress=not quiet, layout=layout)

@@ -43,11 +43,15 @@ def torch_counts(model, x):
 
     for name, m in model.named_modules():
         if isinstance(m, SpikingNeuron):
-            def hook(mod, inp, out, name=name, spec=m.deploy_spec()):
+            spec = m.deploy_spec()
+
+            def hook(mod, inp, out, name=name, spec=spec):
                 counts[name] = count(out, spec)
             hooks.append(m.register_forward_hook(hook))
         elif isinstance(m, SpikePool):
-            def pool_hook(mod, inp, out, name=name, spec=m.sn.deploy_spec()):
+            spec = m.sn.deploy_spec()
+
+            def pool_hook(mod, inp, out, name=name, spec=spec):
                 counts[f"{name}.sn"] = count(mod.sn(inp[0]), spec)
                 counts[f"{name}.pool"] = count(out, spec)
             hooks.append(m.register_forward_hook(pool_hook))

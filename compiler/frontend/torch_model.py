@@ -4,8 +4,9 @@ Walks ``model.body`` in order and ``model.readout.fc``: ``SeqToANN`` runs become
 nodes, neurons become ``Neuron`` nodes from their ``deploy_spec()`` (the deployed eval
 semantics), residual blocks become ``Add`` nodes, a ``SpikePool`` a neuron and a
 ``SpikeMaxPool``, a ``MaxPool2d`` of currents an analog ``MaxPool`` (the lowering keeps it
-only in the encoder). Event frames ``(T, C, H, W)`` give ``meta["frames"] = T``. ``AdaptiveAvgPool2d`` becomes a global
-or an ordinary average pooling when its windows are uniform
+only in the encoder). Event frames ``(T, C, H, W)`` give ``meta["frames"] = T``.
+``AdaptiveAvgPool2d`` becomes a global or an ordinary average pooling when its windows are
+uniform
 (:func:`ir.adaptive_pool_window`). The IR's value is the rate-equivalent network: equal to
 the model's eval forward when its neurons use the rate rule (``eval_rule="rate"``,
 residual ``mode="mean"``).

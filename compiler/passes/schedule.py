@@ -25,6 +25,7 @@ import numpy as np
 from pseudosnn.compiler.spiking.graph import SpikePool, SpikingGraph
 from pseudosnn.compiler.spiking.schedule import pool_start, schedule, window_start
 
+
 def _stream_refusal(graph: SpikingGraph, pop, incoming, sources) -> tuple[bool, str | None]:
     """``(stream, warning)``: whether ``pop`` streams its input; when it does not, a
     warning if the rate rule is not what the network computes (a mirror-padded sum of

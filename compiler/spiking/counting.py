@@ -184,8 +184,8 @@ LayerOp = Literal["conv", "linear", "avgpool", "maxpool", "add", "flatten"]
 @dataclass(frozen=True)
 class Layer:
     """One layer of the trained network, as far as counting needs it: ``conv``,
-    ``avgpool`` and ``maxpool`` (``kernel``/``stride``/``padding`` per axis, ``groups``), ``linear``,
-    ``add`` (``terms`` summands), ``flatten``. Shapes are per sample."""
+    ``avgpool`` and ``maxpool`` (``kernel``/``stride``/``padding`` per axis, ``groups``),
+    ``linear``, ``add`` (``terms`` summands), ``flatten``. Shapes are per sample."""
 
     name: str
     op: LayerOp

@@ -13,8 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from pseudosnn.compiler.spiking.graph import GraphError, SpikingGraph
-from pseudosnn.compiler.spiking.graph import Population
+from pseudosnn.compiler.spiking.graph import GraphError, Population, SpikingGraph
 from pseudosnn.compiler.spiking.semantics import rate_spike_count, rate_spike_train
 from pseudosnn.compiler.spiking.synapses import encoder_currents, project, spike_pool
 

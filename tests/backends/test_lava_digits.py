@@ -1,7 +1,8 @@
 """Compiled digits models on Lava (issue 6): MLP, CNN and residual CNN with heterogeneous
 T, a CNN with one T per channel, a vanilla IF CNN (stream coupling) and a CNN that
-max-pools spikes (issue 12), float and fixed point, trained here in seconds (configs/digits), compiled with ``--target lava``; Lava must
-equal the simulator spike for spike and in accuracy.
+max-pools spikes (issue 12), float and fixed point, trained here in seconds
+(configs/digits), compiled with ``--target lava``; Lava must equal the simulator spike for
+spike and in accuracy.
 
 Lava's own Conv ProcessModel convolves channel pair by channel pair (slow), so a short
 slice runs with it and a longer accuracy slice with the same arithmetic as one GEMM
@@ -56,7 +57,8 @@ def digits_runs(digits_artifacts, lava_python):
         mp.setenv("PSEUDOSNN_LAVA_PYTHON", lava_python)
         for fixed in (False, True):
             graphs = {m: artifact.load(digits_artifacts[(m, fixed)]) for m in MODELS}
-            xs = {m: fit_to_input(ds.x[:ACCURACY_SLICE], graphs[m].input.shape, "digits")
+            xs = {m: fit_to_input(ds.x[:ACCURACY_SLICE], graphs[m].input.sample_shape,
+                                  "digits")
                   for m in MODELS}
             own = run_artifacts([(digits_artifacts[(m, fixed)], xs[m][:SPIKE_SLICE])
                                  for m in MODELS], fixed_point=fixed, record_spikes=True,

@@ -527,6 +527,6 @@ def test_dvs_frames_stream_when_T_is_the_frame_count(tmp_path):
             out = _neuron(sd, f"feature.{idx + 2}", _bn(sd, f"feature.{idx + 1}.0", _conv(
                 sd, f"feature.{idx}.0", out)))
             idx += 3
-        out = _seq(lambda z: F.linear(z.flatten(1), sd["classifier.0.0.weight"].double(),
-                                      sd["classifier.0.0.bias"].double()), out).mean(0)
+        w, b = sd["classifier.0.0.weight"].double(), sd["classifier.0.0.bias"].double()
+        out = _seq(lambda z, w=w, b=b: F.linear(z.flatten(1), w, b), out).mean(0)
         np.testing.assert_allclose(_simulate(graph, x.numpy()), out.numpy(), atol=1e-9)
