@@ -169,9 +169,9 @@ def neuron_updates(graph: SpikingGraph) -> dict[str, tuple[int, int]]:
             for p in graph.populations}
 
 
-def sops_upper_bound(graph: SpikingGraph, pop: Population) -> int:
-    """SOPs per sample caused by ``pop`` if every neuron fired at every step of its window:
-    ``Σ_i T_i · fanout_i``."""
+def sops_upper_bound(graph: SpikingGraph, pop: Population | SpikePool) -> int:
+    """SOPs per sample caused by ``pop`` (a population or spike pool) if every neuron
+    fired at every step of its window: ``Σ_i T_i · fanout_i``."""
     fan = sum((fanout(pr, pop.shape) for pr in graph.outgoing(pop.name)),
               np.zeros(pop.shape, np.int64))
     return int(np.sum(fan * pop.timesteps_full()))

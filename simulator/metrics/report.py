@@ -110,6 +110,8 @@ def build_report(
             "encoder_macs_per_sample": tally.macs / n,
             "sops_total": int(sum(tally.sops.values())),
             "encoder_macs_total": int(tally.macs),
+            "compares_per_sample": sum(tally.compares.values()) / n,
+            "compares": {k: v / n for k, v in tally.compares.items()},
             "energy_pj_per_sample": snn_pj,
             "energy_by_category_pj": tot,
         },
@@ -153,7 +155,9 @@ def format_table(report: dict) -> str:
         f"sample every {report['pipeline_interval_steps']} steps "
         f"({report['throughput_samples_per_s']:.4g} samples/s)",
         f"per sample: {t['spikes_per_sample']:,.1f} spikes, {t['sops_per_sample']:,.1f} SOPs, "
-        f"{t['encoder_macs_per_sample']:,.1f} encoder MACs, energy "
+        f"{t['encoder_macs_per_sample']:,.1f} encoder MACs, "
+        + (f"{t['compares_per_sample']:,.1f} max-pool compares, " if t["compares"] else "")
+        + "energy "
         f"{t['energy_pj_per_sample'] / 1e3:.6g} nJ ("
         + ", ".join(f"{k} {v / 1e3:.4g}" for k, v in t["energy_by_category_pj"].items() if v)
         + ")",
