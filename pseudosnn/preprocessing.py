@@ -6,7 +6,7 @@ the trainer (``pseudosnn/data.py``) and the simulator's loaders
   (1437 train, 360 test), standardised with the training split's mean and std (float32).
 * ``cifar10`` / ``cifar100``: the python-pickle batches; ``uint8`` pixels ``/255`` then
   ``(x − mean)/std`` per channel, in float32. :func:`cifar_batch` reads a batch without
-  loading its pixels: the pickle's raw data are memory-mapped where they lie in the file.
+  loading its pixels: they stay in the file (a :class:`FileArray`), read slice by slice.
 * ``imagenet``: class folders of images; eval = resize the shorter side to
   ``round(size·256/224)`` (bilinear), centre crop ``size``, ``/255``, ``(x − mean)/std``.
 * ``cifar10_dvs``: class folders of ``.npz`` files holding ``frames [T, 2, H, W]`` (event
@@ -79,6 +79,52 @@ _NUMPY_GLOBALS = {("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multi
 _RAW_BYTES_OPS = {"SHORT_BINSTRING": 1, "SHORT_BINBYTES": 1, "BINSTRING": 4, "BINBYTES": 4,
                   "BINBYTES8": 8, "BYTEARRAY8": 8}
 """Pickle opcodes whose argument is raw bytes, and the width of their length field."""
+
+
+class FileArray:
+    """A C-ordered array stored raw in a file at ``offset``, read in slices along its first
+    axis: ``a[i:j]`` reads those rows into a fresh array (nothing stays mapped, so memory
+    does not grow with the file); ``np.asarray(a)`` reads it all."""
+
+    def __init__(self, path: Path, dtype, shape: tuple[int, ...], offset: int):
+        self.path, self.dtype, self.shape = Path(path), np.dtype(dtype), tuple(shape)
+        self.offset = int(offset)
+
+    @property
+    def ndim(self) -> int:
+        return len(self.shape)
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def reshape(self, *shape) -> FileArray:
+        shape = shape[0] if len(shape) == 1 and isinstance(shape[0], tuple) else shape
+        return FileArray(self.path, self.dtype, _resolved(shape, self.shape), self.offset)
+
+    def __getitem__(self, key) -> np.ndarray:
+        a, b, step = key.indices(len(self)) if isinstance(key, slice) else (key, key + 1, 1)
+        if step != 1:
+            raise TypeError("a FileArray is read in contiguous slices a[i:j]")
+        row = int(np.prod(self.shape[1:])) * self.dtype.itemsize
+        n = max(b - a, 0)
+        out = np.fromfile(self.path, dtype=self.dtype, count=n * row // self.dtype.itemsize,
+                          offset=self.offset + a * row).reshape(n, *self.shape[1:])
+        return out if isinstance(key, slice) else out[0]
+
+    def __array__(self, dtype=None, copy=None):
+        x = self[:]
+        return x if dtype is None else x.astype(dtype)
+
+
+def _resolved(shape: tuple, like: tuple) -> tuple[int, ...]:
+    """``shape`` with one ``-1`` resolved to hold as many elements as ``like``."""
+    shape = [int(s) for s in shape]
+    if -1 in shape:
+        known = int(np.prod([s for s in shape if s != -1]))
+        shape[shape.index(-1)] = int(np.prod(like)) // known
+    if int(np.prod(shape)) != int(np.prod(like)):
+        raise ValueError(f"cannot reshape {like} into {tuple(shape)}")
+    return tuple(shape)
 
 
 class _Pending:
@@ -156,24 +202,23 @@ def _without(f, cuts: list[tuple[int, int]], insert_at: int, insert: bytes) -> b
 
 
 def _realise(obj, path: Path, offset: int):
-    """Replace :class:`_Pending` arrays in ``obj``: the one without data memory-maps the
-    file at ``offset``, the others are copied from their bytes."""
+    """Replace :class:`_Pending` arrays in ``obj``: the one without data reads the file at
+    ``offset`` (a :class:`FileArray`), the others are copied from their bytes."""
     if isinstance(obj, dict):
         return {k: _realise(v, path, offset) for k, v in obj.items()}
     if isinstance(obj, list):
         return [_realise(v, path, offset) for v in obj]
     if not isinstance(obj, _Pending):
         return obj
-    if not obj.data and int(np.prod(obj.shape)) > 0:
-        return np.memmap(path, dtype=obj.dtype, mode="r", offset=offset, shape=tuple(obj.shape),
-                         order=obj.order)
+    if not obj.data and int(np.prod(obj.shape)) > 0 and obj.order == "C":
+        return FileArray(path, obj.dtype, tuple(obj.shape), offset)
     return np.frombuffer(obj.data, dtype=obj.dtype).reshape(obj.shape, order=obj.order)
 
 
 def load_pickle_arrays(path: Path) -> dict:
-    """A CIFAR batch pickle as a dict whose largest raw-bytes array is memory-mapped where
-    it lies in the file (``np.memmap``): the pixels are read on demand, batch by batch.
-    Files whose pixels are not raw bytes (protocol 2 written by Python 3) load whole."""
+    """A CIFAR batch pickle as a dict whose largest raw-bytes array stays where it lies in
+    the file (a :class:`FileArray`): the pixels are read on demand, batch by batch. Files
+    whose pixels are not raw bytes (protocol 2 written by Python 3) load whole."""
     try:
         with open(path, "rb") as f:
             blob, frames = _scan(f)
@@ -182,7 +227,7 @@ def load_pickle_arrays(path: Path) -> dict:
                 stream = _without(f, [*frames, (op, end)], op, b"C\x00")
                 obj = _ArrayUnpickler(io.BytesIO(stream), encoding="bytes").load()
                 mapped = _realise(obj, Path(path), start)
-                if any(isinstance(v, np.memmap) for v in _values(mapped)):
+                if any(isinstance(v, FileArray) for v in _values(mapped)):
                     return mapped
             f.seek(0)
             return _realise(_ArrayUnpickler(f, encoding="bytes").load(), Path(path), 0)
@@ -200,10 +245,11 @@ def _values(obj):
 
 
 def cifar_batch(path: Path, label_key: bytes) -> tuple[np.ndarray, np.ndarray]:
-    """``(pixels (N, 3, 32, 32) uint8, memory-mapped; labels (N,) int64)`` of one batch."""
+    """``(pixels (N, 3, 32, 32) uint8, read on demand; labels (N,) int64)`` of one batch."""
     batch = load_pickle_arrays(path)
     try:
-        data = np.asanyarray(batch[b"data"])
+        data = batch[b"data"]
+        data = data if isinstance(data, FileArray) else np.asarray(data)
         if data.dtype != np.uint8 or data.ndim != 2 or data.shape[1] != 3 * 32 * 32:
             raise ValueError(f"b'data' is {data.dtype} {data.shape}, not uint8 N x 3072")
         labels = np.asarray(batch[label_key], dtype=np.int64).reshape(-1)

@@ -5,13 +5,13 @@ Specs (``--data``):
 
 * ``digits``: scikit-learn's 8x8 digits, the test split of ``pseudosnn/data.py``;
 * ``cifar10:PATH`` / ``cifar100:PATH``: the python-pickle test batch (``test_batch`` /
-  ``test``, or a folder holding it), its pixels memory-mapped in the file;
+  ``test``, or a folder holding it), its pixels read from the file slice by slice;
 * ``imagenet:PATH``: class folders of images (``PATH/val/<class>/<image>`` or
   ``PATH/<class>/<image>``), the eval transform at the network's input size;
 * ``cifar10_dvs:PATH``: class folders of ``.npz`` event frames (``PATH/test/<class>/`` or
   ``PATH/<class>/``), ``frames [T, 2, H, W]``, one sample per file;
-* ``npz:PATH``: arrays ``x`` (N, *sample) and optionally ``y`` (N,); ``x`` is
-  memory-mapped (or streamed, if compressed). It must have the network's input shape
+* ``npz:PATH``: arrays ``x`` (N, *sample) and optionally ``y`` (N,); ``x`` is read in
+  place, slice by slice (streamed, if compressed). It must have the network's input shape
   exactly, or ``layout="HWC"`` (channels last) / ``"flat"`` (any shape of that size, C
   order); its statistics are checked against a training normalisation.
 
@@ -32,6 +32,7 @@ from pseudosnn.preprocessing import (
     CIFAR,
     IMAGE_EXTENSIONS,
     DataError,
+    FileArray,
     cifar_batch,
     cifar_normalise,
     class_folder,
@@ -172,7 +173,7 @@ def _dvs(path: Path):
 
 def _npz_array(path: Path, key: str):
     """``(n, sample shape, read)`` of array ``key`` of an ``.npz`` file, never loaded
-    whole: memory-mapped when stored, streamed row by row when compressed."""
+    whole: read in place when stored (a :class:`FileArray`), streamed when compressed."""
     with zipfile.ZipFile(path) as zf:
         info = zf.getinfo(f"{key}.npy")
         with zf.open(info) as f:
@@ -190,8 +191,8 @@ def _npz_array(path: Path, key: str):
             f.seek(info.header_offset + 26)
             name_len, extra_len = np.frombuffer(f.read(4), "<u2")
         offset = info.header_offset + 30 + int(name_len) + int(extra_len) + header
-        mm = np.memmap(path, dtype=dtype, mode="r", offset=offset, shape=shape)
-        return shape[0], shape[1:], lambda a, b: mm[a:b]
+        rows = FileArray(path, dtype, shape, offset)
+        return shape[0], shape[1:], lambda a, b: rows[a:b]
 
     stream: dict = {}  # compressed: one decompressing stream, read on in batch order
 

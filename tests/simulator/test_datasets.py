@@ -15,7 +15,7 @@ from pseudosnn.simulator.datasets import DataError, Samples, open_dataset
 from pseudosnn.simulator.sharding import simulate_dataset
 
 from pseudosnn.cli import main
-from pseudosnn.preprocessing import cifar_batch
+from pseudosnn.preprocessing import FileArray, cifar_batch
 
 RNG = np.random.default_rng(0)
 
@@ -91,13 +91,15 @@ def test_every_format_reads_what_the_trainer_evaluates(tmp_path, name, write, sa
     assert torch.is_tensor(test[0][0])
 
 
-def test_python2_cifar_pickle_is_memory_mapped_not_loaded(tmp_path):
+@pytest.mark.parametrize("python2", [True, False])
+def test_cifar_pixels_stay_in_the_file(tmp_path, python2):
     pixels = RNG.integers(0, 256, (7, 3072), dtype=np.uint8)
     path = tmp_path / "test_batch"
-    path.write_bytes(python2_pickle({b"batch_label": b"testing batch", b"labels": list(range(7)),
-                                     b"data": pixels}))
+    batch = {b"batch_label": b"testing batch", b"labels": list(range(7)), b"data": pixels}
+    path.write_bytes(python2_pickle(batch) if python2 else pickle.dumps(batch, protocol=4))
     x, y = cifar_batch(path, b"labels")
-    assert isinstance(x, np.memmap) and y.tolist() == list(range(7))
+    assert isinstance(x, FileArray) and y.tolist() == list(range(7))
+    np.testing.assert_array_equal(x[2:5].reshape(3, -1), pixels[2:5])
     np.testing.assert_array_equal(np.asarray(x).reshape(7, -1), pixels)
 
 
