@@ -43,18 +43,11 @@ def relative_error(estimate: float, truth: float) -> float:
 
 
 def deployed_by_source(report: dict) -> dict[str, dict[str, float]]:
-    """Per source population: deployed SOPs and spikes per sample, from a simulator report."""
-    sops: dict[str, float] = defaultdict(float)
-    for pr in report["projections"]:
-        if pr["source"] != "input":
-            sops[pr["source"]] += pr["sops_per_sample"]
-    rows = {}
-    for layer in report["layers"]:
-        if layer["kind"] != "population":
-            continue
-        rows[layer["layer"]] = {"sops": sops.get(layer["layer"], 0.0),
-                                "spikes": layer["spikes_per_sample"], "T": layer["T_mean"]}
-    return rows
+    """Per source population: deployed SOPs its spikes cause (through its spike pools too)
+    and spikes per sample, from a simulator report."""
+    return {layer["layer"]: {"sops": layer["sops_out_per_sample"],
+                             "spikes": layer["spikes_per_sample"], "T": layer["T_mean"]}
+            for layer in report["layers"] if layer["kind"] == "population"}
 
 
 def compare(

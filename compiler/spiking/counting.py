@@ -30,8 +30,9 @@ Trained network (the ANN baseline, before any fusion, DESIGN.md §2):
   ``out_numel · C_in/groups · k_h · k_w`` (padding taps included), linear ``in · out``,
   average pooling ``in_numel``, max pooling 0 (the paper's ``zero_ops``).
 
-Chains of window ops with no neuron in between (avg-pool + conv, conv + conv) are counted
-as the one fused projection the compiler deploys: ``(k1, s1, p1)`` then ``(k2, s2, p2)``
+Chains of window ops with no neuron in between (avg-pool + conv, conv + conv; a max pool
+of spikes reaches its windows like an average pool) are counted as the one fused
+projection the compiler deploys: ``(k1, s1, p1)`` then ``(k2, s2, p2)``
 is the window ``(k1 + (k2 − 1)·s1, s1·s2, p1 + p2·s1)`` (``compiler/passes/avgpool_fusion``).
 """
 
@@ -256,7 +257,7 @@ def chain_fanout(source_shape: tuple[int, ...], chain: Sequence[Layer]) -> np.nd
     k, s, p = [1, 1], [1, 1], [0, 0]
     channels = 1  # pooling alone keeps the channel; a conv reaches C_out/groups of them
     for layer in chain:
-        if layer.op not in ("conv", "avgpool"):
+        if layer.op not in ("conv", "avgpool", "maxpool"):
             raise ValueError(f"layer {layer.name!r} ({layer.op}) cannot be part of a "
                              "projection chain")
         for a in range(2):

@@ -52,7 +52,10 @@ def build_report(
     for pop in [*graph.topological_populations(), graph.readout]:
         incoming = graph.incoming(pop.name)
         sops = sum(tally.sops.get(pr.name, 0) for pr in incoming if not pr.is_encoder)
-        sops_out = sum(tally.sops.get(pr.name, 0) for pr in graph.outgoing(pop.name))
+        # the SOPs its spikes cause downstream, through its spike pools too
+        sops_out = sum(tally.sops.get(pr.name, 0) for src in
+                       [pop.name, *(p.name for p in graph.pools_of(pop.name))]
+                       for pr in graph.outgoing(src))
         macs = tally.macs if any(pr.is_encoder for pr in incoming) else 0
         is_pop = pop is not graph.readout
         row = {"layer": pop.name, "kind": "population" if is_pop else "readout",
