@@ -241,13 +241,13 @@ MODELS = {
                     CurrentSource: models.PyCurrentSourceModelFloat,
                     ReadoutAccumulator: models.PyReadoutModelFloat,
                     SpikeDelay: models.PySpikeDelayModelFloat,
-                    SpikePool: models.PySpikePoolModelFloat,
+                    SpikePool: models.PySpikePoolModel,
                     Dense: PyDenseModelFloat, Conv: PyConvModelFloat},
     "fixed_pt": {PseudoSNPopulation: models.PyPseudoSNModelFixed,
                  CurrentSource: models.PyCurrentSourceModelFixed,
                  ReadoutAccumulator: models.PyReadoutModelFixed,
                  SpikeDelay: models.PySpikeDelayModelFixed,
-                 SpikePool: models.PySpikePoolModelFixed,
+                 SpikePool: models.PySpikePoolModel,
                  Dense: PyDenseModelBitAcc, Conv: PyConvModelFixed},
 }
 """The ProcessModel of every Process, per mode. Lava's own search imports each file of a

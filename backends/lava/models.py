@@ -275,18 +275,9 @@ class _SpikePoolModel(PyLoihiProcessModel):
 
 @implements(proc=SpikePool, protocol=LoihiProtocol)
 @requires(CPU)
-@tag("floating_pt")
-class PySpikePoolModelFloat(_SpikePoolModel):
-    s_in: PyInPort = LavaPyType(PyInPort.VEC_DENSE, bool, precision=1)
-    s_out: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, bool, precision=1)
-    s_out_whc: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, bool, precision=1)
-
-
-@implements(proc=SpikePool, protocol=LoihiProtocol)
-@requires(CPU)
-@tag("fixed_pt", "bit_accurate_loihi")
-class PySpikePoolModelFixed(_SpikePoolModel):
-    """Binary events: the same OR in either mode."""
+@tag("floating_pt", "fixed_pt", "bit_accurate_loihi")
+class PySpikePoolModel(_SpikePoolModel):
+    """Binary events in and out: the same OR in float and fixed point."""
 
     s_in: PyInPort = LavaPyType(PyInPort.VEC_DENSE, bool, precision=1)
     s_out: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, bool, precision=1)

@@ -30,6 +30,7 @@ any other ``T`` takes their time mean (the paper's rule).
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 
 import numpy as np
 from pseudosnn.compiler import ir
@@ -153,20 +154,28 @@ def _vgg(b: _Builder, arch: str) -> str:
     return x
 
 
-def _resnet(b: _Builder) -> str:
-    x = b.neuron("sn0", b.bn("conv0.1", b.conv("conv0.0", ir.INPUT)))
+def _blocks(b: _Builder, shortcut: str) -> Iterator[tuple[str, int, int, bool]]:
+    """``(prefix, index in stage, stride, has a shortcut)`` of every block
+    ``layer{1..4}.{j}`` in the state dict; a stage after the first strides by 2 in its
+    first block, which has a shortcut (key ``<prefix>.<shortcut>``)."""
     for layer in range(1, 5):
         j = 0
         while b.has(f"layer{layer}.{j}"):
             p = f"layer{layer}.{j}"
-            stride = 2 if f"{p}.shortcut.0.weight" in b.sd and layer > 1 and j == 0 else 1
-            h = b.neuron(f"{p}.sn1", b.bn(f"{p}.conv1.1", b.conv(f"{p}.conv1.0", x, stride)))
-            h = b.bn(f"{p}.conv2.1", b.conv(f"{p}.conv2.0", h))
-            skip = x
-            if f"{p}.shortcut.0.weight" in b.sd:
-                skip = b.bn(f"{p}.shortcut.1", b.conv(f"{p}.shortcut.0", x, stride, 0))
-            x = b.neuron(f"{p}.sn2", b.emit(ir.Node(f"{p}.add", "Add", (h, skip))))
+            down = f"{p}.{shortcut}" in b.sd
+            yield p, j, 2 if down and layer > 1 and j == 0 else 1, down
             j += 1
+
+
+def _resnet(b: _Builder) -> str:
+    x = b.neuron("sn0", b.bn("conv0.1", b.conv("conv0.0", ir.INPUT)))
+    for p, _, stride, down in _blocks(b, "shortcut.0.weight"):
+        h = b.neuron(f"{p}.sn1", b.bn(f"{p}.conv1.1", b.conv(f"{p}.conv1.0", x, stride)))
+        h = b.bn(f"{p}.conv2.1", b.conv(f"{p}.conv2.0", h))
+        skip = x
+        if down:
+            skip = b.bn(f"{p}.shortcut.1", b.conv(f"{p}.shortcut.0", x, stride, 0))
+        x = b.neuron(f"{p}.sn2", b.emit(ir.Node(f"{p}.add", "Add", (h, skip))))
     x = b.emit(ir.Node("flatten", "Flatten", (b.emit(ir.Node("avg_pool", "GlobalAvgPool",
                                                               (x,))),)))
     if "classifier.0.weight" in b.sd:  # resnet18: SeqToANNContainer(Linear)
@@ -179,25 +188,18 @@ def _sew(b: _Builder, imagenet: bool) -> str:
     x = b.neuron("sn1", b.bn("bn1", b.conv("conv1", ir.INPUT, 2 if imagenet else 1)))
     if imagenet:  # SeqToANNContainer(MaxPool2d(3, 2, 1)) on the stem's spike train
         x = b.emit(ir.Node("maxpool", "SpikeMaxPool", (x,), attrs=dict(STEM_POOL)))
-    for layer in range(1, 5):
-        j = 0
-        while b.has(f"layer{layer}.{j}"):
-            p = f"layer{layer}.{j}"
-            down = f"{p}.downsample.0.0.weight" in b.sd
-            stride = 2 if down and layer > 1 and j == 0 else 1
-            # the CIFAR models' _make_layer passes **kwargs (min_T/max_T) to a stage's first
-            # block only, later blocks keep PseudoNeuron's defaults; the ImageNet SEWResNet
-            # passes them to every block
-            rng = None if j == 0 or imagenet else SEW_DEFAULT_T_RANGE
-            h = b.neuron(f"{p}.sn1", b.bn(f"{p}.conv1.1", b.conv(f"{p}.conv1.0", x, stride)),
-                         rng)
-            h = b.neuron(f"{p}.sn2", b.bn(f"{p}.conv2.1", b.conv(f"{p}.conv2.0", h)), rng)
-            skip = x
-            if down:
-                skip = b.neuron(f"{p}.downsample.1", b.bn(
-                    f"{p}.downsample.0.1", b.conv(f"{p}.downsample.0.0", x, stride, 0)))
-            x = b.emit(ir.Node(f"{p}.add", "Add", (h, skip)))
-            j += 1
+    for p, j, stride, down in _blocks(b, "downsample.0.0.weight"):
+        # the CIFAR models' _make_layer passes **kwargs (min_T/max_T) to a stage's first
+        # block only, later blocks keep PseudoNeuron's defaults; the ImageNet SEWResNet
+        # passes them to every block
+        rng = None if j == 0 or imagenet else SEW_DEFAULT_T_RANGE
+        h = b.neuron(f"{p}.sn1", b.bn(f"{p}.conv1.1", b.conv(f"{p}.conv1.0", x, stride)), rng)
+        h = b.neuron(f"{p}.sn2", b.bn(f"{p}.conv2.1", b.conv(f"{p}.conv2.0", h)), rng)
+        skip = x
+        if down:
+            skip = b.neuron(f"{p}.downsample.1", b.bn(
+                f"{p}.downsample.0.1", b.conv(f"{p}.downsample.0.0", x, stride, 0)))
+        x = b.emit(ir.Node(f"{p}.add", "Add", (h, skip)))
     x = b.emit(ir.Node("flatten", "Flatten", (b.emit(ir.Node("avgpool", "GlobalAvgPool",
                                                               (x,))),)))
     if imagenet:  # nn.Linear on the time mean
@@ -213,19 +215,13 @@ def _preact(b: _Builder) -> str:
     blocks ``add(conv2(sn2(conv1(sn1(x)))), downsample(x) or x)`` (convs with bias)."""
     x = b.emit(ir.Node("maxpool", "MaxPool", (b.bn("bn1", b.conv("conv1", ir.INPUT, 2)),),
                        attrs=dict(STEM_POOL)))
-    for layer in range(1, 5):
-        j = 0
-        while b.has(f"layer{layer}.{j}"):
-            p = f"layer{layer}.{j}"
-            down = f"{p}.downsample.0.weight" in b.sd
-            stride = 2 if down and layer > 1 and j == 0 else 1
-            h = b.bn(f"{p}.conv1.1", b.conv(f"{p}.conv1.0", b.neuron(f"{p}.sn1", x), stride))
-            h = b.bn(f"{p}.conv2.1", b.conv(f"{p}.conv2.0", b.neuron(f"{p}.sn2", h)))
-            skip = x
-            if down:
-                skip = b.bn(f"{p}.downsample.1", b.conv(f"{p}.downsample.0", x, stride, 0))
-            x = b.emit(ir.Node(f"{p}.add", "Add", (h, skip)))
-            j += 1
+    for p, _, stride, down in _blocks(b, "downsample.0.weight"):
+        h = b.bn(f"{p}.conv1.1", b.conv(f"{p}.conv1.0", b.neuron(f"{p}.sn1", x), stride))
+        h = b.bn(f"{p}.conv2.1", b.conv(f"{p}.conv2.0", b.neuron(f"{p}.sn2", h)))
+        skip = x
+        if down:
+            skip = b.bn(f"{p}.downsample.1", b.conv(f"{p}.downsample.0", x, stride, 0))
+        x = b.emit(ir.Node(f"{p}.add", "Add", (h, skip)))
     x = b.emit(ir.Node("flatten", "Flatten", (b.emit(ir.Node("avgpool", "GlobalAvgPool",
                                                               (x,))),)))
     return b.linear("fc", x)

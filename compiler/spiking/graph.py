@@ -145,8 +145,28 @@ class InputNode:
         return (self.frames, *raw) if self.frames else raw
 
 
+class _Window:
+    """What an event source's window is, from its ``shape``, ``timesteps`` and ``start``."""
+
+    @property
+    def size(self) -> int:
+        return int(np.prod(self.shape))
+
+    @property
+    def t_max(self) -> int:
+        return int(np.max(self.timesteps))
+
+    @property
+    def end(self) -> int:
+        """One past the last step of the window."""
+        return self.start + self.t_max
+
+    def timesteps_full(self) -> np.ndarray:
+        return np.broadcast_to(np.asarray(self.timesteps, dtype=np.int64), self.shape)
+
+
 @dataclass(frozen=True, eq=False)
-class Population(_Frozen):
+class Population(_Window, _Frozen):
     """A layer of integrate-and-fire neurons with soft reset.
 
     ``timesteps`` and ``bias`` broadcast to ``shape`` (a scalar ``timesteps`` is per-layer
@@ -167,22 +187,6 @@ class Population(_Frozen):
     reset: Literal["soft"] = "soft"
     start: int = 0
     units_per_float: float = 1.0
-
-    @property
-    def size(self) -> int:
-        return int(np.prod(self.shape))
-
-    @property
-    def t_max(self) -> int:
-        return int(np.max(self.timesteps))
-
-    @property
-    def end(self) -> int:
-        """One past the last step of the window."""
-        return self.start + self.t_max
-
-    def timesteps_full(self) -> np.ndarray:
-        return np.broadcast_to(np.asarray(self.timesteps, dtype=np.int64), self.shape)
 
     def bias_full(self) -> np.ndarray:
         return np.broadcast_to(np.asarray(self.bias), self.shape)
@@ -248,7 +252,7 @@ class Projection(_Frozen):
 
 
 @dataclass(frozen=True, eq=False)
-class SpikePool(_Frozen):
+class SpikePool(_Window, _Frozen):
     """Max pooling of population ``source``'s spikes: an OR over each ``kernel`` window
     (``stride``, zero ``padding``: padding never spikes), exact for binary events, one step
     late (:data:`.schedule.POOL_DELAY`). An event source for projections like a
@@ -265,21 +269,6 @@ class SpikePool(_Frozen):
     padding: tuple[int, int]
     timesteps: np.ndarray
     start: int = 0
-
-    @property
-    def size(self) -> int:
-        return int(np.prod(self.shape))
-
-    @property
-    def t_max(self) -> int:
-        return int(np.max(self.timesteps))
-
-    @property
-    def end(self) -> int:
-        return self.start + self.t_max
-
-    def timesteps_full(self) -> np.ndarray:
-        return np.broadcast_to(np.asarray(self.timesteps, dtype=np.int64), self.shape)
 
 
 EventSource = Population | SpikePool

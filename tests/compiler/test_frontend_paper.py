@@ -43,6 +43,12 @@ class _SD(dict):
         if bias:
             self[f"{p}.bias"] = torch.randn(cout, generator=self.g) * 0.1
 
+    def block_convs(self, p, cin, cout, bias=False):
+        """A block's ``conv1`` and ``conv2`` (3x3) with their BNs (``.0``/``.1`` keys)."""
+        for k, c in (("conv1", cin), ("conv2", cout)):
+            self.conv(f"{p}.{k}.0", c, cout, 3, bias=bias)
+            self.bn(f"{p}.{k}.1", cout)
+
     def bn(self, p, c):
         self[f"{p}.weight"] = 0.5 + torch.rand(c, generator=self.g)
         self[f"{p}.bias"] = torch.randn(c, generator=self.g) * 0.2 + 0.2
@@ -136,11 +142,8 @@ def _resnet19_sd(Ts, seed=0, c=(4, 6), hidden=8):
     sd.neuron("sn0", next(T))
     for layer, j, cin, cout in [(1, 0, c[0], c[0]), (2, 0, c[0], c[1]), (2, 1, c[1], c[1])]:
         p = f"layer{layer}.{j}"
-        sd.conv(f"{p}.conv1.0", cin, cout, 3)
-        sd.bn(f"{p}.conv1.1", cout)
+        sd.block_convs(p, cin, cout)
         sd.neuron(f"{p}.sn1", next(T))
-        sd.conv(f"{p}.conv2.0", cout, cout, 3)
-        sd.bn(f"{p}.conv2.1", cout)
         if cin != cout:
             sd.conv(f"{p}.shortcut.0", cin, cout, 1)
             sd.bn(f"{p}.shortcut.1", cout)
@@ -357,11 +360,8 @@ def _sew18_sd(widths, T_stage, T_sn1, seed=11):
     sd.neuron("sn1", T_stage[0])
     for layer, j, cin, cout, _, down in _stages(widths, (2, 2, 2, 2)):
         p = f"layer{layer}.{j}"
-        sd.conv(f"{p}.conv1.0", cin, cout, 3)
-        sd.bn(f"{p}.conv1.1", cout)
+        sd.block_convs(p, cin, cout)
         sd.neuron(f"{p}.sn1", next(T1))
-        sd.conv(f"{p}.conv2.0", cout, cout, 3)
-        sd.bn(f"{p}.conv2.1", cout)
         sd.neuron(f"{p}.sn2", T_stage[layer - 1])
         if down:
             sd.conv(f"{p}.downsample.0.0", cin, cout, 1)
@@ -402,11 +402,8 @@ def _preact34_sd(widths, T_sn2, T_sn1, seed=12):
     for layer, j, cin, cout, _, down in _stages(widths, (3, 4, 6, 3)):
         p = f"layer{layer}.{j}"
         sd.neuron(f"{p}.sn1", next(T1))
-        sd.conv(f"{p}.conv1.0", cin, cout, 3, bias=True)
-        sd.bn(f"{p}.conv1.1", cout)
+        sd.block_convs(p, cin, cout, bias=True)
         sd.neuron(f"{p}.sn2", T_sn2)
-        sd.conv(f"{p}.conv2.0", cout, cout, 3, bias=True)
-        sd.bn(f"{p}.conv2.1", cout)
         if down:
             sd.conv(f"{p}.downsample.0", cin, cout, 1, bias=True)
             sd.bn(f"{p}.downsample.1", cout)
@@ -461,31 +458,16 @@ def _paper_vs_simulator(arch, sd, forward, tmp_path, batch=2):
     return float(np.abs(run.output - expected).max()), graph
 
 
-@pytest.mark.parametrize("widths", [SMALL, pytest.param((64, 128, 256, 512),
-                                                        marks=pytest.mark.slow)],
-                         ids=["small", "paper-widths"])
-def test_sew_resnet18_layout_with_spike_max_pool_matches_the_papers_eval(tmp_path, widths):
-    sd = _sew18_sd(widths, **SEW18_T)
-    err, graph = _paper_vs_simulator("sew_resnet18", sd, _sew18_forward, tmp_path)
-    print(f"\nsew_resnet18 {widths} at 64x64: max |simulator - paper eval| = {err:.2e}")
-    assert err < 1e-9
+def _sew18_checks(graph, widths):
     (pool,) = graph.pools  # the stem's 3x3/2 max pool of spikes, an event source
     assert (pool.source, pool.shape[1:], pool.kernel) == ("sn1", (16, 16), (3, 3))
     stream = {p.name for p in graph.populations if p.coupling == "stream"}
     # T matches the incoming train: stream (layer1.0.sn1 reads the pooled train, T 4 = 4)
     assert {"layer1.0.sn1", "layer1.0.sn2", "layer2.1.sn1"} <= stream
     assert "layer1.1.sn1" not in stream  # T 6 vs a 4-step train: its time mean
-    assert not graph.meta["warnings"]
 
 
-@pytest.mark.parametrize("widths", [SMALL, pytest.param((64, 128, 256, 512),
-                                                        marks=pytest.mark.slow)],
-                         ids=["small", "paper-widths"])
-def test_preact_resnet34_layout_with_analog_max_pool_matches_the_papers_eval(tmp_path, widths):
-    sd = _preact34_sd(widths, **PREACT34_T)
-    err, graph = _paper_vs_simulator("preact_resnet34", sd, _preact34_forward, tmp_path)
-    print(f"\npreact_resnet34 {widths} at 64x64: max |simulator - paper eval| = {err:.2e}")
-    assert err < 1e-9
+def _preact34_checks(graph, widths):
     stem = graph.input.stem  # conv1 + bn1 + max pool: host side, part of the encoder
     assert stem is not None and stem.shape == (widths[0], 16, 16) and not graph.pools
     assert graph.input.sample_shape == (3, 64, 64)
@@ -493,6 +475,28 @@ def test_preact_resnet34_layout_with_analog_max_pool_matches_the_papers_eval(tmp
     # the analog stem's 1-step value repeats through a stream window (pad_and_add): a
     # block's sn1 with the sn2 trains' T streams them with that constant current
     assert "layer1.1.sn1" in stream and "layer1.0.sn1" not in stream
+
+
+IMAGENET_LAYOUTS = {  # state dict, the paper's eval forward, the T chosen, checks
+    "sew_resnet18": (_sew18_sd, _sew18_forward, SEW18_T, _sew18_checks),
+    "preact_resnet34": (_preact34_sd, _preact34_forward, PREACT34_T, _preact34_checks),
+}
+
+
+@pytest.mark.parametrize("widths", [SMALL, pytest.param((64, 128, 256, 512),
+                                                        marks=pytest.mark.slow)],
+                         ids=["small", "paper-widths"])
+@pytest.mark.parametrize("arch", sorted(IMAGENET_LAYOUTS))
+def test_imagenet_layout_with_max_pool_stem_matches_the_papers_eval(tmp_path, arch, widths):
+    """SEW-ResNet-18 (max pool of the stem's spikes) and PreAct-ResNet-34 (max pool of the
+    analog stem) in the paper's layout at 64x64: compiled, simulated, equal to the paper's
+    eval forward."""
+    make_sd, forward, Ts, checks = IMAGENET_LAYOUTS[arch]
+    sd = make_sd(widths, **Ts)
+    err, graph = _paper_vs_simulator(arch, sd, forward, tmp_path)
+    print(f"\n{arch} {widths} at 64x64: max |simulator - paper eval| = {err:.2e}")
+    assert err < 1e-9
+    checks(graph, widths)
     assert not graph.meta["warnings"]
 
 
