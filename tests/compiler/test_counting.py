@@ -118,3 +118,24 @@ def test_chain_fanout_is_the_fused_projection():
     np.testing.assert_array_equal(counting.chain_fanout((4, 8, 8), chain),
                                   counting.fanout(fused, (4, 8, 8)))
     np.testing.assert_array_equal(counting.chain_fanout((4, 8, 8), []), np.ones((4, 8, 8)))
+
+
+def test_pool_compares_enumerate_every_event_in_every_window():
+    """A spike pool's compares: each source event, once per window that holds it (brute
+    force over the windows); the analog stem's: every value of the map it pools."""
+    g = random_graph("cnn", seed=3, pool=True)
+    (pool,) = g.pools
+    c, h, w = g.shape_of(pool.source)
+    counts = {pool.source: np.random.default_rng(0).integers(0, 5, (2, c, h, w))}
+    brute = 0
+    for i in range(pool.shape[1]):
+        for j in range(pool.shape[2]):
+            y0, x0 = i * pool.stride[0] - pool.padding[0], j * pool.stride[1] - pool.padding[1]
+            ys = slice(max(y0, 0), max(y0 + pool.kernel[0], 0))
+            xs = slice(max(x0, 0), max(x0 + pool.kernel[1], 0))
+            brute += int(counts[pool.source][:, :, ys, xs].sum())
+    assert counting.pool_compares(g, counts) == {pool.name: brute}
+    stem = random_graph("cnn", seed=3, stem=True).input.stem
+    cc, hh, ww = stem.conv_shape  # 3x3/2 pad 1 on 16x16: 8 windows of 3, minus 1 padding tap
+    assert counting.encoder_compares(replace(g, input=replace(g.input, stem=stem))) == \
+        cc * (3 * 8 - 1) ** 2

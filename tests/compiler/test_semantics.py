@@ -43,3 +43,21 @@ def test_at_most_one_spike_per_step_and_saturation():
     assert n.tolist() == [4, 4]
     v, _ = if_step(np.array([V_MAX], dtype=np.int64), np.array([V_MAX]), 2, saturate=True)
     assert v[0] <= V_MAX
+
+
+@pytest.mark.parametrize("T", [1, 3, 8])
+def test_closed_form_train_equals_the_loop_step_by_step(T):
+    """``rate_spike_train``: step k fires iff the count after k + 1 steps exceeds the count
+    after k (dyadic currents, per-neuron T up to ``T``, integer units too)."""
+    from pseudosnn.compiler.spiking.semantics import rate_spike_train
+
+    rng = np.random.default_rng(T)
+    for c, theta, v0 in ((np.arange(-16, 3 * 64) / 64.0, 1.0, 0.5),
+                         (rng.integers(-300, 600, size=400), 256, 128)):
+        Ti = rng.integers(1, T + 1, size=np.shape(c))
+        v = np.full(np.shape(c), v0, dtype=np.asarray(c).dtype)
+        loop = []
+        for k in range(T):
+            v, s = if_step(v, c, theta, active=k < Ti)
+            loop.append(s)
+        np.testing.assert_array_equal(rate_spike_train(c, Ti, theta, v0, T), np.stack(loop))
