@@ -18,7 +18,7 @@ from pseudosnn.backends.registry import BACKENDS
 from pseudosnn.simulator.command import DATA_HELP
 from pseudosnn.simulator.datasets import LAYOUTS
 
-from pseudosnn.cli_base import Command
+from pseudosnn.cli_base import Command, FiniteFloat
 
 CHECK_RTOL = {"numpy": 0.0, "lava": 1e-9, "onnx": 1e-5}
 """Readout tolerance of ``--check`` in float mode: Lava sums the readout step by step
@@ -40,12 +40,6 @@ def agreement(graph, result, reference, rtol: float) -> dict:
                                                      reference.output.argmax(-1)))}
 
 
-def _positive(ctx, param, value):
-    if value is not None and not value > 0:  # also refuses NaN
-        raise click.BadParameter(f"must be > 0, got {value}")
-    return value
-
-
 @click.command("run", cls=Command)
 @click.argument("artifact", type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.option("--target", type=click.Choice(tuple(BACKENDS)), default="lava",
@@ -65,7 +59,8 @@ def _positive(ctx, param, value):
               show_default=True,
               help="Lava only: model of lava's Conv process, lava's own or the same "
                    "arithmetic as one GEMM per step (several times faster on CNNs).")
-@click.option("--timeout", type=float, default=600.0, show_default=True, callback=_positive,
+@click.option("--timeout", type=FiniteFloat(min=0, min_open=True), default=600.0,
+              show_default=True,
               help="Lava only: seconds before the run is stopped.")
 @click.option("--check", is_flag=True,
               help="Also run the simulator and report whether spikes, SOPs and readouts agree.")
@@ -76,12 +71,15 @@ def run(artifact, target, data, layout, samples, fixed_point, conv_model, timeou
     latency, encoder MACs, synaptic operations and seconds per sample."""
     from pseudosnn.backends.registry import get_backend
     from pseudosnn.compiler.artifact import load
-    from pseudosnn.compiler.atomic import write_atomic
+    from pseudosnn.compiler.atomic import safe_output_path, write_atomic
     from pseudosnn.compiler.spiking.backend import check_supported
     from pseudosnn.simulator.datasets import check_labels, open_dataset
 
     from pseudosnn.errors import UsageError
 
+    if out is not None:
+        data_file = data.partition(":")[2]
+        out = safe_output_path(out, [artifact, *([data_file] if data_file else [])], "--out")
     graph = load(artifact)
     if fixed_point and not graph.fixed_point:
         raise UsageError(f"{artifact} holds a float graph; --fixed-point needs an artifact "
@@ -94,7 +92,7 @@ def run(artifact, target, data, layout, samples, fixed_point, conv_model, timeou
     if source.warning:
         click.echo(source.warning, err=True)
     x, y = source.x[:samples], source.y
-    check_labels(y, int(np.prod(graph.readout.shape)), data)
+    check_labels(y, graph.readout.shape[-1], data)
     t0 = time.perf_counter()
     result = backend.run(graph, x)
     seconds = time.perf_counter() - t0

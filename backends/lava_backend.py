@@ -23,6 +23,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from pseudosnn.backends.lava.entry import EXIT_TIMEOUT
 from pseudosnn.compiler.artifact import save
 from pseudosnn.compiler.spiking.backend import check_supported
 from pseudosnn.compiler.spiking.graph import SpikingGraph
@@ -55,10 +56,12 @@ import sys
 from pathlib import Path
 
 try:
+    import lava.magma  # noqa: F401  (lava-nc 0.10.0)
     from pseudosnn.backends.lava.entry import main
 except ImportError as exc:
-    sys.exit(f"cannot import the PseudoSNN Lava backend ({{exc}}); run this script with the "
-             "Lava venv's Python (create it with `make lava-venv`)")
+    sys.exit(f"{{sys.executable}} cannot run this artifact on Lava: {{exc}}. Run it with the "
+             "Python of a venv that has lava-nc 0.10.0 and pseudosnn (Python 3.10; "
+             "`make lava-venv` in the toolchain's checkout creates .venv-lava)")
 
 sys.exit(main([str(Path(__file__).resolve().parent), *sys.argv[1:]]))
 '''
@@ -129,11 +132,13 @@ def run_entry(args: list[str], timeout: float = DEFAULT_TIMEOUT_S) -> str:
                 proc.wait()
                 raise LavaRunError(
                     f"the Lava run did not finish within {timeout + STARTUP_GRACE_S:g} s and "
-                    f"was killed; command: {' '.join(cmd)}\n--- child stderr ---\n"
+                    "was killed (slow or hung: raise --timeout if it was still making "
+                    f"progress); command: {' '.join(cmd)}\n--- child stderr ---\n"
                     f"{_tail(err_path)}") from None
         stderr = _tail(err_path)
         if rc != 0:
-            reason = ("timed out (a Lava process hung)" if rc == 124
+            reason = (f"was stopped after --timeout {timeout:g} s (slow or hung: raise "
+                      "--timeout if it was still making progress)" if rc == EXIT_TIMEOUT
                       else f"failed with exit code {rc}")
             hint = ""
             if "ModuleNotFoundError" in stderr:

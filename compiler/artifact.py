@@ -16,7 +16,8 @@ Layout::
       model.onnx      the rate-equivalent ONNX model (optional, written by the compiler)
       ...             backend extras (e.g. the Lava entry point), hashed as well
 
-Writing is atomic (a temporary sibling directory renamed into place); loading checks
+Writing is atomic (a temporary sibling directory swapped into place) and replaces only
+an empty folder or another artifact (anything else needs ``force``); loading checks
 the format version and every hash before it trusts a byte, and fails with
 :class:`ArtifactError` naming the file and the fix.
 """
@@ -27,13 +28,21 @@ import hashlib
 import json
 import os
 import shutil
+import zipfile
 from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
-from pseudosnn.compiler.atomic import temporary_sibling_dir, write_atomic, write_atomic_with
+from pseudosnn.compiler.atomic import (
+    replace_dir,
+    safe_output_path,
+    temporary_sibling_dir,
+    write_atomic,
+    write_atomic_with,
+)
 from pseudosnn.compiler.spiking.graph import (
     AnalogStem,
+    GraphError,
     InputNode,
     Population,
     Projection,
@@ -45,7 +54,7 @@ from pseudosnn.compiler.spiking.graph import (
 from pseudosnn.compiler.spiking.synapses import block_kernel
 
 from pseudosnn import __version__
-from pseudosnn.errors import PseudoSNNError
+from pseudosnn.errors import PseudoSNNError, UsageError
 
 FORMAT_VERSION = 3
 """2: ``units_per_float`` (was ``scale``), the trained layers in ``meta``; 3: spike pools,
@@ -57,6 +66,10 @@ WEIGHTS = "weights.npz"
 
 class ArtifactError(PseudoSNNError, RuntimeError):
     """An artifact is missing, tampered with, or from an incompatible version."""
+
+
+class ArtifactExistsError(UsageError):
+    """The output folder holds something an artifact would replace (use ``force``)."""
 
 
 def sha256(path: Path) -> str:
@@ -245,14 +258,15 @@ def _plain(obj):
 
 def save(
     graph: SpikingGraph, out_dir: str | os.PathLike, target: str = "numpy",
-    extra_files: dict[str, bytes] | None = None, overwrite: bool = True,
+    extra_files: dict[str, bytes] | None = None, force: bool = False,
+    keep: tuple[str | os.PathLike, ...] = (),
 ) -> Path:
     """Write ``graph`` (and ``extra_files``: name -> bytes) as an artifact directory,
-    atomically: readers see the old artifact or the new one, never half of one."""
+    atomically: readers, and a writer killed at any point, see the old artifact or the new
+    one, never half of one. ``out_dir`` is checked by :func:`check_output` (``force``,
+    ``keep``)."""
     validate(graph)
-    out = Path(out_dir)
-    if out.exists() and not overwrite:
-        raise ArtifactError(f"{out} exists; pass overwrite=True or choose another path")
+    out = check_output(out_dir, force=force, keep=keep)
     tmp = temporary_sibling_dir(out)
     try:
         desc, arrays = graph_to_records(graph)
@@ -269,18 +283,51 @@ def save(
             "files": {name: sha256(tmp / name) for name in files},
         }
         write_atomic(tmp / MANIFEST, json.dumps(manifest, indent=1))
-        if out.exists():
-            old = out.with_name(f".{out.name}.old")
-            shutil.rmtree(old, ignore_errors=True)
-            out.rename(old)
-            tmp.rename(out)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            tmp.rename(out)
+        replace_dir(tmp, out)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return out
+
+
+def check_output(out_dir: str | os.PathLike, force: bool = False,
+                 keep: tuple[str | os.PathLike, ...] = ()) -> Path:
+    """The absolute artifact path, if writing there loses nothing: it must not be the
+    current folder, a folder above it, or one of ``keep`` (the inputs) or hold one
+    (never, even with ``force``), and it must be missing, an empty folder or an artifact
+    whose manifest lists everything in it (anything else only with ``force``)."""
+    out = safe_output_path(out_dir, keep, what="the artifact folder")
+    problem = _not_replaceable(out)
+    if problem and not force:
+        raise ArtifactExistsError(
+            f"{out_dir} {problem}; compiling into it would delete that. Choose another "
+            "output folder, or pass --force to replace it")
+    return out
+
+
+def _not_replaceable(out: Path) -> str | None:
+    """What replacing ``out`` would lose (None: nothing, it is missing, an empty folder or
+    an artifact whose manifest lists every entry)."""
+    if not os.path.lexists(out):
+        return None
+    if not out.is_dir():
+        return "is a file, not an artifact folder"
+    entries = sorted(p.name for p in out.iterdir())
+    if not entries:
+        return None
+    try:
+        listed = json.loads((out / MANIFEST).read_text())["files"]
+        ours = {MANIFEST, *(Path(name).parts[0] for name in listed)}
+    except (OSError, ValueError, KeyError, TypeError, IndexError):
+        return f"is not a compiled artifact (no valid {MANIFEST}) and holds " \
+            f"{_some(entries)}"
+    others = [e for e in entries if e not in ours]
+    return f"is an artifact but also holds {_some(others)}, which its manifest does not " \
+        "list" if others else None
+
+
+def _some(names: list[str], n: int = 3) -> str:
+    return ", ".join(names[:n]) + (f" and {len(names) - n} more" if len(names) > n else "")
 
 
 def read_manifest(art_dir: str | os.PathLike) -> dict:
@@ -315,12 +362,25 @@ def load(art_dir: str | os.PathLike) -> SpikingGraph:
     """Load and validate an artifact's spiking graph (hashes checked first)."""
     root = Path(art_dir)
     read_manifest(root)
-    desc = json.loads((root / GRAPH).read_text())
-    with np.load(root / WEIGHTS, allow_pickle=False) as npz:
-        arrays = {k: _widened(npz[k]) for k in npz.files}
     try:
+        desc = json.loads((root / GRAPH).read_text())
+        with np.load(root / WEIGHTS, allow_pickle=False) as npz:
+            arrays = {k: _widened(npz[k]) for k in npz.files}
         graph = graph_from_records(desc, arrays)
     except KeyError as exc:
         raise ArtifactError(f"{root}: {GRAPH} and {WEIGHTS} do not match (missing {exc})") from exc
-    validate(graph)
+    except (ValueError, TypeError, AttributeError, IndexError, OSError,
+            zipfile.BadZipFile) as exc:  # hashes match, so the manifest was rewritten too
+        raise ArtifactError(
+            f"{root}: {GRAPH} or {WEIGHTS} is malformed ({_first_line(exc)}); the artifact "
+            "was edited after compiling: recompile it") from exc
+    try:
+        validate(graph)
+    except GraphError as exc:
+        raise ArtifactError(f"{root} holds an invalid graph ({exc}); recompile it") from exc
     return graph
+
+
+def _first_line(exc: BaseException) -> str:
+    lines = str(exc).strip().splitlines()
+    return lines[0] if lines else type(exc).__name__

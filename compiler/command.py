@@ -4,12 +4,17 @@ from __future__ import annotations
 
 import json
 import time
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import click
+import numpy as np
 from pseudosnn.backends.registry import BACKENDS
+from pseudosnn.compiler.ir import DEFAULT_MAX_TIMESTEPS
+from pseudosnn.compiler.spiking.graph import SpikingGraph
 
 from pseudosnn.cli_base import Command
+from pseudosnn.errors import UsageError
 
 TARGETS = tuple(BACKENDS)
 
@@ -18,9 +23,13 @@ def _shape(value: str | None) -> tuple[int, ...] | None:
     if not value:
         return None
     try:
-        return tuple(int(v) for v in value.replace("x", ",").split(","))
-    except ValueError as exc:
-        raise click.BadParameter(f"{value!r} is not a shape like 3,32,32") from exc
+        shape = tuple(int(v) for v in value.replace("x", ",").split(","))
+    except ValueError:
+        shape = ()
+    if not shape or min(shape) < 1:
+        raise click.BadParameter(f"{value!r} is not a shape of positive sizes like 3,32,32",
+                                 param_hint="--input-shape")
+    return shape
 
 
 def _calibration(kind: str, input_shape: tuple[int, ...], samples: int):
@@ -28,8 +37,6 @@ def _calibration(kind: str, input_shape: tuple[int, ...], samples: int):
     (:func:`pseudosnn.data.load_digits_data`), when it fits the model's input."""
     if kind == "none":
         return None, None
-    import numpy as np
-
     from pseudosnn.data import load_digits_data
 
     if int(np.prod(input_shape)) != 64 or tuple(input_shape) not in ((64,), (1, 8, 8)):
@@ -44,7 +51,12 @@ def _calibration(kind: str, input_shape: tuple[int, ...], samples: int):
 @click.command("compile", cls=Command, context_settings={"help_option_names": ["-h", "--help"]})
 @click.argument("model", type=click.Path(exists=True, path_type=Path))
 @click.option("-o", "--out", required=True, type=click.Path(path_type=Path),
-              help="Artifact directory to write (replaced atomically).")
+              help="Artifact folder to write, atomically. It may replace only an empty "
+                   "folder or another artifact (anything else needs --force), never the "
+                   "input or the current folder.")
+@click.option("--force", is_flag=True,
+              help="Replace the output folder even if it is not an artifact (deletes what "
+                   "it holds).")
 @click.option("--target", type=click.Choice(TARGETS), default="numpy", show_default=True,
               help="Deployment target; every target writes the shared artifact, lava adds "
                    "its entry files.")
@@ -60,8 +72,10 @@ def _calibration(kind: str, input_shape: tuple[int, ...], samples: int):
               show_default=True,
               help="auto: each neuron's own rule (the paper's rule for paper checkpoints: "
                    "stream where T matches); rate: every population rate-coupled.")
-@click.option("--max-timesteps", type=int, default=None,
-              help="Reject any layer whose T exceeds this (default: the neuron's max_T).")
+@click.option("--max-timesteps", type=click.IntRange(min=1), default=None,
+              help="Reject any layer whose T exceeds this [default: the neuron's max_T, "
+                   f"and at most {DEFAULT_MAX_TIMESTEPS}; give a larger value to compile a "
+                   "larger T].")
 @click.option("--input-shape", default=None,
               help="Per-sample input shape of a paper checkpoint, e.g. 3,64,64, or T,C,H,W for "
                    "event frames (defaults: 3,32,32 CIFAR; 3,224,224 ImageNet models; "
@@ -71,9 +85,10 @@ def _calibration(kind: str, input_shape: tuple[int, ...], samples: int):
               help="Calibration data (digits: the test split, preprocessed as in training): "
                    "the compiled network is simulated on it (SOPs, spikes, accuracy) and the "
                    "fixed-point report measures on it; none: random inputs, no accuracy.")
-@click.option("--calib-samples", type=int, default=256, show_default=True)
-def compile_cmd(model: Path, out: Path, target: str, fixed_point: bool, verify: bool,
-                trust_checkpoint: bool, coupling: str, max_timesteps: int | None,
+@click.option("--calib-samples", type=click.IntRange(min=1), default=256, show_default=True,
+              help="Calibration samples used (the first N of the data).")
+def compile_cmd(model: Path, out: Path, force: bool, target: str, fixed_point: bool,
+                verify: bool, trust_checkpoint: bool, coupling: str, max_timesteps: int | None,
                 input_shape: str | None, calib: str, calib_samples: int) -> None:
     """Compile MODEL (a .pth/.safetensors checkpoint, a paper checkpoint, a rate-equivalent
     .onnx file, or an existing artifact directory to re-target) into an event-driven
@@ -81,85 +96,69 @@ def compile_cmd(model: Path, out: Path, target: str, fixed_point: bool, verify: 
     report = compile_path(model, out, target=target, fixed_point=fixed_point, verify=verify,
                           trusted=trust_checkpoint, coupling=coupling,
                           max_timesteps=max_timesteps, input_shape=_shape(input_shape),
-                          calib=calib, calib_samples=calib_samples)
+                          calib=calib, calib_samples=calib_samples, force=force)
     click.echo(report["summary"])
     if report.get("quant"):
-        q = report["quant"]
-        if q["max_output_error"] is not None:
-            click.echo(f"fixed point: max readout error {q['max_output_error']:.4g}, count "
-                       f"mismatches {q['count_mismatch_fraction']:.3%}, argmax agreement "
-                       f"{q['agreement']:.3f}, membrane saturations "
-                       f"{q['membrane_saturations']}")
-        if q.get("accuracy_float") is not None:
-            click.echo(f"calibration accuracy: float {q['accuracy_float']:.4f}, fixed "
-                       f"{q['accuracy_fixed']:.4f}")
-        for w in q["warnings"]:
-            click.echo(f"warning: {w}")
+        _echo_quant(report["quant"])
     click.echo(f"wrote {out} (target {target}) in {report['seconds']:.2f} s")
+
+
+def _echo_quant(q: dict) -> None:
+    if q["max_output_error"] is not None:
+        click.echo(f"fixed point: max readout error {q['max_output_error']:.4g}, count "
+                   f"mismatches {q['count_mismatch_fraction']:.3%}, argmax agreement "
+                   f"{q['agreement']:.3f}, membrane saturations {q['membrane_saturations']}")
+    if q.get("accuracy_float") is not None:
+        click.echo(f"calibration accuracy: float {q['accuracy_float']:.4f}, fixed "
+                   f"{q['accuracy_fixed']:.4f}")
+    for w in q["warnings"]:
+        click.echo(f"warning: {w}")
+
+
+@dataclass
+class Compiled:
+    """What a compile (or re-target) produced, before it is written."""
+
+    graph: SpikingGraph  # the deployed graph (fixed point where asked)
+    onnx: bytes | None = None
+    quant: dict | None = None
+    calib_x: np.ndarray | None = None
+    calib_y: np.ndarray | None = None
 
 
 def compile_path(model: Path, out: Path, *, target: str = "numpy", fixed_point: bool = False,
                  verify: bool = False, trusted: bool = False, coupling: str = "auto",
                  max_timesteps: int | None = None, input_shape=None, calib: str = "none",
-                 calib_samples: int = 256) -> dict:
+                 calib_samples: int = 256, force: bool = False) -> dict:
     """Compile and write the artifact; returns a JSON-able report (also written into the
     artifact as ``compile_report.json``). With calibration data (``calib``), the compiled
-    graph is also simulated on it and the summary gives its SOPs per sample."""
-    from dataclasses import replace
-
-    from pseudosnn.compiler import artifact, pipeline
-    from pseudosnn.compiler.onnx_io import to_onnx
+    graph is also simulated on it and the summary gives its SOPs per sample. ``out`` is
+    checked before any work (:func:`pseudosnn.compiler.artifact.check_output`)."""
+    from pseudosnn.compiler import artifact
     from pseudosnn.compiler.summary import format_summary, layer_rows
-    from tqdm import tqdm
 
     t0 = time.perf_counter()
     model = Path(model)
-    onnx_bytes = None
-    quant = None
-    if model.is_dir():  # re-target an existing artifact (hashes checked on load)
-        graph = artifact.load(model)
-        if (model / "model.onnx").is_file():
-            onnx_bytes = (model / "model.onnx").read_bytes()
-        fixed = graph
-    else:
-        from pseudosnn.compiler.frontend.checkpoint import load_ir
-
-        ir_graph = load_ir(model, trusted=trusted, max_timesteps=max_timesteps,
-                           input_shape=input_shape)
-        if coupling == "rate":
-            ir_graph = ir_graph.with_nodes(
-                replace(n, attrs={**n.attrs, "coupling": "rate"}) if n.op == "Neuron" else n
-                for n in ir_graph.nodes)
-        calib_x, calib_y = _calibration(calib, ir_graph.input_shape, calib_samples)
-        bar = tqdm(total=len(pipeline.IR_PASSES) + 1 + fixed_point, desc="compile",
-                   leave=False, disable=None)
-        try:
-            result = pipeline.run(ir_graph, fixed_point=fixed_point, verify=verify,
-                                  max_timesteps=max_timesteps, calib_x=calib_x,
-                                  calib_y=calib_y, progress=lambda s: bar.update(1))
-        finally:
-            bar.close()
-        onnx_bytes = to_onnx(ir_graph).SerializeToString()
-        graph = result.graph
-        fixed = result.fixed or graph
-        quant = result.quant.as_dict() if result.quant else None
-    extra = {}
-    if onnx_bytes is not None:
-        extra["model.onnx"] = onnx_bytes
+    artifact.check_output(out, force=force, keep=(model,))
+    options = dict(fixed_point=fixed_point, max_timesteps=max_timesteps, coupling=coupling,
+                   input_shape=input_shape, calib=calib, calib_samples=calib_samples)
+    done = retarget(model, **options) if model.is_dir() \
+        else _compile(model, verify=verify, trusted=trusted, **options)
+    fixed = done.graph
+    extra = {} if done.onnx is None else {"model.onnx": done.onnx}
     if target == "lava":
         from pseudosnn.backends.registry import get_backend
 
         extra.update(get_backend("lava").emit(fixed, out))
-    rows = layer_rows(fixed)
-    measured = None if model.is_dir() or calib_x is None else _measure(fixed, calib_x, calib_y)
+    measured = None if done.calib_x is None else _measure(fixed, done.calib_x, done.calib_y)
     report = {"source": str(model), "target": target, "fixed_point": fixed.fixed_point,
               "calibration_run": measured,
-              "layers": rows, "latency_steps": fixed.latency_steps,
-              "pipeline_interval": fixed.pipeline_interval, "quant": quant,
+              "layers": layer_rows(fixed), "latency_steps": fixed.latency_steps,
+              "pipeline_interval": fixed.pipeline_interval, "quant": done.quant,
               "warnings": list(fixed.meta.get("warnings", []))}
     report["seconds"] = time.perf_counter() - t0
     extra["compile_report.json"] = json.dumps(report, indent=1, default=str).encode()
-    artifact.save(fixed, out, target=target, extra_files=extra)
+    artifact.save(fixed, out, target=target, extra_files=extra, force=force, keep=(model,))
     report["seconds"] = time.perf_counter() - t0
     report["summary"] = format_summary(fixed)
     if measured is not None:
@@ -169,6 +168,64 @@ def compile_path(model: Path, out: Path, *, target: str = "numpy", fixed_point: 
             f"spikes per sample" + ("" if measured["accuracy"] is None
                                     else f", accuracy {100 * measured['accuracy']:.2f}%"))
     return report
+
+
+def _compile(model: Path, *, fixed_point: bool, verify: bool, trusted: bool, coupling: str,
+             max_timesteps: int | None, input_shape, calib: str,
+             calib_samples: int) -> Compiled:
+    """A checkpoint or ONNX file through the whole pipeline."""
+    from pseudosnn.compiler import pipeline
+    from pseudosnn.compiler.frontend.checkpoint import load_ir
+    from pseudosnn.compiler.onnx_io import to_onnx
+    from tqdm import tqdm
+
+    ir_graph = load_ir(model, trusted=trusted, max_timesteps=max_timesteps,
+                       input_shape=input_shape)
+    if coupling == "rate":
+        ir_graph = ir_graph.with_nodes(
+            replace(n, attrs={**n.attrs, "coupling": "rate"}) if n.op == "Neuron" else n
+            for n in ir_graph.nodes)
+    calib_x, calib_y = _calibration(calib, ir_graph.input_shape, calib_samples)
+    bar = tqdm(total=len(pipeline.IR_PASSES) + 1 + fixed_point, desc="compile",
+               leave=False, disable=None)
+    try:
+        result = pipeline.run(ir_graph, fixed_point=fixed_point, verify=verify,
+                              max_timesteps=max_timesteps, calib_x=calib_x,
+                              calib_y=calib_y, progress=lambda s: bar.update(1))
+    finally:
+        bar.close()
+    return Compiled(result.fixed or result.graph, to_onnx(ir_graph).SerializeToString(),
+                    result.quant.as_dict() if result.quant else None, calib_x, calib_y)
+
+
+def retarget(path: Path, *, fixed_point: bool, max_timesteps: int | None, coupling: str,
+             input_shape, calib: str, calib_samples: int) -> Compiled:
+    """An existing artifact (hashes checked on load) under the options: quantised for
+    ``fixed_point``, its T checked against ``max_timesteps``; options that only a
+    checkpoint can honour (a new input shape, ``coupling="rate"`` over stream
+    populations) are refused."""
+    from pseudosnn.compiler import artifact
+    from pseudosnn.compiler.ir import check_timesteps
+    from pseudosnn.compiler.quantize import quantize
+
+    graph = artifact.load(path)
+    if input_shape is not None and tuple(input_shape) != tuple(graph.input.shape):
+        raise UsageError(f"{path} is compiled for inputs of shape {tuple(graph.input.shape)}; "
+                         "--input-shape cannot change an artifact: compile the checkpoint")
+    stream = [p.name for p in graph.populations if p.coupling != "rate"]
+    if coupling == "rate" and stream:
+        raise UsageError(f"{path} has stream-coupled populations ({', '.join(stream)}); "
+                         "--coupling rate needs the checkpoint: compile it with that option")
+    for p in graph.populations:
+        check_timesteps(f"{path}: population {p.name!r}", p.timesteps, max_timesteps)
+    calib_x, calib_y = _calibration(calib, graph.input.shape, calib_samples)
+    quant = None
+    if fixed_point and not graph.fixed_point:
+        graph, report = quantize(graph, calib_x, calib_y)
+        quant = report.as_dict()
+    onnx = path / "model.onnx"
+    return Compiled(graph, onnx.read_bytes() if onnx.is_file() else None, quant,
+                    calib_x, calib_y)
 
 
 def _measure(graph, x, y) -> dict:

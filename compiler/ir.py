@@ -46,6 +46,13 @@ POOL_OPS = ("MaxPool", "SpikeMaxPool")
 OPS = (*LINEAR_OPS, *POOL_OPS, "Neuron")
 
 
+DEFAULT_MAX_TIMESTEPS = 1024
+"""Largest T compiled without an explicit ``max_timesteps`` (``--max-timesteps``). The
+paper's networks use at most 20 steps and ANN-to-SNN conversion evaluations report up to
+about a thousand; a larger T is almost always a corrupt or mis-configured checkpoint (one
+claiming ``max_T = 1e6`` compiles to a network that steps for minutes per sample)."""
+
+
 class IRError(PseudoSNNError, ValueError):
     """The IR breaks one of its invariants (names the node and the problem)."""
 
@@ -153,10 +160,7 @@ def check(graph: Graph, max_timesteps: int | None = None) -> dict[str, tuple[int
                               "the checkpoint is corrupt or training diverged")
         if n.op == "Neuron":
             T = np.asarray(n.params["timesteps"])
-            hi = max_timesteps or np.inf
-            if not np.issubdtype(T.dtype, np.integer) or T.min() < 1 or T.max() > hi:
-                raise IRError(f"neuron {n.name!r}: T must be integers in 1..{max_timesteps}, "
-                              f"got values in [{T.min()}, {T.max()}]")
+            check_timesteps(f"neuron {n.name!r}", T, max_timesteps)
             try:
                 np.broadcast_to(T, shapes[n.name])
             except ValueError as exc:
@@ -167,6 +171,22 @@ def check(graph: Graph, max_timesteps: int | None = None) -> dict[str, tuple[int
         if n.op in POOL_OPS:
             _check_pool(graph, n, shapes)
     return shapes
+
+
+def check_timesteps(what: str, T: np.ndarray, max_timesteps: int | None = None) -> None:
+    """``T`` must be integers in ``1..max_timesteps`` (default :data:`DEFAULT_MAX_TIMESTEPS`);
+    the error names ``what``, the offending T and the fix."""
+    T = np.asarray(T)
+    if not np.issubdtype(T.dtype, np.integer) or T.size == 0 or T.min() < 1:
+        raise IRError(f"{what}: T must be integers >= 1, got {T.dtype} values"
+                      + (f" in [{T.min()}, {T.max()}]" if T.size else " (none)"))
+    hi = DEFAULT_MAX_TIMESTEPS if max_timesteps is None else max_timesteps
+    if T.max() > hi:
+        fix = (f"if that many steps are intended, pass --max-timesteps {T.max()}"
+               if max_timesteps is None else "raise --max-timesteps, or retrain with a "
+               "smaller max_T")
+        raise IRError(f"{what}: T = {T.max()} is above the limit of {hi} steps (each sample "
+                      f"would take at least {T.max()} simulation steps); {fix}")
 
 
 def _check_pool(graph: Graph, n: Node, shapes) -> None:
@@ -194,28 +214,52 @@ def _check_pool(graph: Graph, n: Node, shapes) -> None:
 
 def trained_layers(graph: Graph) -> list[counting.Layer]:
     """The trained network's layers as the counting module sees them (the ANN baseline
-    is counted on these, before any pass fuses them)."""
+    is counted on these, before any pass fuses them), with the neurons each reads and
+    feeds (:func:`signal_routes`)."""
     shapes = infer_shapes(graph)
+    reads, feeds = signal_routes(graph)
     layers = []
     for n in graph.nodes:
         x, y = shapes[n.inputs[0]], shapes[n.name]
+        route = {"reads": tuple(sorted(reads[n.name])), "feeds": feeds[n.name]}
         if n.op == "Conv":
             w = n.params["weight"]
             layers.append(counting.Layer(
                 n.name, "conv", x, y, kernel=tuple(int(k) for k in w.shape[2:]),
                 stride=tuple(n.attrs["stride"]), padding=tuple(n.attrs["padding"]),
-                groups=int(n.attrs.get("groups", 1))))
+                groups=int(n.attrs.get("groups", 1)), **route))
         elif n.op == "Gemm":
-            layers.append(counting.Layer(n.name, "linear", x, y))
+            layers.append(counting.Layer(n.name, "linear", x, y, **route))
         elif n.op in ("AvgPool", "GlobalAvgPool", *POOL_OPS):
             k, s, p = ((tuple(x[1:]), tuple(x[1:]), (0, 0)) if n.op == "GlobalAvgPool" else
                        (n.attrs["kernel"], n.attrs["stride"], n.attrs["padding"]))
             op = "avgpool" if "Avg" in n.op else "maxpool"
             layers.append(counting.Layer(n.name, op, x, y, kernel=tuple(k),
-                                         stride=tuple(s), padding=tuple(p)))
+                                         stride=tuple(s), padding=tuple(p), **route))
         elif n.op == "Add":
-            layers.append(counting.Layer(n.name, "add", x, y, terms=len(n.inputs)))
+            layers.append(counting.Layer(n.name, "add", x, y, terms=len(n.inputs), **route))
     return layers
+
+
+def signal_routes(graph: Graph) -> tuple[dict[str, set[str]], dict[str, str]]:
+    """Per node: the neurons (or :data:`INPUT`) whose outputs its input is made of through
+    pooling, flatten, BatchNorm and sums only (empty when a Conv or Gemm sum is part of
+    it: an accumulated value), and the first neuron it drives through linear ops ("" for
+    the output)."""
+    carries: dict[str, set[str]] = {INPUT: {INPUT}}
+    reads: dict[str, set[str]] = {}
+    for n in graph.nodes:
+        parts = [carries[i] for i in n.inputs]
+        reads[n.name] = set().union(*parts) if all(parts) else set()
+        carries[n.name] = {n.name} if n.op == "Neuron" else set() \
+            if n.op in ("Conv", "Gemm") else reads[n.name]
+    feeds: dict[str, str] = {}
+    for n in reversed(graph.nodes):
+        consumers = [c for c in graph.nodes if n.name in c.inputs]
+        first = consumers[0] if consumers and n.name != graph.output else None
+        feeds[n.name] = "" if first is None else first.name if first.op == "Neuron" \
+            else feeds[first.name]
+    return reads, feeds
 
 
 # --- rate-level evaluation (numpy, float64) -----------------------------------------------

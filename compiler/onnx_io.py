@@ -25,6 +25,7 @@ from collections.abc import Callable
 
 import numpy as np
 import onnx
+from google.protobuf.message import DecodeError
 from onnx import TensorProto, helper, numpy_helper
 from pseudosnn.compiler.ir import INPUT, Graph, IRError, Node, infer_shapes
 
@@ -46,8 +47,13 @@ class UnsupportedLayerError(PseudoSNNError, ValueError):
 
 def unsupported(kind: str, where: str) -> UnsupportedLayerError:
     """The error for an unsupported layer: names it and lists what is supported."""
+    hint = ""
+    if any(op in kind for op in RECURRENT_OPS):
+        hint = (" Recurrent layers (LSTM, GRU, RNN) have no event-driven equivalent in the "
+                "spiking graph: use a convolutional or fully connected network.")
     return UnsupportedLayerError(
-        f"unsupported layer {kind} at {where!r}. Supported: Conv2d, Linear, BatchNorm2d/1d, "
+        f"unsupported layer {kind} at {where!r}.{hint} Supported: Conv2d, Linear, "
+        "BatchNorm2d/1d, "
         "AvgPool2d, AdaptiveAvgPool2d (to 1x1 or an exact divisor), MaxPool2d (of a neuron's "
         "spikes, or of the analog stem before any neuron), Flatten, Dropout/Identity, "
         "residual addition, and neurons that implement deploy_spec()")
@@ -223,33 +229,107 @@ def _batched(v) -> np.ndarray:
 
 
 # --- reading ------------------------------------------------------------------------------
+PLUMBING_OPS = ("Constant", "ConstantOfShape", "Shape", "Gather", "Unsqueeze", "Squeeze",
+                "Concat", "Reshape", "Slice", "Cast", "Identity", "Transpose", "Expand")
+"""Shape bookkeeping exporters emit around the real layers; named last in errors."""
+RECURRENT_OPS = ("LSTM", "GRU", "RNN")
+
+
+class OnnxFileError(PseudoSNNError, ValueError):
+    """A file that is not a readable, valid ONNX model."""
+
+
+def load_model(model: onnx.ModelProto | str | bytes) -> onnx.ModelProto:
+    """Parse and check an ONNX model (a path, bytes or a model); one-line errors for a
+    truncated, corrupt, empty or invalid file."""
+    what = f"{model}" if isinstance(model, str) else "the ONNX model"
+    try:
+        if isinstance(model, bytes):
+            model = onnx.load_from_string(model)
+        elif isinstance(model, str):
+            model = onnx.load(model)
+    except (DecodeError, ValueError, RuntimeWarning) as exc:
+        raise OnnxFileError(f"{what} is not an ONNX model (unreadable: {_one_line(exc)}); it "
+                            "may be truncated or another format: export it again") from exc
+    if not model.graph.node:
+        raise OnnxFileError(f"{what} holds no ONNX graph (an empty or non-ONNX file); "
+                            "export the model again")
+    try:
+        onnx.checker.check_model(model)
+    except (onnx.checker.ValidationError, onnx.onnx_cpp2py_export.checker.ValidationError,
+            ValueError) as exc:
+        raise OnnxFileError(f"{what} is not a valid ONNX model: {_one_line(exc)}") from exc
+    return model
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split()) or type(exc).__name__
+
+
 def from_onnx(model: onnx.ModelProto | str | bytes) -> Graph:
     """Read a rate-equivalent ONNX model (as written by :func:`to_onnx`) into the IR: one
-    IR node per ONNX node, by the readers of :data:`READERS`."""
-    if isinstance(model, bytes):
-        model = onnx.load_from_string(model)
-    elif isinstance(model, str):
-        model = onnx.load(model)
-    onnx.checker.check_model(model)
+    IR node per ONNX node, by the readers of :data:`READERS` (``Constant`` nodes become
+    initializers)."""
+    model = load_model(model)
     g = model.graph
+    _refuse_unsupported(g)
     inits = {t.name: numpy_helper.to_array(t).astype(np.float64) for t in g.initializer}
     inp, dims = _graph_input(g, inits)
     rename = {inp.name: INPUT}  # ONNX value name -> IR node name
     nodes: list[Node] = []
-    for k, on in enumerate(g.node):
+    for on in g.node:
         attrs = {a.name: helper.get_attribute_value(a) for a in on.attribute}
+        if on.op_type == "Constant":
+            inits[on.output[0]] = _constant(attrs)
+            continue
         name = on.name or on.output[0]
         ins = [rename.get(i, i) for i in on.input if i]
         rename[on.output[0]] = name
-        op = on.op_type if on.domain in ("", "ai.onnx") else f"{on.domain}::{on.op_type}"
-        if on.domain == DOMAIN and on.op_type.startswith(SPIKE_POOL_OP):
-            op = f"{DOMAIN}::{SPIKE_POOL_OP}"
-        if op not in READERS:
-            raise unsupported(f"ONNX operator {op}", name or f"node {k}")
-        nodes.append(READERS[op](name, ins, attrs, inits))
+        op = _op_of(on)
+        try:
+            nodes.append(READERS[op](name, ins, attrs, inits))
+        except IRError:
+            raise
+        except KeyError as exc:
+            raise IRError(f"ONNX node {name!r} ({op}): input {exc} must be a constant "
+                          "(an initializer); weights computed by other nodes are not "
+                          "supported") from exc
+        except (ValueError, TypeError, IndexError) as exc:
+            raise IRError(f"ONNX node {name!r} ({op}) is malformed: {_one_line(exc)}") from exc
     meta = {p.key: p.value for p in model.metadata_props}
     return Graph(tuple(dims), tuple(nodes), rename.get(g.output[0].name, g.output[0].name),
                  meta=meta)
+
+
+def _op_of(on: onnx.NodeProto) -> str:
+    """The reader key of an ONNX node: ``op`` or ``domain::op`` (``SpikeMaxPool<K>`` of any
+    ``K`` is one op)."""
+    if on.domain == DOMAIN and on.op_type.startswith(SPIKE_POOL_OP):
+        return f"{DOMAIN}::{SPIKE_POOL_OP}"
+    return on.op_type if on.domain in ("", "ai.onnx") else f"{on.domain}::{on.op_type}"
+
+
+def _refuse_unsupported(g: onnx.GraphProto) -> None:
+    """One error naming every unsupported operator (real layers before the plumbing)."""
+    found: dict[str, str] = {}
+    for k, on in enumerate(g.node):
+        op = _op_of(on)
+        if op not in READERS and op != "Constant":
+            found.setdefault(op, on.name or on.output[0] or f"node {k}")
+    if not found:
+        return
+    ops = sorted(found, key=lambda op: op in PLUMBING_OPS)
+    kind = f"ONNX operator{'s' if len(ops) > 1 else ''} {', '.join(ops)}"
+    raise unsupported(kind, found[ops[0]])
+
+
+def _constant(attrs: dict) -> np.ndarray:
+    if "value" in attrs:
+        return numpy_helper.to_array(attrs["value"]).astype(np.float64)
+    for key in ("value_float", "value_floats", "value_int", "value_ints"):
+        if key in attrs:
+            return np.asarray(attrs[key], dtype=np.float64)
+    raise IRError(f"ONNX Constant with attributes {sorted(attrs)} is not supported")
 
 
 def _graph_input(g: onnx.GraphProto, inits: dict) -> tuple[onnx.ValueInfoProto, list[int]]:
@@ -257,8 +337,10 @@ def _graph_input(g: onnx.GraphProto, inits: dict) -> tuple[onnx.ValueInfoProto, 
         raise IRError("the ONNX model must have exactly one (non-initializer) input")
     inp = next(i for i in g.input if i.name not in inits)
     dims = [d.dim_value for d in inp.type.tensor_type.shape.dim][1:]
-    if any(d <= 0 for d in dims):
-        raise IRError(f"ONNX input {inp.name!r} needs a fixed per-sample shape, got {dims}")
+    if not dims or any(d <= 0 for d in dims):
+        raise IRError(f"ONNX input {inp.name!r} needs a fixed per-sample shape, got "
+                      f"{dims or 'none'}; export the model with a fixed input shape (only the "
+                      "batch axis dynamic)")
     return inp, dims
 
 

@@ -13,6 +13,7 @@ A file that needs full unpickling is loaded only when the user says it is truste
 
 from __future__ import annotations
 
+import argparse
 import json
 import pickle
 import random
@@ -91,37 +92,63 @@ def make_checkpoint(model: nn.Module, *, epoch: int, config: dict[str, Any] | No
 
 
 def save_checkpoint(ckpt: dict[str, Any], path: str | Path) -> None:
-    """Write ``ckpt`` atomically (temporary sibling, then ``os.replace``)."""
+    """Write ``ckpt`` atomically (temporary sibling, then ``os.replace``); a checkpoint
+    with NaN or Inf weights is refused, never written."""
+    bad = nonfinite_tensors(ckpt["state_dict"])
+    if bad:
+        raise CheckpointError(f"refusing to write {path}: {', '.join(bad[:5])} hold NaN or "
+                              "Inf values (training diverged)")
     write_atomic_with(path, lambda f: torch.save(ckpt, f))
 
 
-def load_checkpoint(path: str | Path, trusted: bool = False) -> dict[str, Any]:
-    """Load a checkpoint with ``weights_only=True``; a file that needs full unpickling is
-    loaded only with ``trusted=True`` (``--trust-checkpoint``)."""
+def nonfinite_tensors(state_dict: dict[str, Any]) -> list[str]:
+    """Names of the floating-point tensors of ``state_dict`` that hold NaN or Inf."""
+    return [k for k, v in state_dict.items()
+            if torch.is_tensor(v) and v.is_floating_point() and not torch.isfinite(v).all()]
+
+
+NEEDS_FULL_UNPICKLING = ("Unsupported global", "unrecognized function",
+                         "Can only create new object", "add_safe_globals")
+"""What torch's weights-only unpickler says about a well-formed pickle that holds objects
+outside its allow-list; any other unpickling error means the file is not a pickle."""
+
+
+def torch_load(path: str | Path, trusted: bool = False) -> Any:
+    """``torch.load`` of a file the user named: weights-only (``argparse.Namespace``, the
+    paper's ``args``, allowed); full unpickling, which can run code, only when
+    ``trusted``. A corrupt, truncated or foreign file is a :class:`CheckpointError`, never
+    a request for ``--trust-checkpoint``."""
     path = Path(path).expanduser()
     if not path.is_file():
         raise CheckpointError(f"checkpoint {path} does not exist")
-    if path.suffix == ".safetensors":
-        return load_safetensors(path)
     try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+        with torch.serialization.safe_globals([argparse.Namespace]):
+            return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:
-        if "weights only" not in str(e).lower() and "weights_only" not in str(e).lower():
+        inner = e.__context__ or e
+        if not any(s in str(inner) for s in NEEDS_FULL_UNPICKLING):
             raise CheckpointError(f"checkpoint {path} is corrupt or not a torch file: "
-                                  f"{_first_line(e)}") from e
+                                  f"{_first_line(inner)}") from e
         if not trusted:
             raise CheckpointError(
-                f"checkpoint {path} contains objects that need full unpickling, which can "
-                "run arbitrary code. Load it only if you trust its origin: pass "
+                f"checkpoint {path} contains Python objects that need full unpickling, which "
+                "can run arbitrary code. Load it only if you trust its origin: pass "
                 "--trust-checkpoint (or trusted=True)") from e
         try:
-            ckpt = torch.load(path, map_location="cpu", weights_only=False)
+            return torch.load(path, map_location="cpu", weights_only=False)
         except Exception as e2:
             raise CheckpointError(f"checkpoint {path} is corrupt: {_first_line(e2)}") from e2
     except Exception as e:
         raise CheckpointError(f"checkpoint {path} is corrupt or not a torch file: "
                               f"{_first_line(e)}") from e
-    return _validate(ckpt, path)
+
+
+def load_checkpoint(path: str | Path, trusted: bool = False) -> dict[str, Any]:
+    """Load one of our checkpoints (:func:`torch_load`; ``.safetensors`` exports too)."""
+    path = Path(path).expanduser()
+    if path.suffix == ".safetensors":
+        return load_safetensors(path)
+    return validate_checkpoint(torch_load(path, trusted), path)
 
 
 def _first_line(e: BaseException) -> str:
@@ -129,7 +156,8 @@ def _first_line(e: BaseException) -> str:
     return text[0] if text else type(e).__name__
 
 
-def _validate(ckpt: Any, path: Path) -> dict[str, Any]:
+def validate_checkpoint(ckpt: Any, path: Path) -> dict[str, Any]:
+    """``ckpt`` if it is one of our checkpoints (format tag, version, keys)."""
     if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
         raise CheckpointError(f"{path} is not a PseudoSNN checkpoint (no format tag "
                               f"{FORMAT!r}); train one with `pseudosnn train`")
@@ -149,12 +177,32 @@ def model_from_checkpoint(ckpt: dict[str, Any]) -> nn.Module:
 
     rec = ckpt["model"]
     model = build_from_record(rec)
-    try:
-        model.load_state_dict(ckpt["state_dict"])
-    except RuntimeError as e:
-        raise CheckpointError(f"the checkpoint's weights do not fit {rec['arch']}: "
-                              f"{_first_line(e)}") from e
+    check_state_dict(model.state_dict(), ckpt["state_dict"], f"architecture {rec['arch']!r}",
+                     "check the architecture/config recorded in the checkpoint")
+    model.load_state_dict(ckpt["state_dict"])
     return model.eval()
+
+
+def check_state_dict(expected: dict, given: dict, what: str, fix: str) -> None:
+    """Missing and unexpected keys (and shape mismatches), all listed in one error that
+    ends with ``fix``."""
+    missing = [k for k in expected if k not in given]
+    unexpected = [k for k in given if k not in expected]
+    shapes = [f"{k}: checkpoint {tuple(given[k].shape)} vs model {tuple(expected[k].shape)}"
+              for k in expected if k in given and tuple(given[k].shape) != tuple(expected[k].shape)]
+    if not (missing or unexpected or shapes):
+        return
+    parts = []
+    if missing:
+        parts.append(f"missing keys ({len(missing)}): {', '.join(missing[:20])}"
+                     + (" ..." if len(missing) > 20 else ""))
+    if unexpected:
+        parts.append(f"unexpected keys ({len(unexpected)}): {', '.join(unexpected[:20])}"
+                     + (" ..." if len(unexpected) > 20 else ""))
+    if shapes:
+        parts.append("shape mismatches: " + "; ".join(shapes[:10]))
+    raise CheckpointError(f"the state dict does not match {what}: " + "; ".join(parts)
+                          + f". {fix[0].upper()}{fix[1:]}")
 
 
 def export_safetensors(ckpt: dict[str, Any], path: str | Path) -> None:
@@ -184,6 +232,10 @@ def load_safetensors(path: str | Path) -> dict[str, Any]:
     if SAFETENSORS_METADATA_KEY not in meta:
         raise CheckpointError(f"{path} has no {SAFETENSORS_METADATA_KEY!r} metadata: not "
                               "exported by pseudosnn")
-    rec = json.loads(meta[SAFETENSORS_METADATA_KEY])
-    return _validate({**rec, "state_dict": tensors, "optimizer": None, "scheduler": None,
+    try:
+        rec = json.loads(meta[SAFETENSORS_METADATA_KEY])
+    except json.JSONDecodeError as e:
+        raise CheckpointError(f"{path}: its {SAFETENSORS_METADATA_KEY!r} metadata is not "
+                              f"valid JSON ({e}); export the checkpoint again") from e
+    return validate_checkpoint({**rec, "state_dict": tensors, "optimizer": None, "scheduler": None,
                       "rng": None, "config": {}, "extra": {}}, path)

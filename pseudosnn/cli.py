@@ -56,5 +56,6 @@ def compile_main() -> None:
     module, attr = COMMANDS["compile"]
     getattr(importlib.import_module(module), attr)(prog_name="pseudosnn-compile")
 
+
 if __name__ == "__main__":
     main()

@@ -8,6 +8,8 @@ keeps its traceback.
 
 from __future__ import annotations
 
+import math
+
 import click
 
 from pseudosnn.errors import PseudoSNNError
@@ -31,3 +33,16 @@ class Command(click.Command):
             raise UserError(str(exc), getattr(exc, "exit_code", 1)) from exc
         except OSError as exc:
             raise UserError(str(exc)) from exc
+
+
+class FiniteFloat(click.FloatRange):
+    """A float option in a range that also refuses NaN and Inf (``click.FloatRange`` lets
+    NaN through: every comparison with NaN is false)."""
+
+    name = "finite float"
+
+    def convert(self, value, param, ctx):
+        rv = super().convert(value, param, ctx)
+        if not math.isfinite(rv):
+            self.fail(f"{value!r} is not a finite number", param, ctx)
+        return rv

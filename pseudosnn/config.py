@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import copy
 import difflib
+import math
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from pseudosnn.errors import PseudoSNNError
+from pseudosnn.errors import UsageError
 
 DEFAULTS: dict[str, Any] = {
     # model and data
@@ -45,9 +46,13 @@ DEFAULTS: dict[str, Any] = {
     "amp": True,
     "seed": 0,
     "workers": 0,
-    # hardware-aware objective
+    # hardware-aware objective: cost paper (FLOPs x T), spike (expected SOPs) or energy (the
+    # deployed energy of the spike-aware estimate on a chip: a preset of
+    # pseudosnn.simulator.energy, or a chip YAML file that replaces it)
     "penalty": 1e-2,
     "cost": "paper",
+    "energy_model": "45nm",
+    "chip": None,
     # learning-rate factor of the timestep logits (per-channel/neuron T get 1/C of a layer's
     # penalty gradient each, so with SGD they move slower than per-layer T)
     "logit_lr_scale": 1.0,
@@ -70,15 +75,45 @@ DEFAULTS: dict[str, Any] = {
 
 CHOICES = {
     "optimizer": ("sgd", "adamw"),
-    "cost": ("paper", "spike"),
+    "cost": ("paper", "spike", "energy"),
     "residual_mode": ("mean", "mirror"),
     "pooling": ("default", "max", "avg"),
     "data_type": ("digits", "cifar10", "cifar100", "imagenet", "cifar10_dvs"),
 }
 
 
-class ConfigError(PseudoSNNError, ValueError):
-    """A configuration problem: unknown key, bad value or unreadable file."""
+RANGES: dict[str, tuple[str, ...]] = {
+    "(0, inf)": ("lr",),
+    "[0, inf)": ("weight_decay", "clip_grad_norm", "workers", "penalty", "logit_lr_scale",
+                 "calib_epochs", "calib_lr", "cutout", "threads"),
+    "[1, inf)": ("batch_size", "epochs", "image_size"),
+    "[0, 1)": ("momentum",),
+    "[0, 1]": ("noise_init_p", "noise_reduce_ratio"),
+}
+"""Allowed values of the numeric keys, by interval (a bracket includes its end, a
+parenthesis excludes it). Every value must also be finite."""
+
+
+class ConfigError(UsageError):
+    """A configuration problem: unknown key, bad value or unreadable file (exit code 2)."""
+
+
+def _in_range(value: float, interval: str) -> bool:
+    low, high = (float(v) for v in interval[1:-1].split(","))
+    above = value > low if interval[0] == "(" else value >= low
+    below = value < high if interval[-1] == ")" else value <= high
+    return math.isfinite(value) and above and below
+
+
+def check_values(config: dict[str, Any]) -> None:
+    """Refuse a value outside :data:`RANGES` (NaN and Inf included), naming the key."""
+    for interval, keys in RANGES.items():
+        for key in keys:
+            if not _in_range(float(config[key]), interval):
+                raise ConfigError(f"{key} must be in {interval}, got {config[key]}")
+    for m in config["noise_milestones"]:
+        if not _in_range(float(m), "[0, 1]"):
+            raise ConfigError(f"noise_milestones are fractions of the epochs in [0, 1], got {m}")
 
 
 def _unknown(key: str, known) -> ConfigError:
@@ -172,6 +207,12 @@ def merge(config: dict[str, Any], updates: dict[str, Any]) -> dict[str, Any]:
         out[key] = coerce(key, value, DEFAULTS[key])
         if key in CHOICES and out[key] not in CHOICES[key]:
             raise ConfigError(f"{key}={out[key]!r} is not one of {', '.join(CHOICES[key])}")
+        if key == "energy_model":
+            from pseudosnn.simulator.energy import PRESETS
+
+            if out[key] not in PRESETS:
+                raise ConfigError(f"energy_model={out[key]!r} is not one of "
+                                  f"{', '.join(PRESETS)} (a chip of your own: chip: PATH)")
     return out
 
 

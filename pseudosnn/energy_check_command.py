@@ -17,11 +17,11 @@ from pathlib import Path
 import click
 import numpy as np
 
-from pseudosnn.cli_base import Command
+from pseudosnn.cli_base import Command, FiniteFloat
 from pseudosnn.errors import UsageError
 from pseudosnn.simulator.command import DATA_HELP
 from pseudosnn.simulator.datasets import LAYOUTS
-from pseudosnn.simulator.energy import DEFAULT_MODEL, PRESETS
+from pseudosnn.simulator.energy import DEFAULT_MODEL, PRESETS, EnergyModel
 
 
 def load_torch_model(path: Path, trusted: bool = False):
@@ -45,12 +45,13 @@ def torch_eval(model, x: np.ndarray, batch: int = 256) -> np.ndarray:
     return np.concatenate(outs)
 
 
-def training_estimates(model, x: np.ndarray, batch: int = 256) -> dict[str, dict] | None:
+def training_estimates(model, x: np.ndarray, energy_model: EnergyModel | None = None,
+                       batch: int = 256) -> dict[str, dict] | None:
     """Per population, per sample (mean over ``x``), from the calibration-phase training
     forward (:func:`pseudosnn.objective.layer_report`): FLOPs, T, the spike-aware
-    estimate ``expected_*`` (``T*clip(c, 0, 1)`` spikes times fan-out) and the quantised
-    ``calibrated_*`` counts. ``None`` when the model has no learnable timesteps (the
-    estimates are defined for PseudoSN models)."""
+    estimate ``expected_*`` (``T*clip(c, 0, 1)`` spikes times fan-out, and with
+    ``energy_model`` their energy) and the quantised ``calibrated_*`` counts. ``None`` when
+    the model has no learnable timesteps (the estimates are defined for PseudoSN models)."""
     import torch
 
     from pseudosnn.objective import layer_reports
@@ -59,17 +60,16 @@ def training_estimates(model, x: np.ndarray, batch: int = 256) -> dict[str, dict
     for i in range(0, len(x), batch):
         xb = torch.as_tensor(x[i:i + batch], dtype=torch.float32)
         try:
-            expected, calibrated = layer_reports(model, xb, "calibrated")
+            expected, calibrated = layer_reports(model, xb, "calibrated", energy_model)
         except ValueError:
             return None
         reports = {"expected": expected, "calibrated": calibrated}
         for kind, rows in reports.items():
             for r in rows:
-                s = sums.setdefault(r.name, {"flops": r.flops, "timesteps": r.timesteps,
-                                             "expected_spikes": 0.0, "expected_sops": 0.0,
-                                             "calibrated_spikes": 0.0, "calibrated_sops": 0.0})
-                s[f"{kind}_spikes"] += r.expected_spikes * len(xb) / len(x)
-                s[f"{kind}_sops"] += r.expected_sops * len(xb) / len(x)
+                s = sums.setdefault(r.name, {"flops": r.flops, "timesteps": r.timesteps})
+                for what, v in (("spikes", r.expected_spikes), ("sops", r.expected_sops),
+                                ("energy_pj", r.expected_energy_pj)):
+                    s[f"{kind}_{what}"] = s.get(f"{kind}_{what}", 0.0) + v * len(xb) / len(x)
     return sums
 
 
@@ -100,13 +100,15 @@ def run_energy_check(
     energy_model: str = DEFAULT_MODEL, report_dir: Path | None = None,
     limit: int | None = None, batch: int = 128, tolerance: float = 0.05,
     fixed_point: bool = False, baselines: tuple[Path, ...] = (), trusted: bool = False,
-    progress: bool = True, echo=click.echo, layout: str | None = None,
+    progress: bool = True, echo=click.echo, chip: Path | None = None,
+    layout: str | None = None,
 ) -> dict:
     """The whole check; returns a JSON-able dict (also written to ``report_dir``)."""
     from pseudosnn.simulator.command import run_simulation
-    from pseudosnn.simulator.energy import get_model
+    from pseudosnn.simulator.energy import resolve
+    from pseudosnn.simulator.metrics.report import format_table
 
-    emodel = get_model(energy_model)
+    emodel = resolve(energy_model, chip)
     tmp = tempfile.TemporaryDirectory(prefix="energy-check-")
     work = (report_dir / "artifacts") if report_dir is not None else Path(tmp.name)
     try:
@@ -115,18 +117,22 @@ def run_energy_check(
 
         def simulate(artifact: Path) -> dict:
             (rep,) = run_simulation([artifact], data=data, batch=batch, limit=limit,
-                                    energy_model=energy_model, progress=progress,
+                                    energy_model=energy_model, chip=chip, progress=progress,
                                     echo=lambda *_: None, layout=layout)
             return rep
 
         report = simulate(art)
+        echo(format_table(report))
         result: dict = {"artifact": str(art), "checkpoint": str(ckpt) if ckpt else None,
                         "data": data, "energy_model": emodel.as_dict(),
                         "deployed": {k: report[k] for k in ("accuracy", "latency_steps",
-                                                             "totals", "ann", "samples")}}
+                                                             "totals", "ann", "samples",
+                                                             "layers")}}
         if ckpt is not None:
             result |= _training_check(Path(ckpt), data, limit, report, emodel, tolerance,
                                       trusted, echo, layout)
+        else:
+            _echo_deployed_only(report, echo)
         _echo_accuracy(report["accuracy"], result.get("torch_eval_accuracy"), echo)
         if fixed_point:
             if ckpt is None:
@@ -156,14 +162,24 @@ def _training_check(ckpt: Path, data: str, limit: int | None, report: dict, emod
     logits = torch_eval(model, x)
     out: dict = {"torch_eval_accuracy": None if y is None
                  else float((logits.argmax(1) == y).mean())}
-    estimates = training_estimates(model, x)
+    estimates = training_estimates(model, x, emodel)
     if estimates is None:
         echo("note: the model has no learnable timesteps (not PseudoSN): training-time "
              "estimates are not defined; deployed counts only")
     else:
-        out["check"] = ec.compare(estimates, report, emodel, tolerance)
+        out["check"] = ec.compare(estimates, report, tolerance)
         echo(ec.format_table(out["check"]))
     return out
+
+
+def _echo_deployed_only(report: dict, echo) -> None:
+    """Without the checkpoint only the deployed side exists: say so, and what is missing."""
+    t = report["totals"]
+    echo(f"deployed: {t['sops_per_sample']:,.1f} SOPs, {t['energy_pj_per_sample'] / 1e3:,.2f} "
+         f"nJ per sample, latency {report['latency_steps']} steps")
+    echo("note: no --model given: the training-time estimates (the paper's cost, the "
+         "spike-aware estimate) and the torch-eval accuracy need the checkpoint the artifact "
+         "was compiled from; pass --model CHECKPOINT")
 
 
 def _echo_accuracy(deployed: float | None, torch_eval: float | None, echo) -> None:
@@ -234,13 +250,19 @@ def _json_default(o):
               help="The checkpoint an ARTIFACT was compiled from (for the training-time "
                    "estimates and torch-eval accuracy).")
 @click.option("--energy-model", type=click.Choice(sorted(PRESETS)), default=DEFAULT_MODEL,
-              show_default=True, help="Energy constants (simulator/energy.py, with sources).")
+              show_default=True, help="Energy preset (simulator/energy/, with sources).")
+@click.option("--chip", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Your chip's energies as a YAML file; replaces --energy-model.")
 @click.option("--report", "report_dir", type=click.Path(file_okay=False, path_type=Path),
               help="Write energy_check.json/.csv/.png (and the compiled artifacts) here.")
-@click.option("--limit", type=int, default=None, help="Use only the first N samples.")
-@click.option("--batch", type=int, default=128, show_default=True)
-@click.option("--tolerance", type=float, default=0.05, show_default=True,
-              help="Flag layers whose estimate is off by more than this fraction.")
+@click.option("--limit", type=click.IntRange(min=1), default=None,
+              help="Use only the first N samples.")
+@click.option("--batch", type=click.IntRange(min=1), default=128, show_default=True,
+              help="Samples simulated at once.")
+@click.option("--tolerance", default=0.05, show_default=True,
+              type=FiniteFloat(min=0),
+              help="Flag layers whose estimate (SOPs or energy) is off by more than this "
+                   "fraction.")
 @click.option("--fixed-point", is_flag=True,
               help="Also compile and simulate the fixed-point network; report the drop.")
 @click.option("--baseline", "baselines", multiple=True,
@@ -251,14 +273,14 @@ def _json_default(o):
               help="Allow full unpickling of checkpoints (only for files you trust).")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 def energy_check(model_or_artifact: Path, data: str, layout: str | None,
-                 checkpoint: Path | None,
-                 energy_model: str, report_dir: Path | None, limit: int | None, batch: int,
-                 tolerance: float, fixed_point: bool, baselines: tuple[Path, ...],
-                 trust_checkpoint: bool, quiet: bool) -> None:
+                 checkpoint: Path | None, energy_model: str, chip: Path | None,
+                 report_dir: Path | None, limit: int | None, batch: int, tolerance: float,
+                 fixed_point: bool, baselines: tuple[Path, ...], trust_checkpoint: bool,
+                 quiet: bool) -> None:
     """Compare the training-time energy estimates of MODEL_OR_ARTIFACT (a checkpoint, or a
     compiled artifact with --model) with the synaptic operations, spikes and energy the
     simulator measures on the deployed network, layer by layer."""
     run_energy_check(model_or_artifact, data, checkpoint=checkpoint, energy_model=energy_model,
                      report_dir=report_dir, limit=limit, batch=batch, tolerance=tolerance,
                      fixed_point=fixed_point, baselines=baselines, trusted=trust_checkpoint,
-                     progress=not quiet, layout=layout)
+                     progress=not quiet, chip=chip, layout=layout)

@@ -22,6 +22,13 @@ Costs (``T_k`` the STE-rounded timesteps of population ``k``, mean over its neur
 * spike: ``sum_k sum_i fanout_ki * E[n_ki] / sum_k sum_i fanout_ki + mean_k T_k`` with
   the expected spike count ``E[n_ki] = T_ki * clip(c_ki, 0, 1)`` (batch mean) from the
   forward pass just run: expected SOPs per synapse, plus the same latency term.
+* energy: the deployed energy the spike-aware estimate implies on a chip
+  (:mod:`pseudosnn.simulator.energy`, memory included): per population
+  ``E_k = sum_i E[n_ki] * w_ki + u_k * sum_i T_ki`` with ``w_ki`` the energy of one spike of
+  neuron ``i`` (its SOPs, the events its targets read, its own emission) and ``u_k`` of one
+  neuron update, priced with the memory sizes of the deployed layers
+  (``counting.chain_projection``); the cost is ``sum_k E_k / sum_k sum_i (w_ki + u_k) +
+  mean_k T_k``.
 """
 
 from __future__ import annotations
@@ -46,6 +53,7 @@ from pseudosnn.models import (
     SpikingNetwork,
 )
 from pseudosnn.neurons import SpikingNeuron
+from pseudosnn.simulator.energy import EnergyModel, snn
 
 INPUT = "input"
 READOUT = "readout"
@@ -117,6 +125,7 @@ def trace_structure(model: SpikingNetwork) -> Structure:
     for item in model.body:
         expr = walk(item, expr)
     st.inputs[READOUT] = chain(expr, (model.readout.fc,))
+    st.shapes[READOUT] = (model.readout.fc.out_features,)
     return st
 
 
@@ -172,6 +181,31 @@ def term_fanout(source_shape: tuple[int, ...], ops: tuple[nn.Module, ...]) -> np
     return counting.chain_fanout(source_shape, chain_layers(source_shape, ops))
 
 
+def spike_prices(st: Structure, model: EnergyModel) -> tuple[dict[str, np.ndarray],
+                                                             dict[str, float]]:
+    """Per population: ``w`` (pJ per spike of each neuron) and ``u`` (pJ per neuron update)
+    on the chip ``model``, with each target's sizes as deployed (see the module
+    docstring); the unit prices are :func:`pseudosnn.simulator.energy.snn.unit_prices`."""
+    prices, kinds = {}, {}
+    for target, terms in st.inputs.items():
+        projections = [counting.chain_projection(st.shapes[t.source], chain_layers(
+            st.shapes[t.source], t.ops)) for t in terms]
+        kinds[target] = [kind for kind, _ in projections]
+        shape = st.shapes[target]
+        layer = counting.LayerCounts(
+            target, "readout" if target == READOUT else "population", math.prod(shape),
+            weights=sum(w for _, w in projections), biases=counting.bias_entries(shape))
+        prices[target] = snn.unit_prices(model, layer)
+    w = {k: np.full(st.shapes[k], prices[k]["spike"]) for k in st.inputs if k != READOUT}
+    for target, terms in st.inputs.items():
+        p = prices[target]
+        for term, kind in zip(terms, kinds[target], strict=True):
+            if term.source != INPUT:
+                w[term.source] = w[term.source] + p["conv_event" if kind == "conv" else "event"] \
+                    + term_fanout(st.shapes[term.source], term.ops) * p["sop"]
+    return w, {k: prices[k]["update"] for k in w}
+
+
 def term_flops(source_shape: tuple[int, ...], ops: tuple[nn.Module, ...]) -> int:
     """The paper's FLOPs of ``ops`` on one sample of ``source_shape``
     (:func:`~pseudosnn.compiler.spiking.counting.paper_flops`)."""
@@ -189,19 +223,26 @@ class LayerCost:
     paper_share: float
     expected_spikes: float
     expected_sops: float
+    expected_energy_pj: float = math.nan
+
+
+CostKind = Literal["paper", "spike", "energy"]
 
 
 class HardwareCost:
-    """The penalty ``cost: paper | spike`` of a model; ``cost()`` after a forward pass.
+    """The penalty ``cost: paper | spike | energy`` of a model; ``cost()`` after a forward
+    pass (``energy`` and the energy column of the report need ``energy_model``).
 
     Forward hooks on the neurons record their currents ``c = scale*mean_t(x) + bias``
-    (differentiable), from which the spike-aware cost and the report are computed.
+    (differentiable), from which the spike-aware costs and the report are computed.
     """
 
-    def __init__(self, model: SpikingNetwork, kind: Literal["paper", "spike"] = "paper",
-                 record: bool | None = None):
-        if kind not in ("paper", "spike"):
-            raise ValueError(f"cost={kind!r} is not 'paper' or 'spike'")
+    def __init__(self, model: SpikingNetwork, kind: CostKind = "paper",
+                 record: bool | None = None, energy_model: EnergyModel | None = None):
+        if kind not in ("paper", "spike", "energy"):
+            raise ValueError(f"cost={kind!r} is not 'paper', 'spike' or 'energy'")
+        if kind == "energy" and energy_model is None:
+            raise ValueError("cost='energy' needs an energy model")
         self.model, self.kind = model, kind
         self.structure = trace_structure(model)
         self.neurons = dict(model.neurons())
@@ -218,12 +259,24 @@ class HardwareCost:
         self.fanout = {k: sum((term_fanout(st.shapes[k], t.ops) for _, t in st.outgoing(k)),
                               np.zeros(st.shapes[k], np.int64)) for k in self.neurons}
         self.total_fanout = float(sum(int(f.sum()) for f in self.fanout.values()))
-        self._fanout_t: dict[str, torch.Tensor] = {}
+        self.spike_pj, self.update_pj = spike_prices(st, energy_model) if energy_model \
+            else ({}, {})
+        self._tensors: dict[tuple[str, str], torch.Tensor] = {}
         self.currents: dict[str, torch.Tensor] = {}
-        # currents are recorded for the spike cost and the report (``record``); the paper
-        # cost needs no forward pass
-        self.recording = kind == "spike" if record is None else record
+        # currents are recorded for the spike-aware costs and the report (``record``); the
+        # paper cost needs no forward pass
+        self.recording = kind != "paper" if record is None else record
         self._hooks = [n.register_forward_hook(self._record(k)) for k, n in self.neurons.items()]
+
+    @classmethod
+    def from_config(cls, model: SpikingNetwork, config: dict) -> HardwareCost:
+        """The penalty a training config selects (``cost``; ``energy_model`` or ``chip``
+        for ``cost: energy``)."""
+        from pseudosnn.simulator.energy import resolve
+
+        energy = resolve(config["energy_model"], config["chip"]) \
+            if config["cost"] == "energy" else None
+        return cls(model, config["cost"], energy_model=energy)
 
     def _record(self, name: str):
         def hook(module, inputs, output):
@@ -235,11 +288,13 @@ class HardwareCost:
         for h in self._hooks:
             h.remove()
 
-    def _fanout_tensor(self, name: str, like: torch.Tensor) -> torch.Tensor:
-        f = self._fanout_t.get(name)
+    def _tensor(self, table: str, name: str, like: torch.Tensor) -> torch.Tensor:
+        """``self.<table>[name]`` (fan-out or pJ per spike) as a float32 tensor on ``like``'s
+        device, cached."""
+        f = self._tensors.get((table, name))
         if f is None or f.device != like.device:
-            f = torch.from_numpy(self.fanout[name].astype(np.float32)).to(like.device)
-            self._fanout_t[name] = f
+            f = torch.from_numpy(getattr(self, table)[name].astype(np.float32)).to(like.device)
+            self._tensors[(table, name)] = f
         return f
 
     def mean_timesteps(self) -> torch.Tensor:
@@ -263,14 +318,26 @@ class HardwareCost:
 
     def expected_sops(self, name: str, quantised: bool = False) -> torch.Tensor:
         n = self.expected_spikes(name, quantised)
-        return (n * self._fanout_tensor(name, n)).sum()
+        return (n * self._tensor("fanout", name, n)).sum()
+
+    def expected_energy(self, name: str, quantised: bool = False) -> torch.Tensor:
+        """pJ per sample of population ``name``'s spikes and updates (module docstring)."""
+        n = self.expected_spikes(name, quantised)
+        updates = torch.broadcast_to(self.neurons[name].timesteps_float(), n.shape).sum()
+        return (n * self._tensor("spike_pj", name, n)).sum() + self.update_pj[name] * updates
 
     def spike_cost(self) -> torch.Tensor:
         sops = sum(self.expected_sops(k) for k in self.neurons)
         return sops / self.total_fanout + self.mean_timesteps()
 
+    def energy_cost(self) -> torch.Tensor:
+        norm = sum(float(w.sum()) + self.update_pj[k] * w.size for k, w in self.spike_pj.items())
+        energy = sum(self.expected_energy(k) for k in self.neurons)
+        return energy / norm + self.mean_timesteps()
+
     def cost(self) -> torch.Tensor:
-        return self.paper_cost() if self.kind == "paper" else self.spike_cost()
+        return {"paper": self.paper_cost, "spike": self.spike_cost,
+                "energy": self.energy_cost}[self.kind]()
 
     def rows(self, quantised: bool = False) -> list[LayerCost]:
         """Per-layer report from the latest forward pass (see :func:`layer_report`)."""
@@ -283,7 +350,9 @@ class HardwareCost:
                     flops=self.flops[k], paper_share=self.flops[k] / self.total_flops,
                     expected_spikes=float(self.expected_spikes(k, quantised).sum())
                     if have else math.nan,
-                    expected_sops=float(self.expected_sops(k, quantised)) if have else math.nan))
+                    expected_sops=float(self.expected_sops(k, quantised)) if have else math.nan,
+                    expected_energy_pj=float(self.expected_energy(k, quantised))
+                    if have and self.spike_pj else math.nan))
         return out
 
 
@@ -291,18 +360,19 @@ ReportForward = Literal["expected", "calibrated", "noise_free"]
 
 
 def layer_report(model: SpikingNetwork, x: torch.Tensor,
-                 forward: ReportForward = "calibrated", quantised: bool = False
-                 ) -> list[LayerCost]:
+                 forward: ReportForward = "calibrated", quantised: bool = False,
+                 energy_model: EnergyModel | None = None) -> list[LayerCost]:
     """:func:`layer_reports` with one counting rule: ``quantised`` or ``T*clip(c, 0, 1)``."""
-    return layer_reports(model, x, forward)[int(quantised)]
+    return layer_reports(model, x, forward, energy_model)[int(quantised)]
 
 
 def layer_reports(model: SpikingNetwork, x: torch.Tensor,
-                  forward: ReportForward = "calibrated"
+                  forward: ReportForward = "calibrated",
+                  energy_model: EnergyModel | None = None
                   ) -> tuple[list[LayerCost], list[LayerCost]]:
-    """Per-layer rows (name, T, FLOPs, paper-cost share, expected spikes and SOPs per
-    sample) from a training-mode forward of ``x`` (BatchNorm on its running statistics,
-    as deployed; the model's state is restored after).
+    """Per-layer rows (name, T, FLOPs, paper-cost share, expected spikes, SOPs and, with
+    ``energy_model``, energy per sample) from a training-mode forward of ``x`` (BatchNorm
+    on its running statistics, as deployed; the model's state is restored after).
 
     ``forward`` picks the training forward whose currents ``c`` are recorded:
 
@@ -318,7 +388,7 @@ def layer_reports(model: SpikingNetwork, x: torch.Tensor,
     """
     if forward not in ("expected", "calibrated", "noise_free"):
         raise ValueError(f"forward={forward!r} is not expected, calibrated or noise_free")
-    cost = HardwareCost(model, "paper", record=True)
+    cost = HardwareCost(model, "paper", record=True, energy_model=energy_model)
     was_training = model.training
     saved = {k: (n.noise_prob, n.calibrating) for k, n in cost.neurons.items()}
     hooks = []

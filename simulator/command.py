@@ -7,27 +7,16 @@ import json
 from pathlib import Path
 
 import click
-import numpy as np
 from pseudosnn.compiler.artifact import load
 from pseudosnn.compiler.atomic import write_atomic
-from pseudosnn.simulator.datasets import (
-    LAYOUTS,
-    DataError,
-    check_labels,
-    open_dataset,
-)
-from pseudosnn.simulator.energy import (
-    DEFAULT_MODEL,
-    DEFAULT_TIME_PER_STEP_US,
-    PRESETS,
-    get_model,
-)
+from pseudosnn.simulator.datasets import LAYOUTS, DataError, check_labels, open_dataset
+from pseudosnn.simulator.energy import DEFAULT_MODEL, DEFAULT_TIME_PER_STEP_US, PRESETS, resolve
 from pseudosnn.simulator.engine import SimulationError
 from pseudosnn.simulator.engine import simulate as simulate_graph
 from pseudosnn.simulator.metrics.report import build_report, format_table, write_reports
 from pseudosnn.simulator.sharding import simulate_dataset
 
-from pseudosnn.cli_base import Command
+from pseudosnn.cli_base import Command, FiniteFloat
 
 DATA_HELP = ("Inputs, read batch by batch: 'digits' (sklearn 8x8 test split), "
              "'cifar10:PATH' / 'cifar100:PATH' (the python-pickle test batch or its folder), "
@@ -52,13 +41,15 @@ def run_simulation(
     energy_model: str = DEFAULT_MODEL, fixed_point: bool = False, report_dir: Path | None = None,
     workers: int = 1, time_per_step_us: float = DEFAULT_TIME_PER_STEP_US,
     mean_hops: float = 0.0, raster_neurons: int = 16, progress: bool = True,
-    echo=click.echo, precision: str = "float64", layout: str | None = None,
+    echo=click.echo, precision: str = "float64", chip: Path | None = None,
+    layout: str | None = None,
 ) -> list[dict]:
     """Simulate every artifact on the data set (read batch by batch); return one report
-    dict per artifact."""
+    dict per artifact (energy on the chip file ``chip`` when given, else on the preset
+    ``energy_model``)."""
     from tqdm import tqdm
 
-    model = get_model(energy_model)
+    model = resolve(energy_model, chip)
     if batch < 1:
         raise DataError(f"--batch must be >= 1, got {batch}")
     reports = []
@@ -72,7 +63,7 @@ def run_simulation(
         if source.warning:
             click.echo(source.warning, err=True)
         xs, y = source.x, source.y
-        check_labels(y, int(np.prod(graph.readout.shape)), data)
+        check_labels(y, graph.readout.shape[-1], data)
         with tqdm(total=len(xs), desc=f"simulate {stem}", unit="sample",
                   disable=not progress) as bar:
             tally = simulate_dataset(graph, xs, y, batch_size=batch, workers=workers,
@@ -85,10 +76,19 @@ def run_simulation(
         reports.append(rep)
         echo(format_table(rep))
         if report_dir is not None:
-            from pseudosnn.simulator.plots import plot_layers, plot_raster, plot_spikes_per_step
+            from pseudosnn.simulator.plots import (
+                plot_break_even,
+                plot_energy,
+                plot_layers,
+                plot_raster,
+                plot_spikes_per_step,
+            )
 
             written = write_reports(rep, report_dir, stem, tally)
             written.append(plot_layers(rep, report_dir / f"{stem}_layers.png"))
+            written.append(plot_energy(rep, report_dir / f"{stem}_energy.png"))
+            if rep["ann"] is not None and rep["ann"]["per_layer_known"]:
+                written.append(plot_break_even(rep, report_dir / f"{stem}_break_even.png"))
             written.append(plot_spikes_per_step(rep, report_dir / f"{stem}_spikes_per_step.png"))
             one = simulate_graph(graph, xs[:1], record_spikes=True, precision=precision)
             written.append(plot_raster({k: v[0] for k, v in one.spikes.items()},
@@ -114,10 +114,16 @@ def run_simulation(
 @click.option("--layout", type=click.Choice(LAYOUTS), default=None,
               help="npz only: how x's samples are laid out when not exactly the network's "
                    "input shape: HWC (channels last) or flat (C order).")
-@click.option("--batch", default=64, show_default=True, help="Samples simulated at once.")
-@click.option("--limit", type=int, default=None, help="Simulate only the first N samples.")
+@click.option("--batch", type=click.IntRange(min=1), default=64, show_default=True,
+              help="Samples simulated at once.")
+@click.option("--limit", type=click.IntRange(min=1), default=None,
+              help="Simulate only the first N samples.")
 @click.option("--energy-model", default=DEFAULT_MODEL, show_default=True,
-              help=f"Energy preset: {', '.join(sorted(PRESETS))}.")
+              help=f"Energy preset: {', '.join(sorted(PRESETS))} (constants and sources: "
+                   "simulator/energy/; README 'How energy is counted').")
+@click.option("--chip", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Your chip's energies as a YAML file (fields of the energy model, "
+                   "optionally 'base: PRESET'); replaces --energy-model.")
 @click.option("--fixed-point", is_flag=True,
               help="Require bit-exact integer simulation (the artifact must be fixed point).")
 @click.option("--precision", type=click.Choice(["float64", "float32"]), default="float64",
@@ -125,14 +131,16 @@ def run_simulation(
               "reference bit for bit; float32 is faster (fixed point is always exact).")
 @click.option("--report", "report_dir", type=click.Path(file_okay=False, path_type=Path),
               default=None, help="Write JSON, CSV and PNG plots into this directory.")
-@click.option("--workers", default=1, show_default=True,
+@click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True,
               help="Processes to shard batches across (counts merge exactly).")
 @click.option("--time-per-step-us", default=DEFAULT_TIME_PER_STEP_US, show_default=True,
-              type=float, help="Wall time of one global step, for latency in microseconds.")
-@click.option("--mean-hops", default=0.0, show_default=True, type=float,
+              type=FiniteFloat(min=0, min_open=True),
+              help="Wall time of one global step, for latency in microseconds.")
+@click.option("--mean-hops", default=0.0, show_default=True, type=FiniteFloat(min=0),
               help="Mean mesh hops per spike (Loihi routing energy; 0 = within tile).")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
-def simulate_cmd(artifacts, data, layout, batch, limit, energy_model, fixed_point, precision,
+def simulate_cmd(artifacts, data, layout, batch, limit, energy_model, chip, fixed_point,
+                 precision,
                  report_dir, workers, time_per_step_us, mean_hops, quiet):
     """Simulate compiled ARTIFACT(s) step by step and report spike counts, synaptic
     operations, latency and energy (and accuracy when the data have labels).
@@ -141,9 +149,6 @@ def simulate_cmd(artifacts, data, layout, batch, limit, energy_model, fixed_poin
     Example:
       pseudosnn simulate build/cnn --data digits --energy-model loihi --report reports/cnn
     """
-    if time_per_step_us <= 0:
-        raise click.BadParameter("must be > 0", param_hint="--time-per-step-us")
     run_simulation(list(artifacts), data, batch, limit, energy_model, fixed_point, report_dir,
                    workers, time_per_step_us, mean_hops, progress=not quiet, precision=precision,
-                   layout=layout)
-
+                   chip=chip, layout=layout)

@@ -336,7 +336,12 @@ def open_dataset(spec: str, sample_shape: tuple[int, ...], layout: str | None = 
 
 
 def check_labels(y: np.ndarray | None, classes: int, spec: str) -> None:
-    """Labels must index the network's ``classes`` outputs."""
-    if y is not None and y.size and (y.min() < 0 or y.max() >= classes):
-        raise DataError(f"data {spec!r} has labels in [{y.min()}, {y.max()}], the network "
-                        f"has {classes} outputs (labels 0..{classes - 1}); relabel the data")
+    """Labels must be class indices of the network's readout (``0..classes-1``): an
+    accuracy against labels outside that range would be silently wrong."""
+    if y is None or y.size == 0:
+        return
+    lo, hi = int(y.min()), int(y.max())
+    if lo < 0 or hi >= classes:
+        raise DataError(f"data {spec!r} has labels in [{lo}, {hi}], the network has {classes} "
+                        f"classes (labels 0..{classes - 1}); fix the labels (array y) or "
+                        "leave them out")

@@ -311,7 +311,7 @@ def simulate(
     graph: SpikingGraph, x: np.ndarray, record_spikes: bool = False,
     fixed_point: bool | None = None, precision: str = "float64",
 ) -> RunResult:
-    """Run ``graph`` on a batch ``x`` of shape ``(B, *graph.input.shape)`` step by step.
+    """Run ``graph`` on a batch ``x`` of shape ``(B, *graph.input.sample_shape)`` step by step.
 
     ``fixed_point=None`` follows ``graph.fixed_point``; asking for the other mode is an
     error (quantisation is the compiler's job). ``precision`` (float mode only):

@@ -46,16 +46,74 @@ def plot_layers(report: dict, path: Path) -> Path:
     ax[1, 0].set(title="operations per sample (incoming)", xticks=jdx)
     ax[1, 0].set_xticklabels(all_names, rotation=45, ha="right")
     ax[1, 0].legend()
-    bottom = np.zeros(len(layers))
-    for cat in report["totals"]["energy_by_category_pj"]:
-        vals = np.array([r[f"energy_{cat}_pj"] for r in layers])
-        if vals.any():
-            ax[1, 1].bar(jdx, vals, bottom=bottom, label=cat)
-            bottom += vals
+    _stacked_terms(ax[1, 1], jdx, layers, report)
     ax[1, 1].set(title=f"energy per sample, pJ ({report['energy_model']['name']})", xticks=jdx)
     ax[1, 1].set_xticklabels(all_names, rotation=45, ha="right")
     ax[1, 1].legend()
     fig.suptitle(report.get("name") or "network")
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+def _stacked_terms(ax, x, rows: list[dict], report: dict, width: float = 0.8,
+                   prefix: str = "") -> None:
+    """Bars of each row's energy stacked by term (compute, memory, addressing, routing)."""
+    bottom = np.zeros(len(rows))
+    for i, term in enumerate(report["totals"]["energy_by_term_pj"]):
+        vals = np.array([r[f"energy_{term}_pj"] for r in rows])
+        if vals.any():
+            ax.bar(x, vals, width, bottom=bottom, label=prefix + term, color=f"C{i}")
+            bottom += vals
+
+
+def plot_energy(report: dict, path: Path) -> Path:
+    """Energy per sample: per layer, the SNN by term beside its ANN counterparts; in total,
+    the SNN by term beside every ANN baseline by term."""
+    from pseudosnn.simulator.metrics.report import VARIANT_TITLES
+
+    layers, ann = report["layers"], report["ann"]
+    fig, ax = plt.subplots(1, 2, figsize=(13, 4.8), gridspec_kw={"width_ratios": [2, 1]})
+    x = np.arange(len(layers))
+    _stacked_terms(ax[0], x - 0.2, layers, report, width=0.4, prefix="SNN ")
+    if ann is not None and ann["per_layer_known"]:
+        for j, (v, style) in enumerate((("full", "k_"), ("quantised", "r_"))):
+            ax[0].plot(x + 0.2, [r["ann_pj"][v] for r in layers], style, markersize=18,
+                       markeredgewidth=2, label=VARIANT_TITLES[v], zorder=3 + j)
+    ax[0].set(yscale="log", ylabel="pJ per sample", xticks=x,
+              title=f"per layer ({report['energy_model']['name']})")
+    ax[0].set_xticklabels([r["layer"] for r in layers], rotation=45, ha="right")
+    ax[0].legend(fontsize=8)
+    totals = [{"name": "SNN", **{f"energy_{t}_pj": v for t, v in
+                                 report["totals"]["energy_by_term_pj"].items()}}]
+    for v, d in (ann or {}).get("variants", {}).items():
+        totals.append({"name": VARIANT_TITLES[v].replace("ANN, ", "ANN\n"),
+                       **{f"energy_{t}_pj": e for t, e in d["energy_by_term_pj"].items()}})
+    _stacked_terms(ax[1], np.arange(len(totals)), totals, report)
+    ax[1].set(ylabel="pJ per sample", title="total", xticks=np.arange(len(totals)))
+    ax[1].set_xticklabels([t["name"] for t in totals], rotation=30, ha="right", fontsize=8)
+    ax[1].legend(fontsize=8)
+    fig.suptitle(f"{report.get('name') or 'network'}: energy by term")
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+def plot_break_even(report: dict, path: Path) -> Path:
+    """Per layer with spiking input: its measured spikes per synapse and the value at which
+    it would cost as much as its ANN counterpart (below the marker the SNN layer wins)."""
+    rows = [r for r in report["layers"] if r.get("spikes_per_synapse") is not None]
+    fig, ax = plt.subplots(figsize=(max(6, 0.8 * len(rows) + 3), 4.5))
+    x = np.arange(len(rows))
+    ax.bar(x, [r["spikes_per_synapse"] for r in rows], 0.6, color="tab:blue",
+           label="measured spikes per synapse")
+    for v, style in (("quantised", "rv"), ("full", "k^")):
+        y = [r["break_even"][v] for r in rows]
+        ax.plot(x, [np.nan if b is None else max(b, 1e-4) for b in y], style, markersize=9,
+                label=f"break-even vs {v} ANN (0: never wins)")
+    ax.set(yscale="log", ylabel="spikes per synapse per sample", xticks=x,
+           title=f"where each layer sits ({report['energy_model']['name']})\na layer beats its "
+                 "ANN counterpart while its bar stays below the marker")
+    ax.set_xticklabels([r["layer"] for r in rows], rotation=45, ha="right")
+    ax.legend(fontsize=8)
     fig.tight_layout()
     return _save(fig, path)
 

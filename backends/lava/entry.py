@@ -85,7 +85,8 @@ def _watchdog(seconds: float, failure_file: Path) -> threading.Event:
             if failure_file.exists() and failure_file.stat().st_size:
                 _abort("a Lava process failed (traceback above)", EXIT_FAILED)
             if time.monotonic() > deadline:
-                _abort(f"timed out after {seconds:g} s: a Lava process hung", EXIT_TIMEOUT)
+                _abort(f"not finished after --timeout {seconds:g} s (slow or hung)",
+                       EXIT_TIMEOUT)
 
     threading.Thread(target=watch, daemon=True).start()
     return done

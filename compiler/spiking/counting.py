@@ -11,13 +11,22 @@ Deployed network (the spiking graph):
 * **encoder MACs** per sample: the structural synapses of every encoder projection,
   ``Σ_pixels fanout`` on the analog input (computed once per sample).
 * **neuron updates** per sample: *active* ``Σ_i T_i`` (neuron-steps inside the windows),
-  *idle* ``size · latency − active`` (the population exists for the whole latency).
+  *idle* ``size · latency − active`` (the population exists for the whole latency);
+  *state updates* (membrane read and written): the active ones (non-leaky neurons keep
+  their state untouched outside the window).
 * **compares** of max pooling (no synapses, no SOP): an event is compared into every
   window that holds it, its *pool fan-out* (the window fan-out above, padding taps
   excluded). A spike pool: ``Σ_i n_i · poolfan_i`` over its source's spike counts; the
   analog stem of the encoder: every value of the map it pools, once per sample.
 * With event frames, an encoder projection into a target that gets one frame per step
   costs its MACs once per frame.
+* per deployed layer (:class:`LayerCounts`, what the energy model prices): events in (one
+  per source spike per incoming projection, read from the layer's input queue), SOPs,
+  encoder layers, neuron updates, spikes out, stored weights, biases and state words;
+  ``compares``: a spike pool's belong to its source population (the layer whose events
+  it pools), the analog stem's to the first population the encoder feeds, with the stem's
+  conv among that layer's encoders; ``leak_multiplies`` (leaky neurons) are 0 for the
+  populations the graph has today (integrate-and-fire).
 
 Trained network (the ANN baseline, before any fusion, DESIGN.md §2):
 
@@ -26,6 +35,16 @@ Trained network (the ANN baseline, before any fusion, DESIGN.md §2):
   sum of ``m`` terms: ``(m − 1) · size``. BatchNorm folds into the conv, an activation
   costs no MAC.
 * **compares** of a max pool: its structural window taps (as a spike pool's above).
+* stored **weights** of a conv ``C_out · C_in/groups · k_h · k_w``, of a linear layer
+  ``in · out``; **biases** ``C_out`` / ``out``; **address adds** ``in + out (+ C_out·k_h·k_w
+  for a conv)`` (Lemaire et al. 2022: one add per input and output address, plus one per
+  kernel weight of a conv);
+* data **accesses** of a layer run as an ANN, per sample, for two dataflows:
+  *no reuse* (Lemaire et al. 2022): a conv reads one input and one weight per MAC, a
+  linear layer reads each input once and one weight per MAC, one bias read per output; a
+  pool reads one input per window tap, a residual sum every term; every output is written
+  once. *Maximal reuse* (the bound of Dampfhoffer et al. 2023): every input, weight and
+  bias is read once and every output written once.
 * the paper's **FLOPs** (its cost, kept as the paper defines it): conv
   ``out_numel · C_in/groups · k_h · k_w`` (padding taps included), linear ``in · out``,
   average pooling ``in_numel``, max pooling 0 (the paper's ``zero_ops``).
@@ -170,6 +189,104 @@ def neuron_updates(graph: SpikingGraph) -> dict[str, tuple[int, int]]:
             for p in graph.populations}
 
 
+def bias_entries(shape: tuple[int, ...]) -> int:
+    """Stored biases of a population or readout: one per channel of a ``(C, H, W)`` layer
+    (a conv's bias), one per neuron of a flat one."""
+    return shape[0] if len(shape) == 3 else math.prod(shape)
+
+
+def projection_layer(graph: SpikingGraph, pr: Projection) -> Layer:
+    """A deployed projection as a :class:`Layer` (its geometry; what an encoder computes
+    densely)."""
+    src, dst = tuple(graph.shape_of(pr.source)), tuple(graph.shape_of(pr.target))
+    if pr.kind == "dense":
+        return Layer(pr.name, "linear", (math.prod(src),), (math.prod(dst),))
+    return Layer(pr.name, "conv", src, dst, kernel=tuple(pr.weight.shape[2:]),
+                 stride=tuple(pr.stride), padding=tuple(pr.padding), groups=pr.groups)
+
+
+@dataclass(frozen=True)
+class LayerCounts:
+    """One deployed layer (a population or the readout) per sample: what it does and what
+    it stores. Each event delivered by an incoming projection is read once from the
+    layer's input queue (``events_in``; ``conv_events_in`` through conv projections);
+    ``synapses``: the structural synapses of the incoming spiking projections;
+    ``encoders`` are computed densely ``encoder_passes`` times per sample (once here);
+    ``state_updates`` read and write the membrane."""
+
+    name: str
+    kind: Literal["population", "readout"]
+    neurons: int
+    weights: int
+    biases: int
+    synapses: int = 0
+    sops: float = 0.0
+    events_in: float = 0.0
+    conv_events_in: float = 0.0
+    encoders: tuple[Layer, ...] = ()
+    encoder_passes: int = 1
+    active_updates: float = 0.0
+    idle_updates: float = 0.0
+    state_updates: float = 0.0
+    spikes_out: float = 0.0
+    compares: float = 0.0
+    leak_multiplies: float = 0.0
+
+
+def deployed_layers(graph: SpikingGraph, spikes: Mapping[str, float],
+                    sops: Mapping[str, float], compares: Mapping[str, float] | None = None
+                    ) -> list[LayerCounts]:
+    """Per-sample :class:`LayerCounts` of every population (topological order) and the
+    readout, from per-sample ``spikes`` per population (and spike pool), ``sops`` per
+    projection and ``compares`` per spike pool and analog stem (:func:`pool_compares`,
+    :func:`encoder_compares`)."""
+    updates = neuron_updates(graph)
+    owner = _compare_owners(graph)
+    own_compares: dict[str, float] = {}
+    for name, c in (compares or {}).items():
+        own_compares[owner[name]] = own_compares.get(owner[name], 0.0) + float(c)
+    stem = graph.input.stem
+    stem_layer = () if stem is None or stem.weight is None else (Layer(
+        stem.name, "conv", tuple(stem.in_shape), tuple(stem.conv_shape),
+        kernel=tuple(stem.weight.shape[2:]), stride=tuple(stem.stride),
+        padding=tuple(stem.padding), groups=stem.groups),)
+    framed = frame_targets(graph)
+    out = []
+    for node in [*graph.topological_populations(), graph.readout]:
+        incoming = graph.incoming(node.name)
+        spiking = [pr for pr in incoming if not pr.is_encoder]
+        is_pop = node is not graph.readout
+        active, idle = updates[node.name] if is_pop else (0, 0)
+        encoders = tuple(projection_layer(graph, pr) for pr in incoming if pr.is_encoder)
+        if stem is not None and owner.get(stem.name) == node.name:
+            encoders = stem_layer + encoders
+        out.append(LayerCounts(
+            name=node.name, kind="population" if is_pop else "readout",
+            neurons=math.prod(node.shape), weights=sum(pr.weight.size for pr in incoming),
+            biases=bias_entries(tuple(node.shape)),
+            synapses=sum(synapses(pr, graph.shape_of(pr.source)) for pr in spiking),
+            sops=float(sum(sops.get(pr.name, 0) for pr in spiking)),
+            events_in=float(sum(spikes[pr.source] for pr in spiking)),
+            conv_events_in=float(sum(spikes[pr.source] for pr in spiking if pr.kind == "conv")),
+            encoders=encoders, encoder_passes=max(graph.input.frames, 1)
+            if node.name in framed else 1,
+            active_updates=active, idle_updates=idle, state_updates=active,
+            spikes_out=float(spikes[node.name]) if is_pop else 0.0,
+            compares=own_compares.get(node.name, 0.0)))
+    return out
+
+
+def _compare_owners(graph: SpikingGraph) -> dict[str, str]:
+    """The deployed layer that owns each spike pool's compares (its source population)
+    and the analog stem's (the first layer the encoder feeds)."""
+    owners = {p.name: p.source for p in graph.pools}
+    if graph.input.stem is not None:
+        fed = {pr.target for pr in graph.projections if pr.is_encoder}
+        owners[graph.input.stem.name] = next(
+            n.name for n in [*graph.topological_populations(), graph.readout] if n.name in fed)
+    return owners
+
+
 def sops_upper_bound(graph: SpikingGraph, pop: Population | SpikePool) -> int:
     """SOPs per sample caused by ``pop`` (a population or spike pool) if every neuron
     fired at every step of its window: ``Σ_i T_i · fanout_i``."""
@@ -186,7 +303,10 @@ LayerOp = Literal["conv", "linear", "avgpool", "maxpool", "add", "flatten"]
 class Layer:
     """One layer of the trained network, as far as counting needs it: ``conv``,
     ``avgpool`` and ``maxpool`` (``kernel``/``stride``/``padding`` per axis, ``groups``),
-    ``linear``, ``add`` (``terms`` summands), ``flatten``. Shapes are per sample."""
+    ``linear``, ``add`` (``terms`` summands), ``flatten``. Shapes are per sample. ``reads``:
+    the neurons (or ``"input"``, the analog image) whose outputs make up the layer's input
+    through pooling, flatten and sums (empty: the input is another layer's accumulated
+    sum); ``feeds``: the neuron its output drives ("" for the readout)."""
 
     name: str
     op: LayerOp
@@ -197,6 +317,8 @@ class Layer:
     padding: tuple[int, int] = (0, 0)
     groups: int = 1
     terms: int = 1
+    reads: tuple[str, ...] = ()
+    feeds: str = ""
 
     def as_dict(self) -> dict:
         return {k: list(v) if isinstance(v, tuple) else v for k, v in self.__dict__.items()}
@@ -233,6 +355,48 @@ def ann_ops(layers: Sequence[Layer]) -> dict[str, int]:
     return {k: sum(p.get(k, 0) for p in per) for k in ("macs", "adds", "compares")}
 
 
+def layer_weights(layer: Layer) -> int:
+    """Stored weights of a conv or linear layer (0 for the others)."""
+    if layer.op == "conv":
+        kh, kw = layer.kernel
+        return layer.out_shape[0] * (layer.in_shape[0] // layer.groups) * kh * kw
+    if layer.op == "linear":
+        return math.prod(layer.in_shape) * math.prod(layer.out_shape)
+    return 0
+
+
+def layer_biases(layer: Layer) -> int:
+    """Stored biases of a conv (one per output channel) or linear layer (one per output)."""
+    return {"conv": layer.out_shape[0], "linear": math.prod(layer.out_shape)}.get(layer.op, 0)
+
+
+def address_adds(layer: Layer) -> int:
+    """Address arithmetic of a layer evaluated densely (Lemaire et al. 2022): one add per
+    input and per output address, plus one per kernel weight of a conv."""
+    if layer.op == "flatten":
+        return 0
+    n = math.prod(layer.in_shape) + math.prod(layer.out_shape)
+    return n + layer.out_shape[0] * math.prod(layer.kernel) if layer.op == "conv" else n
+
+
+def ann_accesses(layer: Layer, reuse: bool = False) -> dict[str, int]:
+    """``{"input_reads", "weight_reads", "bias_reads", "output_writes"}`` of a layer run as
+    an ANN for one sample; ``reuse``: maximal reuse instead of none (module docstring)."""
+    if layer.op == "flatten":
+        return dict.fromkeys(("input_reads", "weight_reads", "bias_reads", "output_writes"), 0)
+    x, y = math.prod(layer.in_shape), math.prod(layer.out_shape)
+    ops = layer_ops(layer)
+    if reuse:
+        reads = x * layer.terms if layer.op == "add" else x
+        weights, biases = layer_weights(layer), layer_biases(layer)
+    else:
+        reads = {"conv": ops["macs"], "linear": x, "avgpool": ops["adds"],
+                 "add": layer.terms * y}[layer.op]
+        weights, biases = ops["macs"], y if layer.op in ("conv", "linear") else 0
+    return {"input_reads": reads, "weight_reads": weights, "bias_reads": biases,
+            "output_writes": y}
+
+
 def paper_flops(layer: Layer) -> int:
     """The paper's FLOPs of one layer (padding taps included; see the module docstring)."""
     if layer.op == "conv":
@@ -254,8 +418,17 @@ def chain_fanout(source_shape: tuple[int, ...], chain: Sequence[Layer]) -> np.nd
         return np.ones(source_shape, dtype=np.int64)
     if any(layer.op == "linear" for layer in chain):
         return np.full(source_shape, math.prod(chain[-1].out_shape), dtype=np.int64)
+    k, s, p = _window(chain)
+    convs = [layer for layer in chain if layer.op == "conv"]
+    # pooling alone keeps the channel; a conv reaches C_out/groups of them
+    channels = convs[-1].out_shape[0] // convs[-1].groups if convs else 1
+    spatial = window_fanout(source_shape[1:], k, s, p)
+    return np.broadcast_to(spatial * channels, source_shape).astype(np.int64)
+
+
+def _window(chain: Sequence[Layer]) -> tuple[list[int], list[int], list[int]]:
+    """``(kernel, stride, padding)`` of the one window op a chain of convs and pools is."""
     k, s, p = [1, 1], [1, 1], [0, 0]
-    channels = 1  # pooling alone keeps the channel; a conv reaches C_out/groups of them
     for layer in chain:
         if layer.op not in ("conv", "avgpool", "maxpool"):
             raise ValueError(f"layer {layer.name!r} ({layer.op}) cannot be part of a "
@@ -264,7 +437,22 @@ def chain_fanout(source_shape: tuple[int, ...], chain: Sequence[Layer]) -> np.nd
             k[a] += (layer.kernel[a] - 1) * s[a]
             p[a] += layer.padding[a] * s[a]
             s[a] *= layer.stride[a]
-        if layer.op == "conv":
-            channels = layer.out_shape[0] // layer.groups
-    spatial = window_fanout(source_shape[1:], k, s, p)
-    return np.broadcast_to(spatial * channels, source_shape).astype(np.int64)
+    return k, s, p
+
+
+def chain_projection(source_shape: tuple[int, ...], chain: Sequence[Layer]
+                     ) -> tuple[Literal["conv", "dense"], int]:
+    """``(kind, weights)`` of the one projection the compiler deploys for a chain: an empty
+    chain is an identity (a depthwise 1x1 conv of ones, or an identity matrix when flat);
+    a chain with a linear layer one dense matrix ``out x in``; pools followed by one conv
+    keep the conv's groups; other window chains compose into one full conv
+    (``compiler/passes/avgpool_fusion``, ``compiler/passes/residual``)."""
+    n = math.prod(source_shape)
+    if not chain:
+        return ("conv", source_shape[0]) if len(source_shape) == 3 else ("dense", n * n)
+    if any(layer.op == "linear" for layer in chain):
+        return "dense", n * math.prod(chain[-1].out_shape)
+    kh, kw = _window(chain)[0]
+    convs = [layer for layer in chain if layer.op == "conv"]
+    groups = convs[0].groups if len(convs) == 1 and chain[-1] is convs[0] else 1
+    return "conv", chain[-1].out_shape[0] * (source_shape[0] // groups) * kh * kw

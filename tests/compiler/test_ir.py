@@ -34,7 +34,8 @@ def test_neuron_closed_form_matches_semantics(rng):
 
 
 @pytest.mark.parametrize("bad,match", [
-    (np.int64(0), "1..16"), (np.int64(17), "1..16"), (np.array([2.5]), "integers")])
+    (np.int64(0), "integers >= 1"), (np.int64(17), "T = 17 is above the limit of 16 steps"),
+    (np.array([2.5]), "integers")])
 def test_timesteps_out_of_range(rng, bad, match):
     g = _small(rng)
     n1 = g.node("n1")
@@ -44,6 +45,18 @@ def test_timesteps_out_of_range(rng, bad, match):
                      for n in g.nodes)
     with pytest.raises(ir.IRError, match=match):
         ir.check(g, max_timesteps=16)
+
+
+def test_timesteps_beyond_the_default_limit_need_an_explicit_bound(rng):
+    from dataclasses import replace
+
+    g = _small(rng)
+    big = ir.DEFAULT_MAX_TIMESTEPS + 1
+    g = g.with_nodes(replace(n, params={**n.params, "timesteps": np.int64(big)})
+                     if n.name == "n1" else n for n in g.nodes)
+    with pytest.raises(ir.IRError, match=f"pass --max-timesteps {big}"):
+        ir.check(g)
+    ir.check(g, max_timesteps=big)
 
 
 def test_nan_weights_named(rng):

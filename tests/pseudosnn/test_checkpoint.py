@@ -122,5 +122,5 @@ def test_safetensors_export_same_dict_shape(model, tmp_path):
 def test_weights_that_do_not_fit(model, tmp_path):
     ckpt = make(model)
     ckpt["model"]["arch"] = "cnn_digits"
-    with pytest.raises(CheckpointError, match="do not fit"):
+    with pytest.raises(CheckpointError, match="does not match architecture .cnn_digits."):
         model_from_checkpoint(ckpt)

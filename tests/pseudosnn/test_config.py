@@ -43,7 +43,8 @@ def test_unknown_key_names_close_matches(tmp_path):
     ("epochs", "many", "epochs must be an integer"),
     ("augment", "maybe", "true or false"),
     ("optimizer", "lion", "sgd, adamw"),
-    ("cost", "energy", "paper, spike"),
+    ("cost", "joules", "paper, spike, energy"),
+    ("energy_model", "tpu", "45nm, lemaire, loihi .*chip: PATH"),
 ])
 def test_bad_values(key, value, match):
     with pytest.raises(ConfigError, match=match):

@@ -43,10 +43,18 @@ def test_energy_check_reports_estimates_against_deployed_counts(trained_mlp, tmp
         assert abs(row["spike_rel_err"]) < 0.05, row
         # without pooling, the paper's "every input fires every step" is an upper bound
         assert row["paper_sops"] >= row["deployed_sops"] > 0
+        # memory-aware energy (45nm): training prices each spike and update as deployed, so
+        # the calibrated counts give the deployed energy; the estimate stays within 5%
+        assert abs(row["calibrated_energy_rel_err"]) < 5e-3, row
+        assert abs(row["spike_energy_rel_err"]) < 0.05, row
     totals = check["totals"]
     assert totals["paper_rel_err"] > 0.5
-    assert abs(totals["spike_rel_err"]) < 0.05
+    assert abs(totals["spike_rel_err"]) < 0.05 and abs(totals["spike_energy_rel_err"]) < 0.05
+    assert totals["deployed_energy_pj"] == pytest.approx(
+        result["deployed"]["totals"]["energy_pj_per_sample"])
+    assert check["energy_model"] == "45nm"
     assert "deployed SOPs" in res.output and "layers off by more than 5%" in res.output
+    assert "deployed energy pJ" in res.output
 
 
 def test_energy_check_artifact_without_model_reports_deployed_counts_only(trained_mlp,
@@ -62,7 +70,18 @@ def test_energy_check_artifact_without_model_reports_deployed_counts_only(traine
     assert "check" not in result and result["deployed"]["samples"] == 20
 
 
-def test_energy_check_unknown_energy_model_is_a_clear_error(trained_mlp):
+def test_energy_check_bad_options_are_clear_errors(trained_mlp, tmp_path):
     res = CliRunner().invoke(main, ["energy-check", str(trained_mlp), "--data", "digits",
                                     "--energy-model", "nope"])
-    assert res.exit_code != 0 and "nope" in res.output and "45nm-fp32" in res.output
+    assert res.exit_code != 0 and "nope" in res.output and "45nm" in res.output
+    for tol in ("-0.1", "nan"):
+        res = CliRunner().invoke(main, ["energy-check", str(trained_mlp), "--data", "digits",
+                                        "--tolerance", tol])
+        assert res.exit_code == 2 and "--tolerance" in res.output, res.output
+        assert ("range x>=0" in res.output or "not a finite number" in res.output) and \
+            "Traceback" not in res.output
+    chip = tmp_path / "c.yaml"
+    chip.write_text("base: lemaire\nmemory: [[1, .nan]]\n")
+    res = CliRunner().invoke(main, ["energy-check", str(trained_mlp), "--data", "digits",
+                                    "--chip", str(chip)])
+    assert res.exit_code == 1 and "memory[0]" in res.output and "Traceback" not in res.output

@@ -140,6 +140,8 @@ def test_layer_report_restores_state_and_formats():
 def test_cost_rejects_bad_kind_and_foreign_neurons():
     model = build_model("mlp_digits", num_classes=10, input_shape=(1, 8, 8))
     with pytest.raises(ValueError, match="cost="):
+        HardwareCost(model, "joules")
+    with pytest.raises(ValueError, match="needs an energy model"):
         HardwareCost(model, "energy")
     relu = build_model("mlp_digits", num_classes=10, input_shape=(1, 8, 8),
                        neuron={"family": "relu"})
@@ -193,3 +195,76 @@ def test_layer_report_forwards_count_what_their_neurons_pass_on():
     assert all(not n.calibrating and n.noise_prob > 0 for _, n in model.neurons())
     with pytest.raises(ValueError, match="forward="):
         layer_report(model, x, "noisy")
+
+
+@pytest.mark.parametrize("arch, shape", [("cnn_digits", (1, 8, 8)),
+                                         ("rescnn_digits", (1, 8, 8)),
+                                         ("mlp_digits", (64,)),
+                                         ("sew_resnet20", (3, 8, 8)),
+                                         ("preact_resnet34", (3, 16, 16))])
+def test_projection_weights_equal_the_compiled_graph(arch, shape):
+    """Differential: the deployed projection the cost model prices for every term (kind and
+    stored weights, ``counting.chain_projection``) is the one the compiler emits."""
+    from pseudosnn.compiler import pipeline
+    from pseudosnn.compiler.frontend.torch_model import model_to_ir
+
+    from pseudosnn.objective import READOUT, chain_layers, trace_structure
+
+    torch.manual_seed(0)
+    model = build_model(arch, num_classes=10, input_shape=shape).eval()
+    graph = pipeline.run(model_to_ir(model)).graph
+    st = trace_structure(model)
+    for target, terms in st.inputs.items():
+        mine = sorted(counting.chain_projection(st.shapes[t.source], chain_layers(
+            st.shapes[t.source], t.ops)) for t in terms)
+        name = graph.readout.name if target == READOUT else target
+        theirs = sorted((pr.kind, pr.weight.size) for pr in graph.incoming(name))
+        assert mine == theirs, target
+
+
+def test_energy_cost_prices_expected_spikes_and_updates():
+    """cost='energy': Σ_k (Σ_i E[n_ki]·w_ki + u_k·Σ_i T_ki) / Σ_k Σ_i (w_ki + u_k) + mean T,
+    differentiable in T; the prices grow with memory (45nm) over compute only."""
+    from pseudosnn.simulator.energy import get_model
+
+    torch.manual_seed(0)
+    model = build_model("cnn_digits", num_classes=10, input_shape=(1, 8, 8),
+                        neuron={"family": "pseudo", "init_T": 4})
+    cost = HardwareCost(model, "energy", energy_model=get_model("45nm"))
+    model(torch.randn(8, 1, 8, 8))
+    c = cost.cost()
+    energy, norm = 0.0, 0.0
+    for k, n in cost.neurons.items():
+        spikes = cost.expected_spikes(k).detach().numpy()
+        T = float(n.timesteps_float().detach())
+        w, u = cost.spike_pj[k], cost.update_pj[k]
+        energy += float((spikes * w).sum()) + u * T * w.size
+        norm += float(w.sum()) + u * w.size
+    assert c.item() == pytest.approx(energy / norm + cost.mean_timesteps().item(), rel=1e-5)
+    c.backward()
+    assert all(n.logit.grad is not None and n.logit.grad.abs().sum() > 0
+               for _, n in model.neurons())
+    compute_only = HardwareCost(model, "energy", energy_model=get_model("compute-only"))
+    for k in cost.spike_pj:  # compute only: 0.9 pJ per SOP, nothing per update
+        np.testing.assert_allclose(compute_only.spike_pj[k], 0.9 * cost.fanout[k])
+        assert compute_only.update_pj[k] == 0.0
+        assert (cost.spike_pj[k] > compute_only.spike_pj[k]).all()
+
+
+def test_energy_cost_from_a_training_config(tmp_path):
+    from pseudosnn.simulator.energy import ChipError
+
+    from pseudosnn.config import load_config
+
+    model = build_model("mlp_digits", num_classes=10, input_shape=(1, 8, 8))
+    cost = HardwareCost.from_config(model, load_config(None, {"cost": "energy",
+                                                              "energy_model": "lemaire"}))
+    assert cost.kind == "energy" and cost.update_pj
+    chip = tmp_path / "chip.yaml"
+    chip.write_text("base: 45nm\nmult_pj: 0.2\n")
+    cfg = load_config(None, {"cost": "energy", "chip": str(chip)})
+    assert HardwareCost.from_config(model, cfg).spike_pj
+    chip.write_text("base: 45nm\nmult_pj: -2\n")
+    with pytest.raises(ChipError, match="mult_pj"):
+        HardwareCost.from_config(model, cfg)
+    assert HardwareCost.from_config(model, load_config(None, {})).spike_pj == {}

@@ -38,7 +38,7 @@ def test_simulate_writes_consistent_reports(arts, tmp_path):
     assert r.exit_code == 0, r.output
     assert "accuracy" in r.output and "SOP/smp" in r.output
     for stem in ("cnn", "res"):
-        for suffix in ("_layers.png", "_raster.png", "_spikes_per_step.png"):
+        for suffix in ("_layers.png", "_raster.png", "_spikes_per_step.png", "_energy.png"):
             assert (out / f"{stem}{suffix}").read_bytes()[:8] == PNG
         assert (out / f"{stem}.csv").read_text().startswith("layer,kind,coupling")
     assert (out / "accuracy_vs_energy.png").read_bytes()[:8] == PNG
@@ -101,8 +101,18 @@ def test_bad_input_gives_clear_errors(arts, tmp_path):
     a, _, data = arts
     r = _run([str(a), "--data", f"npz:{data}", "--energy-model", "tpu"])
     assert r.exit_code != 0
-    assert "unknown energy model 'tpu'" in r.output and "45nm-fp32" in r.output
+    assert "unknown energy model 'tpu'" in r.output and "45nm" in r.output
     assert "loihi" in r.output and "Traceback" not in r.output
+    for hops in ("-1", "nan", "inf"):
+        r = _run([str(a), "--data", f"npz:{data}", "--mean-hops", hops])
+        assert r.exit_code == 2 and "--mean-hops" in r.output, r.output
+        assert ("range x>=0" in r.output or "not a finite number" in r.output) and \
+            "Traceback" not in r.output, r.output
+    chip = tmp_path / "chip.yaml"
+    chip.write_text("base: 45nm\nadd_pj: -0.1\n")
+    r = _run([str(a), "--data", f"npz:{data}", "--chip", str(chip)])
+    assert r.exit_code == 1 and "'add_pj'" in r.output and "Traceback" not in r.output
+    assert len(r.output.strip().splitlines()) == 1
 
     wrong = tmp_path / "wrong.npz"
     np.savez(wrong, x=np.zeros((3, 3, 5, 5)))

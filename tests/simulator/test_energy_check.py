@@ -13,7 +13,12 @@ from pseudosnn.compiler.spiking.graph import (
 )
 from pseudosnn.compiler.spiking.schedule import schedule
 from pseudosnn.simulator.energy import get_model
-from pseudosnn.simulator.energy_check import compare, format_table, relative_error
+from pseudosnn.simulator.energy_check import (
+    compare,
+    deployed_by_source,
+    format_table,
+    relative_error,
+)
 from pseudosnn.simulator.engine import simulate
 from pseudosnn.simulator.metrics.report import build_report
 from pseudosnn.simulator.metrics.tally import Tally
@@ -39,7 +44,7 @@ def hand_network() -> SpikingGraph:
                                  projs))
 
 
-def deployed_report():
+def deployed_report(model: str = "compute-only"):
     g = hand_network()
     res = simulate(g, np.array([[1.0, 0.5]]))
     assert res.counts["A"].tolist() == [[2, 1]]
@@ -47,16 +52,18 @@ def deployed_report():
     assert res.sops == {"A->B": 9, "B->out": 20}
     tally = Tally()
     tally.add(res)
-    return build_report(g, tally, get_model("45nm-fp32"), time_per_step_us=1.0)
+    return build_report(g, tally, get_model(model), time_per_step_us=1.0)
 
 
 def test_compare_against_hand_computed_errors_and_energy():
     rep = deployed_report()
     estimates = {  # FLOPs of what each population drives: A: 2x3 dense, B: 3x2 dense
-        "A": {"flops": 6, "timesteps": 2.0, "expected_spikes": 3.2, "expected_sops": 9.5},
-        "B": {"flops": 6, "timesteps": 4.0, "expected_spikes": 10.2, "expected_sops": 20.4},
+        "A": {"flops": 6, "timesteps": 2.0, "expected_spikes": 3.2, "expected_sops": 9.5,
+              "expected_energy_pj": 9.5 * 0.9},
+        "B": {"flops": 6, "timesteps": 4.0, "expected_spikes": 10.2, "expected_sops": 20.4,
+              "expected_energy_pj": 20.4 * 0.9},
     }
-    check = compare(estimates, rep, get_model("45nm-fp32"), tolerance=0.05)
+    check = compare(estimates, rep, tolerance=0.05)
     a, b = check["layers"]
     assert (a["deployed_sops"], a["paper_sops"], a["spike_sops"]) == (9, 12, 9.5)
     assert a["paper_rel_err"] == pytest.approx(3 / 9)
@@ -67,19 +74,40 @@ def test_compare_against_hand_computed_errors_and_energy():
     assert t["deployed_sops"] == 29 and t["paper_sops"] == 36
     assert t["paper_rel_err"] == pytest.approx(7 / 29)
     assert t["spike_rel_err"] == pytest.approx(0.9 / 29) and not t["spike_flag"]
-    # 45 nm fp32: 0.9 pJ per SOP, 4.6 pJ per MAC; the encoder is 2x2 = 4 MACs
+    # compute-only: 0.9 pJ per SOP, nothing per spike or update; the encoder's 2x2 = 4
+    # MACs at 4.6 pJ are in every total
+    assert (a["deployed_energy_pj"], b["deployed_energy_pj"]) == pytest.approx((8.1, 18.0))
+    assert a["spike_energy_rel_err"] == pytest.approx(0.5 / 9) and a["spike_energy_flag"]
     assert t["encoder_macs"] == 4
     assert t["deployed_energy_pj"] == pytest.approx(0.9 * 29 + 4.6 * 4)
-    assert t["paper_energy_pj"] == pytest.approx(0.9 * 36 + 4.6 * 4)
+    assert t["spike_energy_pj"] == pytest.approx(0.9 * 29.9 + 4.6 * 4)
     assert check["flagged"] == ["A", "B"]  # A: both estimates; B: the paper's (+20%)
-    assert "total" in format_table(check)
+    assert "total" in format_table(check) and "energy per sample" in format_table(check)
+
+
+def test_deployed_energy_by_source_adds_up_on_the_memory_aware_model():
+    """Per source: its SOPs and events priced at their targets, its spikes and updates at
+    itself; with the encoder and idle updates that is the report's total."""
+    rep = deployed_report("45nm")
+    deployed = deployed_by_source(rep)
+    layers = {r["layer"]: r for r in rep["layers"]}
+    pA, pB, pout = (layers[k]["prices_pj"] for k in ("A", "B", "out"))
+    assert deployed["A"]["energy_pj"] == pytest.approx(
+        9 * pB["sop"] + 3 * (pB["event"] + pA["spike"]) + 4 * pA["update"])
+    assert deployed["B"]["energy_pj"] == pytest.approx(
+        20 * pout["sop"] + 10 * (pout["event"] + pB["spike"]) + 12 * pB["update"])
+    encoder = layers["A"]["energy_parts_pj"]
+    fixed = encoder["compute"]["encoder"] + encoder["memory"]["encoder_input"] \
+        + encoder["addressing"]["encoder"] + 4 * 4 * 1.25  # encoder weight reads
+    assert deployed["A"]["energy_pj"] + deployed["B"]["energy_pj"] + fixed == pytest.approx(
+        rep["totals"]["energy_pj_per_sample"])
 
 
 def test_mismatched_layers_are_an_error():
     rep = deployed_report()
     with pytest.raises(ValueError, match="differ"):
         compare({"A": {"flops": 6, "timesteps": 2.0, "expected_spikes": 0.0,
-                       "expected_sops": 0.0}}, rep, get_model("45nm-fp32"))
+                       "expected_sops": 0.0}}, rep)
 
 
 def test_relative_error_edge_cases():

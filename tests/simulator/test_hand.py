@@ -32,9 +32,10 @@ def two_layer() -> SpikingGraph:
          Projection("AB", "A", "B", "conv", np.full((1, 1, 3, 3), 1 / 16), padding=(1, 1)),
          Projection("Bout", "B", "out", "dense", w_out)),
         meta={"trained_layers": [  # the same three layers, as the compiler records them
-            Layer("enc", "conv", (1, 3, 3), (1, 3, 3)).as_dict(),
-            Layer("AB", "conv", (1, 3, 3), (1, 3, 3), kernel=(3, 3), padding=(1, 1)).as_dict(),
-            Layer("Bout", "linear", (9,), (2,)).as_dict()]})
+            Layer("enc", "conv", (1, 3, 3), (1, 3, 3), reads=("input",), feeds="A").as_dict(),
+            Layer("AB", "conv", (1, 3, 3), (1, 3, 3), kernel=(3, 3), padding=(1, 1),
+                  reads=("A",), feeds="B").as_dict(),
+            Layer("Bout", "linear", (9,), (2,), reads=("B",)).as_dict()]})
     g = schedule(g)
     g.validate()
     return g
@@ -69,7 +70,7 @@ def test_two_layer_network_by_hand():
     assert res.neuron_updates == {"A": 36, "B": 18}
 
     tally = Tally().add(res, np.array([0]))
-    rep = build_report(g, tally, get_model("45nm-fp32"), time_per_step_us=2.0)
+    rep = build_report(g, tally, get_model("compute-only"), time_per_step_us=2.0)
     assert rep["latency_steps"] == 7 and rep["latency_us"] == 14.0
     assert rep["throughput_samples_per_s"] == pytest.approx(1e6 / (4 * 2.0))
     assert rep["accuracy"] == 1.0
@@ -82,15 +83,54 @@ def test_two_layer_network_by_hand():
     assert layers["A"]["sops_out_per_sample"] == 85 and layers["B"]["sops_out_per_sample"] == 22
     # ANN: 9 + 49 (3x3 conv with borders: 3*3 + 2*3*2 ... = 49 structural taps) + 18 MACs
     assert rep["ann"]["macs_per_sample"] == 76 and rep["ann"]["adds_per_sample"] == 0
-    assert rep["ann"]["energy_pj_per_sample"] == pytest.approx(76 * 4.6)
+    full = rep["ann"]["variants"]["full"]
+    assert full["energy_pj_per_sample"] == pytest.approx(76 * 4.6)
+    assert full["snn_over_ann"] == pytest.approx((107 * 0.9 + 9 * 4.6) / (76 * 4.6))
 
+
+def test_two_layer_network_memory_aware_energy_by_hand():
+    """45 nm: 4-byte words; every memory here is under 8 KB: 10 pJ per 8 B = 1.25 pJ/B."""
+    g = two_layer()
+    tally = Tally().add(simulate(g, X), np.array([0]))
+    rep = build_report(g, tally, get_model("45nm"), time_per_step_us=1.0)
+    B = {r["layer"]: r for r in rep["layers"]}["B"]
+    # B: 85 SOPs from 14 A-events (conv), 9 neurons x T=2 active updates, 11 spikes out
+    assert (B["sops_per_sample"], B["events_in_per_sample"], B["spikes_per_sample"]) == \
+        (85, 14, 11)
+    e = B["energy_parts_pj"]
+    assert e["compute"]["synaptic"] == pytest.approx(85 * 0.9)
+    assert e["compute"]["neuron"] == pytest.approx(18 * (0.9 + 0.9) + 11 * 0.9)
+    assert e["memory"]["weights"] == pytest.approx((85 * 4 + 18 * 4) * 1.25)  # + bias reads
+    assert e["memory"]["membrane"] == pytest.approx(2 * 4 * (85 + 18) * 1.25)
+    assert e["memory"]["events"] == pytest.approx(4 * (14 + 11) * 1.25)
+    assert e["addressing"]["synaptic"] == pytest.approx(85 * 0.1 + 14 * 2 * (3.1 + 0.1))
+    assert B["energy_pj"] == pytest.approx(1886.9)
+    assert B["prices_pj"]["sop"] == pytest.approx(0.9 + 4 * 1.25 + 8 * 1.25 + 0.1)
+    # its ANN counterpart, the trained 3x3 conv: quantised, 3-bit inputs (T_A = 4), 2-bit
+    # outputs (T_B = 2), 32-bit weights; multiply 3.7 * 3 * 32 / 32^2, accumulate 0.9
+    mac = 3.7 * 3 * 32 / 1024 + 0.9
+    ann = 49 * mac + 9 * 0.9 + (49 * 3 / 8 * 1.25 + (49 + 9) * 4 * 1.25 + 9 * 2 / 8 * 1.25) \
+        + (9 + 9 + 9) * 0.1
+    assert B["ann_pj"]["quantised"] == pytest.approx(ann)
+    variable = 85 * B["prices_pj"]["sop"] + 14 * (4 * 1.25 + 2 * 3.2)  # scales with events
+    assert B["break_even"]["quantised"] == pytest.approx(
+        (ann - (1886.9 - variable)) * 85 / (variable * 49))
+    assert B["spikes_per_synapse"] == pytest.approx(85 / 49)
+    assert rep["totals"]["energy_pj_per_sample"] == pytest.approx(
+        sum(r["energy_pj"] for r in rep["layers"]))
+
+
+def test_two_layer_network_on_loihi_by_hand():
+    g = two_layer()
+    tally = Tally().add(simulate(g, X), np.array([0]))
     loihi = build_report(g, tally, get_model("loihi"), time_per_step_us=1.0)
-    e = loihi["totals"]["energy_by_category_pj"]
-    assert e["sop"] == pytest.approx(107 * 23.6)
-    assert e["encoder_mac"] == pytest.approx(9 * 4.6)
+    e = loihi["totals"]["energy_parts_pj"]
+    assert e["compute"]["synaptic"] == pytest.approx(107 * 23.6)
+    assert e["compute"]["encoder"] == pytest.approx(9 * 4.6)
     # active neuron-steps 36 + 18; inactive (9*7 - 36) + (9*7 - 18) = 72
-    assert e["neuron_update"] == pytest.approx(54 * 81 + 72 * 52)
-    assert e["routing"] == pytest.approx(25 * 1.7)
+    assert e["compute"]["neuron"] == pytest.approx(54 * 81 + 72 * 52)
+    assert e["routing"]["spikes"] == pytest.approx(25 * 1.7)
+    assert loihi["totals"]["energy_by_term_pj"]["memory"] == 0  # included in the per-op figures
     assert loihi["totals"]["energy_pj_per_sample"] == pytest.approx(10727.1)
 
 
@@ -127,3 +167,22 @@ def test_fixed_point_saturation_decides_a_spike():
     assert g.population("B").start == 1
     assert res.spikes["B"][0, :, 0].tolist() == [False, False, False, False, True, False]
     assert res.output.tolist() == [[1.0]]
+
+
+def test_energy_plots_and_csv_of_the_hand_network(tmp_path):
+    from pseudosnn.simulator.metrics.report import format_table, to_csv
+    from pseudosnn.simulator.plots import plot_break_even, plot_energy
+
+    g = two_layer()
+    rep = build_report(g, Tally().add(simulate(g, X), np.array([0])), get_model("45nm"), 1.0)
+    for plot in (plot_energy, plot_break_even):
+        path = plot(rep, tmp_path / f"{plot.__name__}.png")
+        assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    rows = to_csv(rep).splitlines()
+    head = rows[0].split(",")
+    b = dict(zip(head, rows[2].split(","), strict=True))
+    assert float(b["energy_pj"]) == pytest.approx(1886.9)
+    assert float(b["break_even_quantised"]) == pytest.approx(
+        rep["layers"][1]["break_even"]["quantised"])
+    text = format_table(rep)
+    assert "quantised ANN" in text and "SNN does not win" in text and "memory" in text
