@@ -189,7 +189,7 @@ BAD_INPUT = [  # (case, artifact, writer -> spec, extra args, exit code, expecte
      "holds <U1 values (text?), not numbers"),
     ("npz of Python objects", "image", _objects, [], 1, "holds Python objects"),
     ("npz labels out of range", "image", _npz(x=IMAGES, y=np.arange(6) * 3), [], 1,
-     "labels in [0, 15], the network has 5 outputs"),
+     "labels in [0, 15], the network has 5 classes"),
     ("npz labels not integers", "image", _npz(x=IMAGES, y=np.full(6, 0.5)), [], 1,
      "y must be N = 6 integer labels"),
     ("--layout on another format", "image", lambda p: "digits", ["--layout", "HWC"], 1,
