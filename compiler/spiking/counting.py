@@ -391,7 +391,7 @@ def ann_accesses(layer: Layer, reuse: bool = False) -> dict[str, int]:
         weights, biases = layer_weights(layer), layer_biases(layer)
     else:
         reads = {"conv": ops["macs"], "linear": x, "avgpool": ops["adds"],
-                 "add": layer.terms * y}[layer.op]
+                 "maxpool": ops.get("compares", 0), "add": layer.terms * y}[layer.op]
         weights, biases = ops["macs"], y if layer.op in ("conv", "linear") else 0
     return {"input_reads": reads, "weight_reads": weights, "bias_reads": biases,
             "output_writes": y}
@@ -446,7 +446,12 @@ def chain_projection(source_shape: tuple[int, ...], chain: Sequence[Layer]
     chain is an identity (a depthwise 1x1 conv of ones, or an identity matrix when flat);
     a chain with a linear layer one dense matrix ``out x in``; pools followed by one conv
     keep the conv's groups; other window chains compose into one full conv
-    (``compiler/passes/avgpool_fusion``, ``compiler/passes/residual``)."""
+    (``compiler/passes/avgpool_fusion``, ``compiler/passes/residual``). A max pool is no
+    part of a projection (a spike pool is its own node, an analog one runs in the encoder):
+    the projection is what follows the last one."""
+    pools = [i for i, layer in enumerate(chain) if layer.op == "maxpool"]
+    if pools:
+        return chain_projection(chain[pools[-1]].out_shape, chain[pools[-1] + 1:])
     n = math.prod(source_shape)
     if not chain:
         return ("conv", source_shape[0]) if len(source_shape) == 3 else ("dense", n * n)
