@@ -35,7 +35,6 @@ def torch_counts(model, x):
     from pseudosnn.models.layers import SpikePool
     from pseudosnn.neurons.base import SpikingNeuron
 
-    model = model.double()
     counts, hooks = {}, []
 
     def count(out, spec):
@@ -47,21 +46,30 @@ def torch_counts(model, x):
 
             def hook(mod, inp, out, name=name, spec=spec):
                 counts[name] = count(out, spec)
-            hooks.append(m.register_forward_hook(hook))
+            hooks.append((m, hook))
         elif isinstance(m, SpikePool):
             spec = m.sn.deploy_spec()
 
             def pool_hook(mod, inp, out, name=name, spec=spec):
                 counts[f"{name}.sn"] = count(mod.sn(inp[0]), spec)
                 counts[f"{name}.pool"] = count(out, spec)
-            hooks.append(m.register_forward_hook(pool_hook))
+            hooks.append((m, pool_hook))
+    return forward_with_hooks(model, x, hooks), counts
+
+
+def forward_with_hooks(model, x, hooks) -> np.ndarray:
+    """``model(x)`` in float64 without gradients, with the forward hooks ``hooks``
+    (``(module, fn)`` pairs) attached for that one call."""
+    import torch
+
+    model = model.double()
+    handles = [m.register_forward_hook(fn) for m, fn in hooks]
     try:
         with torch.no_grad():
-            y = model(torch.as_tensor(x, dtype=torch.float64)).numpy()
+            return model(torch.as_tensor(x, dtype=torch.float64)).numpy()
     finally:
-        for h in hooks:
+        for h in handles:
             h.remove()
-    return y, counts
 
 
 def first_mismatch(a: dict, b: dict, order) -> tuple[str, int] | None:

@@ -125,24 +125,16 @@ def _if_spike_trains(model, x):
     ``[T, B, *f]``."""
     from pseudosnn.models import SpikePool
 
-    model = model.double().eval()
-    trains, hooks = {}, []
-    for name, m in model.named_modules():
-        if isinstance(m, SpikePool):
-            def pool_hook(mod, inp, out, name=name):
-                trains[f"{name}.pool"] = (out != 0).numpy()
-            hooks.append(m.register_forward_hook(pool_hook))
-        if isinstance(m, SpikingNeuron):
-            def hook(mod, inp, out, name=name):
-                trains[name] = (out != 0).numpy()
-            hooks.append(m.register_forward_hook(hook))
-    try:
-        with torch.no_grad():
-            y = model(torch.as_tensor(x, dtype=torch.float64)).numpy()
-    finally:
-        for h in hooks:
-            h.remove()
-    return y, trains
+    trains = {}
+
+    def recorder(name):
+        def hook(mod, inp, out):
+            trains[name] = (out != 0).numpy()
+        return hook
+
+    hooks = [(m, recorder(f"{name}.pool" if isinstance(m, SpikePool) else name))
+             for name, m in model.named_modules() if isinstance(m, SpikePool | SpikingNeuron)]
+    return helpers.forward_with_hooks(model.eval(), x, hooks), trains
 
 
 STREAM_CASES = [("mlp_digits", (64,), "default"), ("cnn_digits", (1, 8, 8), "default"),
