@@ -35,6 +35,7 @@ def torch_counts(model, x):
     from pseudosnn.models.layers import SpikePool
     from pseudosnn.neurons.base import SpikingNeuron
 
+    model = model.double()  # the specs' T from the float64 parameters the forward uses
     counts, hooks = {}, []
 
     def count(out, spec):
