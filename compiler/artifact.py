@@ -56,9 +56,10 @@ from pseudosnn.compiler.spiking.synapses import block_kernel
 from pseudosnn import __version__
 from pseudosnn.errors import PseudoSNNError, UsageError
 
-FORMAT_VERSION = 3
+FORMAT_VERSION = 4
 """2: ``units_per_float`` (was ``scale``), the trained layers in ``meta``; 3: spike pools,
-the input's event frames and analog stem."""
+the input's event frames and analog stem; 4: and every population's dynamics (``du``,
+``dv``, ``v_reset``, ``fire``)."""
 MANIFEST = "manifest.json"
 GRAPH = "graph.json"
 WEIGHTS = "weights.npz"
@@ -136,6 +137,7 @@ def graph_from_records(desc: dict, arrays) -> SpikingGraph:
             threshold=rec["threshold"], bias=np.asarray(arrays[f"pop/{name}/bias"]),
             v0=rec["v0"], coupling=rec["coupling"], reset=rec["reset"],
             start=int(rec["start"]), units_per_float=float(rec["units_per_float"]),
+            du=float(rec["du"]), dv=float(rec["dv"]), v_reset=rec["v_reset"], fire=rec["fire"],
         ))
     projs = []
     weights: dict[str, np.ndarray] = {}
@@ -164,7 +166,7 @@ def graph_from_records(desc: dict, arrays) -> SpikingGraph:
     ro = desc["readout"]
     return SpikingGraph(
         input=_input_from_record(desc["input"], arrays),
-        pools=_pools_from_records(desc.get("pools", []), arrays),
+        pools=_pools_from_records(desc["pools"], arrays),
         populations=tuple(pops),
         readout=Readout(name=ro["name"], shape=tuple(ro["shape"]),
                         bias=np.asarray(arrays[f"readout/{ro['name']}/bias"]),
@@ -194,7 +196,7 @@ def _input_from_record(rec: dict, arrays) -> InputNode:
         stem = AnalogStem(**s, **{k: np.asarray(arrays[f"stem/{k}"])
                                   for k in AnalogStem._ARRAYS if f"stem/{k}" in arrays})
     return InputNode(shape=tuple(rec["shape"]), name=rec["name"],
-                     frames=int(rec.get("frames", 0)), stem=stem)
+                     frames=int(rec["frames"]), stem=stem)
 
 
 def _pool_records(pools, arrays: dict[str, np.ndarray]) -> list[dict]:

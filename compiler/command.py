@@ -105,12 +105,16 @@ def compile_cmd(model: Path, out: Path, force: bool, target: str, fixed_point: b
 
 def _echo_quant(q: dict) -> None:
     if q["max_output_error"] is not None:
+        sat = q["membrane_saturations"]
         click.echo(f"fixed point: max readout error {q['max_output_error']:.4g}, count "
                    f"mismatches {q['count_mismatch_fraction']:.3%}, argmax agreement "
-                   f"{q['agreement']:.3f}, membrane saturations {q['membrane_saturations']}")
+                   f"{q['agreement']:.3f}"
+                   + ("" if sat is None else f", membrane saturations {sat}"))
     if q.get("accuracy_float") is not None:
         click.echo(f"calibration accuracy: float {q['accuracy_float']:.4f}, fixed "
                    f"{q['accuracy_fixed']:.4f}")
+    for line in q.get("dynamics", []):
+        click.echo(f"fixed point: {line}")
     for w in q["warnings"]:
         click.echo(f"warning: {w}")
 
@@ -173,14 +177,17 @@ def compile_path(model: Path, out: Path, *, target: str = "numpy", fixed_point: 
 def _compile(model: Path, *, fixed_point: bool, verify: bool, trusted: bool, coupling: str,
              max_timesteps: int | None, input_shape, calib: str,
              calib_samples: int) -> Compiled:
-    """A checkpoint or ONNX file through the whole pipeline."""
+    """A checkpoint or ONNX file through the whole pipeline. The graph's warnings say when
+    no rate-equivalent ONNX model exists and what deploying a noisy family costs."""
     from pseudosnn.compiler import pipeline
-    from pseudosnn.compiler.frontend.checkpoint import load_ir
-    from pseudosnn.compiler.onnx_io import to_onnx
+    from pseudosnn.compiler.frontend.checkpoint import load_model_and_ir
+    from pseudosnn.compiler.frontend.deploy_gap import gap_lines
+    from pseudosnn.compiler.onnx_io import NotRateExpressible, to_onnx
     from tqdm import tqdm
 
-    ir_graph = load_ir(model, trusted=trusted, max_timesteps=max_timesteps,
-                       input_shape=input_shape)
+    torch_model, ir_graph = load_model_and_ir(model, trusted=trusted,
+                                              max_timesteps=max_timesteps,
+                                              input_shape=input_shape)
     if coupling == "rate":
         ir_graph = ir_graph.with_nodes(
             replace(n, attrs={**n.attrs, "coupling": "rate"}) if n.op == "Neuron" else n
@@ -191,11 +198,22 @@ def _compile(model: Path, *, fixed_point: bool, verify: bool, trusted: bool, cou
     try:
         result = pipeline.run(ir_graph, fixed_point=fixed_point, verify=verify,
                               max_timesteps=max_timesteps, calib_x=calib_x,
-                              calib_y=calib_y, progress=lambda s: bar.update(1))
+                              calib_y=calib_y, progress=lambda s: bar.update(1),
+                              run_graph=_run_graph)
     finally:
         bar.close()
-    return Compiled(result.fixed or result.graph, to_onnx(ir_graph).SerializeToString(),
-                    result.quant.as_dict() if result.quant else None, calib_x, calib_y)
+    graph, onnx = result.fixed or result.graph, None
+    try:
+        onnx = to_onnx(ir_graph).SerializeToString()
+    except NotRateExpressible as exc:  # leaky/hard-reset neurons: no rate model
+        graph = _with_warnings(graph, [f"model.onnx not written: {exc}"])
+    notes = ir_graph.meta.get("deploy_notes")
+    if notes:
+        deployed = None if calib_y is None else _measure(result.graph, calib_x, calib_y)
+        graph = _with_warnings(graph, gap_lines(torch_model, notes, calib_x, calib_y,
+                                                deployed and deployed["accuracy"]))
+    return Compiled(graph, onnx, result.quant.as_dict() if result.quant else None,
+                    calib_x, calib_y)
 
 
 def retarget(path: Path, *, fixed_point: bool, max_timesteps: int | None, coupling: str,
@@ -209,8 +227,9 @@ def retarget(path: Path, *, fixed_point: bool, max_timesteps: int | None, coupli
     from pseudosnn.compiler.quantize import quantize
 
     graph = artifact.load(path)
-    if input_shape is not None and tuple(input_shape) != tuple(graph.input.shape):
-        raise UsageError(f"{path} is compiled for inputs of shape {tuple(graph.input.shape)}; "
+    shape = tuple(graph.input.sample_shape)
+    if input_shape is not None and tuple(input_shape) != shape:
+        raise UsageError(f"{path} is compiled for inputs of shape {shape}; "
                          "--input-shape cannot change an artifact: compile the checkpoint")
     stream = [p.name for p in graph.populations if p.coupling != "rate"]
     if coupling == "rate" and stream:
@@ -218,14 +237,28 @@ def retarget(path: Path, *, fixed_point: bool, max_timesteps: int | None, coupli
                          "--coupling rate needs the checkpoint: compile it with that option")
     for p in graph.populations:
         check_timesteps(f"{path}: population {p.name!r}", p.timesteps, max_timesteps)
-    calib_x, calib_y = _calibration(calib, graph.input.shape, calib_samples)
+    calib_x, calib_y = _calibration(calib, shape, calib_samples)
     quant = None
     if fixed_point and not graph.fixed_point:
-        graph, report = quantize(graph, calib_x, calib_y)
+        graph, report = quantize(graph, calib_x, calib_y, run=_run_graph)
         quant = report.as_dict()
     onnx = path / "model.onnx"
     return Compiled(graph, onnx.read_bytes() if onnx.is_file() else None, quant,
                     calib_x, calib_y)
+
+
+def _with_warnings(graph, lines: list[str]):
+    """``graph`` with ``lines`` added to the warnings the summary and report show."""
+    return replace(graph, meta={**graph.meta,
+                                "warnings": [*graph.meta.get("warnings", []), *lines]})
+
+
+def _run_graph(graph, x):
+    """The simulator's spike counts and readout (the quantiser measures with it)."""
+    from pseudosnn.backends.registry import get_backend
+
+    run = get_backend("numpy").run(graph, x)
+    return run.counts, run.output
 
 
 def _measure(graph, x, y) -> dict:

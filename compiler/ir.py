@@ -20,10 +20,13 @@ Operators and what they compute (``x`` the input value, batch omitted):
 ``Neuron``         ``out_scale · n/T`` with ``n = clip(floor((T·(scale·x + bias) + v0)/θ), 0, T)``
                    (a rate-coupled integrate-and-fire population; params ``timesteps``,
                    ``scale``, ``bias``; attrs ``threshold``, ``v0``, ``out_scale``,
-                   ``coupling``, ``reset``)
+                   ``coupling``, ``reset``; a leaky or hard-reset neuron also has attrs
+                   ``du``, ``dv``, ``v_reset``, ``fire`` and its ``n`` is the count of the
+                   constant current stepped, :func:`.spiking.semantics.constant_current_counts`)
 ``SpikeMaxPool``   max pooling of a ``Neuron``'s *spikes*, step by step (an OR over each
                    window): ``out_scale · m/T`` with ``m = Σ_t OR_window s_t`` over the
-                   neuron's closed-form train (attrs ``kernel``, ``stride``, ``padding``)
+                   neuron's train of its constant current (attrs ``kernel``, ``stride``,
+                   ``padding``; :func:`.spiking.semantics.constant_current_train`)
 =================  =========================================================================
 
 Nodes are frozen dataclasses; a pass builds new nodes with :func:`dataclasses.replace`.
@@ -36,7 +39,11 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 from pseudosnn.compiler.spiking import counting
-from pseudosnn.compiler.spiking.semantics import rate_spike_count, rate_spike_train
+from pseudosnn.compiler.spiking.semantics import (
+    Dynamics,
+    constant_current_counts,
+    constant_current_train,
+)
 
 from pseudosnn.errors import PseudoSNNError
 
@@ -166,8 +173,9 @@ def check(graph: Graph, max_timesteps: int | None = None) -> dict[str, tuple[int
             except ValueError as exc:
                 raise IRError(f"neuron {n.name!r}: T of shape {T.shape} does not broadcast "
                               f"to {shapes[n.name]}") from exc
-            if not 0 <= n.attrs["v0"] < n.attrs["threshold"]:
-                raise IRError(f"neuron {n.name!r}: need 0 <= v0 < threshold")
+            problem = neuron_dynamics(n).problem(n.attrs["threshold"], n.attrs["v0"])
+            if problem:
+                raise IRError(f"neuron {n.name!r}: {problem}")
         if n.op in POOL_OPS:
             _check_pool(graph, n, shapes)
     return shapes
@@ -278,21 +286,30 @@ def neuron_current(node: Node, x: np.ndarray) -> np.ndarray:
     return np.asarray(node.params.get("scale", 1.0)) * x + np.asarray(node.params.get("bias", 0.0))
 
 
+def neuron_dynamics(node: Node) -> Dynamics:
+    """The ``Neuron`` node's membrane dynamics (integrate-and-fire unless its attrs say)."""
+    a = node.attrs
+    return Dynamics(du=float(a.get("du", 1.0)), dv=float(a.get("dv", 0.0)),
+                    reset=a.get("reset", "soft"), v_reset=float(a.get("v_reset", 0.0)),
+                    fire=a.get("fire", ">="))
+
+
 def neuron_counts(node: Node, x: np.ndarray) -> np.ndarray:
-    """Spike counts of a ``Neuron`` node on input ``x``: the closed form of
-    :mod:`.spiking.semantics` on its current."""
-    return rate_spike_count(neuron_current(node, x), node.params["timesteps"],
-                            node.attrs["threshold"], node.attrs["v0"])
+    """Spike counts of a ``Neuron`` node on input ``x``: its current held constant for its
+    ``T`` steps (:func:`.spiking.semantics.constant_current_counts`)."""
+    return constant_current_counts(neuron_current(node, x), node.params["timesteps"],
+                                   node.attrs["threshold"], node.attrs["v0"],
+                                   neuron_dynamics(node))
 
 
 def spike_pool_counts(pool: Node, neuron: Node, x: np.ndarray) -> np.ndarray:
-    """``m = Σ_t OR_window s_t`` of a ``SpikeMaxPool`` over its neuron's closed-form train
-    (:func:`.spiking.semantics.rate_spike_train`) on the neuron's input ``x``."""
+    """``m = Σ_t OR_window s_t`` of a ``SpikeMaxPool`` over its neuron's train on the
+    neuron's input ``x`` (:func:`.spiking.semantics.constant_current_train`)."""
     from pseudosnn.compiler.spiking.synapses import max_pool
 
-    T = neuron.params["timesteps"]
-    train = rate_spike_train(neuron_current(neuron, x), T, neuron.attrs["threshold"],
-                             neuron.attrs["v0"], int(np.max(T)))
+    train = constant_current_train(neuron_current(neuron, x), neuron.params["timesteps"],
+                                   neuron.attrs["threshold"], neuron.attrs["v0"],
+                                   neuron_dynamics(neuron))
     a = pool.attrs
     return sum(max_pool(s, a["kernel"], a["stride"], a["padding"], pad_value=False)
                for s in train).astype(np.int64)
@@ -362,14 +379,19 @@ def evaluate(graph: Graph, x: np.ndarray) -> Evaluation:
 
 def neuron(name: str, source: str, timesteps, *, threshold: float = 1.0, v0: float | None = None,
            scale=1.0, bias=0.0, out_scale: float = 1.0, coupling: str = "rate",
-           reset: str = "soft") -> Node:
-    """Convenience constructor of a ``Neuron`` node (``v0`` defaults to ``θ/2``)."""
-    return Node(name, "Neuron", (source,), attrs={
-        "threshold": float(threshold), "v0": float(threshold / 2 if v0 is None else v0),
-        "out_scale": float(out_scale), "coupling": coupling, "reset": reset,
-    }, params={"timesteps": np.asarray(timesteps, dtype=np.int64),
-               "scale": np.asarray(scale, dtype=np.float64),
-               "bias": np.asarray(bias, dtype=np.float64)})
+           reset: str = "soft", dynamics: Dynamics | None = None) -> Node:
+    """Convenience constructor of a ``Neuron`` node (``v0`` defaults to ``θ/2``); the
+    attrs of ``dynamics`` (its ``reset`` wins over ``reset``) only when they are not
+    integrate-and-fire."""
+    attrs = {"threshold": float(threshold), "v0": float(threshold / 2 if v0 is None else v0),
+             "out_scale": float(out_scale), "coupling": coupling, "reset": reset}
+    if dynamics is not None and not dynamics.is_if:
+        attrs.update(du=float(dynamics.du), dv=float(dynamics.dv), reset=dynamics.reset,
+                     v_reset=float(dynamics.v_reset), fire=dynamics.fire)
+    return Node(name, "Neuron", (source,), attrs=attrs, params={
+        "timesteps": np.asarray(timesteps, dtype=np.int64),
+        "scale": np.asarray(scale, dtype=np.float64),
+        "bias": np.asarray(bias, dtype=np.float64)})
 
 
 def conv(name: str, source: str, weight, bias=None, stride=(1, 1), padding=(0, 0),

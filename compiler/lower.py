@@ -16,8 +16,9 @@ reading the analog input or one neuron. Each term becomes a projection:
   :func:`.passes.schedule.assign_couplings` grants it (and unfolds ``1/T``) or refuses it.
 
 The neuron's ``scale`` multiplies the rows, its bias plus the terms' biases (times scale)
-become the population bias. Populations keep ``T``, ``θ``, ``v0``; couplings and the
-schedule are set by :mod:`.passes.schedule`.
+become the population bias. Populations keep ``T``, ``θ``, ``v0`` and the neuron's
+dynamics (leak ``du``/``dv``, reset, ``v_reset``, comparison); couplings and the schedule
+are set by :mod:`.passes.schedule`.
 """
 
 from __future__ import annotations
@@ -182,13 +183,12 @@ def lower(graph: ir.Graph, fixed_point: bool = False) -> SpikingGraph:
             np.asarray(n.params.get("bias", 0.0), np.float64)
         shape = shapes[n.name]
         bias = np.reshape(bias, np.broadcast_shapes(np.shape(bias), (1,) * len(shape)))
-        if n.attrs.get("reset", "soft") != "soft":
-            raise LoweringError(f"neuron {n.name!r}: only soft (subtractive) reset has the "
-                                f"event-driven rate semantics; got {n.attrs['reset']!r}")
+        dyn = ir.neuron_dynamics(n)
         pops.append(Population(
             name=n.name, shape=shape, timesteps=np.asarray(n.params["timesteps"], np.int64),
             threshold=float(n.attrs["threshold"]), bias=bias, v0=float(n.attrs["v0"]),
-            coupling="stream" if stream else "rate"))
+            coupling="stream" if stream else "rate", reset=dyn.reset, du=dyn.du, dv=dyn.dv,
+            v_reset=dyn.v_reset, fire=dyn.fire))
     rbias = add_terms(READOUT, graph.output, 1.0)
     rshape = shapes[graph.output]
     readout = Readout(READOUT, rshape, np.broadcast_to(rbias, rshape).copy())

@@ -8,7 +8,9 @@ Linear operators map to ``Conv``, ``Gemm`` (after a ``Flatten``), ``BatchNormali
 
 so onnx.checker accepts the model and onnxruntime inlines and runs it; its inputs
 (``T``, ``scale``, ``bias``, ``θ``, ``v0``, ``out_scale``) are initializers and its
-attributes ``coupling``/``reset`` keep the spiking semantics for the reader.
+attributes ``coupling``/``reset`` keep the spiking semantics for the reader. Leaky and
+hard-reset neurons have no such closed form (their count is a time loop): a graph with
+one, pooled or not, is not exported (:class:`NotRateExpressible`).
 
 A max pool of currents is the standard ``MaxPool``. A max pool of a neuron's *spikes* is
 ``ai.pseudosnn::SpikeMaxPool<K>`` (attribute ``neuron`` names the neuron), a model-local
@@ -27,7 +29,8 @@ import numpy as np
 import onnx
 from google.protobuf.message import DecodeError
 from onnx import TensorProto, helper, numpy_helper
-from pseudosnn.compiler.ir import INPUT, Graph, IRError, Node, infer_shapes
+from pseudosnn.compiler.ir import INPUT, Graph, IRError, Node, infer_shapes, neuron_dynamics
+from pseudosnn.compiler.spiking.semantics import has_closed_form
 
 from pseudosnn.errors import PseudoSNNError
 
@@ -43,6 +46,19 @@ NEURON_INPUTS = ("T", "scale", "bias", "threshold", "v0", "out_scale")
 
 class UnsupportedLayerError(PseudoSNNError, ValueError):
     """A layer or operator with no event-driven equivalent."""
+
+
+class NotRateExpressible(PseudoSNNError, ValueError):
+    """A network with leaky or hard-reset neurons: no rate-equivalent ONNX model."""
+
+
+def check_rate_expressible(graph: Graph) -> None:
+    """Raise :class:`NotRateExpressible` naming the first neuron without a rate closed form."""
+    for n in graph.neurons():
+        if not has_closed_form(neuron_dynamics(n)):
+            raise NotRateExpressible(
+                f"neuron {n.name!r} leaks or resets hard: its spike count has no rate closed "
+                "form, so no rate-equivalent ONNX model exists; run it on the simulator or Lava")
 
 
 def unsupported(kind: str, where: str) -> UnsupportedLayerError:
@@ -136,6 +152,7 @@ def _f32(a) -> np.ndarray:
 
 def to_onnx(graph: Graph, name: str = "pseudosnn") -> onnx.ModelProto:
     """Write ``graph`` as a standard ONNX model (batch dimension ``N``)."""
+    check_rate_expressible(graph)
     shapes = infer_shapes(graph)
     inits: list[onnx.TensorProto] = []
     nodes: list[onnx.NodeProto] = []

@@ -22,10 +22,10 @@ from pseudosnn.compiler.passes.flatten import resolve_flatten
 from pseudosnn.compiler.passes.residual import distribute_add, identity_projections
 from pseudosnn.compiler.passes.scale_fold import fold_scale
 from pseudosnn.compiler.passes.schedule import schedule_graph
-from pseudosnn.compiler.quantize import QuantReport, quantize
+from pseudosnn.compiler.quantize import QuantReport, Runner, quantize
 from pseudosnn.compiler.spiking.graph import SpikingGraph, validate
 from pseudosnn.compiler.spiking.reference import evaluate
-from pseudosnn.compiler.spiking.semantics import rate_margin
+from pseudosnn.compiler.spiking.semantics import count_margin
 
 from pseudosnn.errors import PseudoSNNError
 
@@ -59,9 +59,9 @@ class CompileResult:
 
 
 def _margin(node: ir.Node, x: np.ndarray) -> np.ndarray:
-    """How far a neuron's count is from flipping (``semantics.rate_margin``)."""
-    return rate_margin(ir.neuron_current(node, x), node.params["timesteps"],
-                       node.attrs["threshold"], node.attrs["v0"])
+    """How far a neuron's count is from flipping (``semantics.count_margin``)."""
+    return count_margin(ir.neuron_current(node, x), node.params["timesteps"],
+                        node.attrs["threshold"], node.attrs["v0"], ir.neuron_dynamics(node))
 
 
 def compare_counts(stage: str, a: dict[str, np.ndarray], b: dict[str, np.ndarray],
@@ -99,8 +99,10 @@ def run(graph: ir.Graph, *, fixed_point: bool = False, verify: bool = False,
         max_timesteps: int | None = None, calib_x: np.ndarray | None = None,
         calib_y: np.ndarray | None = None, seed: int = 0,
         verify_samples: int = VERIFY_SAMPLES,
-        progress: Callable[[str], None] | None = None) -> CompileResult:
-    """Run the whole pipeline on an IR graph."""
+        progress: Callable[[str], None] | None = None,
+        run_graph: Runner | None = None) -> CompileResult:
+    """Run the whole pipeline on an IR graph. ``run_graph`` (a cycle-accurate executor)
+    lets the quantiser measure its error on stream-coupled graphs too."""
     ir.check(graph, max_timesteps)
     x = np.random.default_rng(seed).normal(0, 1, size=(verify_samples, *graph.input_shape))
     stages = []
@@ -125,7 +127,7 @@ def run(graph: ir.Graph, *, fixed_point: bool = False, verify: bool = False,
     if fixed_point:
         if progress:
             progress("quantize")
-        result.fixed, result.quant = quantize(sg, calib_x, calib_y, seed=seed)
+        result.fixed, result.quant = quantize(sg, calib_x, calib_y, seed=seed, run=run_graph)
         stages.append("quantize")
         if verify:
             try:

@@ -1,9 +1,10 @@
 """Per-layer summary of a compiled spiking graph (printed by ``pseudosnn-compile``).
 
 One row per population, spike pool and for the readout: shape, T (min–max when
-heterogeneous), coupling (``maxpool`` for a pool), window ``[start, end)``, fan-in
-(incoming synapses per neuron, structural; a pool's window size), fan-out (outgoing
-synapses per neuron, mean), weight bits, and the upper bound of synaptic operations
+heterogeneous), neuron (``IF``, or ``LIF`` with its decays; ``hard(v_reset)`` reset; ``>``
+comparison; ``maxpool`` for a pool), coupling, window ``[start, end)``, fan-in (incoming
+synapses per neuron, structural; a pool's window size), fan-out (outgoing synapses per
+neuron, mean), weight bits, and the upper bound of synaptic operations
 ``Σ_neurons fan-out·T`` (every neuron firing every step).
 """
 
@@ -11,7 +12,18 @@ from __future__ import annotations
 
 import numpy as np
 from pseudosnn.compiler.spiking import counting
-from pseudosnn.compiler.spiking.graph import SpikePool, SpikingGraph
+from pseudosnn.compiler.spiking.graph import Population, SpikePool, SpikingGraph
+
+
+def neuron_label(p: Population) -> str:
+    """``IF`` / ``LIF du=.. dv=..``, then ``hard(v_reset)`` and ``v>θ`` where they apply."""
+    d = p.dynamics
+    parts = ["IF" if d.du == 1 and d.dv == 0 else "LIF"]
+    parts += [f"du={d.du:.3g}"] if d.du != 1 else []
+    parts += [f"dv={d.dv:.3g}"] if d.dv else []
+    parts += [f"hard({d.v_reset:g})"] if d.reset == "hard" else []
+    parts += ["v>θ"] if d.fire == ">" else []
+    return " ".join(parts)
 
 
 def layer_rows(graph: SpikingGraph) -> list[dict]:
@@ -25,14 +37,15 @@ def layer_rows(graph: SpikingGraph) -> list[dict]:
         rows.append({
             "layer": p.name, "shape": "x".join(map(str, p.shape)),
             "T": f"{T.min()}" if T.min() == T.max() else f"{T.min()}-{T.max()}",
-            "coupling": "maxpool" if pool else p.coupling, "window": f"[{p.start},{p.end})",
+            "neuron": "maxpool" if pool else neuron_label(p),
+            "coupling": "-" if pool else p.coupling, "window": f"[{p.start},{p.end})",
             "fan_in": int(np.prod(p.kernel)) if pool else counting.fan_in(graph, p.name),
             "fan_out": float(fanout.mean()), "weight_bits": "-" if pool else bits,
             "sops_max": counting.sops_upper_bound(graph, p),
         })
     ro = graph.readout
     rows.append({"layer": ro.name, "shape": "x".join(map(str, ro.shape)), "T": "-",
-                 "coupling": "-", "window": f"@{graph.readout_step}",
+                 "neuron": "-", "coupling": "-", "window": f"@{graph.readout_step}",
                  "fan_in": counting.fan_in(graph, ro.name), "fan_out": 0.0, "weight_bits": bits,
                  "sops_max": 0})
     return rows
@@ -40,8 +53,8 @@ def layer_rows(graph: SpikingGraph) -> list[dict]:
 
 def format_summary(graph: SpikingGraph) -> str:
     rows = layer_rows(graph)
-    cols = ["layer", "shape", "T", "coupling", "window", "fan_in", "fan_out", "weight_bits",
-            "sops_max"]
+    cols = ["layer", "shape", "T", "neuron", "coupling", "window", "fan_in", "fan_out",
+            "weight_bits", "sops_max"]
     cells = [[str(r[c]) if not isinstance(r[c], float) else f"{r[c]:.1f}" for c in cols]
              for r in rows]
     widths = [max(len(c), *(len(row[i]) for row in cells)) for i, c in enumerate(cols)]

@@ -8,9 +8,12 @@ padding 1) before ``conv2``; ``stem=True`` puts an analog stem (conv, then a 3x3
 pool) before the encoder; ``frames=F`` makes the input ``F`` event frames, streamed into
 ``conv1`` (``T = F``) with ``stream=True``, else their time mean drives it. Weights are
 scaled so that populations fire at moderate rates.
+:func:`with_dynamics` gives every population a leak, a hard reset or another comparison.
 """
 
 from __future__ import annotations
+
+from dataclasses import replace
 
 import numpy as np
 from pseudosnn.compiler.spiking.graph import (
@@ -23,6 +26,7 @@ from pseudosnn.compiler.spiking.graph import (
     SpikingGraph,
 )
 from pseudosnn.compiler.spiking.schedule import schedule
+from pseudosnn.compiler.spiking.semantics import Dynamics
 
 
 def _pop(name, shape, T, rng, coupling="rate", bias_scale=0.1):
@@ -146,3 +150,12 @@ def random_graph(
     graph = schedule(graph)
     graph.validate()
     return graph
+
+
+def with_dynamics(graph: SpikingGraph, dyn: Dynamics, v0: float | None = None) -> SpikingGraph:
+    """``graph`` with every population's dynamics (and ``v0``, if given) replaced."""
+    pops = [replace(p, du=dyn.du, dv=dyn.dv, reset=dyn.reset, v_reset=dyn.v_reset,
+                    fire=dyn.fire, v0=p.v0 if v0 is None else v0) for p in graph.populations]
+    out = graph.with_populations(pops)
+    out.validate()
+    return out

@@ -1,7 +1,8 @@
-"""End to end on the bundled 8x8 digits: train a PseudoSNN model and a vanilla BPTT baseline,
-compile both, simulate both (and price them on every energy preset), run the PseudoSNN
-model on Lava (float and fixed point), check the training-time energy estimate against
-deployed counts and energy, and write ``OUT/report.md`` with plots.
+"""End to end on the bundled 8x8 digits: train a PseudoSNN model and two BPTT baselines
+(vanilla IF and LIF), compile them, simulate them (and price PseudoSNN and IF on every
+energy preset), run the PseudoSNN model on Lava (float and fixed point), check the
+training-time energy estimate against deployed counts and energy, and write
+``OUT/report.md`` with plots.
 
 Every step is the public CLI, printed before it runs, so each line can be copied; the
 full output of each step goes to ``OUT/logs/``. Run with ``make demo`` (it creates both
@@ -84,8 +85,10 @@ def energy_section(out: Path) -> list[str]:
 def write_report(out: Path, lava_samples: int) -> Path:
     """Assemble ``report.md`` from the JSON every step wrote."""
     pseudo_train = load(out / "runs/pseudosnn-cnn/summary.json")
-    vanilla_train = load(out / "runs/vanilla-cnn/summary.json")
-    sim = {name: load(out / f"simulate/{name}.json") for name in ("pseudosnn-cnn", "vanilla-cnn")}
+    baselines = {f"vanilla {f.upper()} CNN (BPTT, fixed T)": load(out / f"runs/{n}/summary.json")
+                 for f, n in (("if", "vanilla-cnn"), ("lif", "lif-cnn"))}
+    sim = {name: load(out / f"simulate/{name}.json")
+           for name in ("pseudosnn-cnn", "vanilla-cnn", "lif-cnn")}
     lava = {mode: load(out / f"lava_{mode}.json") for mode in ("float", "fixed")}
     check = load(out / "energy/energy_check.json")
     lines = [
@@ -95,9 +98,9 @@ def write_report(out: Path, lava_samples: int) -> Path:
         f"| PseudoSNN CNN (learned T) | {pct(pseudo_train['final_test_acc'])} | "
         f"{pseudo_train['initial_mean_T']:.2f} -> {pseudo_train['final_mean_T']:.2f} | "
         f"{pseudo_train['seconds']:.1f} |",
-        f"| vanilla IF CNN (BPTT, fixed T) | {pct(vanilla_train['final_test_acc'])} | "
-        f"{vanilla_train['initial_mean_T']:.2f} -> {vanilla_train['final_mean_T']:.2f} | "
-        f"{vanilla_train['seconds']:.1f} |", "",
+        *(f"| {name} | {pct(t['final_test_acc'])} | {t['initial_mean_T']:.2f} -> "
+          f"{t['final_mean_T']:.2f} | {t['seconds']:.1f} |" for name, t in baselines.items()),
+        "",
         "## Deployed (cycle-accurate simulator, float)", "",
         "| model | accuracy | latency (steps) | spikes / sample | SOPs / sample | "
         "energy / sample | quantised ANN, same chip |", "|---|---|---|---|---|---|---|",
@@ -169,7 +172,7 @@ def main() -> None:
     if (out / "runs").is_dir():  # the demo's own earlier runs: train afresh, not resume
         print(f"removing the runs of an earlier demo in {out / 'runs'}")
         shutil.rmtree(out / "runs")
-    n = 12
+    n = 14
     t0 = time.perf_counter()
     step(1, n, "train PseudoSNN CNN (heterogeneous learned T)",
          ["train", "--config", "configs/digits/cnn.yaml", "--progress", "false", "--out",
@@ -178,40 +181,44 @@ def main() -> None:
     step(2, n, "train vanilla IF CNN baseline (BPTT, T=4)",
          ["train", "--config", "configs/digits/if_cnn.yaml", "--progress", "false", "--out",
           str(out / "runs/vanilla-cnn")], logs / "2_train_vanilla.log")
-    step(3, n, "compile PseudoSNN for Lava (float), checking every pass",
+    step(3, n, "train LIF CNN baseline (BPTT, tau 2, T=4: deployed with leak dv = 1/2)",
+         ["train", "--config", "configs/digits/lif_cnn.yaml", "--progress", "false", "--out",
+          str(out / "runs/lif-cnn")], logs / "3_train_lif.log")
+    step(4, n, "compile PseudoSNN for Lava (float), checking every pass",
          ["compile", str(out / "runs/pseudosnn-cnn/last.pth"), "--target", "lava", "--verify",
-          "-o", str(out / "build/pseudosnn-cnn")], logs / "3_compile.log")
-    step(4, n, "compile PseudoSNN for Lava (fixed point: int8 weights, 24-bit membrane)",
+          "-o", str(out / "build/pseudosnn-cnn")], logs / "4_compile.log")
+    step(5, n, "compile PseudoSNN for Lava (fixed point: int8 weights, 24-bit membrane)",
          ["compile", str(out / "runs/pseudosnn-cnn/last.pth"), "--target", "lava",
           "--fixed-point", "-o", str(out / "build/pseudosnn-cnn-fixed")],
-         logs / "4_compile_fixed.log")
-    step(5, n, "compile the vanilla baseline",
-         ["compile", str(out / "runs/vanilla-cnn/last.pth"), "-o",
-          str(out / "build/vanilla-cnn")], logs / "5_compile_vanilla.log")
-    step(6, n, "simulate both on the digits test set (spikes, SOPs, latency, energy)",
+         logs / "5_compile_fixed.log")
+    for i, name in ((6, "vanilla-cnn"), (7, "lif-cnn")):
+        step(i, n, f"compile the {name.split('-')[0]} baseline",
+             ["compile", str(out / f"runs/{name}/last.pth"), "-o", str(out / f"build/{name}")],
+             logs / f"{i}_compile_{name}.log")
+    step(8, n, "simulate all three on the digits test set (spikes, SOPs, latency, energy)",
          ["simulate", str(out / "build/pseudosnn-cnn"), str(out / "build/vanilla-cnn"),
-          "--data", "digits", "--report", str(out / "simulate"), "--quiet"],
-         logs / "6_simulate.log")
+          str(out / "build/lif-cnn"), "--data", "digits", "--report", str(out / "simulate"),
+          "--quiet"], logs / "8_simulate.log")
     others = [p for p in PRESETS if p != "45nm"]
-    for i, preset in enumerate(others, start=7):
+    for i, preset in enumerate(others, start=9):
         step(i, n, f"price both deployed networks on the {preset} energy preset",
              ["simulate", str(out / "build/pseudosnn-cnn"), str(out / "build/vanilla-cnn"),
               "--data", "digits", "--energy-model", preset, "--report",
               str(out / f"simulate/{preset}"), "--quiet"], logs / f"{i}_simulate_{preset}.log")
-    for i, mode in ((10, "float"), (11, "fixed")):
+    for i, mode in ((12, "float"), (13, "fixed")):
         art = out / ("build/pseudosnn-cnn" if mode == "float" else "build/pseudosnn-cnn-fixed")
         extra = ["--fixed-point"] if mode == "fixed" else []
         step(i, n, f"run PseudoSNN on Lava ({mode}) and compare with the simulator",
              ["run", str(art), "--target", "lava", "--samples", str(args.lava_samples),
               "--check", "--out", str(out / f"lava_{mode}.json"), *extra],
              logs / f"{i}_lava_{mode}.log")
-    step(12, n, "energy check: training-time estimates vs deployed counts and energy",
+    step(14, n, "energy check: training-time estimates vs deployed counts and energy",
          ["energy-check", str(out / "runs/pseudosnn-cnn/last.pth"), "--data", "digits",
           "--fixed-point", "--baseline", str(out / "runs/vanilla-cnn/last.pth"),
-          "--report", str(out / "energy"), "--quiet"], logs / "12_energy_check.log")
+          "--report", str(out / "energy"), "--quiet"], logs / "14_energy_check.log")
     report = write_report(out, args.lava_samples)
     print(f"\nall steps done in {time.perf_counter() - t0:.0f}s; report: {report}\n")
-    print((logs / "12_energy_check.log").read_text())
+    print((logs / "14_energy_check.log").read_text())
 
 
 if __name__ == "__main__":

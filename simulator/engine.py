@@ -1,16 +1,19 @@
 """Cycle-accurate execution of a spiking graph (the contract, ``compiler/spiking``).
 
 One global clock ``t = 0 .. latency_steps - 1``. At every step, in topological order,
-each population whose window is open integrates its current with ``semantics.if_step``
-(soft reset, ``v0``, 24-bit saturation in fixed point), neuron ``i`` for its own ``T_i``
-steps from ``start``. Events emitted at ``t`` reach a target at ``t + delay``.
+each population whose window is open integrates its current with
+``semantics.neuron_step`` (``if_step``: soft reset, ``v0``, 24-bit saturation in fixed
+point; ``lif_step`` for leaky and hard-reset populations, Loihi's arithmetic in fixed
+point), neuron ``i`` for its own ``T_i`` steps from ``start``. Events emitted at ``t``
+reach a target at ``t + delay``.
 
 * **stream** targets integrate, at step ``t``, the projected events delivered at ``t``
   plus ``b`` (plus the encoder current, held constant like direct encoding, or frame ``k``
   at window step ``k`` for event frames): one projection per source step.
 * **spike pools** emit at step ``t`` the OR over each window of their source's spikes of
   step ``t - POOL_DELAY`` (``synapses.spike_pool``); their events go out like a
-  population's. A population that feeds a pool is stepped one step at a time.
+  population's. A population that feeds a pool is stepped one step at a time
+  (``neuron_step``, leaky or not: the pool ORs its real train).
 * **rate** targets and the readout only ever see the *sum* of what they were delivered
   (the accumulator is not observable before the window closes). By linearity
   ``sum_t W @ s_t = W @ n`` (exact in integer arithmetic; in float mode the very same
@@ -21,7 +24,9 @@ steps from ``start``. Events emitted at ``t`` reach a target at ``t + delay``.
   global steps; nothing outside it can observe the difference. Unless spikes are
   recorded, only its neurons with ``0 < c < theta`` are stepped: ``c <= 0`` provably never
   fires and ``c >= theta`` fires at every step of its window (``_step_live``;
-  ``0 <= v0 < theta``).
+  ``0 <= v0 < theta``). These shortcuts (chunked ``_integrate``, ``_step_live``) are
+  proven for the integrate-and-fire step only: a leaky or hard-reset rate window is
+  stepped whole with ``semantics.lif_step`` itself, every neuron (``_lif_window``).
 
 The engine observes readouts, spike counts and spikes per step (and spike trains when
 asked); SOPs, MACs and neuron updates come from ``compiler.spiking.counting``.
@@ -43,7 +48,14 @@ from pseudosnn.compiler.spiking.graph import (
 )
 from pseudosnn.compiler.spiking.result import RunResult, run_result
 from pseudosnn.compiler.spiking.schedule import POOL_DELAY
-from pseudosnn.compiler.spiking.semantics import V_MAX, V_MIN, if_step
+from pseudosnn.compiler.spiking.semantics import (
+    V_MAX,
+    V_MIN,
+    Dynamics,
+    initial_state,
+    lif_step,
+    neuron_step,
+)
 from pseudosnn.compiler.spiking.synapses import (
     encoder_currents,
     frame_targets,
@@ -81,6 +93,8 @@ class _PopState:
     v0: float | int = 0
     current: np.ndarray | None = None  # rate: constant current, set at start
     drive: np.ndarray | int | float = 0  # stream: encoder current (constant)
+    dyn: Dynamics = field(default_factory=Dynamics)
+    u: np.ndarray | None = None  # synaptic current of a population with du < 1
 
 
 @dataclass
@@ -163,6 +177,9 @@ def step_window(st: _PopState, current: np.ndarray, saturate: bool,
     active, ``v -= theta`` where ``s``). ``rec``: bool ``(B, T_max, N)`` or None.
     ``st.v is None``: the membrane starts at ``v0`` and is not kept (nothing reads it
     after the window), so only one chunk of it is ever allocated."""
+    if not st.dyn.is_if:
+        _lif_window(st, current, saturate, rec, per_step)
+        return
     B = st.counts.shape[0]
     start, t_max = st.pop.start, st.pop.t_max
     dtype = np.dtype(np.int64) if saturate else np.asarray(st.theta).dtype
@@ -201,6 +218,26 @@ def step_window(st: _PopState, current: np.ndarray, saturate: bool,
         _integrate(vv, cc, T, theta, t_max, saturate, ss, ss8, sh, ll, per_step, start,
                    None if rec is None else rec[r0:r1])
         cnt[r0:r1] += ll
+
+
+def _lif_window(st: _PopState, current: np.ndarray, fixed: bool, rec: np.ndarray | None,
+                per_step: np.ndarray) -> None:
+    """``step_window`` of a leaky or hard-reset population: every neuron stepped through
+    the whole window with ``semantics.lif_step`` (no shortcut: those are IF proofs)."""
+    start, t_max = st.pop.start, st.pop.t_max
+    dtype = np.dtype(np.int64) if fixed else np.asarray(st.theta).dtype
+    c = np.ascontiguousarray(np.broadcast_to(current, st.counts.shape), dtype=dtype)
+    v, u = (st.v, st.u) if st.v is not None else \
+        initial_state(c.shape, st.v0, st.dyn, fixed, dtype)
+    for k in range(t_max):
+        v, u, s = lif_step(v, u, c, st.theta, st.dyn, True if st.uniform_T else k < st.T,
+                           fixed)
+        st.counts += s
+        per_step[start + k] += np.count_nonzero(s)
+        if rec is not None:
+            rec[:, k] = s.reshape(s.shape[0], -1)
+    if st.v is not None:
+        st.v, st.u = v, u
 
 
 def _step_live(st: _PopState, c: np.ndarray, live: np.ndarray, full: np.ndarray,
@@ -376,10 +413,14 @@ class _Run:
             bias = bias.astype(dtype)
             theta = dtype.type(theta)
         whole = p.name in self.plan.whole_window
+        dyn = p.dynamics
+        if fixed and dyn.reset == "hard":
+            dyn = Dynamics(du=dyn.du, dv=dyn.dv, reset="hard", fire=dyn.fire,
+                           v_reset=_as_int(dyn.v_reset, f"{p.name}.v_reset"))
+        v, u = (None, None) if whole else initial_state((self.B, *p.shape), v0, dyn, fixed, dtype)
         return _PopState(
             pop=p, T=T, uniform_T=bool(np.all(T.flat[0] == T)), theta=theta, bias=bias,
-            v=None if whole else np.full((self.B, *p.shape), v0, dtype=dtype),
-            counts=np.zeros((self.B, *p.shape), dtype=np.int64), v0=v0)
+            v=v, counts=np.zeros((self.B, *p.shape), dtype=np.int64), v0=v0, dyn=dyn, u=u)
 
     def apply(self, pr: Projection, events: np.ndarray, x_max: int) -> np.ndarray:
         if self.exact_ref:
@@ -441,8 +482,8 @@ class _Run:
             frame = self.frames[p.name][:, k] if p.name in self.frames else 0
             current = self.inbox[p.name].pop(t, 0) + st.drive + frame + st.bias
         active = True if st.uniform_T else (k < st.T)
-        st.v, s = if_step(st.v, np.broadcast_to(current, st.v.shape), st.theta,
-                          active=active, saturate=self.fixed)
+        st.v, st.u, s = neuron_step(st.v, st.u, np.broadcast_to(current, st.v.shape), st.theta,
+                                    st.dyn, active=active, fixed=self.fixed)
         st.counts += s
         for pool in self.graph.pools_of(p.name):
             self.inbox[pool.name][t + POOL_DELAY] = s

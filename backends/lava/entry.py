@@ -134,6 +134,7 @@ def run(graph, x: np.ndarray, record_spikes: bool = False, batch: int = 0,
     out["seconds_run"] = np.float64(sum(r.seconds_run for r in runs))
     out["seconds_read"] = np.float64(sum(r.seconds_read for r in runs))
     out["lava_runs"] = np.int64(len(runs))
+    out["lava_lif"] = np.array(runs[0].lava_lif, dtype=str)  # on lava's own LIF process
     return out
 
 

@@ -1,9 +1,10 @@
 """Float and bit-accurate fixed-point ProcessModels of our Processes (``process.py``).
 
-The neuron step is :func:`pseudosnn.compiler.spiking.semantics.if_step` itself, so the Lava
-neuron cannot drift from the contract; the fixed-point models keep every state in exact
-int64 arithmetic with the 24-bit membrane saturation of the contract. Models are tagged
-``floating_pt`` / ``fixed_pt`` like lava's own (``Loihi2SimCfg(select_tag=...)``).
+The neuron step is :func:`pseudosnn.compiler.spiking.semantics.neuron_step` itself, so the
+Lava neuron cannot drift from the contract; the fixed-point models keep every state in
+exact int64 arithmetic with the contract's 24-bit membrane (saturating, or Loihi's LIF
+arithmetic). Models are tagged ``floating_pt`` / ``fixed_pt`` like lava's own
+(``Loihi2SimCfg(select_tag=...)``).
 
 Lava may hang instead of raising when a process fails, so every ``run_spk`` prints its
 traceback to stderr (flushed) before re-raising: the caller's timeout then shows it.
@@ -31,9 +32,10 @@ from pseudosnn.backends.lava.process import (
     ReadoutAccumulator,
     SpikeDelay,
     SpikePool,
+    SpikeRecorder,
     as_chw,
 )
-from pseudosnn.compiler.spiking.semantics import if_step
+from pseudosnn.compiler.spiking.semantics import Dynamics, initial_state, neuron_step
 from pseudosnn.compiler.spiking.synapses import conv2d, max_pool
 
 FAILURE_FILE_ENV = "PSEUDOSNN_LAVA_FAILURE_FILE"
@@ -85,6 +87,25 @@ def _save_records(model, **arrays) -> None:
     os.replace(tmp, path)
 
 
+class _SpikeRecords:
+    """Per-sample spike counts of ``n`` neurons (and, with ``record_spikes``, every spike),
+    written by :func:`_save_records` after the last step."""
+
+    def __init__(self, p: dict, n: int):
+        self.counts = np.zeros((int(p["n_samples"]), n), np.int64)
+        self.spikes = (np.zeros((int(p["n_samples"]), int(p["period"]), n), bool)
+                       if p["record_spikes"] else None)
+
+    def add(self, model, k: int, t: int, spikes: np.ndarray) -> None:
+        """Spikes of local step ``t`` of sample ``k``."""
+        self.counts[k] += spikes
+        if self.spikes is None:
+            _save_records(model, counts=self.counts)
+        else:
+            self.spikes[k, t] = spikes
+            _save_records(model, counts=self.counts, spikes=self.spikes)
+
+
 def _local_step(model) -> tuple[int, int]:
     """(sample index, local step) of the current Lava time step (which starts at 1)."""
     return divmod(int(model.time_step) - 1, int(model.proc_params["period"]))
@@ -102,17 +123,20 @@ class _PopulationModel(PyLoihiProcessModel):
         self._ps_v0 = p["v0"]
         self._ps_bias = p["bias"]
         self._ps_chw = as_chw(p["shape"])
-        self._ps_record = bool(p["record_spikes"])
         self._ps_fault = (p["fault_kind"], int(p["fault_step"]))
-        n = self._ps_T.size
-        self._ps_counts = np.zeros((int(p["n_samples"]), n), np.int64)
-        self._ps_spikes = (np.zeros((int(p["n_samples"]), int(p["period"]), n), bool)
-                           if self._ps_record else None)
+        dyn = Dynamics(**p["dynamics"])
+        if self._ps_fixed:
+            dyn = Dynamics(**{**p["dynamics"], "v_reset": int(dyn.v_reset)})
+        self._ps_dyn = dyn
+        self._ps_records = _SpikeRecords(p, self._ps_T.size)
 
     def _step(self):
         k, t = _local_step(self)
+        dyn = self._ps_dyn
         if t == 0:
-            self.v[:] = self._ps_v0
+            v, _ = initial_state(self.v.shape, self._ps_v0, dyn, self._ps_fixed, self.v.dtype)
+            self.v[:] = v
+            self.u[:] = 0
             self.acc[:] = 0
         a = self.a_in.recv() + self.a_in_whc.recv().transpose(2, 1, 0).reshape(-1)
         if self._ps_fault[1] == int(self.time_step) - 1:
@@ -123,18 +147,14 @@ class _PopulationModel(PyLoihiProcessModel):
         else:
             current = a + self._ps_bias
         active = (t >= self._ps_first) & (t < self._ps_first + self._ps_T)
-        v, spikes = if_step(self.v, current, self._ps_theta, active,
-                            saturate=self._ps_fixed)
+        v, u, spikes = neuron_step(self.v, None if dyn.du == 1 else self.u, current,
+                                   self._ps_theta, dyn, active, fixed=self._ps_fixed)
         self.v[:] = v
-        self._ps_counts[k] += spikes
-        if self._ps_record:
-            self._ps_spikes[k, t] = spikes
+        if u is not None:
+            self.u[:] = u
         self.s_out.send(spikes)
         self.s_out_whc.send(spikes.reshape(self._ps_chw).transpose(2, 1, 0))
-        records = {"counts": self._ps_counts}
-        if self._ps_record:
-            records["spikes"] = self._ps_spikes
-        _save_records(self, **records)
+        self._ps_records.add(self, k, t, spikes)
 
     run_spk = _report_errors(_step)
 
@@ -150,6 +170,7 @@ class PyPseudoSNModelFloat(_PopulationModel):
     s_out: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, bool, precision=1)
     s_out_whc: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, bool, precision=1)
     v: np.ndarray = LavaPyType(np.ndarray, float)
+    u: np.ndarray = LavaPyType(np.ndarray, float)
     acc: np.ndarray = LavaPyType(np.ndarray, float)
     _ps_fixed = False
 
@@ -158,14 +179,15 @@ class PyPseudoSNModelFloat(_PopulationModel):
 @requires(CPU)
 @tag("fixed_pt", "bit_accurate_loihi")
 class PyPseudoSNModelFixed(_PopulationModel):
-    """Exact integers: int64 accumulator, membrane saturated to 24 bits after every
-    integration (``if_step(..., saturate=True)``)."""
+    """Exact integers: int64 accumulator, 24-bit membrane (saturated after every
+    integration, or Loihi's LIF arithmetic: ``neuron_step(..., fixed=True)``)."""
 
     a_in: PyInPort = LavaPyType(PyInPort.VEC_DENSE, np.int64, precision=64)
     a_in_whc: PyInPort = LavaPyType(PyInPort.VEC_DENSE, np.int64, precision=64)
     s_out: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, bool, precision=1)
     s_out_whc: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, bool, precision=1)
     v: np.ndarray = LavaPyType(np.ndarray, np.int64, precision=24)
+    u: np.ndarray = LavaPyType(np.ndarray, np.int64, precision=24)
     acc: np.ndarray = LavaPyType(np.ndarray, np.int64, precision=64)
     _ps_fixed = True
 
@@ -174,13 +196,13 @@ class PyPseudoSNModelFixed(_PopulationModel):
 class _CurrentSourceModel(PyLoihiProcessModel):
     def _step(self):
         k, t = _local_step(self)
-        currents = self.proc_params["currents"]
-        if self.proc_params["frames"]:
-            frame = currents[k, t] if t < currents.shape[1] else None
+        p = self.proc_params
+        currents = p["currents"]
+        if p["first"] <= t < p["stop"]:
+            self.a_out.send(np.asarray(currents[k, t - p["first"]] if p["frames"]
+                                       else currents[k]))
         else:
-            frame = currents[k] if t == 0 or self.proc_params["every_step"] else None
-        self.a_out.send(np.zeros(currents.shape[-1], dtype=currents.dtype) if frame is None
-                        else np.asarray(frame))
+            self.a_out.send(np.zeros(currents.shape[-1], dtype=currents.dtype))
 
     run_spk = _report_errors(_step)
 
@@ -237,19 +259,44 @@ class PyReadoutModelFixed(_ReadoutModel):
     acc: np.ndarray = LavaPyType(np.ndarray, np.int64, precision=64)
 
 
+# --- spike recorder (for lava's own LIF) ------------------------------------------------
+class _SpikeRecorderModel(PyLoihiProcessModel):
+    def __init__(self, proc_params):
+        super().__init__(proc_params)
+        self._ps_records = _SpikeRecords(proc_params, int(np.prod(proc_params["shape"])))
+
+    def _step(self):
+        k, t = _local_step(self)
+        self._ps_records.add(self, k, t, self.s_in.recv().astype(bool))
+
+    run_spk = _report_errors(_step)
+
+
+@implements(proc=SpikeRecorder, protocol=LoihiProtocol)
+@requires(CPU)
+@tag("floating_pt")
+class PySpikeRecorderModelFloat(_SpikeRecorderModel):
+    s_in: PyInPort = LavaPyType(PyInPort.VEC_DENSE, float)
+
+
+@implements(proc=SpikeRecorder, protocol=LoihiProtocol)
+@requires(CPU)
+@tag("fixed_pt", "bit_accurate_loihi")
+class PySpikeRecorderModelFixed(_SpikeRecorderModel):
+    s_in: PyInPort = LavaPyType(PyInPort.VEC_DENSE, np.int32, precision=24)
+
+
 # --- spike max pool -------------------------------------------------------------------
 class _SpikePoolModel(PyLoihiProcessModel):
     """One-step buffer like lava's ``Dense``: send what was pooled last step, then pool
-    what arrives (``synapses.max_pool`` with padding ``False``: an OR per window)."""
+    what arrives (``synapses.max_pool`` with padding ``False``: an OR per window). The
+    source is one of our populations (bool spikes) or Lava's LIF (0/1 in its own type)."""
 
     def __init__(self, proc_params):
         super().__init__(proc_params)
-        p = proc_params
-        n = int(np.prod(p["shape"]))
+        n = int(np.prod(proc_params["shape"]))
         self._ps_buf = np.zeros(n, bool)
-        self._ps_counts = np.zeros((int(p["n_samples"]), n), np.int64)
-        self._ps_spikes = (np.zeros((int(p["n_samples"]), int(p["period"]), n), bool)
-                           if p["record_spikes"] else None)
+        self._ps_records = _SpikeRecords(proc_params, n)
 
     def _step(self):
         k, t = _local_step(self)
@@ -257,18 +304,12 @@ class _SpikePoolModel(PyLoihiProcessModel):
         if t == 0:
             self._ps_buf[:] = False
         out = self._ps_buf.copy()
-        self._ps_counts[k] += out
-        if self._ps_spikes is not None:
-            self._ps_spikes[k, t] = out
         self.s_out.send(out)
         self.s_out_whc.send(out.reshape(as_chw(p["shape"])).transpose(2, 1, 0))
         s = self.s_in.recv().astype(bool).reshape(1, *p["source_shape"])
         self._ps_buf[:] = max_pool(s, p["kernel"], p["stride"], p["padding"],
                                    pad_value=False).reshape(-1)
-        records = {"counts": self._ps_counts}
-        if self._ps_spikes is not None:
-            records["spikes"] = self._ps_spikes
-        _save_records(self, **records)
+        self._ps_records.add(self, k, t, out)
 
     run_spk = _report_errors(_step)
 

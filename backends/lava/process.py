@@ -1,5 +1,8 @@
 """Our Lava Processes: the PseudoSN population, the encoder current source, the readout,
-a spike delay line and a spike max pool. Projections use lava's own ``Dense`` and ``Conv``.
+a spike delay line, a spike max pool and a spike recorder. Projections use lava's own
+``Dense`` and ``Conv``; populations whose dynamics Lava's own ``LIF`` computes exactly run
+on it (``lava.proc.lif.process.LIFReset``, see ``lif_map.py``), recorded by a
+:class:`SpikeRecorder`.
 
 Layout: every Process keeps its neurons flat in the graph's C order (``(C, H, W)``
 flattened). Each has a flat port pair (``a_in``/``s_out``, for lava's ``Dense`` and for
@@ -46,22 +49,24 @@ class _FlatAndWhcPorts(AbstractProcess):
 
 
 class PseudoSNPopulation(_FlatAndWhcPorts):
-    """Integrate-and-fire neurons with soft reset, ``v0``, rate or stream coupling and
-    per-neuron windows ``start <= t < start + T_i`` (compiler/graph.py).
+    """Spiking neurons with the contract's dynamics (integrate-and-fire, or leak, hard
+    reset and comparison: ``dynamics``, a dict of :class:`~pseudosnn.compiler.spiking.
+    semantics.Dynamics` fields), ``v0``, rate or stream coupling and per-neuron windows
+    ``start <= t < start + T_i`` (compiler/graph.py).
 
     rate:   ``acc += a_in`` every step; inside the window integrate ``c = acc + b``;
     stream: inside the window integrate ``c = a_in + b``.
-    One step is :func:`pseudosnn.compiler.spiking.semantics.if_step` (24-bit saturation in fixed
-    point). Records per-sample spike counts and, if asked, every spike. ``fault``
-    (``("raise" | "hang", global step)``) breaks the process on purpose, to test the
-    failure path (``entry --inject-fault``).
+    One step is :func:`pseudosnn.compiler.spiking.semantics.neuron_step` (24-bit
+    saturation or Loihi's LIF arithmetic in fixed point). Records per-sample spike counts
+    and, if asked, every spike. ``fault`` (``("raise" | "hang", global step)``) breaks the
+    process on purpose, to test the failure path (``entry --inject-fault``).
     """
 
     def __init__(self, *, shape: tuple[int, ...], timesteps: np.ndarray, bias: np.ndarray,
                  threshold: float, v0: float, window_start: int, coupling: str,
                  period: int, n_samples: int, record_file: str, record_spikes: bool = False,
                  fixed_point: bool = False, fault: tuple[str, int] | None = None,
-                 name: str | None = None):
+                 dynamics: dict | None = None, name: str | None = None):
         n = int(np.prod(shape))
         dtype = np.int64 if fixed_point else np.float64
         super().__init__(
@@ -71,26 +76,30 @@ class PseudoSNPopulation(_FlatAndWhcPorts):
             coupling=coupling, period=int(period), n_samples=int(n_samples),
             record_file=str(record_file), record_spikes=bool(record_spikes),
             fault_kind=fault[0] if fault else "", fault_step=int(fault[1]) if fault else -1,
-            name=name)
+            dynamics=dict(dynamics or {}), name=name)
         self._add_inputs(shape)
         self.s_out = OutPort(shape=(n,))
         self.s_out_whc = OutPort(shape=as_whc(shape))
         self.v = Var(shape=(n,), init=0)
+        self.u = Var(shape=(n,), init=0)
         self.acc = Var(shape=(n,), init=0)
 
 
 class CurrentSource(AbstractProcess):
-    """The encoder: drives the precomputed analog current of sample ``k`` (flat, graph
-    order). A rate target accumulates it, so it is sent once, at local step 0 (the
-    encoder projection has delay 0); a stream target gets it every step (direct encoding
-    holds the current constant). ``frames``: ``currents`` is ``(B, F, N)``, frame ``t``
-    is sent at local step ``t < F`` (event frames, one per step)."""
+    """Drives the precomputed current of sample ``k`` (flat, graph order) at the local steps
+    ``first <= t < stop``, zeros elsewhere. The encoder into one of our populations: a
+    rate target accumulates it, so it is sent once, at local step 0 (the encoder
+    projection has delay 0); a stream target gets it every step of its window (direct
+    encoding holds the current constant). Into Lava's own LIF it carries the encoder
+    current plus the bias during the window (the contract's bias is a current).
+    ``frames``: ``currents`` is ``(B, F, N)`` and frame ``t - first`` is sent at local
+    step ``t`` (event frames, one per step of the window)."""
 
-    def __init__(self, *, currents: np.ndarray, period: int, every_step: bool,
+    def __init__(self, *, currents: np.ndarray, period: int, first: int, stop: int,
                  frames: bool = False, name: str | None = None):
         currents = np.asarray(currents)
-        super().__init__(currents=currents, period=int(period), every_step=bool(every_step),
-                         frames=bool(frames), name=name)
+        super().__init__(currents=currents, period=int(period), first=int(first),
+                         stop=int(stop), frames=bool(frames), name=name)
         self.a_out = OutPort(shape=(currents.shape[-1],))
 
 
@@ -142,3 +151,17 @@ class SpikeDelay(AbstractProcess):
         super().__init__(shape=tuple(shape), delay=int(delay), period=int(period), name=name)
         self.s_in = InPort(shape=tuple(shape))
         self.s_out = OutPort(shape=tuple(shape))
+
+
+class SpikeRecorder(AbstractProcess):
+    """Records the spikes of a process that keeps no records itself (Lava's ``LIF``): per
+    sample spike counts and, if asked, every spike, written to ``record_file`` at the
+    last step like :class:`PseudoSNPopulation`'s records."""
+
+    def __init__(self, *, shape: tuple[int, ...], period: int, n_samples: int,
+                 record_file: str, record_spikes: bool = False, name: str | None = None):
+        n = int(np.prod(shape))
+        super().__init__(shape=tuple(shape), period=int(period), n_samples=int(n_samples),
+                         record_file=str(record_file), record_spikes=bool(record_spikes),
+                         name=name)
+        self.s_in = InPort(shape=(n,))

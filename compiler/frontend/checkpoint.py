@@ -1,4 +1,4 @@
-"""Load anything the compiler accepts and return its IR.
+"""Load anything the compiler accepts and return its IR (and our checkpoints' torch model).
 
 * ``.onnx``: a rate-equivalent ONNX file (:func:`pseudosnn.compiler.onnx_io.from_onnx`);
 * ``.safetensors``: weights + model record exported by ``pseudosnn``;
@@ -18,16 +18,21 @@ from pseudosnn.compiler import ir
 from pseudosnn.compiler.frontend.torch_model import FrontendError, model_to_ir
 
 
-def ours_to_ir(ckpt: dict, max_timesteps: int | None = None) -> ir.Graph:
-    """Our checkpoint dict (``load_checkpoint``/``load_safetensors``) -> IR."""
+def ours_to_model_and_ir(ckpt: dict, max_timesteps: int | None = None):
+    """Our checkpoint dict (``load_checkpoint``/``load_safetensors``) -> (the torch model
+    in eval mode, its IR)."""
     from pseudosnn.checkpoint import model_from_checkpoint
 
-    return model_to_ir(model_from_checkpoint(ckpt), max_timesteps=max_timesteps)
+    model = model_from_checkpoint(ckpt)
+    return model, model_to_ir(model, max_timesteps=max_timesteps)
 
 
-def load_ir(path: str | Path, trusted: bool = False, max_timesteps: int | None = None,
-            input_shape: tuple[int, ...] | None = None) -> ir.Graph:
-    """IR of a checkpoint, safetensors or ONNX file (see the module docstring)."""
+def load_model_and_ir(path: str | Path, trusted: bool = False,
+                      max_timesteps: int | None = None,
+                      input_shape: tuple[int, ...] | None = None):
+    """``(torch model or None, IR)`` of a checkpoint, safetensors or ONNX file (see the
+    module docstring): the model of our own checkpoints, None for ONNX files and the
+    paper's checkpoints."""
     path = Path(path).expanduser()
     if not path.is_file():
         raise FrontendError(f"{path} does not exist")
@@ -36,7 +41,7 @@ def load_ir(path: str | Path, trusted: bool = False, max_timesteps: int | None =
 
         graph = from_onnx(str(path))
         ir.check(graph, max_timesteps)
-        return graph
+        return None, graph
     from pseudosnn.checkpoint import (
         FORMAT,
         CheckpointError,
@@ -47,15 +52,15 @@ def load_ir(path: str | Path, trusted: bool = False, max_timesteps: int | None =
 
     try:
         if path.suffix == ".safetensors":
-            return ours_to_ir(load_safetensors(path), max_timesteps)
+            return ours_to_model_and_ir(load_safetensors(path), max_timesteps)
         obj = torch_load(path, trusted)
         if isinstance(obj, dict) and obj.get("format") == FORMAT:
-            return ours_to_ir(validate_checkpoint(obj, path), max_timesteps)
+            return ours_to_model_and_ir(validate_checkpoint(obj, path), max_timesteps)
     except CheckpointError as exc:
         raise FrontendError(str(exc)) from exc
     if isinstance(obj, dict) and "model" in obj and "args" in obj:
         from pseudosnn.compiler.frontend.paper import paper_to_ir
 
-        return paper_to_ir(obj, input_shape=input_shape, max_timesteps=max_timesteps)
+        return None, paper_to_ir(obj, input_shape=input_shape, max_timesteps=max_timesteps)
     raise FrontendError(f"{path} is neither a pseudosnn checkpoint (format tag) nor a "
                         "checkpoint of the paper's code (keys 'model' and 'args')")

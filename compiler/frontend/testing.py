@@ -26,6 +26,21 @@ def randomize(model, seed: int = 0, t_lo: int = 1, t_hi: int = 16):
     return model.eval()
 
 
+def forward_with_hooks(model, x, hooks) -> np.ndarray:
+    """``model(x)`` in float64 without gradients, with the forward hooks ``hooks``
+    (``(module, fn)`` pairs) attached for that one call."""
+    import torch
+
+    model = model.double()
+    handles = [m.register_forward_hook(fn) for m, fn in hooks]
+    try:
+        with torch.no_grad():
+            return model(torch.as_tensor(x, dtype=torch.float64)).numpy()
+    finally:
+        for h in handles:
+            h.remove()
+
+
 def torch_counts(model, x):
     """Run the model (float64) and capture every neuron's spike counts ``n = r·T/a`` and
     every spike pool's (``<name>.pool``, of its neuron's T and ``a``; a rate neuron inside
@@ -58,19 +73,23 @@ def torch_counts(model, x):
     return forward_with_hooks(model, x, hooks), counts
 
 
-def forward_with_hooks(model, x, hooks) -> np.ndarray:
-    """``model(x)`` in float64 without gradients, with the forward hooks ``hooks``
-    (``(module, fn)`` pairs) attached for that one call."""
-    import torch
+def spike_trains(model, x):
+    """Run the model (float64, eval) and capture every neuron's output spikes
+    ``[T, B, *features]`` (bool) and every spike pool's (``<name>.pool``), with the
+    readout. For multi-step families (their eval output is the train)."""
+    from pseudosnn.models.layers import SpikePool
+    from pseudosnn.neurons.base import SpikingNeuron
 
-    model = model.double()
-    handles = [m.register_forward_hook(fn) for m, fn in hooks]
-    try:
-        with torch.no_grad():
-            return model(torch.as_tensor(x, dtype=torch.float64)).numpy()
-    finally:
-        for h in handles:
-            h.remove()
+    trains = {}
+
+    def recorder(name):
+        def hook(mod, inp, out):
+            trains[name] = (out != 0).numpy()
+        return hook
+
+    hooks = [(m, recorder(f"{name}.pool" if isinstance(m, SpikePool) else name))
+             for name, m in model.named_modules() if isinstance(m, SpikePool | SpikingNeuron)]
+    return forward_with_hooks(model.eval(), x, hooks), trains
 
 
 def first_mismatch(a: dict, b: dict, order) -> tuple[str, int] | None:

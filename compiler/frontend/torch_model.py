@@ -20,6 +20,7 @@ import numpy as np
 import torch
 from pseudosnn.compiler import ir
 from pseudosnn.compiler.onnx_io import unsupported
+from pseudosnn.compiler.spiking.semantics import Dynamics
 from torch import nn
 
 from pseudosnn.errors import PseudoSNNError
@@ -41,6 +42,7 @@ class _Walker:
     max_timesteps: int | None = None
     nodes: list[ir.Node] = field(default_factory=list)
     shapes: dict[str, tuple[int, ...]] = field(default_factory=dict)
+    notes: dict[str, list[str]] = field(default_factory=dict)  # note -> layers
 
     def __post_init__(self):
         self.shapes[ir.INPUT] = tuple(self.input_shape)
@@ -154,10 +156,18 @@ class _Walker:
         T = _as_feature_param(T, shape, f"neuron {name!r} T")
         scale = _as_feature_param(_np(spec.scale), shape, f"neuron {name!r} scale")
         bias = _as_feature_param(_np(spec.bias), shape, f"neuron {name!r} bias")
+        dyn = Dynamics(du=float(spec.du), dv=float(spec.dv), reset=spec.reset,
+                       v_reset=float(spec.v_reset), fire=spec.fire)
+        problem = dyn.problem(float(spec.threshold), float(spec.v0))
+        if problem:
+            raise FrontendError(f"neuron {name!r} ({type(m).__name__}) cannot be compiled: "
+                                f"{problem}")
+        if spec.note:
+            self.notes.setdefault(spec.note, []).append(name)
         return self.emit(ir.neuron(
             name, x, T, threshold=float(spec.threshold), v0=float(spec.v0), scale=scale,
             bias=bias, out_scale=float(spec.out_scale), coupling=spec.coupling,
-            reset=spec.reset))
+            reset=spec.reset, dynamics=dyn))
 
     def block(self, m: nn.Module, name: str, x: str) -> str:
         from pseudosnn.models.blocks import BasicBlock, PreActBlock, SEWBlock
@@ -219,6 +229,9 @@ def model_to_ir(model: nn.Module, input_shape: tuple[int, ...] | None = None,
         for name, m in body.named_children():
             x = w.layer(m, f"body.{name}", x)
         out = w.layer(readout.fc, "readout.fc", x)
+    if w.notes:  # the family's training forward is not the deployed neuron
+        meta["deploy_notes"] = [{"layers": layers, "note": note}
+                                for note, layers in w.notes.items()]
     graph = ir.Graph(shape, tuple(w.nodes), out, meta=meta)
     ir.check(graph, max_timesteps)
     return graph

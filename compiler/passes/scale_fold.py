@@ -3,7 +3,9 @@
 A neuron fed by ``Σ_k (W_k x_k + b_k)`` with scale ``s``, bias ``β``, threshold ``θ`` and
 initial potential ``v0`` computes ``n = clip(floor((T·(s·Σ(W_k x_k + b_k) + β) + v0)/θ), 0, T)``.
 Folding gives ``W_k' = W_k·s/θ`` (per output row/channel), one bias ``β' = (s·Σ b_k + β)/θ``
-on the neuron, ``v0' = v0/θ``, ``θ' = 1``, ``s' = 1``, and the same counts. The neuron's
+on the neuron, ``v0' = v0/θ``, ``θ' = 1``, ``s' = 1``, and the same counts; the leaky and
+hard-reset step is linear in ``v`` too, so a hard reset to ``v_reset`` becomes
+``v_reset' = v_reset/θ`` (decays are unitless). The neuron's
 ``out_scale`` ``a`` (downstream sees ``a·n/T``) moves into every consumer: ``W' = W·a``.
 """
 
@@ -68,8 +70,10 @@ def fold_scale(graph: Graph) -> Graph:
             new_src = new_terms[0]
             chain = new_terms
         bshape = np.broadcast_shapes(np.shape(bias), (1,) * len(shape))
-        new_n = replace(n, inputs=(new_src.name,), attrs={
-            **n.attrs, "threshold": 1.0, "v0": n.attrs["v0"] / theta},
+        attrs = {**n.attrs, "threshold": 1.0, "v0": n.attrs["v0"] / theta}
+        if "v_reset" in attrs:
+            attrs["v_reset"] = attrs["v_reset"] / theta
+        new_n = replace(n, inputs=(new_src.name,), attrs=attrs,
             params={**n.params, "scale": np.ones(()), "bias": np.reshape(bias, bshape)})
         replaced[n.name] = new_n
         extra[n.name] = chain

@@ -26,6 +26,9 @@ FEATURES: dict[str, str] = {
     "event_scale": "per-event scales (per-neuron T into a conv)",
     "delays": "synaptic delays longer than one step",
     "record_spikes": "spike trains (every neuron, every step)",
+    "leak": "leaky neurons (current or voltage decay: not rate-expressible, no closed form)",
+    "hard_reset": "hard reset (not rate-expressible, no closed form)",
+    "fire_above": "firing on v > threshold (Loihi's comparator)",
     "spike_pool": "max pooling of spikes",
     "analog_stem": "an analog max pool in the encoder",
     "event_frames": "event-frame input",
@@ -59,6 +62,14 @@ def required_features(graph: SpikingGraph, record_spikes: bool = False) -> set[s
         need.add("event_scale")
     if any(pr.delay > 1 for pr in graph.projections):
         need.add("delays")
+    for p in graph.populations:
+        dyn = p.dynamics
+        if dyn.du < 1 or dyn.dv > 0:
+            need.add("leak")
+        if dyn.reset == "hard":
+            need.add("hard_reset")
+        if dyn.fire == ">":
+            need.add("fire_above")
     if record_spikes:
         need.add("record_spikes")
     if graph.pools:

@@ -12,8 +12,13 @@ Deployed network (the spiking graph):
   ``Σ_pixels fanout`` on the analog input (computed once per sample).
 * **neuron updates** per sample: *active* ``Σ_i T_i`` (neuron-steps inside the windows),
   *idle* ``size · latency − active`` (the population exists for the whole latency);
-  *state updates* (membrane read and written): the active ones (non-leaky neurons keep
-  their state untouched outside the window).
+  *state updates* (membrane read and written): the active ones for non-leaky neurons
+  (their state is untouched outside the window), every step of the latency for leaky ones.
+* **leak multiplies** per sample: ``decays · size · latency``, ``decays`` the decay
+  multiplies of one update (:attr:`.semantics.Dynamics.decays`: one for ``u`` when
+  ``0 < du < 1``, one for ``v`` when ``dv > 0``). Idle neurons leak too: a neuromorphic
+  core (Loihi) updates every compartment at every step, decays included, whether or not
+  the neuron receives input, so every neuron-step of the latency costs its decays.
 * **compares** of max pooling (no synapses, no SOP): an event is compared into every
   window that holds it, its *pool fan-out* (the window fan-out above, padding taps
   excluded). A spike pool: ``Σ_i n_i · poolfan_i`` over its source's spike counts; the
@@ -22,11 +27,10 @@ Deployed network (the spiking graph):
   costs its MACs once per frame.
 * per deployed layer (:class:`LayerCounts`, what the energy model prices): events in (one
   per source spike per incoming projection, read from the layer's input queue), SOPs,
-  encoder layers, neuron updates, spikes out, stored weights, biases and state words;
-  ``compares``: a spike pool's belong to its source population (the layer whose events
-  it pools), the analog stem's to the first population the encoder feeds, with the stem's
-  conv among that layer's encoders; ``leak_multiplies`` (leaky neurons) are 0 for the
-  populations the graph has today (integrate-and-fire).
+  encoder layers, neuron updates, spikes out, stored weights, biases and state words,
+  ``leak_multiplies``; ``compares``: a spike pool's belong to its source population (the
+  layer whose events it pools), the analog stem's to the first population the encoder
+  feeds, with the stem's conv among that layer's encoders.
 
 Trained network (the ANN baseline, before any fusion, DESIGN.md §2):
 
@@ -189,6 +193,13 @@ def neuron_updates(graph: SpikingGraph) -> dict[str, tuple[int, int]]:
             for p in graph.populations}
 
 
+def leak_multiplies(graph: SpikingGraph) -> dict[str, int]:
+    """Per population and per sample: the decay multiplies of its updates, active and idle
+    (module docstring); 0 for integrate-and-fire populations."""
+    steps = graph.latency_steps
+    return {p.name: p.dynamics.decays * p.size * steps for p in graph.populations}
+
+
 def bias_entries(shape: tuple[int, ...]) -> int:
     """Stored biases of a population or readout: one per channel of a ``(C, H, W)`` layer
     (a conv's bias), one per neuron of a flat one."""
@@ -241,6 +252,7 @@ def deployed_layers(graph: SpikingGraph, spikes: Mapping[str, float],
     projection and ``compares`` per spike pool and analog stem (:func:`pool_compares`,
     :func:`encoder_compares`)."""
     updates = neuron_updates(graph)
+    leak = leak_multiplies(graph)
     owner = _compare_owners(graph)
     own_compares: dict[str, float] = {}
     for name, c in (compares or {}).items():
@@ -270,7 +282,9 @@ def deployed_layers(graph: SpikingGraph, spikes: Mapping[str, float],
             conv_events_in=float(sum(spikes[pr.source] for pr in spiking if pr.kind == "conv")),
             encoders=encoders, encoder_passes=max(graph.input.frames, 1)
             if node.name in framed else 1,
-            active_updates=active, idle_updates=idle, state_updates=active,
+            active_updates=active, idle_updates=idle,
+            state_updates=active + idle if leak.get(node.name) else active,
+            leak_multiplies=float(leak.get(node.name, 0)),
             spikes_out=float(spikes[node.name]) if is_pop else 0.0,
             compares=own_compares.get(node.name, 0.0)))
     return out

@@ -19,7 +19,10 @@ Execution semantics (0-indexed global clock ``t = 0, 1, ...``):
 * A **rate**-coupled population accumulates every delivered event; when all sources'
   windows are closed (its ``start``, :mod:`.schedule`) it integrates the constant current
   ``c = sum_k proj_k(n_k) + b`` during its window, neuron ``i`` for its own ``T_i`` steps:
-  ``start <= t < start + T_i``. The neuron step is :mod:`.semantics`.
+  ``start <= t < start + T_i``. The neuron step is :mod:`.semantics` (integrate-and-fire,
+  or the population's leak ``du``/``dv``, hard reset to ``v_reset`` and comparison
+  ``fire``: :class:`.semantics.Dynamics`); outside its window a neuron neither
+  integrates, leaks nor fires.
 * A **stream**-coupled population integrates at step ``t`` the events delivered at ``t``
   plus ``b`` (plus an encoder current: held constant, or frame ``k`` at window step ``k``
   for event-frame input).
@@ -48,6 +51,7 @@ from typing import Literal
 
 import networkx as nx
 import numpy as np
+from pseudosnn.compiler.spiking.semantics import DECAY_UNITY, Dynamics, Fire, Reset
 
 from pseudosnn.errors import PseudoSNNError
 
@@ -167,12 +171,14 @@ class _Window:
 
 @dataclass(frozen=True, eq=False)
 class Population(_Window, _Frozen):
-    """A layer of integrate-and-fire neurons with soft reset.
+    """A layer of spiking neurons: integrate-and-fire with soft reset by default.
 
     ``timesteps`` and ``bias`` broadcast to ``shape`` (a scalar ``timesteps`` is per-layer
     T; shape ``(C, 1, 1)`` per channel; ``shape`` itself per neuron). ``start`` is the
     first step of the window (set by :func:`.schedule.schedule`). ``units_per_float`` is
     the fixed-point unit: integer membrane units per float unit (1.0 in float mode).
+    ``du``, ``dv``, ``reset``, ``v_reset`` and ``fire`` are the neuron's
+    :class:`.semantics.Dynamics` (``v_reset`` in membrane units, an integer in fixed point).
     """
 
     _ARRAYS = ("timesteps", "bias")
@@ -184,9 +190,18 @@ class Population(_Window, _Frozen):
     bias: np.ndarray
     v0: float
     coupling: Coupling = "rate"
-    reset: Literal["soft"] = "soft"
+    reset: Reset = "soft"
     start: int = 0
     units_per_float: float = 1.0
+    du: float = 1.0
+    dv: float = 0.0
+    v_reset: float = 0.0
+    fire: Fire = ">="
+
+    @property
+    def dynamics(self) -> Dynamics:
+        return Dynamics(du=self.du, dv=self.dv, reset=self.reset, v_reset=self.v_reset,
+                        fire=self.fire)
 
     def bias_full(self) -> np.ndarray:
         return np.broadcast_to(np.asarray(self.bias), self.shape)
@@ -391,8 +406,13 @@ def validate(graph: SpikingGraph) -> None:
         except ValueError as exc:
             raise GraphError(
                 f"population {pop.name!r}: T or bias does not fit {pop.shape}") from exc
-        if not 0 <= pop.v0 < pop.threshold:
-            raise GraphError(f"population {pop.name!r}: need 0 <= v0 < threshold")
+        problem = pop.dynamics.problem(pop.threshold, pop.v0)
+        if problem:
+            raise GraphError(f"population {pop.name!r}: {problem}")
+        if graph.fixed_point and not all(float(d) * DECAY_UNITY == round(float(d) * DECAY_UNITY)
+                                         for d in (pop.du, pop.dv)):
+            raise GraphError(f"population {pop.name!r}: fixed-point decays must be multiples "
+                             f"of 1/{DECAY_UNITY} (12 bits); recompile with quantisation")
         if not nx.has_path(g, graph.input.name, pop.name):
             raise GraphError(f"population {pop.name!r} is not reached from the input")
         if not nx.has_path(g, pop.name, graph.readout.name):

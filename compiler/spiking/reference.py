@@ -1,11 +1,12 @@
 """Rate-level reference evaluator of a spiking graph: closed form, layer by layer.
 
 For every rate-coupled population ``n = clamp(floor((v0 + T*c)/theta), 0, T)`` with
-``c = sum_k project(k, n_k) + b`` (DESIGN.md §2); the readout is
-``sum_k project(k, n_k) + b``. A spike pool's count is ``sum_t OR_window s_t`` over its
-source's closed-form train (``semantics.rate_spike_train``). This is the fast check used
-by ``--verify`` and the tests; stream-coupled populations need the cycle-accurate
-simulator.
+``c = sum_k project(k, n_k) + b`` (DESIGN.md §2), or, for leaky and hard-reset
+populations (no closed form), the count of the constant current ``c`` stepped with
+:func:`.semantics.neuron_step`; the readout is ``sum_k project(k, n_k) + b``. A spike
+pool's count is ``sum_t OR_window s_t`` over its source's train of that constant current
+(``semantics.constant_current_train``). This is the fast check used by ``--verify`` and
+the tests; stream-coupled populations need the cycle-accurate simulator.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 from pseudosnn.compiler.spiking.graph import GraphError, Population, SpikingGraph
-from pseudosnn.compiler.spiking.semantics import rate_spike_count, rate_spike_train
+from pseudosnn.compiler.spiking.semantics import constant_current_counts, constant_current_train
 from pseudosnn.compiler.spiking.synapses import encoder_currents, project, spike_pool
 
 
@@ -45,8 +46,8 @@ def evaluate(graph: SpikingGraph, x: np.ndarray) -> ReferenceResult:
     for pop in graph.topological_sources():
         if not isinstance(pop, Population):  # a spike pool of a rate population
             src = graph.population(pop.source)
-            train = rate_spike_train(currents[src.name], src.timesteps, src.threshold,
-                                     src.v0, src.t_max)
+            train = constant_current_train(currents[src.name], src.timesteps, src.threshold,
+                                           src.v0, src.dynamics, graph.fixed_point)
             counts[pop.name] = sum(spike_pool(pop, s) for s in train).astype(np.int64)
             continue
         if pop.coupling != "rate":
@@ -54,7 +55,8 @@ def evaluate(graph: SpikingGraph, x: np.ndarray) -> ReferenceResult:
                              "reference cannot evaluate it; use the simulator")
         c = drive(pop.name) + np.asarray(pop.bias)
         currents[pop.name] = c
-        counts[pop.name] = rate_spike_count(c, pop.timesteps, pop.threshold, pop.v0)
+        counts[pop.name] = constant_current_counts(c, pop.timesteps, pop.threshold, pop.v0,
+                                                   pop.dynamics, graph.fixed_point)
     ro = graph.readout
     acc = drive(ro.name) + np.asarray(ro.bias)
     out = acc / ro.units_per_float if graph.fixed_point else acc

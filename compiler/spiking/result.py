@@ -25,6 +25,7 @@ class RunResult:
     ``spikes_per_step[pop]``: int64 ``(steps,)`` summed over the batch (when observed).
     Derived (:func:`run_result`): ``sops[proj]`` summed over the batch, ``macs`` (encoder,
     summed over the batch), ``neuron_updates[pop]`` (active, summed over the batch),
+    ``leak_multiplies[pop]`` (decay multiplies, active and idle, summed over the batch),
     ``compares[name]`` of max pooling (spike pools and the encoder's analog stem, summed
     over the batch), ``steps`` (latency of one sample). ``extra``: executor-specific facts
     (timings, ...).
@@ -36,10 +37,11 @@ class RunResult:
     macs: int
     steps: int
     neuron_updates: dict[str, int] = field(default_factory=dict)
+    leak_multiplies: dict[str, int] = field(default_factory=dict)
+    compares: dict[str, int] = field(default_factory=dict)
     spikes: dict[str, np.ndarray] | None = None
     spikes_per_step: dict[str, np.ndarray] | None = None
     extra: dict = field(default_factory=dict)
-    compares: dict[str, int] = field(default_factory=dict)
 
 
 def run_result(graph: SpikingGraph, output: np.ndarray, counts: dict[str, np.ndarray], *,
@@ -61,5 +63,6 @@ def run_result(graph: SpikingGraph, output: np.ndarray, counts: dict[str, np.nda
         output=output, counts=counts, sops=counting.sops(graph, counts, fanouts),
         macs=b * counting.encoder_macs(graph), steps=graph.latency_steps,
         neuron_updates={p.name: b * counting.active_updates(p) for p in graph.populations},
-        spikes=spikes, spikes_per_step=spikes_per_step, extra=dict(extra or {}),
-        compares=compares)
+        leak_multiplies={k: b * v for k, v in counting.leak_multiplies(graph).items()},
+        compares=compares, spikes=spikes, spikes_per_step=spikes_per_step,
+        extra=dict(extra or {}))

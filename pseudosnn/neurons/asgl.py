@@ -19,8 +19,11 @@ so a fraction ``1 - p`` of the outputs are exact spikes and a fraction ``p`` are
 Eval semantics: ``o_t = [z >= 0]`` (Heaviside spikes, deterministic), same LIF dynamics;
 ``eval_spike=False`` keeps the smooth ``H_alpha`` instead (an analog network).
 
-Not deployable: the eval neuron leaks (``sigmoid(d) < 1``) and resets hard, neither of
-which the compiler's integrate-and-fire populations express.
+Deployment: the eval (spiking) forward exactly, as a stream population with voltage
+decay ``dv = 1 - sigmoid(d)``, hard reset to ``v_reset``, ``v >= theta``, ``v0 = 0``. The
+training forward (analog noise with probability ``p``) is not deployable; the compiler
+says so and measures the accuracy difference. ``eval_spike=False`` (analog outputs) does
+not deploy.
 """
 
 from __future__ import annotations
@@ -144,12 +147,22 @@ class ASGLNeuron(SpikingNeuron):
     def timesteps(self) -> torch.Tensor:
         return torch.tensor(self.T)
 
+    def returns_trains(self) -> bool:
+        return True  # [T, B, *f], one output per step (a max pool pools each step)
+
     def deploy_spec(self) -> NeuronSpec:
-        raise NotDeployable(
-            "ASGLNeuron cannot be deployed: its eval neuron is a LIF with learnable leak and "
-            "hard reset, and the spiking graph's populations have neither; use family 'if' "
-            "(soft reset), 'qcfs', 'multispike' or 'pseudo' for a deployable network"
-        )
+        if not self.eval_spike:
+            raise NotDeployable(
+                "ASGLNeuron with eval_spike=False outputs the analog H_alpha at eval, not "
+                "spikes; set eval_spike=True to deploy its spiking forward")
+        decay = float(torch.sigmoid(self.decay_logit.detach()))
+        note = None if self.p0 == 0 else (
+            f"ASGL trains with spike noise (a fraction p={self.p0:g} of the outputs are the "
+            f"analog H_alpha); deployed: its eval forward, Heaviside spikes")
+        return NeuronSpec(
+            timesteps=torch.tensor(self.T), threshold=self.threshold, v0=0.0, scale=1.0,
+            bias=0.0, out_scale=1.0, coupling="stream", reset="hard", v_reset=self.v_reset,
+            dv=1.0 - decay, note=note)
 
     def extra_repr(self) -> str:
         return (f"T={self.T}, threshold={self.threshold}, surrogate={self.surrogate.name}, "

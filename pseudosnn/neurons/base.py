@@ -20,14 +20,21 @@ from pseudosnn.errors import PseudoSNNError
 
 @dataclass(frozen=True)
 class NeuronSpec:
-    """The deployed neuron as an integrate-and-fire population (DESIGN.md §2).
+    """The deployed neuron as a spiking population (DESIGN.md §2).
 
     The population's current is ``c = scale * x + bias`` where ``x`` is the layer's
     linear output (acting on the rates of its inputs); it fires with threshold
-    ``threshold`` from ``v0`` with soft reset for ``timesteps`` steps (a tensor that
-    broadcasts to the feature shape: scalar per layer, ``(C,1,1)``/``(C,)`` per channel,
-    the feature shape per neuron). Downstream layers see ``out_scale * n / T``.
-    ``coupling`` is the preferred input coupling (``rate`` or ``stream``).
+    ``threshold`` from ``v0`` for ``timesteps`` steps (a tensor that broadcasts to the
+    feature shape: scalar per layer, ``(C,1,1)``/``(C,)`` per channel, the feature shape
+    per neuron). Downstream layers see ``out_scale * n / T``. ``coupling`` is the
+    preferred input coupling (``rate`` or ``stream``).
+
+    The membrane follows the contract's step (``compiler/spiking/semantics.py``): current
+    decay ``du`` (1: the current has no state), voltage decay ``dv`` (0: no leak),
+    ``reset`` soft (subtract θ) or hard (to ``v_reset``), firing comparison ``fire``
+    (``">="`` or ``">"``). The defaults are the integrate-and-fire neuron. ``note`` says
+    in one line how the family's *training* forward differs from this deployed neuron
+    (None: it does not); the compiler measures that difference on calibration data.
     """
 
     timesteps: torch.Tensor
@@ -38,10 +45,15 @@ class NeuronSpec:
     out_scale: float = 1.0
     coupling: Literal["rate", "stream"] = "rate"
     reset: Literal["soft", "hard"] = "soft"
+    du: float = 1.0
+    dv: float = 0.0
+    v_reset: float = 0.0
+    fire: Literal[">=", ">"] = ">="
+    note: str | None = None
 
 
 class NotDeployable(PseudoSNNError, TypeError):
-    """A neuron family whose eval semantics have no integrate-and-fire equivalent."""
+    """A neuron family whose eval semantics have no deployed spiking equivalent."""
 
 
 class SpikingNeuron(torch.nn.Module):

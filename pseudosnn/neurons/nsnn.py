@@ -20,8 +20,12 @@ Eval semantics: ``eval_mode="stochastic"`` (default, as the reference code: the 
 noisy at test time, so predictions are random) or ``"deterministic"`` (``eps = 0``: a plain
 LIF with hard reset).
 
-Not deployable: stochastic firing has no deterministic integrate-and-fire equivalent, and
-even the deterministic eval neuron leaks and resets hard.
+Deployment: the **deterministic threshold neuron** (``eps = 0``: ``o_t = [u >= theta]``,
+the ``"deterministic"`` eval forward), a stream population with voltage decay
+``dv = 1 - 1/tau``, hard reset to 0, ``v0 = 0``. Not the noise-free expectation
+``F(u - theta)``, which is an analog firing probability, not a spike. The noisy forward
+(training, and eval with ``eval_mode="stochastic"``) is not deployable; the compiler says
+so, naming the layers, and measures the accuracy difference.
 """
 
 from __future__ import annotations
@@ -32,7 +36,7 @@ from typing import Literal
 
 import torch
 
-from pseudosnn.neurons.base import NeuronSpec, NotDeployable, SpikingNeuron
+from pseudosnn.neurons.base import NeuronSpec, SpikingNeuron
 from pseudosnn.neurons.vanilla import expand_time
 
 NoiseKind = Literal["gaussian", "logistic", "triangular", "uniform"]
@@ -159,12 +163,19 @@ class NoisyLIFNeuron(SpikingNeuron):
     def timesteps(self) -> torch.Tensor:
         return torch.tensor(self.T)
 
+    def returns_trains(self) -> bool:
+        return True  # [T, B, *f], one output per step (a max pool pools each step)
+
     def deploy_spec(self) -> NeuronSpec:
-        raise NotDeployable(
-            "NoisyLIFNeuron (NSNN) cannot be deployed: it fires stochastically, and even "
-            "with eval_mode='deterministic' it is a leaky neuron with hard reset, which the "
-            "spiking graph's integrate-and-fire populations do not express"
-        )
+        where = "in training and at eval (eval_mode='stochastic'; " \
+            if self.eval_mode == "stochastic" else "in training ("
+        note = (f"NSNN fires stochastically {where}{self.law.name} noise, sigma="
+                f"{self.sigma:g}); deployed: the deterministic threshold neuron [u >= theta] "
+                "(noise 0), not the noise-free expectation F(u - theta)")
+        return NeuronSpec(
+            timesteps=torch.tensor(self.T), threshold=self.threshold, v0=0.0, scale=1.0,
+            bias=0.0, out_scale=1.0, coupling="stream", reset="hard", v_reset=0.0,
+            dv=1.0 - 1.0 / self.tau, note=note)
 
     def extra_repr(self) -> str:
         return (f"T={self.T}, threshold={self.threshold}, tau={self.tau}, "

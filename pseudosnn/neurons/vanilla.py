@@ -18,11 +18,14 @@ input is repeated over the T steps (direct encoding: a constant current).
 
 Eval semantics: identical to training (deterministic), only the gradient differs.
 
-Deployability (compiler's spiking graph: integrate-and-fire, subtractive reset, no leak):
-``IFNeuron`` with soft reset *is* a stream-coupled population (``c = x``, threshold
-``theta``, start ``v0``, out_scale ``amplitude``). IF with hard reset and every LIF are
-*not* expressible: the graph has no hard-reset and no leak field, so
-:meth:`deploy_spec` raises :class:`NotDeployable` for them.
+Deployment (the spiking graph's populations, ``compiler/spiking/semantics.py``): every
+IF and LIF neuron *is* a stream-coupled population (threshold ``theta``, start ``v0``,
+out_scale ``amplitude``, the same reset and ``>=``). IF: no leak (``dv = 0``). LIF: the
+forward-Euler discretisation, step ``dt = 1``, of ``tau·dv/dt = -(v - v_rest) + x``, i.e.
+``v <- v + (x - (v - v_rest))/tau``, is the contract's voltage decay ``dv = 1/tau`` with
+the input scaled by ``1/tau`` (``decay_input=True``) or not (``decay_input=False``: the
+input is added after the decay, as the paper's code), plus the constant ``v_rest/tau``
+in the bias; the current has no state (``du = 1``).
 """
 
 from __future__ import annotations
@@ -31,7 +34,7 @@ from typing import Literal
 
 import torch
 
-from pseudosnn.neurons.base import NeuronSpec, NotDeployable, SpikingNeuron
+from pseudosnn.neurons.base import NeuronSpec, SpikingNeuron
 from pseudosnn.neurons.surrogate import get_surrogate, spike
 
 Reset = Literal["soft", "hard"]
@@ -127,25 +130,15 @@ class MultiStepNeuron(SpikingNeuron):
 class IFNeuron(MultiStepNeuron):
     """Multi-step integrate-and-fire neuron (no leak); see the module docstring.
 
-    Deployable with soft reset (stream coupling, ``0 <= v0 < theta``); hard reset is not.
-    """
+    Deployed as a stream population with its reset (soft, or hard to ``v_reset``)."""
 
     family = "if"
 
     def deploy_spec(self) -> NeuronSpec:
-        if self.reset != "soft":
-            raise NotDeployable(
-                "IFNeuron with reset='hard' cannot be deployed: the spiking graph's "
-                "populations reset by subtraction only; train with reset='soft'"
-            )
-        if not 0.0 <= self.v0 < self.threshold:
-            raise NotDeployable(
-                f"IFNeuron start potential v0={self.v0} must lie in [0, threshold="
-                f"{self.threshold}) to be deployed; use v0=0 or v0=threshold/2"
-            )
         return NeuronSpec(
             timesteps=torch.tensor(self.T), threshold=self.threshold, v0=self.v0,
-            scale=1.0, bias=0.0, out_scale=self.amplitude, coupling="stream", reset="soft",
+            scale=1.0, bias=0.0, out_scale=self.amplitude, coupling="stream",
+            reset=self.reset, v_reset=self.v_reset if self.reset == "hard" else 0.0,
         )
 
 
@@ -153,7 +146,7 @@ class LIFNeuron(MultiStepNeuron):
     """Multi-step leaky integrate-and-fire neuron with time constant ``tau`` (the paper's
     vanilla baseline: ``tau=2``, ``decay_input=False``, soft reset, ``detach_reset``).
 
-    Not deployable: the spiking graph has no membrane leak.
+    Deployed as a stream population with voltage decay ``dv = 1/tau`` (module docstring).
     """
 
     family = "lif"
@@ -173,10 +166,13 @@ class LIFNeuron(MultiStepNeuron):
         return v - (v - v_rest) / self.tau + x_t
 
     def deploy_spec(self) -> NeuronSpec:
-        raise NotDeployable(
-            "LIFNeuron cannot be deployed: the spiking graph's integrate-and-fire populations "
-            "have no membrane leak; use family 'if' with reset='soft' for a deployable "
-            "vanilla SNN"
+        dv = 1.0 / self.tau
+        v_rest = self.v_reset if self.reset == "hard" else 0.0
+        return NeuronSpec(
+            timesteps=torch.tensor(self.T), threshold=self.threshold, v0=self.v0,
+            scale=dv if self.decay_input else 1.0, bias=v_rest * dv,
+            out_scale=self.amplitude, coupling="stream", reset=self.reset,
+            v_reset=self.v_reset if self.reset == "hard" else 0.0, dv=dv,
         )
 
     def extra_repr(self) -> str:

@@ -4,7 +4,9 @@ neuron updates, steps and readouts.
 
 The graphs cover rate and stream coupling, residual sums, T per channel, synaptic delays
 beyond one step, spike max pooling, an analog max-pool stem, event frames streamed one per
-step, float and fixed point; a backend runs those whose features it declares
+step, leaky and hard-reset neurons (on Lava's own LIF process where it computes them
+exactly, on ours otherwise) and the two together (pools of leaky trains, frames into leaky
+populations), float and fixed point; a backend runs those whose features it declares
 (``compiler.spiking.backend.required_features``) and must refuse the others by name.
 Float graphs are put on a dyadic grid (weights and biases multiples of 2^-7, inputs of
 2^-3), so every sum is exact in float32 and float64 alike and any order of summation
@@ -17,6 +19,7 @@ from dataclasses import replace
 
 import numpy as np
 import pytest
+from pseudosnn.backends.lava.lif_map import lava_lif_refusal
 from pseudosnn.backends.registry import BACKENDS, get_backend
 from pseudosnn.compiler.quantize import quantize
 from pseudosnn.compiler.spiking.backend import (
@@ -26,7 +29,8 @@ from pseudosnn.compiler.spiking.backend import (
 )
 from pseudosnn.compiler.spiking.result import RunResult
 from pseudosnn.compiler.spiking.schedule import schedule
-from pseudosnn.compiler.testing import random_graph
+from pseudosnn.compiler.spiking.semantics import Dynamics
+from pseudosnn.compiler.testing import random_graph, with_dynamics
 
 GRID = 2.0 ** -7
 
@@ -80,6 +84,34 @@ def _float_graphs() -> dict:
         "cnn-rate-analog-stem": random_graph("cnn", seed=10, stem=True),
         "cnn-stream-event-frames": random_graph("cnn", seed=11, frames=4, stream=True),
         "cnn-rate-event-frames-mean": random_graph("cnn", seed=12, frames=3),
+        # Lava's own LIF: hard reset to 0, v0 = 0, no current state
+        "mlp-stream-lif-hard-reset": with_dynamics(
+            random_graph("mlp", seed=8, stream=True), Dynamics(dv=0.25, reset="hard"), v0=0.0),
+        "residual-stream-if-hard-reset": with_dynamics(
+            random_graph("residual", seed=9, stream=True), Dynamics(reset="hard"), v0=0.0),
+        # our own process: leak with soft reset and heterogeneous T; a current with state,
+        # a reset below 0 and firing on v > θ
+        "cnn-rate-per-channel-T-leak-soft-reset": with_dynamics(
+            random_graph("cnn", seed=10, per_channel=True), Dynamics(dv=0.125)),
+        "mlp-stream-current-decay-reset-below-0": with_dynamics(
+            random_graph("mlp", seed=11, stream=True),
+            Dynamics(du=0.5, dv=0.125, reset="hard", v_reset=-0.25, fire=">"), v0=0.25),
+        # both together: spike pools of Lava's LIF and of our leaky process (a rate source
+        # stepped, not closed form), event frames into either, an analog stem before a leak
+        "cnn-stream-spike-pool-lif-hard-reset": with_dynamics(
+            random_graph("cnn", seed=13, pool=True, stream=True),
+            Dynamics(dv=0.25, reset="hard"), v0=0.0),
+        "cnn-rate-spike-pool-per-channel-T-current-decay": with_dynamics(
+            random_graph("cnn", seed=14, pool=True, per_channel=True),
+            Dynamics(du=0.5, dv=0.125)),
+        "cnn-stream-event-frames-lif-hard-reset": with_dynamics(
+            random_graph("cnn", seed=15, frames=4, stream=True),
+            Dynamics(dv=0.25, reset="hard"), v0=0.0),
+        "cnn-stream-event-frames-spike-pool-current-decay-reset-below-0": with_dynamics(
+            random_graph("cnn", seed=16, frames=4, stream=True, pool=True),
+            Dynamics(du=0.5, dv=0.125, reset="hard", v_reset=-0.25, fire=">"), v0=0.25),
+        "cnn-rate-analog-stem-leak": with_dynamics(
+            random_graph("cnn", seed=17, stem=True), Dynamics(dv=0.125)),
     }
 
 
@@ -100,6 +132,7 @@ def assert_same_run(got: RunResult, want: RunResult, what: str) -> None:
     assert got.sops == want.sops, f"{what}: SOPs"
     assert got.macs == want.macs, f"{what}: encoder MACs"
     assert got.neuron_updates == want.neuron_updates, f"{what}: neuron updates"
+    assert got.leak_multiplies == want.leak_multiplies, f"{what}: leak multiplies"
     assert got.compares == want.compares, f"{what}: compares"
     assert got.steps == want.steps, f"{what}: steps"
     np.testing.assert_array_equal(got.output, want.output, err_msg=f"{what}: readouts")
@@ -138,6 +171,11 @@ def test_backend_matches_the_simulator(name, request, reference_runs):
                 for g, graph in supported.items()}
     for g, run in runs.items():
         assert_same_run(run, reference_runs[g], f"{name} on {g}")
+        if name == "lava":  # the populations that Lava's own LIF computes ran on it
+            graph = GRAPHS[g]
+            on_lif = [p.name for p in graph.populations if lava_lif_refusal(graph, p) is None]
+            assert run.extra["lava_lif"] == on_lif, g
+            assert bool(on_lif) == ("hard-reset" in g), g
 
 
 def test_the_comparison_catches_a_backend_that_counts_differently(reference_runs):

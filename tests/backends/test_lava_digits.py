@@ -1,6 +1,9 @@
 """Compiled digits models on Lava (issue 6): MLP, CNN and residual CNN with heterogeneous
-T, a CNN with one T per channel, a vanilla IF CNN (stream coupling) and a CNN that
-max-pools spikes (issue 12), float and fixed point, trained here in seconds
+T, a CNN with one T per channel, a vanilla IF CNN (stream coupling), a CNN that max-pools
+spikes (issue 12), the leaky and hard-reset families (issue 13: LIF with soft reset on our
+process; IF with hard reset, ASGL and NSNN on Lava's own LIF process) and the two together
+(a hard-reset IF CNN whose spikes are max-pooled: Lava's LIF feeds our spike pools), float
+and fixed point, trained here in seconds
 (configs/digits), compiled with ``--target lava``; Lava must equal the simulator spike for
 spike and in accuracy.
 
@@ -21,7 +24,11 @@ from pseudosnn.simulator.datasets import fit_to_input, load_digits_test
 from pseudosnn.simulator.engine import simulate
 
 pytestmark = [pytest.mark.lava, pytest.mark.slow]
-MODELS = ("mlp", "cnn", "rescnn", "cnn_channel", "if_cnn", "cnn_maxpool")
+MODELS = ("mlp", "cnn", "rescnn", "cnn_channel", "if_cnn", "cnn_maxpool", "lif_rescnn",
+          "if_hard_cnn", "asgl_mlp", "nsnn_cnn", "if_hard_cnn_maxpool")
+MULTISTEP = {"if_cnn", "lif_rescnn", "if_hard_cnn", "asgl_mlp", "nsnn_cnn",
+             "if_hard_cnn_maxpool"}
+ON_LAVA_LIF = {"if_hard_cnn", "asgl_mlp", "nsnn_cnn", "if_hard_cnn_maxpool"}  # reset to 0
 SPIKE_SLICE = 4  # samples run with lava's own Conv model, every spike recorded
 ACCURACY_SLICE = 30  # samples run with the im2col Conv model
 
@@ -89,13 +96,15 @@ def _assert_equal(graph, lava, sim, n: int):
 def test_digits_model_on_lava_equals_simulator(digits_runs, model, fixed):
     graph, own, fast, sim, y = digits_runs[(model, fixed)]
     assert graph.fixed_point == fixed
-    if model == "if_cnn":  # the classic SNN: one T, stream coupling after the encoder
-        assert [p.coupling for p in graph.populations][1:] == ["stream"] * 3
+    if model in MULTISTEP:  # the classic SNN: one T, stream coupling after the encoder
+        assert {p.coupling for p in graph.populations[1:]} == {"stream"}
+        lif = [p.name for p in graph.populations] if model in ON_LAVA_LIF else []
+        assert own.extra["lava_lif"] == lif and fast.extra["lava_lif"] == lif
     else:  # heterogeneous T, as trained: the point of the toolchain
         assert len({int(np.max(p.timesteps)) for p in graph.populations}) > 1
     if model == "cnn_channel":
         assert any(np.unique(p.timesteps).size > 1 for p in graph.populations)
-    if model == "cnn_maxpool":  # two 2x2 max pools of spikes, one Lava process each
+    if model.endswith("maxpool"):  # two 2x2 max pools of spikes, one Lava process each
         assert len(graph.pools) == 2 and fast.compares == sim.compares
     _assert_equal(graph, own, sim, SPIKE_SLICE)
     _assert_equal(graph, fast, sim, ACCURACY_SLICE)

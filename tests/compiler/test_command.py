@@ -50,9 +50,9 @@ def test_compile_digits_models_end_to_end(tmp_path, arch, shape):
     np.testing.assert_allclose(reference.evaluate(graph, x).output, y, atol=1e-9)
 
 
-def test_fixed_point_stream_model_compiles_and_says_how_to_measure(tmp_path):
+def test_fixed_point_stream_model_compiles_and_measures_with_the_simulator(tmp_path):
     """Vanilla IF (stream coupling): the closed-form reference cannot measure the
-    quantisation error, so the CLI says where to measure it instead of crashing."""
+    quantisation error, so the compiler measures it with the simulator."""
     from pseudosnn.compiler.frontend.testing import randomize
 
     from pseudosnn.checkpoint import make_checkpoint, save_checkpoint
@@ -64,7 +64,8 @@ def test_fixed_point_stream_model_compiles_and_says_how_to_measure(tmp_path):
     save_checkpoint(make_checkpoint(model, epoch=1), tmp_path / "if.pth")
     res = _run(tmp_path / "if.pth", "-o", tmp_path / "fx", "--fixed-point")
     assert res.exit_code == 0, res.output
-    assert "pseudosnn simulate" in res.output
+    assert "fixed point: max readout error" in res.output
+    assert "argmax agreement" in res.output and "saturations" not in res.output
     graph = artifact.load(tmp_path / "fx")
     assert graph.fixed_point and {p.coupling for p in graph.populations} == {"rate", "stream"}
 
@@ -174,8 +175,29 @@ def test_not_deployable_neuron_is_a_compile_error(tmp_path):
     from pseudosnn.models import build_model
 
     model = build_model("mlp_digits", num_classes=10, input_shape=(64,),
-                        neuron={"family": "lif"})
-    with pytest.raises(FrontendError, match="cannot be compiled.*leak"):
+                        neuron={"family": "relu"})
+    with pytest.raises(FrontendError, match=r"neuron 'body\.2' .*cannot be compiled"):
+        model_to_ir(model.eval())
+
+
+@pytest.mark.parametrize("neuron,message", [
+    ({"family": "nsnn", "tau": 0.5}, r"voltage decay dv=-1 is outside \[0, 1\]"),
+    ({"family": "if", "reset": "hard", "v_reset": 1.0},
+     r"hard-reset value v_reset=1 is at or above the threshold 1"),
+    ({"family": "lif", "reset": "hard", "v_reset": 2.0, "threshold": 1.5},
+     r"hard-reset value v_reset=2 is at or above the threshold 1\.5"),
+    ({"family": "asgl", "eval_spike": False}, r"eval_spike=False outputs the analog"),
+])
+def test_bad_neuron_dynamics_name_the_layer(neuron, message):
+    """A leak outside [0, 1], a hard-reset value at or above threshold, an analog eval
+    forward: one error naming the layer and the problem, no traceback in the CLI."""
+    from pseudosnn.compiler.frontend.torch_model import FrontendError, model_to_ir
+
+    from pseudosnn.models import build_model
+
+    model = build_model("mlp_digits", num_classes=10, input_shape=(64,), neuron=neuron)
+    with pytest.raises(FrontendError, match=r"neuron 'body\.2' .*cannot be compiled: .*"
+                       + message):
         model_to_ir(model.eval())
 
 
@@ -211,3 +233,35 @@ def test_retarget_an_artifact_to_lava(tmp_path):
 def test_help_describes_options():
     res = CliRunner().invoke(main, ["compile", "--help"])
     assert res.exit_code == 0 and "--fixed-point" in res.output and "--verify" in res.output
+
+
+def test_noisy_family_compiles_saying_what_deploying_costs(tmp_path):
+    """NSNN (stochastic eval): the compiler names the layers, says which neuron is deployed
+    and measures the accuracy of the noisy forward against the deployed network on the
+    calibration data; there is no rate-equivalent model.onnx; fixed point says what
+    quantising the leak changed; the ONNX target refuses the graph in one line."""
+    from pseudosnn.checkpoint import make_checkpoint, save_checkpoint
+    from pseudosnn.models import build_model
+
+    model = build_model("mlp_digits", num_classes=10, input_shape=(64,),
+                        neuron={"family": "nsnn", "tau": 3.0})
+    path = tmp_path / "nsnn.pth"
+    save_checkpoint(make_checkpoint(model, epoch=1), path)
+    res = _run(path, "-o", tmp_path / "art", "--fixed-point", "--calib", "digits",
+               "--calib-samples", "40")
+    assert res.exit_code == 0, res.output
+    out = res.output
+    assert "neurons body.2, body.4: NSNN fires stochastically in training and at eval" in out
+    assert "deterministic threshold neuron [u >= theta]" in out
+    assert "noisy forward (mean of 5 draws) vs" in out and "on 40 calibration samples" in out
+    assert "model.onnx not written: neuron 'body.2' leaks or resets hard" in out
+    assert "fixed point: population 'body.2': dv 0.666667 -> 0.666748 (2731/4096); fires " \
+           "on v > θ" in out
+    files = set(json.loads((tmp_path / "art" / "manifest.json").read_text())["files"])
+    assert "model.onnx" not in files
+    run = CliRunner().invoke(main, ["run", str(tmp_path / "art"), "--target", "onnx",
+                                    "--samples", "2"])
+    assert run.exit_code == 1 and "Traceback" not in run.output
+    assert "the onnx target does not support" in run.output and "leaky neurons" in run.output
+    res = _run(path, "-o", tmp_path / "nocalib")
+    assert "accuracy difference not measured (compile with --calib digits)" in res.output

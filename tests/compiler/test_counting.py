@@ -139,3 +139,57 @@ def test_pool_compares_enumerate_every_event_in_every_window():
     cc, hh, ww = stem.conv_shape  # 3x3/2 pad 1 on 16x16: 8 windows of 3, minus 1 padding tap
     assert counting.encoder_compares(replace(g, input=replace(g.input, stem=stem))) == \
         cc * (3 * 8 - 1) ** 2
+
+
+def test_leak_multiplies_count_every_update_active_and_idle():
+    """A decay costs one multiply per neuron per step of the whole latency (idle neurons
+    leak too); ``du = 1`` (no current state) and ``dv = 0`` cost none."""
+    from pseudosnn.compiler.spiking.semantics import Dynamics
+    from pseudosnn.compiler.testing import with_dynamics
+
+    g = random_graph("mlp", seed=1, stream=True)
+    assert counting.leak_multiplies(g) == {"fc0": 0, "fc1": 0}
+    steps = g.latency_steps
+    lif = with_dynamics(g, Dynamics(dv=0.5, reset="hard"), v0=0.0)
+    assert counting.leak_multiplies(lif) == {"fc0": 24 * steps, "fc1": 12 * steps}
+    cuba = with_dynamics(g, Dynamics(du=0.25, dv=0.5))
+    assert counting.leak_multiplies(cuba) == {"fc0": 2 * 24 * steps, "fc1": 2 * 12 * steps}
+    assert counting.leak_multiplies(with_dynamics(g, Dynamics(du=0.0))) == {"fc0": 0, "fc1": 0}
+
+
+def test_deployed_layers_of_leaky_populations_update_every_step():
+    """What the energy model prices: a leaky population reads and writes every membrane at
+    every step of the latency and pays its decay multiplies; a hard-reset IF only in its
+    window, with no multiply."""
+    from pseudosnn.compiler.spiking.semantics import Dynamics
+    from pseudosnn.compiler.testing import with_dynamics
+
+    g = random_graph("mlp", seed=1, stream=True)
+    spikes = {p.name: 1.0 for p in g.populations}
+    steps = g.latency_steps
+    for dyn, leaky in ((Dynamics(dv=0.5, reset="hard"), True), (Dynamics(reset="hard"), False)):
+        layers = counting.deployed_layers(with_dynamics(g, dyn, v0=0.0), spikes, {})
+        for layer in layers[:-1]:
+            assert layer.state_updates == (layer.neurons * steps if leaky
+                                           else layer.active_updates)
+            assert layer.leak_multiplies == (layer.neurons * steps if leaky else 0)
+        assert layers[-1].leak_multiplies == 0  # the readout
+
+
+def test_a_leaky_layer_that_feeds_a_spike_pool_owns_its_compares_and_its_leak():
+    """Both together: the pooled population's layer carries the pool's compares and its own
+    decay multiplies; a spike pool has no membrane (no leak, no update of its own)."""
+    from pseudosnn.compiler.spiking.semantics import Dynamics
+    from pseudosnn.compiler.testing import with_dynamics
+
+    g = with_dynamics(random_graph("cnn", seed=3, pool=True, stream=True),
+                      Dynamics(dv=0.25, reset="hard"), v0=0.0)
+    (pool,) = g.pools
+    spikes = {name: 1.0 for name in (*[p.name for p in g.populations], pool.name)}
+    layers = {layer.name: layer for layer in
+              counting.deployed_layers(g, spikes, {}, compares={pool.name: 7.0})}
+    assert pool.name not in layers and pool.name not in counting.leak_multiplies(g)
+    src = layers[pool.source]
+    assert src.compares == 7.0
+    assert src.leak_multiplies == src.neurons * g.latency_steps == src.state_updates
+    assert layers["conv2"].compares == 0 and layers["conv2"].leak_multiplies > 0

@@ -68,3 +68,50 @@ def test_event_scale_is_refused():
                                       for p in g.projections))
     with pytest.raises(FixedPointError, match="per-event scale"):
         quantize(g2)
+
+
+def test_leaky_populations_get_loihis_lif_arithmetic_and_a_report():
+    """12-bit decays, an integer v_reset, Loihi's ``v > θ``, θ below 2**14 (the state is
+    ``<< 6``); what changed is reported per population, and the artifact keeps it all."""
+    import tempfile
+
+    from pseudosnn.compiler import artifact
+    from pseudosnn.compiler.quantize import MAX_LIF_THETA_BITS
+    from pseudosnn.compiler.spiking.semantics import Dynamics
+    from pseudosnn.compiler.testing import with_dynamics
+    from pseudosnn.simulator.engine import simulate
+
+    g = with_dynamics(random_graph("mlp", seed=2, stream=True),
+                      Dynamics(dv=0.3, reset="hard", v_reset=-0.2), v0=0.0)
+    fixed, rep = quantize(g)
+    for p in fixed.populations:
+        assert p.fire == ">" and p.dv == 1229 / 4096 and p.du == 1.0
+        assert isinstance(p.threshold, int) and p.threshold < 2 ** MAX_LIF_THETA_BITS
+        assert p.v_reset == round(-0.2 * p.units_per_float)
+    assert rep.dynamics == [f"population {p!r}: dv 0.3 -> 0.300049 (1229/4096); fires on v > θ "
+                            "(Loihi's comparator) instead of v >= θ" for p in ("fc0", "fc1")]
+    with tempfile.TemporaryDirectory() as d:
+        loaded = artifact.load(artifact.save(fixed, f"{d}/a"))
+    assert [p.dynamics for p in loaded.populations] == [p.dynamics for p in fixed.populations]
+    x = np.random.default_rng(0).normal(0, 1, (4, 16))
+    assert np.array_equal(simulate(loaded, x).output, simulate(fixed, x).output)
+
+
+def test_hard_reset_without_leak_keeps_its_comparison_exactly():
+    """No decay: the state stays on the integer grid, so ``v >= θ`` is ``v > θ - 1`` —
+    the quantiser changes the comparison without changing a spike, and says nothing."""
+    from pseudosnn.compiler.spiking.semantics import Dynamics
+    from pseudosnn.compiler.testing import with_dynamics
+    from pseudosnn.simulator.engine import simulate
+
+    g = with_dynamics(random_graph("residual", seed=1, stream=True), Dynamics(reset="hard"),
+                      v0=0.0)
+    fixed, rep = quantize(g)
+    assert rep.dynamics == [] and all(p.fire == ">" for p in fixed.populations)
+    same = fixed.with_populations(replace(p, fire=">=", threshold=p.threshold + 1)
+                                  for p in fixed.populations)
+    x = np.random.default_rng(3).normal(0, 1.5, (6, *g.input.shape))
+    a, b = simulate(fixed, x, record_spikes=True), simulate(same, x, record_spikes=True)
+    assert sum(int(s.sum()) for s in a.spikes.values()) > 0
+    for name in a.spikes:
+        np.testing.assert_array_equal(a.spikes[name], b.spikes[name])

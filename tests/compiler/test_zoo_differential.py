@@ -140,21 +140,35 @@ def test_paper_eval_rule_matches_the_simulator(arch, shape, same_T):
         np.testing.assert_allclose(out, y, atol=1e-9)
 
 
-@pytest.mark.parametrize("family", ["qcfs", "multispike", "if"])
-@pytest.mark.parametrize("arch,shape", [("mlp_digits", (64,)), ("rescnn_digits", (1, 8, 8))])
+FAMILIES = {  # every deployable family other than PseudoSN (above), as deployed
+    "qcfs": {"family": "qcfs"},
+    "multispike": {"family": "multispike"},
+    "if": {"family": "if"},
+    "if-hard-reset": {"family": "if", "reset": "hard"},
+    "lif": {"family": "lif"},
+    "asgl": {"family": "asgl"},
+    "nsnn": {"family": "nsnn", "eval_mode": "deterministic"},
+}
+
+
+@pytest.mark.parametrize("family", sorted(FAMILIES))
+@pytest.mark.parametrize("arch,shape", [("mlp_digits", (64,)), ("cnn_digits", (1, 8, 8)),
+                                        ("rescnn_digits", (1, 8, 8))])
 def test_baseline_families_compile_to_their_eval(family, arch, shape):
     """QCFS and MultiSpike (rate populations with their own threshold/scale/out_scale) and
-    vanilla IF (stream coupling, direct encoding) equal their torch eval on the simulator."""
+    the multi-step families (stream coupling after the encoder: IF with soft or hard reset,
+    LIF, ASGL's spiking eval, NSNN's deterministic threshold neuron) equal their torch eval
+    on the simulator."""
     from pseudosnn.backends.registry import get_backend
     from pseudosnn.compiler.frontend import testing as helpers
 
     from pseudosnn.models import build_model
 
-    model = build_model(arch, num_classes=10, input_shape=shape, neuron={"family": family})
+    model = build_model(arch, num_classes=10, input_shape=shape, neuron=FAMILIES[family])
     helpers.randomize(model, seed=3)
     model = model.double().eval()
     result = pipeline.run(model_to_ir(model))
-    if family == "if":
+    if family not in ("qcfs", "multispike"):
         assert {p.coupling for p in result.graph.populations[1:]} == {"stream"}
         assert not result.graph.meta["warnings"]
     x = _x(shape, batch=3)
@@ -163,13 +177,30 @@ def test_baseline_families_compile_to_their_eval(family, arch, shape):
     np.testing.assert_allclose(get_backend("numpy").run(result.graph, x).output, y, atol=1e-9)
 
 
-def test_not_deployable_families_name_the_reason():
+def test_relu_is_not_deployable_and_says_why():
     from pseudosnn.compiler.frontend.torch_model import FrontendError
 
     from pseudosnn.models import build_model
 
-    for family in ("lif", "asgl", "nsnn", "relu"):
+    model = build_model("mlp_digits", num_classes=10, input_shape=(64,),
+                        neuron={"family": "relu"})
+    with pytest.raises(FrontendError, match=r"neuron 'body\.2' .* cannot be compiled"):
+        model_to_ir(model.eval())
+
+
+@pytest.mark.parametrize("neuron,words", [
+    ({"family": "asgl"}, "ASGL trains with spike noise (a fraction p=0.2"),
+    ({"family": "nsnn"}, "NSNN fires stochastically in training and at eval"),
+    ({"family": "nsnn", "eval_mode": "deterministic"}, "NSNN fires stochastically in training "),
+])
+def test_families_whose_training_forward_differs_say_so_naming_the_layers(neuron, words):
+    from pseudosnn.models import build_model
+
+    model = build_model("mlp_digits", num_classes=10, input_shape=(64,), neuron=neuron)
+    notes = model_to_ir(model.eval()).meta["deploy_notes"]
+    assert len(notes) == 1 and notes[0]["layers"] == ["body.2", "body.4"]
+    assert words in notes[0]["note"]
+    for family in ("lif", "if"):
         model = build_model("mlp_digits", num_classes=10, input_shape=(64,),
                             neuron={"family": family})
-        with pytest.raises(FrontendError, match=r"neuron 'body\.2' .* cannot be compiled"):
-            model_to_ir(model.eval())
+        assert "deploy_notes" not in model_to_ir(model.eval()).meta

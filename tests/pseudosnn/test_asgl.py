@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 
@@ -103,6 +104,22 @@ def test_noise_rate_schedule():
     assert set_noise_epoch(torch.nn.Linear(2, 2), 0, 10) is None
 
 
-def test_not_deployable():
-    with pytest.raises(NotDeployable, match="leak"):
-        ASGLNeuron().deploy_spec()
+def test_deploys_its_spiking_eval_forward():
+    """The eval forward is a LIF with hard reset: the contract's step with the spec gives
+    the same spikes; the training noise is named in the note; an analog eval does not
+    deploy."""
+    from pseudosnn.compiler.spiking.semantics import Dynamics, neuron_step
+
+    n = ASGLNeuron((300,), T=5, decay=0.35, v_reset=-0.2).double().eval()
+    x = torch.randn(5, 2, 300, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
+    spec = n.deploy_spec()
+    dyn = Dynamics(dv=spec.dv, reset="hard", v_reset=spec.v_reset)
+    v, want, got = np.zeros((2, 300)), (n(x) != 0).numpy(), []
+    for t in range(5):
+        v, _, s = neuron_step(v, None, x[t].numpy(), spec.threshold, dyn)
+        got.append(s)
+    assert want.any() and np.array_equal(np.stack(got), want)
+    assert "spike noise (a fraction p=0.2" in spec.note
+    assert ASGLNeuron(p=0.0).deploy_spec().note is None
+    with pytest.raises(NotDeployable, match="eval_spike=False"):
+        ASGLNeuron(eval_spike=False).deploy_spec()

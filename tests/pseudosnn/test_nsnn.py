@@ -7,7 +7,6 @@ import math
 import pytest
 import torch
 
-from pseudosnn.neurons import NotDeployable
 from pseudosnn.neurons.nsnn import NOISE_LAWS, NoisyLIFNeuron
 
 LAWS = sorted(NOISE_LAWS)
@@ -75,5 +74,7 @@ def test_errors_and_not_deployable():
         NoisyLIFNeuron(noise="poisson")
     with pytest.raises(ValueError, match="eval_mode"):
         NoisyLIFNeuron(eval_mode="mean")
-    with pytest.raises(NotDeployable, match="stochastic"):
-        NoisyLIFNeuron().deploy_spec()
+    spec = NoisyLIFNeuron(tau=2.0).deploy_spec()  # the deterministic threshold neuron
+    assert (spec.dv, spec.reset, spec.v_reset, spec.v0) == (0.5, "hard", 0.0, 0.0)
+    assert "stochastically in training and at eval" in spec.note
+    assert "in training (" in NoisyLIFNeuron(eval_mode="deterministic").deploy_spec().note

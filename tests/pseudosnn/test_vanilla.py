@@ -7,7 +7,7 @@ import pytest
 import torch
 from pseudosnn.compiler.spiking.semantics import if_step
 
-from pseudosnn.neurons import NotDeployable, make_neuron
+from pseudosnn.neurons import make_neuron
 from pseudosnn.neurons.surrogate import SURROGATES, get_surrogate, spike
 from pseudosnn.neurons.vanilla import IFNeuron, LIFNeuron
 
@@ -119,14 +119,39 @@ def test_amplitude_scales_spikes_and_out_scale():
     assert n.deploy_spec().out_scale == 2.0
 
 
-def test_deployability():
-    assert make_neuron("if", (4,), T=4).deploy_spec().timesteps.item() == 4
-    with pytest.raises(NotDeployable, match="hard"):
-        make_neuron("if", (4,), reset="hard").deploy_spec()
-    with pytest.raises(NotDeployable, match="leak"):
-        make_neuron("lif", (4,)).deploy_spec()
-    with pytest.raises(NotDeployable, match="v0"):
-        IFNeuron(threshold=1.0, v0=1.0).deploy_spec()
+def _contract_spikes(spec, x: torch.Tensor) -> np.ndarray:
+    """The deployed neuron (the contract's step with ``spec``) on the current
+    ``scale*x + bias``, one step per time slice of ``x`` ``[T, B, N]``."""
+    from pseudosnn.compiler.spiking.semantics import Dynamics, initial_state, neuron_step
+
+    dyn = Dynamics(du=spec.du, dv=spec.dv, reset=spec.reset, v_reset=spec.v_reset,
+                   fire=spec.fire)
+    c = float(spec.scale) * x.double().numpy() + float(spec.bias)
+    v, u = initial_state(c.shape[1:], spec.v0, dyn, False, np.float64)
+    out = []
+    for t in range(c.shape[0]):
+        v, u, s = neuron_step(v, u, c[t], spec.threshold, dyn)
+        out.append(s)
+    return np.stack(out)
+
+
+@pytest.mark.parametrize("neuron", [
+    {"family": "if"}, {"family": "if", "reset": "hard", "v_reset": -0.3},
+    {"family": "lif"}, {"family": "lif", "tau": 4.0, "reset": "hard", "v_reset": 0.25},
+    {"family": "lif", "tau": 2.0, "decay_input": True, "v0": 0.5},
+])
+def test_deploy_spec_is_the_forward(neuron):
+    """Every IF/LIF variant deploys: the contract's step with its spec gives the torch
+    forward's spikes (tau a power of two: the decay is exact in both)."""
+    n = make_neuron(neuron["family"], (500,), T=6,
+                    **{k: v for k, v in neuron.items() if k != "family"}).double()
+    x = torch.randn(6, 3, 500, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    spec = n.deploy_spec()
+    assert spec.coupling == "stream" and spec.reset == neuron.get("reset", "soft")
+    want = n(x).numpy() != 0
+    assert want.any() and np.array_equal(_contract_spikes(spec, x), want)
+    if neuron["family"] == "lif":
+        assert spec.dv == 1 / n.tau and spec.du == 1.0
 
 
 def test_bad_arguments_are_named():

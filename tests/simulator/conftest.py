@@ -1,5 +1,5 @@
 """Helpers for the simulator tests: a small test-local quantiser (float graph -> fixed-point
-graph per the graph contract) and an explicit, literal step loop over ``if_step``."""
+graph per the graph contract) and an explicit, literal step loop over ``neuron_step``."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from dataclasses import replace
 import numpy as np
 import pytest
 from pseudosnn.compiler.spiking.graph import WEIGHT_EXP_MAX, SpikingGraph
-from pseudosnn.compiler.spiking.semantics import if_step
+from pseudosnn.compiler.spiking.semantics import initial_state, neuron_step
 from pseudosnn.compiler.spiking.synapses import encode_fixed, project
 
 UNITS = 256  # integer membrane units per float unit (theta = 1.0 -> 256)
@@ -51,7 +51,7 @@ def naive_loop(graph: SpikingGraph, x: np.ndarray):
     B, steps = x.shape[0], graph.latency_steps
     pops = list(graph.topological_populations())
     hist = {p.name: np.zeros((steps, B, *p.shape), dtype=bool) for p in pops}
-    v = {p.name: np.full((B, *p.shape), p.v0, dtype=dt) for p in pops}
+    state = {p.name: initial_state((B, *p.shape), p.v0, p.dynamics, fixed, dt) for p in pops}
     acc = {p.name: np.zeros((B, *p.shape), dtype=dt) for p in pops}
     ro_acc = np.zeros((B, *graph.readout.shape), dtype=dt)
 
@@ -79,8 +79,10 @@ def naive_loop(graph: SpikingGraph, x: np.ndarray):
                 current = acc[p.name] + p.bias
             else:
                 current = arriving(p.name, t, bool(np.any(active))) + p.bias
-            current = np.broadcast_to(current, v[p.name].shape).astype(dt)
-            v[p.name], s = if_step(v[p.name], current, p.threshold, active, saturate=fixed)
+            v, u = state[p.name]
+            current = np.broadcast_to(current, v.shape).astype(dt)
+            v, u, s = neuron_step(v, u, current, p.threshold, p.dynamics, active, fixed)
+            state[p.name] = (v, u)
             hist[p.name][t] = s
         ro_acc = ro_acc + arriving(graph.readout.name, t, False)
     out = ro_acc + graph.readout.bias

@@ -3,13 +3,15 @@
 * rate coupling (PseudoSN, random weights/BN/T): the simulator's spike counts equal the
   torch eval forward's (float64) and the compiler's reference evaluator's, readouts agree;
   the fixed-point compile equals the reference in integer arithmetic.
-* stream coupling (vanilla IF, soft reset): every spike of every neuron at every step
-  equals the IF neurons' own explicit torch time loop (captured by forward hooks).
+* stream coupling (every multi-step family: IF with soft or hard reset, LIF, ASGL, NSNN's
+  deterministic threshold neuron): every spike of every neuron (and spike pool) at every
+  step equals the neurons' own explicit torch time loop (captured by forward hooks).
 
 SEW-ResNet-18/34 and PreAct-ResNet-34 have the paper's max-pool stems (spikes and analog)
 and their average-pool option; ``cnn_digits``/VGG can max-pool spikes; ``vggsnn_dvs``
-streams event frames one per step into IF neurons (T = frames) and gives a PseudoSN
-first layer their time mean.
+streams event frames one per step into multi-step neurons (T = frames, IF or LIF) and
+gives a PseudoSN first layer their time mean. Spike pools of leaky and hard-reset
+neurons pool the real (stepped) train.
 """
 
 from __future__ import annotations
@@ -26,7 +28,6 @@ from pseudosnn.compiler.spiking import reference  # noqa: E402
 from pseudosnn.simulator.engine import simulate  # noqa: E402
 
 from pseudosnn.models import build_model  # noqa: E402
-from pseudosnn.neurons.base import SpikingNeuron  # noqa: E402
 
 CASES = [  # (arch, input shape, T granularity[, pooling]); CIFAR models at small sizes
     ("mlp_digits", (64,), "layer"),
@@ -120,39 +121,40 @@ def test_rate_zoo_fixed_point_equals_reference(arch):
     np.testing.assert_array_equal(res.output, ref.output)
 
 
-def _if_spike_trains(model, x):
-    """Run the IF model (float64) and capture each neuron's (and spike pool's) spikes,
-    ``[T, B, *f]``."""
-    from pseudosnn.models import SpikePool
-
-    trains = {}
-
-    def recorder(name):
-        def hook(mod, inp, out):
-            trains[name] = (out != 0).numpy()
-        return hook
-
-    hooks = [(m, recorder(f"{name}.pool" if isinstance(m, SpikePool) else name))
-             for name, m in model.named_modules() if isinstance(m, SpikePool | SpikingNeuron)]
-    return helpers.forward_with_hooks(model.eval(), x, hooks), trains
-
-
 STREAM_CASES = [("mlp_digits", (64,), "default"), ("cnn_digits", (1, 8, 8), "default"),
                 ("cnn_digits", (1, 8, 8), "max"), ("rescnn_digits", (1, 8, 8), "default"),
                 ("vgg11", (3, 16, 16), "default"), ("sew_resnet20", (3, 16, 16), "default"),
                 ("vggsnn_dvs", (4, 2, 16, 16), "max"), ("sew_resnet18", (3, 32, 32), "default")]
+MULTISTEP = {  # every deployable multi-step family; torch eval is the deployed neuron
+    "if": {"family": "if", "T": 4},
+    "if-hard-reset": {"family": "if", "T": 4, "reset": "hard", "v_reset": -0.25},
+    "lif": {"family": "lif", "T": 4},
+    "lif-tau3-decay-input-hard-reset": {"family": "lif", "T": 4, "tau": 3.0,
+                                        "decay_input": True, "reset": "hard"},
+    "asgl": {"family": "asgl", "T": 3},
+    "nsnn-deterministic": {"family": "nsnn", "T": 3, "tau": 1.6, "eval_mode": "deterministic"},
+}
+STREAM_PARAMS = [pytest.param(*c, fam, marks=pytest.mark.slow) if c[0] in SLOW else (*c, fam)
+                 for c in STREAM_CASES for fam in MULTISTEP if c[0] in DIGITS or
+                 fam in ("if", "lif")]
 
 
-@pytest.mark.parametrize("arch,shape,pooling", _params(STREAM_CASES))
-def test_stream_zoo_step_for_step_equals_torch_time_loop(arch, shape, pooling):
+@pytest.mark.parametrize("arch,shape,pooling,family", STREAM_PARAMS)
+def test_stream_zoo_step_for_step_equals_torch_time_loop(arch, shape, pooling, family):
     torch.set_num_threads(1)
     model = build_model(arch, num_classes=10, input_shape=shape, pooling=pooling,
-                        neuron={"family": "if", "T": 4})
+                        neuron=MULTISTEP[family])
     helpers.randomize(model, seed=7)
+    with torch.no_grad():
+        for m in model.modules():  # a learnt leak, not the initial 0.5
+            if hasattr(m, "decay_logit"):
+                m.decay_logit.uniform_(-1.5, 1.5)
     x = _x(shape, batch=3) * 2
-    y_torch, trains = _if_spike_trains(model, x)
+    y_torch, trains = helpers.spike_trains(model, x)
     graph = pipeline.run(model_to_ir(model)).graph
     assert any(p.coupling == "stream" for p in graph.populations)
+    assert all(p.dynamics.is_if for p in graph.populations) == (family == "if")
+    assert bool(graph.pools) == (_pooled(arch, pooling) == "max")
     if len(shape) == 4:  # event frames, one per step, into the stream-coupled first layer
         assert graph.input.frames == 4 and graph.populations[0].coupling == "stream"
     res = simulate(graph.with_populations(graph.populations), x, record_spikes=True)
