@@ -53,7 +53,7 @@ from pseudosnn.compiler.spiking.graph import (
     Readout,
     SpikingGraph,
 )
-from pseudosnn.compiler.spiking.schedule import schedule
+from pseudosnn.compiler.spiking.schedule import POOL_DELAY, schedule
 from pseudosnn.simulator import threads
 
 RESULTS = Path(__file__).resolve().parent / "results" / "simulate.json"
@@ -205,6 +205,14 @@ def torch_time_loop(graph: SpikingGraph):
     meta = {p.name: (torch.as_tensor(p.timesteps_full().astype(np.float32)),
                      torch.as_tensor(np.asarray(p.bias, np.float32))) for p in pops}
 
+    pooled = {pool.source for pool in graph.pools}
+
+    def send(name, s, t, pending):
+        for pr in graph.outgoing(name):
+            key = (pr.target, t + pr.delay)
+            y = apply(pr, s)
+            pending[key] = pending[key] + y if key in pending else y
+
     @torch.no_grad()
     def run(x_np):
         x = torch.as_tensor(x_np.astype(np.float32))
@@ -213,6 +221,7 @@ def torch_time_loop(graph: SpikingGraph):
         acc = {p.name: 0 for p in pops}
         ro = 0
         pending: dict[tuple[str, int], torch.Tensor] = {}
+        to_pool: dict[tuple[str, int], torch.Tensor] = {}  # (source, step) -> spikes
         for pr in graph.projections:
             if pr.is_encoder:
                 key = (pr.target, 0)
@@ -236,10 +245,14 @@ def torch_time_loop(graph: SpikingGraph):
                 s = (vv >= p.threshold) & active
                 v[p.name] = vv - s.float() * p.threshold
                 sf = s.float()
-                for pr in graph.outgoing(p.name):
-                    key = (pr.target, t + pr.delay)
-                    y = apply(pr, sf)
-                    pending[key] = pending[key] + y if key in pending else y
+                if p.name in pooled:
+                    to_pool[(p.name, t)] = sf
+                send(p.name, sf, t, pending)
+            for pool in graph.pools:  # spike max pooling, POOL_DELAY steps late
+                src = to_pool.pop((pool.source, t - POOL_DELAY), None)
+                if src is not None and 0 <= t - pool.start < pool.t_max:
+                    send(pool.name, F.max_pool2d(src, pool.kernel, pool.stride, pool.padding),
+                         t, pending)
             arrived = pending.pop((graph.readout.name, t), None)
             if arrived is not None:
                 ro = ro + arrived
@@ -294,7 +307,7 @@ CONTENDERS = ("simulator", "simulator_float32", "simulator_fixed_point", "onnxru
 
 def inputs(net: dict) -> np.ndarray:
     g = _load(net["artifact"])
-    return np.random.default_rng(0).normal(size=(net["batch"], *g.input.shape))
+    return np.random.default_rng(0).normal(size=(net["batch"], *g.input.sample_shape))
 
 
 # --- measurement ----------------------------------------------------------------------------
@@ -435,7 +448,7 @@ def bench_ray(net: dict, n_batches: int, reps: int) -> dict:
 
     g = artifact.load(net["artifact"])
     b = net["batch"]
-    x = np.random.default_rng(1).normal(size=(n_batches * b, *g.input.shape))
+    x = np.random.default_rng(1).normal(size=(n_batches * b, *g.input.sample_shape))
     times: dict[int, list[float]] = {1: [], 2: []}
     tallies = {}
     for _ in range(reps):

@@ -4,16 +4,17 @@ Layout::
 
     ARTIFACT/
       manifest.json   format version, toolchain version, target, sha256 of every file
-      graph.json      nodes and projections (names, shapes, scalars, schedule)
-      weights.npz     every array (weights, factors, biases, T, event scales), keyed by
-                      node, each in its narrowest exact type (float32 where every value
-                      is a float32, int8 fixed-point weights; T and biases widened again
-                      on load, weights and trained bases kept narrow in memory); a
-                      projection's trained factors rather than its composed weight; a
-                      materialised conv kernel constant on stride-sized blocks (a fused
-                      avgpool+conv) as its block kernel and a global-pool+linear matrix per
-                      channel, both expanded exactly on load; arrays shared by several
-                      projections (residual summands) once
+      graph.json      nodes, spike pools and projections (names, shapes, scalars,
+                      schedule); the input (event frames, analog stem)
+      weights.npz     every array (weights, factors, biases, T, event scales, the stem's
+                      conv), keyed by node, each in its narrowest exact type (float32 where
+                      every value is a float32, int8 fixed-point weights; T, biases and the
+                      stem widened again on load, weights and trained bases kept narrow in
+                      memory); a projection's trained factors rather than its composed
+                      weight; a materialised conv kernel constant on stride-sized blocks (a
+                      fused avgpool+conv) as its block kernel and a global-pool+linear
+                      matrix per channel, both expanded exactly on load; arrays shared by
+                      several projections (residual summands) once
       model.onnx      the rate-equivalent ONNX model of the trained layers (optional,
                       written by the compiler); a trained base that is one of its
                       initializers is stored there only (``"onnx:<name>"`` in graph.json)
@@ -44,12 +45,14 @@ from pseudosnn.compiler.atomic import (
     write_atomic_with,
 )
 from pseudosnn.compiler.spiking.graph import (
+    AnalogStem,
     Factors,
     GraphError,
     InputNode,
     Population,
     Projection,
     Readout,
+    SpikePool,
     SpikingGraph,
     read_only,
     validate,
@@ -59,9 +62,11 @@ from pseudosnn.compiler.spiking.synapses import block_kernel, global_pool_column
 from pseudosnn import __version__
 from pseudosnn.errors import PseudoSNNError, UsageError
 
-FORMAT_VERSION = 3
-"""2: ``units_per_float`` (was ``scale``), the trained layers in ``meta``. 3: projections'
-trained factors, arrays in their narrowest exact type, bases shared with ``model.onnx``."""
+FORMAT_VERSION = 5
+"""2: ``units_per_float`` (was ``scale``), the trained layers in ``meta``; 3: spike pools,
+the input's event frames and analog stem; 4: and every population's dynamics (``du``,
+``dv``, ``v_reset``, ``fire``); 5: projections' trained factors, arrays in their narrowest
+exact type, bases shared with ``model.onnx``."""
 MANIFEST = "manifest.json"
 GRAPH = "graph.json"
 WEIGHTS = "weights.npz"
@@ -134,7 +139,8 @@ def graph_to_records(graph: SpikingGraph, shared: dict[tuple, tuple[str, dict]] 
     ro = graph.readout
     store.arrays[f"readout/{ro.name}/bias"] = _narrowest(np.asarray(ro.bias))
     desc = {
-        "input": {"name": graph.input.name, "shape": list(graph.input.shape)},
+        "input": _input_record(graph.input, store),
+        "pools": _pool_records(graph.pools, store),
         "populations": pops,
         "readout": {"name": ro.name, "shape": list(ro.shape),
                     "units_per_float": ro.units_per_float},
@@ -183,13 +189,14 @@ def graph_from_records(desc: dict, arrays) -> SpikingGraph:
             threshold=rec["threshold"], bias=_widened(arrays[f"pop/{name}/bias"]),
             v0=rec["v0"], coupling=rec["coupling"], reset=rec["reset"],
             start=int(rec["start"]), units_per_float=float(rec["units_per_float"]),
-            **{k: rec[k] for k in ("du", "dv", "v_reset", "fire") if k in rec},
+            du=float(rec["du"]), dv=float(rec["dv"]), v_reset=rec["v_reset"], fire=rec["fire"],
         ))
     loaded = _Loaded(arrays)
     projs = [_projection_from_record(rec, loaded) for rec in desc["projections"]]
     ro = desc["readout"]
     return SpikingGraph(
-        input=InputNode(shape=tuple(desc["input"]["shape"]), name=desc["input"]["name"]),
+        input=_input_from_record(desc["input"], loaded),
+        pools=_pools_from_records(desc["pools"], loaded),
         populations=tuple(pops),
         readout=Readout(name=ro["name"], shape=tuple(ro["shape"]),
                         bias=_widened(arrays[f"readout/{ro['name']}/bias"]),
@@ -237,6 +244,43 @@ def _projection_from_record(rec: dict, loaded: _Loaded) -> Projection:
     if rec.get("weight_spatial_repeat"):  # stored per channel: expand, exactly
         weight = np.repeat(weight, rec["weight_spatial_repeat"], axis=1)
     return Projection(**common, weight=weight)
+
+
+def _input_record(node: InputNode, store: _Arrays) -> dict:
+    """The input's description; the analog stem's arrays go to ``store``."""
+    rec = {"name": node.name, "shape": list(node.shape), "frames": node.frames}
+    if node.stem is not None:
+        rec["stem"] = _plain({k: v for k, v in asdict(node.stem).items()
+                              if k not in AnalogStem._ARRAYS})
+        rec["stem_arrays"] = {key: store.put(f"stem/{key}", getattr(node.stem, key))
+                              for key in AnalogStem._ARRAYS
+                              if getattr(node.stem, key) is not None}
+    return rec
+
+
+def _input_from_record(rec: dict, loaded: _Loaded) -> InputNode:
+    stem = None
+    if rec.get("stem"):
+        s = {k: tuple(v) if isinstance(v, list) else v for k, v in rec["stem"].items()}
+        stem = AnalogStem(**s, **{k: loaded(where, True)
+                                  for k, where in rec["stem_arrays"].items()})
+    return InputNode(shape=tuple(rec["shape"]), name=rec["name"],
+                     frames=int(rec["frames"]), stem=stem)
+
+
+def _pool_records(pools, store: _Arrays) -> list[dict]:
+    out = []
+    for p in pools:
+        store.arrays[f"pool/{p.name}/timesteps"] = _narrowest(np.asarray(p.timesteps, np.int64))
+        out.append(_plain({k: v for k, v in asdict(p).items() if k != "timesteps"}))
+    return out
+
+
+def _pools_from_records(records: list[dict], loaded: _Loaded) -> tuple[SpikePool, ...]:
+    return tuple(SpikePool(**{k: tuple(v) if isinstance(v, list) else v
+                              for k, v in rec.items()},
+                           timesteps=loaded(f"pool/{rec['name']}/timesteps", True))
+                 for rec in records)
 
 
 def _narrowest(a: np.ndarray) -> np.ndarray:

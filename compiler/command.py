@@ -77,7 +77,9 @@ def _calibration(kind: str, input_shape: tuple[int, ...], samples: int):
                    f"and at most {DEFAULT_MAX_TIMESTEPS}; give a larger value to compile a "
                    "larger T].")
 @click.option("--input-shape", default=None,
-              help="Per-sample input shape, e.g. 3,32,32 (paper checkpoints; default CIFAR).")
+              help="Per-sample input shape of a paper checkpoint, e.g. 3,64,64, or T,C,H,W for "
+                   "event frames (defaults: 3,32,32 CIFAR; 3,224,224 ImageNet models; "
+                   "10,2,48,48 vggsnn_dvs).")
 @click.option("--calib", type=click.Choice(["digits", "none"]), default="none",
               show_default=True,
               help="Calibration data (digits: the test split, preprocessed as in training): "
@@ -225,8 +227,9 @@ def retarget(path: Path, *, fixed_point: bool, max_timesteps: int | None, coupli
     from pseudosnn.compiler.quantize import quantize
 
     graph = artifact.load(path)
-    if input_shape is not None and tuple(input_shape) != tuple(graph.input.shape):
-        raise UsageError(f"{path} is compiled for inputs of shape {tuple(graph.input.shape)}; "
+    shape = tuple(graph.input.sample_shape)
+    if input_shape is not None and tuple(input_shape) != shape:
+        raise UsageError(f"{path} is compiled for inputs of shape {shape}; "
                          "--input-shape cannot change an artifact: compile the checkpoint")
     stream = [p.name for p in graph.populations if p.coupling != "rate"]
     if coupling == "rate" and stream:
@@ -234,7 +237,7 @@ def retarget(path: Path, *, fixed_point: bool, max_timesteps: int | None, coupli
                          "--coupling rate needs the checkpoint: compile it with that option")
     for p in graph.populations:
         check_timesteps(f"{path}: population {p.name!r}", p.timesteps, max_timesteps)
-    calib_x, calib_y = _calibration(calib, graph.input.shape, calib_samples)
+    calib_x, calib_y = _calibration(calib, shape, calib_samples)
     quant = None
     if fixed_point and not graph.fixed_point:
         graph, report = quantize(graph, calib_x, calib_y, run=_run_graph)

@@ -8,8 +8,12 @@ point), neuron ``i`` for its own ``T_i`` steps from ``start``. Events emitted at
 reach a target at ``t + delay``.
 
 * **stream** targets integrate, at step ``t``, the projected events delivered at ``t``
-  plus ``b`` (plus the encoder current, held constant like direct encoding): one
-  projection per source step.
+  plus ``b`` (plus the encoder current, held constant like direct encoding, or frame ``k``
+  at window step ``k`` for event frames): one projection per source step.
+* **spike pools** emit at step ``t`` the OR over each window of their source's spikes of
+  step ``t - POOL_DELAY`` (``synapses.spike_pool``); their events go out like a
+  population's. The pool of a population computed in closed form (below) pools its whole
+  train at once.
 * **rate** targets and the readout only ever see the *sum* of what they were delivered
   (the accumulator is not observable before the window closes). By linearity
   ``sum_t W @ s_t = W @ n`` (exact in integer arithmetic; in float mode the very same
@@ -18,8 +22,9 @@ reach a target at ``t + delay``.
   its sources' final counts, when its window opens.
 * A rate population's membrane is not observable either: an integrate-and-fire one's
   whole window is computed at its start in closed form (:mod:`.closed_form`: counts,
-  spikes per step, and the train where it is recorded or feeds stream targets), and the
-  train reaches each stream target through one batched projection of all its steps. Leaky
+  spikes per step, and the train where it is recorded, pooled or feeds stream targets),
+  and the train reaches each stream target through one batched projection of all its
+  steps. Leaky
   and hard-reset populations (no closed form), fixed-point ones whose threshold could
   saturate the 24-bit membrane, and stream populations step.
 
@@ -34,10 +39,23 @@ from dataclasses import dataclass, field
 
 import numpy as np
 from pseudosnn.compiler.spiking import counting
-from pseudosnn.compiler.spiking.graph import GraphError, Population, Projection, SpikingGraph
+from pseudosnn.compiler.spiking.graph import (
+    GraphError,
+    Population,
+    Projection,
+    SpikePool,
+    SpikingGraph,
+)
 from pseudosnn.compiler.spiking.result import RunResult, run_result
+from pseudosnn.compiler.spiking.schedule import POOL_DELAY
 from pseudosnn.compiler.spiking.semantics import Dynamics, initial_state, neuron_step
-from pseudosnn.compiler.spiking.synapses import drive, encoder_currents, project
+from pseudosnn.compiler.spiking.synapses import (
+    drive,
+    encoder_currents,
+    frame_targets,
+    project,
+    spike_pool,
+)
 from pseudosnn.simulator import closed_form
 from pseudosnn.simulator import threads as _threads
 from pseudosnn.simulator.kernels import Kernels
@@ -78,8 +96,9 @@ class _Plan:
     whole_window: set[str]  # rate populations computed in closed form
     fanouts: counting.Fanouts
     timesteps: dict[str, np.ndarray]
-    window: dict[str, tuple[int, int]]  # population -> (start, T_max)
+    window: dict[str, tuple[int, int]]  # population or pool -> (start, T_max)
     kernels: dict[str, Kernels] = field(default_factory=dict)
+    pools: list[SpikePool] = field(default_factory=list)
 
     def kernel(self, mode: str) -> Kernels:
         """The kernels of one mode (weights and sessions cached for the graph's lifetime)."""
@@ -95,14 +114,15 @@ def plan_of(graph: SpikingGraph) -> _Plan:
     plan = _PLANS.get(graph)
     if plan is None:
         pops = list(graph.topological_populations())
-        outgoing = {p.name: graph.outgoing(p.name) for p in pops}
+        pools = [p for p in graph.topological_sources() if isinstance(p, SpikePool)]
+        outgoing = {p.name: graph.outgoing(p.name) for p in (*pops, *pools)}
         stream = {p.name for p in pops if p.coupling == "stream"}
         plan = _Plan(
             steps=graph.latency_steps, pops=pops, outgoing=outgoing, stream_targets=stream,
             whole_window={p.name for p in pops if closed_form.exact_for(p, graph.fixed_point)},
             fanouts=counting.Fanouts(graph),
             timesteps={p.name: p.timesteps_full() for p in pops},
-            window={p.name: (p.start, p.t_max) for p in pops})
+            window={p.name: (p.start, p.t_max) for p in (*pops, *pools)}, pools=pools)
         _PLANS[graph] = plan
     return plan
 
@@ -125,10 +145,11 @@ def _plus_bias(a, bias: np.ndarray):
 
 def check_input(graph: SpikingGraph, x: np.ndarray) -> np.ndarray:
     x = np.asarray(x)
-    if x.ndim < 1 or tuple(x.shape[1:]) != tuple(graph.input.shape):
+    shape = graph.input.sample_shape
+    if x.ndim < 1 or tuple(x.shape[1:]) != tuple(shape):
         raise SimulationError(
             f"input batch has shape {tuple(x.shape)}, the graph expects (B, "
-            f"{', '.join(map(str, graph.input.shape))}); reshape the data to the network's "
+            f"{', '.join(map(str, shape))}); reshape the data to the network's "
             "input shape (batch first)")
     if x.shape[0] == 0:
         raise SimulationError("the input batch is empty (0 samples); pass at least one sample")
@@ -141,7 +162,7 @@ def simulate(
     graph: SpikingGraph, x: np.ndarray, record_spikes: bool = False,
     fixed_point: bool | None = None, precision: str = "float64", threads: int | None = None,
 ) -> RunResult:
-    """Run ``graph`` on a batch ``x`` of shape ``(B, *graph.input.shape)`` step by step.
+    """Run ``graph`` on a batch ``x`` of shape ``(B, *graph.input.sample_shape)`` step by step.
 
     ``fixed_point=None`` follows ``graph.fixed_point``; asking for the other mode is an
     error (quantisation is the compiler's job). ``precision`` (float mode only):
@@ -180,14 +201,19 @@ class _Run:
         self.kernel = plan.kernel("fixed" if fixed else precision)
         self.work_dtype = np.dtype(np.float64 if fixed else precision)  # of float factors
         self.states = {p.name: self._state(p) for p in plan.pops}
-        self.counts = {name: st.counts for name, st in self.states.items()}
         self.encoder: dict[str, np.ndarray] = {}  # encoder current of rate targets
         # inboxes of stream populations: step -> delivered current
         self.inbox: dict[str, dict[int, np.ndarray]] = {
-            p.name: {} for p in plan.pops if p.coupling == "stream"}
+            p.name: {} for p in (*plan.pops, *plan.pools)
+            if isinstance(p, SpikePool) or p.coupling == "stream"}
+        self.frames: dict[str, np.ndarray] = {}  # stream target -> (B, F, ...) currents
+        sources = (*plan.pops, *plan.pools)
         self.spikes = ({p.name: np.zeros((B, plan.steps, *p.shape), dtype=bool)
-                        for p in plan.pops} if record_spikes else None)
-        self.per_step = {p.name: np.zeros(plan.steps, dtype=np.int64) for p in plan.pops}
+                        for p in sources} if record_spikes else None)
+        self.per_step = {p.name: np.zeros(plan.steps, dtype=np.int64) for p in sources}
+        self.pool_counts = {p.name: np.zeros((B, *p.shape), dtype=np.int64)
+                            for p in plan.pools}
+        self.counts = {name: st.counts for name, st in self.states.items()} | self.pool_counts
 
     def _state(self, p: Population) -> _PopState:
         fixed, dtype = self.fixed, self.dtype
@@ -228,17 +254,20 @@ class _Run:
         before fixed-point rounding; float32 mode: float32 like the ONNX executor)."""
         kernel = None if self.fixed or self.dtype == np.float64 else \
             (lambda pr, x: project(pr, x, kernel=self.kernel, dtype=self.dtype))
+        framed = frame_targets(self.graph)
         for target, c in encoder_currents(self.graph, self.x, kernel).items():
-            if target in self.inbox:
+            if target in framed:
+                self.frames[target] = c
+            elif target in self.inbox:
                 st = self.states[target]
                 st.drive = st.drive + c
             else:
                 self.encoder[target] = c
 
     def step(self, t: int) -> None:
-        """Global step ``t``: every population whose window is open, in topological order.
-        A rate population that feeds no stream population is unobservable step by step
-        from outside: its whole window is stepped at once (cache-blocked), at its start."""
+        """Global step ``t``: every population whose window is open, in topological order,
+        then the spike pools of stepped populations. A closed-form population's whole
+        window (and its pools') is computed at its start."""
         plan = self.plan
         for p in plan.pops:
             start, t_max = plan.window[p.name]
@@ -249,31 +278,54 @@ class _Run:
                         self._whole_window(p, t)
                 else:
                     self._one_step(p, t, k)
+        for pool in plan.pools:
+            start, t_max = plan.window[pool.name]
+            if 0 <= t - start < t_max and pool.source not in plan.whole_window:
+                self._pool_step(pool, t)
 
     def _whole_window(self, p: Population, t: int) -> None:
         """The window of rate population ``p`` (starting at ``t``) in closed form; its train
-        is built only where it is recorded or feeds stream targets, which then get all its
-        steps through one projection each."""
+        is built only where it is recorded, pooled or feeds stream targets; its pools'
+        trains follow from it at once (``POOL_DELAY`` later)."""
         st = self.states[p.name]
         c = _plus_bias(self.current(p.name), st.bias)
         c = np.broadcast_to(c, st.counts.shape).reshape(self.B, -1)
         win = closed_form.Window(c, st.T.reshape(-1), st.uniform_T, st.theta, st.v0, self.fixed)
         win.counts(st.counts)
-        streams = [pr for pr in self.plan.outgoing[p.name] if pr.target in self.inbox]
-        if self.spikes is None and not streams:
+        pools = self.graph.pools_of(p.name)
+        if not pools and not self._train_observed(p.name):
             self.per_step[p.name][t:t + win.t_max] = win.per_step()
             return
         train = np.empty((win.t_max, self.B, c.shape[1]), dtype=bool)
         win.train(train)
-        self.per_step[p.name][t:t + win.t_max] = np.count_nonzero(train, axis=(1, 2))
+        train = train.reshape(win.t_max * self.B, *p.shape)
+        self._deliver_train(p.name, train, t, win.t_max)
+        for pool in pools:
+            pooled = spike_pool(pool, train)
+            counts = self.pool_counts[pool.name]
+            counts += pooled.reshape(win.t_max, *counts.shape).sum(axis=0, dtype=np.int64)
+            self._deliver_train(pool.name, pooled, t + POOL_DELAY, win.t_max)
+
+    def _train_observed(self, name: str) -> bool:
+        """Whether the spike train of source ``name`` is recorded or feeds stream targets."""
+        return self.spikes is not None or any(
+            pr.target in self.plan.stream_targets for pr in self.plan.outgoing[name])
+
+    def _deliver_train(self, name: str, train: np.ndarray, t: int, steps: int) -> None:
+        """The whole train ``(steps * B, *shape)`` (step-major) of event source ``name``
+        from step ``t``: spikes per step, the recording, and each stream target's currents
+        of all steps through one projection."""
+        per_sample = train.reshape(steps, self.B, -1)
+        self.per_step[name][t:t + steps] = np.count_nonzero(per_sample, axis=(1, 2))
         if self.spikes is not None:
-            self.spikes[p.name][:, t:t + win.t_max] = np.moveaxis(train, 0, 1).reshape(
-                self.B, win.t_max, *p.shape)
-        events = train.reshape(win.t_max * self.B, *p.shape)
-        for pr in streams:
-            y = self.apply(pr, events, 1)
+            self.spikes[name][:, t:t + steps] = np.moveaxis(
+                per_sample, 0, 1).reshape(self.B, steps, *train.shape[1:])
+        for pr in self.plan.outgoing[name]:
+            if pr.target not in self.plan.stream_targets:
+                continue
+            y = self.apply(pr, train, 1)
             box = self.inbox[pr.target]
-            for k in range(win.t_max):
+            for k in range(steps):
                 at = t + k + pr.delay
                 step = y[k * self.B:(k + 1) * self.B]
                 box[at] = box[at] + step if at in box else step
@@ -285,15 +337,34 @@ class _Run:
                 st.current = _plus_bias(self.current(p.name), st.bias)
             current = st.current
         else:
-            current = self.inbox[p.name].pop(t, 0) + st.drive + st.bias
+            frame = self.frames[p.name][:, k] if p.name in self.frames else 0
+            current = self.inbox[p.name].pop(t, 0) + st.drive + frame + st.bias
         active = True if st.uniform_T else (k < st.T)
         st.v, st.u, s = neuron_step(st.v, st.u, np.broadcast_to(current, st.v.shape), st.theta,
                                     st.dyn, active=active, fixed=self.fixed)
         st.counts += s
-        self.per_step[p.name][t] = np.count_nonzero(s)
+        for pool in self.graph.pools_of(p.name):
+            self.inbox[pool.name][t + POOL_DELAY] = s
+        self._emit(p.name, s, t)
+
+    def _pool_step(self, pool: SpikePool, t: int) -> None:
+        """Step ``t`` of a spike pool's train: the OR over each window of what its source
+        emitted ``POOL_DELAY`` steps ago."""
+        spikes = self.inbox[pool.name].pop(t, None)
+        if spikes is None:  # the source's channel windows closed (per-channel T)
+            spikes = np.zeros((self.B, *self.graph.shape_of(pool.source)), dtype=bool)
+        s = spike_pool(pool, spikes)
+        counts = self.pool_counts[pool.name]
+        counts += s
+        self._emit(pool.name, s, t)
+
+    def _emit(self, name: str, s: np.ndarray, t: int) -> None:
+        """The spikes ``s`` of event source ``name`` at step ``t``: recorded, then delivered
+        to stream targets (rate targets read the final counts, :meth:`current`)."""
+        self.per_step[name][t] = np.count_nonzero(s)
         if self.spikes is not None:
-            self.spikes[p.name][:, t] = s
-        for pr in self.plan.outgoing[p.name]:
+            self.spikes[name][:, t] = s
+        for pr in self.plan.outgoing[name]:
             if pr.target in self.plan.stream_targets:
                 box = self.inbox[pr.target]
                 box[t + pr.delay] = box.get(t + pr.delay, 0) + self.apply(pr, s, 1)
@@ -307,6 +378,5 @@ class _Run:
         out = self.current(ro.name) + np.asarray(ro.bias)
         out = out / ro.units_per_float if self.fixed else out
         output = np.broadcast_to(np.asarray(out, np.float64), (self.B, *ro.shape)).copy()
-        counts = {name: st.counts for name, st in self.states.items()}
-        return run_result(self.graph, output, counts, spikes=self.spikes,
+        return run_result(self.graph, output, self.counts, spikes=self.spikes,
                           spikes_per_step=self.per_step, fanouts=self.plan.fanouts)

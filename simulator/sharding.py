@@ -3,16 +3,18 @@ Ray cluster.
 
 The data are cut into the same batches whatever runs them; every batch gives an exact
 :class:`Tally` and the main process merges them in batch order, so one process, N processes
-and a cluster give the same counts and outputs, bit for bit. Local workers are started
-with ``spawn`` (no forked BLAS/onnxruntime thread pools). On Ray (``cluster="ray"`` starts a
-local instance, ``"ray:ADDRESS"`` joins a running cluster, e.g. ``ray:auto`` on a cluster
-node or ``ray:ray://HEAD:10001`` from outside), the graph is put into the object store
-once, each batch is one task, and at most a few batches per worker are in flight at once
-(memory stays bounded by a few batches whatever the data set's size).
+and a cluster give the same counts and outputs, bit for bit. Batches are read from ``x``
+(an array or a lazy :class:`~pseudosnn.simulator.datasets.Samples`) only when due, at most
+a few per worker ahead, so memory holds a few batches, not the data set. Local workers are
+started with ``spawn`` (no forked BLAS/onnxruntime thread pools). On Ray (``cluster="ray"``
+starts a local instance, ``"ray:ADDRESS"`` joins a running cluster, e.g. ``ray:auto`` on a
+cluster node or ``ray:ray://HEAD:10001`` from outside), the graph is put into the object
+store once and each batch is one task.
 """
 
 from __future__ import annotations
 
+import itertools
 import multiprocessing as mp
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
@@ -27,8 +29,8 @@ from pseudosnn.errors import PseudoSNNError, UsageError
 
 RAY = "ray"
 IN_FLIGHT_PER_WORKER = 2
-"""Batches queued per Ray worker: one running, one waiting (the transfer of the next
-overlaps the current one; more would only hold memory)."""
+"""Batches read ahead per worker (process or Ray): one running, one waiting (the transfer
+of the next overlaps the current one; more would only hold memory)."""
 
 Job = tuple[np.ndarray, np.ndarray | None]
 
@@ -90,8 +92,12 @@ def _run_batch(job: Job) -> Tally:
 def _pool_tallies(graph: SpikingGraph, jobs: Iterable[Job], workers: int,
                   options: Options) -> Iterator[Tally]:
     ctx = mp.get_context("spawn")
+    jobs = iter(jobs)
+    ahead = IN_FLIGHT_PER_WORKER * workers
     with ctx.Pool(workers, initializer=_init_worker, initargs=(graph, options)) as pool:
-        yield from pool.imap(_run_batch, jobs)
+        # Pool.imap would read every batch at once: feed it windows of a few batches
+        while window := list(itertools.islice(jobs, ahead)):
+            yield from pool.imap(_run_batch, window)
 
 
 def _ray_batch(graph: SpikingGraph, options: Options, x: np.ndarray,

@@ -29,6 +29,9 @@ FEATURES: dict[str, str] = {
     "leak": "leaky neurons (current or voltage decay: not rate-expressible, no closed form)",
     "hard_reset": "hard reset (not rate-expressible, no closed form)",
     "fire_above": "firing on v > threshold (Loihi's comparator)",
+    "spike_pool": "max pooling of spikes",
+    "analog_stem": "an analog max pool in the encoder",
+    "event_frames": "event-frame input",
 }
 """Every capability a backend may declare, with the words an error uses for it."""
 
@@ -69,6 +72,12 @@ def required_features(graph: SpikingGraph, record_spikes: bool = False) -> set[s
             need.add("fire_above")
     if record_spikes:
         need.add("record_spikes")
+    if graph.pools:
+        need.add("spike_pool")
+    if graph.input.stem is not None:
+        need.add("analog_stem")
+    if graph.input.frames:
+        need.add("event_frames")
     return need
 
 

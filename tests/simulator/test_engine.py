@@ -317,3 +317,120 @@ def test_leaky_and_hard_reset_graphs_equal_the_naive_loop(case, fixed, naive):
         r32 = simulate(g, x, precision="float32")
         agree = np.mean([np.mean(r32.counts[k] == res.counts[k]) for k in res.counts])
         assert agree > 0.99
+
+
+@pytest.mark.parametrize("fixed", [False, True], ids=["float", "fixed"])
+@pytest.mark.parametrize("stream", [False, True], ids=["rate", "stream"])
+def test_spike_pool_ors_the_stepped_train_of_a_leaky_source(stream, fixed):
+    """Spike pools and leak together: a pool fed by a leaky, hard-reset population emits at
+    ``t + POOL_DELAY`` the OR over each window of the source's real (stepped) train; in a
+    rate graph every count equals the reference (``constant_current_train``), and that
+    train is not the integrate-and-fire closed form."""
+    from pseudosnn.compiler.spiking.schedule import POOL_DELAY
+    from pseudosnn.compiler.spiking.semantics import rate_spike_count
+    from pseudosnn.compiler.spiking.synapses import spike_pool
+
+    dyn = Dynamics(du=0.5, dv=0.25, reset="hard", v_reset=-0.25, fire=">")
+    g = with_dynamics(random_graph("cnn", seed=6, pool=True, stream=stream), dyn, v0=0.0)
+    if fixed:
+        g = quantize(g)[0]
+    x = batch(g, seed=3)
+    res = simulate(g, x, record_spikes=True)
+    assert_counts_consistent(res)
+    (pool,) = g.pools
+    src = res.spikes[pool.source]
+    want = np.zeros_like(res.spikes[pool.name])
+    for t in range(res.steps - POOL_DELAY):
+        want[:, t + POOL_DELAY] = spike_pool(pool, src[:, t])
+    np.testing.assert_array_equal(res.spikes[pool.name], want)
+    assert want.any() and not want.all()
+    if not stream:
+        ref = evaluate(g, x)
+        for name, n in ref.counts.items():
+            np.testing.assert_array_equal(res.counts[name], n, err_msg=name)
+        p = g.population(pool.source)
+        closed = rate_spike_count(ref.currents[p.name], p.timesteps, p.threshold, p.v0)
+        assert not np.array_equal(closed, res.counts[p.name])
+
+
+@pytest.mark.parametrize("fixed", [False, True], ids=["float", "fixed"])
+def test_event_frames_stream_into_a_leaky_population_one_per_step(fixed):
+    """Event frames and leak together: a leaky stream population integrates frame ``k`` at
+    window step ``k`` (``neuron_step`` on each frame's current), not their time mean."""
+    from pseudosnn.compiler.spiking.semantics import initial_state, neuron_step
+    from pseudosnn.compiler.spiking.synapses import encoder_currents
+
+    g = with_dynamics(random_graph("cnn", seed=7, frames=4, stream=True),
+                      Dynamics(du=0.5, dv=0.25), v0=0.0)
+    if fixed:
+        g = quantize(g)[0]
+    x = np.random.default_rng(4).normal(0.3, 1.5, size=(3, *g.input.sample_shape))
+    res = simulate(g, x, record_spikes=True)
+    p = g.population("conv1")
+    frames = encoder_currents(g, x)["conv1"]  # (B, F, C, H, W)
+    assert frames.shape[1] == g.input.frames == p.t_max
+
+    def train(currents):
+        theta = int(p.threshold) if fixed else p.threshold
+        v, u = initial_state(currents[0].shape, p.v0, p.dynamics, fixed,
+                             np.int64 if fixed else np.float64)
+        out = []
+        for c in currents:
+            v, u, s = neuron_step(v, u, c + p.bias, theta, p.dynamics, fixed=fixed)
+            out.append(s)
+        return np.stack(out, axis=1)
+
+    framed = train(np.moveaxis(frames, 1, 0))
+    np.testing.assert_array_equal(res.spikes[p.name][:, p.start:p.end], framed)
+    assert framed.any()
+    mean = frames.mean(axis=1)
+    assert not np.array_equal(framed, train([mean.astype(frames.dtype)] * g.input.frames))
+
+
+@pytest.mark.parametrize("fixed", [False, True], ids=["float", "fixed"])
+@pytest.mark.parametrize("case", ["rate", "rate-per-channel", "stream"])
+def test_spike_pool_of_a_closed_form_population_pools_its_whole_train(case, fixed,
+                                                                      monkeypatch):
+    """An integrate-and-fire source computed in closed form is pooled train-at-once: the
+    pool's train is the OR of the source's train ``POOL_DELAY`` steps later, recorded or
+    not the counts are the same, a rate graph's counts and readout are the reference's,
+    and in fixed point every spike is that of the engine stepping every population."""
+    from dataclasses import replace
+
+    from pseudosnn.compiler.spiking.schedule import POOL_DELAY
+    from pseudosnn.compiler.spiking.synapses import spike_pool
+    from pseudosnn.simulator import closed_form
+    from pseudosnn.simulator.engine import plan_of
+
+    g = random_graph("cnn", seed=21, pool=True, stream=case == "stream",
+                     per_channel=case == "rate-per-channel")
+    if fixed:
+        g = quantize(g)[0]
+    (pool,) = g.pools
+    assert pool.source in plan_of(g).whole_window
+    x = batch(g, seed=5)
+    res = simulate(g, x, record_spikes=True)
+    assert_counts_consistent(res)
+    src = res.spikes[pool.source]
+    want = np.zeros_like(res.spikes[pool.name])
+    for t in range(res.steps - POOL_DELAY):
+        want[:, t + POOL_DELAY] = spike_pool(pool, src[:, t])
+    np.testing.assert_array_equal(res.spikes[pool.name], want)
+    assert want.any() and not want.all()
+    quiet = simulate(g, x)
+    for name, n in res.counts.items():
+        np.testing.assert_array_equal(quiet.counts[name], n, err_msg=name)
+    np.testing.assert_array_equal(quiet.output, res.output)
+    if case != "stream":
+        ref = evaluate(g, x)
+        for name, n in ref.counts.items():
+            np.testing.assert_array_equal(res.counts[name], n, err_msg=name)
+        np.testing.assert_array_equal(res.output, ref.output)
+    if fixed:  # a fresh graph object: a plan that steps every population
+        monkeypatch.setattr(closed_form, "exact_for", lambda pop, fixed: False)
+        stepped = replace(g)
+        assert not plan_of(stepped).whole_window
+        res_stepped = simulate(stepped, x, record_spikes=True)
+        for name, s in res.spikes.items():
+            np.testing.assert_array_equal(res_stepped.spikes[name], s, err_msg=name)
+        np.testing.assert_array_equal(res_stepped.output, res.output)
