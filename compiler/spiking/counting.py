@@ -89,13 +89,19 @@ def window_fanout(hw: tuple[int, int], kernel, stride, padding) -> np.ndarray:
     return per[0][:, None] * per[1][None, :]
 
 
+def position_fanout(pr: Projection, source_shape: tuple[int, ...]) -> np.ndarray:
+    """Structural fan-out of a source neuron of ``pr`` by its position, the same in every
+    channel: ``(H, W)`` for a conv (window fan-out times output channels per group), a
+    scalar for a dense projection (every neuron reaches every row)."""
+    if pr.kind == "dense":
+        return np.asarray(pr.weight_shape[0], dtype=np.int64)
+    spatial = window_fanout(source_shape[1:], pr.weight_shape[2:], pr.stride, pr.padding)
+    return spatial * (pr.weight_shape[0] // pr.groups)
+
+
 def fanout(pr: Projection, source_shape: tuple[int, ...]) -> np.ndarray:
     """Structural fan-out of every source neuron of ``pr`` (an array of ``source_shape``)."""
-    if pr.kind == "dense":
-        return np.full(source_shape, pr.weight_shape[0], dtype=np.int64)
-    spatial = window_fanout(source_shape[1:], pr.weight_shape[2:], pr.stride, pr.padding)
-    per_group = pr.weight_shape[0] // pr.groups
-    return np.broadcast_to(spatial * per_group, source_shape).astype(np.int64)
+    return np.broadcast_to(position_fanout(pr, source_shape), source_shape).astype(np.int64)
 
 
 def synapses(pr: Projection, source_shape: tuple[int, ...]) -> int:
@@ -111,7 +117,7 @@ def fan_in(graph: SpikingGraph, name: str) -> int:
 
 # --- the deployed network ----------------------------------------------------------------
 class Fanouts:
-    """Fan-out arrays of a graph's projections, computed once per graph."""
+    """:func:`position_fanout` of a graph's projections, computed once per graph."""
 
     def __init__(self, graph: SpikingGraph):
         self.graph = graph
@@ -119,26 +125,29 @@ class Fanouts:
 
     def __getitem__(self, pr: Projection) -> np.ndarray:
         if pr.name not in self._by_name:
-            self._by_name[pr.name] = fanout(pr, self.graph.shape_of(pr.source))
+            self._by_name[pr.name] = position_fanout(pr, self.graph.shape_of(pr.source))
         return self._by_name[pr.name]
 
 
 def sops(graph: SpikingGraph, counts: Mapping[str, np.ndarray],
          fanouts: Fanouts | None = None) -> dict[str, int]:
     """SOPs of every non-encoder projection, ``Σ_i n_i·fanout_i``, summed over the batch
-    (``counts[pop]``: spike counts ``(B, *shape)`` or already summed ``(*shape)``)."""
+    (``counts[pop]``: spike counts ``(B, *shape)`` or already summed ``(*shape)``); the
+    fan-out being the same in every channel, ``Σ_pos (Σ_{b,c} n)·position_fanout``."""
     fanouts = fanouts or Fanouts(graph)
-    summed: dict[str, np.ndarray] = {}  # per source: its counts summed over the batch
+    summed: dict[tuple[str, int], np.ndarray] = {}  # counts summed over batch (and channels)
     out = {}
     for pr in graph.projections:
         if pr.is_encoder:
             continue
-        if pr.source not in summed:
-            n = np.asarray(counts[pr.source])
+        fan = fanouts[pr]
+        key = (pr.source, fan.ndim)
+        if key not in summed:
             shape = graph.shape_of(pr.source)
-            summed[pr.source] = n.reshape(-1, *shape).sum(axis=0) if n.shape != tuple(
-                shape) else n
-        out[pr.name] = int(np.vdot(summed[pr.source], fanouts[pr]))
+            n = np.asarray(counts[pr.source])
+            summed[key] = n.reshape(-1, *shape[len(shape) - fan.ndim:]).sum(axis=0,
+                                                                           dtype=np.int64)
+        out[pr.name] = int(np.sum(summed[key] * fan))
     return out
 
 
