@@ -29,6 +29,20 @@ def assert_counts_consistent(res):
                               res.spikes_per_step[name])
 
 
+def assert_pool_ors_its_source(res, pool) -> None:
+    """The pool's recorded train is the OR over each window of its source's train
+    ``POOL_DELAY`` steps earlier, and it has spikes and silences."""
+    from pseudosnn.compiler.spiking.schedule import POOL_DELAY
+    from pseudosnn.compiler.spiking.synapses import spike_pool
+
+    src = res.spikes[pool.source]
+    want = np.zeros_like(res.spikes[pool.name])
+    for t in range(res.steps - POOL_DELAY):
+        want[:, t + POOL_DELAY] = spike_pool(pool, src[:, t])
+    np.testing.assert_array_equal(res.spikes[pool.name], want)
+    assert want.any() and not want.all()
+
+
 def assert_equals_naive_loop(res, naive_run, fixed: bool) -> None:
     """Every spike of the simulator's run equals the literal loop's, the readouts too
     (exactly in fixed point), and something fired."""
@@ -326,9 +340,7 @@ def test_spike_pool_ors_the_stepped_train_of_a_leaky_source(stream, fixed):
     ``t + POOL_DELAY`` the OR over each window of the source's real (stepped) train; in a
     rate graph every count equals the reference (``constant_current_train``), and that
     train is not the integrate-and-fire closed form."""
-    from pseudosnn.compiler.spiking.schedule import POOL_DELAY
     from pseudosnn.compiler.spiking.semantics import rate_spike_count
-    from pseudosnn.compiler.spiking.synapses import spike_pool
 
     dyn = Dynamics(du=0.5, dv=0.25, reset="hard", v_reset=-0.25, fire=">")
     g = with_dynamics(random_graph("cnn", seed=6, pool=True, stream=stream), dyn, v0=0.0)
@@ -338,12 +350,7 @@ def test_spike_pool_ors_the_stepped_train_of_a_leaky_source(stream, fixed):
     res = simulate(g, x, record_spikes=True)
     assert_counts_consistent(res)
     (pool,) = g.pools
-    src = res.spikes[pool.source]
-    want = np.zeros_like(res.spikes[pool.name])
-    for t in range(res.steps - POOL_DELAY):
-        want[:, t + POOL_DELAY] = spike_pool(pool, src[:, t])
-    np.testing.assert_array_equal(res.spikes[pool.name], want)
-    assert want.any() and not want.all()
+    assert_pool_ors_its_source(res, pool)
     if not stream:
         ref = evaluate(g, x)
         for name, n in ref.counts.items():
@@ -397,8 +404,6 @@ def test_spike_pool_of_a_closed_form_population_pools_its_whole_train(case, fixe
     and in fixed point every spike is that of the engine stepping every population."""
     from dataclasses import replace
 
-    from pseudosnn.compiler.spiking.schedule import POOL_DELAY
-    from pseudosnn.compiler.spiking.synapses import spike_pool
     from pseudosnn.simulator import closed_form
     from pseudosnn.simulator.engine import plan_of
 
@@ -411,12 +416,7 @@ def test_spike_pool_of_a_closed_form_population_pools_its_whole_train(case, fixe
     x = batch(g, seed=5)
     res = simulate(g, x, record_spikes=True)
     assert_counts_consistent(res)
-    src = res.spikes[pool.source]
-    want = np.zeros_like(res.spikes[pool.name])
-    for t in range(res.steps - POOL_DELAY):
-        want[:, t + POOL_DELAY] = spike_pool(pool, src[:, t])
-    np.testing.assert_array_equal(res.spikes[pool.name], want)
-    assert want.any() and not want.all()
+    assert_pool_ors_its_source(res, pool)
     quiet = simulate(g, x)
     for name, n in res.counts.items():
         np.testing.assert_array_equal(quiet.counts[name], n, err_msg=name)
