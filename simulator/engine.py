@@ -111,10 +111,11 @@ def plan_of(graph: SpikingGraph) -> _Plan:
         pops = list(graph.topological_populations())
         outgoing = {p.name: graph.outgoing(p.name) for p in pops}
         stream = {p.name for p in pops if p.coupling == "stream"}
+        stepped = stream | ({graph.readout.name} if graph.readout.decay else set())
         plan = _Plan(
             steps=graph.latency_steps, pops=pops, outgoing=outgoing, stream_targets=stream,
             whole_window={p.name for p in pops if p.coupling == "rate"
-                          and not any(pr.target in stream for pr in outgoing[p.name])},
+                          and not any(pr.target in stepped for pr in outgoing[p.name])},
             fanouts=counting.Fanouts(graph),
             timesteps={p.name: p.timesteps_full() for p in pops},
             window={p.name: (p.start, p.t_max) for p in pops})
@@ -370,6 +371,8 @@ class _Run:
         self.acc[graph.readout.name] = 0
         self.inbox: dict[str, dict[int, np.ndarray]] = {
             p.name: {} for p in plan.pops if p.coupling == "stream"}
+        self.leaky = graph.readout.name if graph.readout.decay else None
+        self.readout_box: dict[int, np.ndarray] = {}  # leaky readout: step -> delivered
         self.spikes = ({p.name: np.zeros((B, plan.steps, *p.shape), dtype=bool)
                         for p in plan.pops} if record_spikes else None)
         self.per_step = {p.name: np.zeros(plan.steps, dtype=np.int64) for p in plan.pops}
@@ -457,8 +460,8 @@ class _Run:
         if self.spikes is not None:
             self.spikes[p.name][:, t] = s
         for pr in self.plan.outgoing[p.name]:
-            if pr.target in self.plan.stream_targets:
-                box = self.inbox[pr.target]
+            if pr.target in self.plan.stream_targets or pr.target == self.leaky:
+                box = self.readout_box if pr.target == self.leaky else self.inbox[pr.target]
                 box[t + pr.delay] = box.get(t + pr.delay, 0) + self.apply(pr, s, 1)
             elif k == t_max - 1:
                 _accumulate(self.acc, pr.target, self.apply(pr, st.counts, t_max))
@@ -469,6 +472,11 @@ class _Run:
                 raise GraphError(f"events reached stream population {name!r} outside its "
                                  f"window (steps {sorted(box)}); the schedule is inconsistent")
         ro = self.graph.readout
+        if self.leaky:  # acc <- acc·(1 - decay) + delivered(t), up to the readout step
+            acc = self.acc[ro.name]
+            for t in range(self.plan.steps):
+                acc = acc * (1.0 - ro.decay) + self.readout_box.pop(t, 0)
+            self.acc[ro.name] = acc
         out = self.acc[ro.name] + np.asarray(ro.bias)
         out = out / ro.units_per_float if self.fixed else out
         output = np.broadcast_to(np.asarray(out, np.float64), (self.B, *ro.shape)).copy()

@@ -29,6 +29,7 @@ FEATURES: dict[str, str] = {
     "leak": "leaky neurons (current or voltage decay: not rate-expressible, no closed form)",
     "hard_reset": "hard reset (not rate-expressible, no closed form)",
     "fire_above": "firing on v > threshold (Loihi's comparator)",
+    "leaky_readout": "a leaky readout (an imported NIR LI node)",
 }
 """Every capability a backend may declare, with the words an error uses for it."""
 
@@ -67,6 +68,8 @@ def required_features(graph: SpikingGraph, record_spikes: bool = False) -> set[s
             need.add("hard_reset")
         if dyn.fire == ">":
             need.add("fire_above")
+    if graph.readout.decay:
+        need.add("leaky_readout")
     if record_spikes:
         need.add("record_spikes")
     return need

@@ -24,7 +24,10 @@ Execution semantics (0-indexed global clock ``t = 0, 1, ...``):
 * A **stream**-coupled population integrates at step ``t`` the events delivered at ``t``
   plus ``b``.
 * The readout accumulates every delivered event and adds ``b`` once; its value is final at
-  ``readout_step``; the latency of one sample is ``readout_step + 1`` steps.
+  ``readout_step``; the latency of one sample is ``readout_step + 1`` steps. A *leaky*
+  readout (``decay > 0``, an imported NIR ``LI`` node) decays its accumulator before each
+  step's delivery, ``acc <- acc·(1 − decay) + delivered(t)`` for ``t <= readout_step``
+  (float graphs only).
 * Fixed point (``SpikingGraph.fixed_point``): weights are integers in ``[-128, 127]`` with
   a per-projection ``weight_exp`` in ``[0, 7]``; a projection contributes
   ``(W_int @ events) << weight_exp``; thresholds, biases and ``v0`` are integers; the
@@ -144,7 +147,8 @@ class Population(_Frozen):
 
 @dataclass(frozen=True, eq=False)
 class Readout(_Frozen):
-    """Non-spiking output layer: accumulates delivered events, adds ``bias`` once."""
+    """Non-spiking output layer: accumulates delivered events (decaying by ``decay`` per
+    step when it is leaky), adds ``bias`` once."""
 
     _ARRAYS = ("bias",)
 
@@ -152,6 +156,7 @@ class Readout(_Frozen):
     shape: tuple[int, ...]
     bias: np.ndarray
     units_per_float: float = 1.0
+    decay: float = 0.0
 
 
 @dataclass(frozen=True, eq=False)
@@ -312,6 +317,10 @@ def validate(graph: SpikingGraph) -> None:
             raise GraphError(f"population {pop.name!r} does not reach the readout (dead)")
     for pr in graph.projections:
         _validate_projection(graph, pr)
+    decay = graph.readout.decay
+    if not 0.0 <= decay <= 1.0 or (decay and graph.fixed_point):
+        raise GraphError(f"readout decay {decay:g} must lie in [0, 1] (and be 0 in fixed "
+                         "point)")
 
 
 def _validate_projection(graph: SpikingGraph, pr: Projection) -> None:
