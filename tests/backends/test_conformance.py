@@ -4,7 +4,7 @@ neuron updates, steps and readouts.
 
 The graphs cover rate and stream coupling, residual sums, T per channel, synaptic delays
 beyond one step, leaky and hard-reset neurons (on Lava's own LIF process where it computes
-them exactly, on ours otherwise), float and fixed point; a backend runs those whose
+them exactly, on ours otherwise), a leaky readout, float and fixed point; a backend runs those whose
 features it declares
 (``compiler.spiking.backend.required_features``) and must refuse the others by name.
 Float graphs are put on a dyadic grid (weights and biases multiples of 2^-7, inputs of
@@ -88,6 +88,9 @@ def _float_graphs() -> dict:
 GRAPHS = {name: dyadic(g) for name, g in _float_graphs().items()}
 GRAPHS |= {f"{name}-fixed": quantize(g)[0] for name, g in _float_graphs().items()}
 GRAPHS["cnn-rate-per-neuron-T-event-scale"] = dyadic(with_event_scale(random_graph("cnn", 6)))
+_leaky = random_graph("mlp", seed=12, stream=True)  # an imported NIR LI readout
+GRAPHS["mlp-stream-leaky-readout"] = dyadic(replace(_leaky, readout=replace(_leaky.readout,
+                                                                            decay=0.25)))
 
 
 def inputs(graph, seed: int) -> np.ndarray:

@@ -107,3 +107,35 @@ def test_zoo_lif_export_read_by_spikingjellys_importer(tmp_path):
         np.testing.assert_array_equal(theirs[key],
                                       res.spikes[pop.name][:, pop.start:pop.start + pop.t_max])
     np.testing.assert_allclose(out, res.output, rtol=1e-5, atol=1e-5)
+
+
+def test_norse_li_readout_is_the_final_state(tmp_path):
+    """A Norse network ending in an LIBoxCell (NIR LI): our leaky readout equals the LI
+    membrane Norse's loop returns at the last step."""
+    pytest.importorskip("norse")
+    import nir
+    import norse.torch as norse
+
+    torch.manual_seed(0)
+    steps = 25
+    net = norse.SequentialState(
+        torch.nn.Linear(6, 8),
+        norse.LIFBoxCell(norse.LIFBoxParameters(tau_mem_inv=torch.full((8,), 100.0),
+                                                v_th=torch.full((8,), 0.2),
+                                                v_leak=torch.zeros(8))),
+        torch.nn.Linear(8, 3),
+        norse.LIBoxCell(norse.LIBoxParameters(tau_mem_inv=torch.full((3,), 50.0),
+                                              v_leak=torch.zeros(3))))
+    with torch.no_grad():
+        net[0].weight.abs_()
+    x = torch.rand(4, 6) * 2
+    state = None
+    with torch.no_grad():
+        for _ in range(steps):
+            y, state = net(x, state)
+    nir.write(str(tmp_path / "li.nir"), norse.to_nir(net, x[0]))
+    graph = load_nir(tmp_path / "li.nir", NirOptions("norse", 1e-3, steps))
+    assert graph.readout.decay == pytest.approx(0.05)
+    out = simulate(graph, x.numpy().astype(np.float64)).output
+    assert np.abs(y.numpy()).max() > 0.1
+    np.testing.assert_allclose(out, y.numpy(), rtol=1e-5, atol=1e-6)
