@@ -31,7 +31,7 @@ measures what they lose. Fixed-point graphs are refused (export the float artifa
 from __future__ import annotations
 
 import io
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 from pseudosnn.compiler.frontend.nir import depths
@@ -160,6 +160,65 @@ def lossy_reasons(graph: SpikingGraph) -> list[str]:
     return why
 
 
+@dataclass
+class _Writer:
+    """The NIR nodes and edges of one graph as they are built."""
+
+    graph: SpikingGraph
+    dt: float
+    nodes: dict = field(default_factory=dict)
+    edges: list[tuple[str, str]] = field(default_factory=list)
+    taken: set[str] = field(default_factory=lambda: {INPUT_KEY, OUTPUT_KEY})
+    lossy: list[str] = field(default_factory=list)
+
+    def readout(self, steps: int) -> tuple[str, np.ndarray]:
+        """The node the readout's projections feed (the Output, or an LI before it for a
+        leaky readout) and the per-step bias that adds up to the readout's bias."""
+        ro = self.graph.readout
+        if not ro.decay:
+            return OUTPUT_KEY, np.asarray(ro.bias) / steps
+        import nir
+
+        key = _key(ro.name, self.taken)
+        self.nodes[key] = nir.LI(tau=np.full(ro.shape, self.dt / ro.decay),
+                                 r=np.full(ro.shape, 1 / ro.decay), v_leak=np.zeros(ro.shape))
+        self.edges.append((key, OUTPUT_KEY))
+        per_step = ReadoutMap(ro.decay, np.ones(()), 0.0, 0.0).constant(np.ones(()), steps)
+        return key, np.asarray(ro.bias) / per_step
+
+    def flat(self, src: str, shape: tuple[int, ...]) -> str:
+        """``src`` flattened (one Flatten node per source, shared)."""
+        import nir
+
+        key = f"{src}.flatten"
+        if key not in self.nodes:
+            self.taken.add(key)
+            self.nodes[key] = nir.Flatten(input_type={"input": np.array(shape)}, start_dim=0,
+                                          end_dim=-1)
+            self.edges.append((src, key))
+        return key
+
+    def projection(self, pr: Projection, src: str, dst: str, bias: np.ndarray | None) -> str:
+        """``pr`` as an Affine or Conv2d node from ``src`` to ``dst``; ``bias``: the target's
+        bias this projection carries (None: none)."""
+        g = self.graph
+        row_bias = np.zeros(pr.weight.shape[0])
+        if bias is not None:
+            fit = _per_row(bias, pr, g.shape_of(pr.target))
+            if fit is None:
+                self.lossy.append(f"the bias of {pr.target!r} does not fit projection "
+                                  f"{pr.name!r}'s bias")
+            else:
+                row_bias = fit
+        src_shape = tuple(g.shape_of(pr.source))
+        if pr.kind == "dense" and len(src_shape) > 1:
+            src = self.flat(src, src_shape)
+        key = _key(pr.name, self.taken)
+        self.nodes[key] = _projection(pr, src_shape, row_bias)
+        self.edges += [(src, key), (key, dst)]
+        return key
+
+
 def export(graph: SpikingGraph, dt: float = DEFAULT_DT) -> Exported:
     """The NIR graph of ``graph`` with the ``pseudosnn`` extension (module docstring)."""
     import nir
@@ -169,63 +228,35 @@ def export(graph: SpikingGraph, dt: float = DEFAULT_DT) -> Exported:
                              "without --fixed-point) and quantise on the target")
     if not (np.isfinite(dt) and dt > 0):
         raise NirExportError(f"--dt must be a positive number, got {dt}")
-    taken = {INPUT_KEY, OUTPUT_KEY}
-    keys = {p.name: _key(p.name, taken) for p in graph.populations}
-    lossy = lossy_reasons(graph)
+    w = _Writer(graph, dt, lossy=lossy_reasons(graph))
+    keys = {p.name: _key(p.name, w.taken) for p in graph.populations}
     steps = max((p.t_max for p in graph.populations), default=1)
-    nodes = {INPUT_KEY: nir.Input(input_type={"input": np.array(graph.input.shape)}),
-             OUTPUT_KEY: nir.Output(output_type={"output": np.array(graph.readout.shape)})}
-    nodes.update({keys[p.name]: _neuron(p, dt) for p in graph.populations})
-    edges: list[tuple[str, str]] = []
+    w.nodes = {INPUT_KEY: nir.Input(input_type={"input": np.array(graph.input.shape)}),
+               OUTPUT_KEY: nir.Output(output_type={"output": np.array(graph.readout.shape)}),
+               **{keys[p.name]: _neuron(p, dt) for p in graph.populations}}
+    ro_key, ro_bias = w.readout(steps)
+    node_of = {graph.input.name: INPUT_KEY, **keys, graph.readout.name: ro_key}
+    bias_of = {p.name: p.bias for p in graph.populations} | {graph.readout.name: ro_bias}
     ident = identity_readout(graph)
-    ro = graph.readout
-    target = {**keys, ro.name: OUTPUT_KEY}
-    if ro.decay:
-        target[ro.name] = _key(ro.name, taken)
-        nodes[target[ro.name]] = nir.LI(tau=np.full(ro.shape, dt / ro.decay),
-                                        r=np.full(ro.shape, 1 / ro.decay),
-                                        v_leak=np.zeros(ro.shape))
-        edges.append((target[ro.name], OUTPUT_KEY))
-    per_step = ReadoutMap(ro.decay, np.ones(()), 0.0, 0.0).constant(np.ones(()), steps)
-    bias_of = {p.name: p.bias for p in graph.populations} | {ro.name: ro.bias / per_step}
     proj_keys: dict[str, str | None] = {}
     for pr in graph.projections:
-        if pr is ident:
+        if pr is ident:  # the readout copies one population's spikes: an edge
             proj_keys[pr.name] = None
-            edges.append((target[pr.source], OUTPUT_KEY))
-            continue
-        key = proj_keys[pr.name] = _key(pr.name, taken)
-        src = INPUT_KEY if pr.is_encoder else target[pr.source]
-        src_shape = tuple(graph.shape_of(pr.source))
-        bias = np.zeros(pr.weight.shape[0])
-        if pr.target in bias_of:  # the target's bias rides on its first projection
-            fit = _per_row(bias_of.pop(pr.target), pr, graph.shape_of(pr.target))
-            if fit is None:
-                lossy.append(f"the bias of {pr.target!r} does not fit projection "
-                             f"{pr.name!r}'s bias")
-            else:
-                bias = fit
-        if pr.kind == "dense" and len(src_shape) > 1:
-            flat = f"{src}.flatten"
-            if flat not in nodes:
-                taken.add(flat)
-                nodes[flat] = nir.Flatten(input_type={"input": np.array(src_shape)},
-                                          start_dim=0, end_dim=-1)
-                edges.append((src, flat))
-            src = flat
-        nodes[key] = _projection(pr, src_shape, bias)
-        edges += [(src, key), (key, target[pr.target])]
+            w.edges.append((node_of[pr.source], OUTPUT_KEY))
+        else:  # a target's bias rides on its first projection
+            proj_keys[pr.name] = w.projection(pr, node_of[pr.source], node_of[pr.target],
+                                              bias_of.pop(pr.target, None))
     meta, node_meta = encode(graph, keys, proj_keys, dt)
     for key, extra in node_meta.items():
-        nodes[key].metadata = {**nodes[key].metadata, **extra}
+        w.nodes[key].metadata = {**w.nodes[key].metadata, **extra}
     try:
-        g = nir.NIRGraph(nodes=nodes, edges=edges, metadata=meta)
+        g = nir.NIRGraph(nodes=w.nodes, edges=w.edges, metadata=meta)
     except ValueError as exc:  # e.g. nir's conv shapes assume square kernels
-        lossy.append(f"nir {nir.version} cannot infer this graph's types ({exc}); readers "
-                     "that type-check refuse the file")
-        g = nir.NIRGraph(nodes=nodes, edges=edges, metadata=meta, type_check=False)
+        w.lossy.append(f"nir {nir.version} cannot infer this graph's types ({exc}); readers "
+                       "that type-check refuse the file")
+        g = nir.NIRGraph(nodes=w.nodes, edges=w.edges, metadata=meta, type_check=False)
     g.metadata[KEY_DIGEST] = digest(g)
-    return Exported(g, lossy, keys, steps)
+    return Exported(g, w.lossy, keys, steps)
 
 
 def to_bytes(exported: Exported) -> bytes:

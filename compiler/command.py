@@ -169,7 +169,7 @@ def compile_path(model: Path, out: Path, *, target: str = "numpy", fixed_point: 
     if model.is_dir():
         done = retarget(model, **options)
     elif is_nir:
-        done = _compile_nir(model, nir, **options)
+        done = _compile_nir(model, nir, verify=verify, **options)
     else:
         done = _compile(model, verify=verify, trusted=trusted, **options)
     fixed = done.graph
@@ -240,15 +240,16 @@ def _compile(model: Path, *, fixed_point: bool, verify: bool, trusted: bool, cou
                     calib_x, calib_y)
 
 
-def _compile_nir(model: Path, nir, *, fixed_point: bool, max_timesteps: int | None,
-                 coupling: str, input_shape, calib: str, calib_samples: int) -> Compiled:
+def _compile_nir(model: Path, nir, *, verify: bool, fixed_point: bool,
+                 max_timesteps: int | None, coupling: str, input_shape, calib: str,
+                 calib_samples: int) -> Compiled:
     """A NIR file (:func:`pseudosnn.compiler.frontend.nir.load_nir`), quantised on request."""
     from pseudosnn.compiler.frontend.nir import NirOptions, load_nir
 
     if coupling == "rate" or input_shape is not None:
         raise UsageError("--coupling rate and --input-shape do not apply to NIR files (their "
                          "populations are stream-coupled; the Input node gives the shape)")
-    nir = replace(nir or NirOptions(), max_timesteps=max_timesteps)
+    nir = replace(nir or NirOptions(), max_timesteps=max_timesteps, verify=verify)
     graph = load_nir(model, nir)
     calib_x, calib_y = _calibration(calib, graph.input.shape, calib_samples)
     graph, quant = _quantised(graph, fixed_point, calib_x, calib_y)

@@ -81,6 +81,7 @@ class NirOptions:
     dt: float | None = None
     timesteps: int | None = None
     max_timesteps: int | None = None
+    verify: bool = False  # check the IR's invariants after every pass
 
 
 def read_file(path: str | Path):
@@ -412,9 +413,12 @@ def load_nir(path: str | Path, options: NirOptions = NirOptions()) -> SpikingGra
 
     path = Path(path)
     g = read_file(path)
-    if options.dialect in (None, "pseudosnn") and has_extension(g):
+    if options.dialect is None and has_extension(g):
+        if options.dt is not None or options.timesteps is not None:
+            raise UsageError(f"{path} was written by pseudosnn and is read exactly; --dt and "
+                             "--timesteps apply to another reading (--from)")
         return decode(g, path)
-    if options.dialect in (None, "pseudosnn"):
+    if options.dialect is None:
         raise UsageError(f"{path} does not say which library wrote it (NIR stores no source "
                          f"and no time step): give --from {'|'.join(DIALECTS)}")
     if options.dialect not in DIALECTS:
@@ -426,21 +430,28 @@ def load_nir(path: str | Path, options: NirOptions = NirOptions()) -> SpikingGra
     dt = resolve_dt(dialect, options.dt, needed_dt(g, dialect))
     ir.check_timesteps("--timesteps", np.asarray(options.timesteps), options.max_timesteps)
     ir_graph, b = _to_ir(path, g, dialect, dt, options.timesteps)
-    return _lowered(path, ir_graph, b, dialect, dt, options.timesteps)
+    return _lowered(path, ir_graph, b, dialect, dt, options)
 
 
 def _lowered(path: Path, ir_graph: ir.Graph, b: _Builder, dialect: Dialect,
-             dt: float | None, steps: int) -> SpikingGraph:
-    """IR passes, lowering, aligned delays and the readout; ``meta`` says where the graph
-    came from and how it was read."""
+             dt: float | None, options: NirOptions) -> SpikingGraph:
+    """IR passes (with ``options.verify``, the IR's invariants after each), lowering,
+    aligned delays and the readout; ``meta`` says where the graph came from and how it
+    was read."""
+    steps = options.timesteps
+    stage = "import"
     try:
-        ir.check(ir_graph, None)
+        ir.check(ir_graph, options.max_timesteps)
         cur = ir_graph
-        for _, fn in NIR_PASSES:
+        for name, fn in NIR_PASSES:
+            stage = name
             cur = fn(cur)
+            if options.verify:
+                ir.check(cur, options.max_timesteps)
+        stage = "lower"
         sg = lower(cur)
     except ir.IRError as exc:
-        raise NirError(f"{path}: {exc}") from exc
+        raise NirError(f"{path}: {exc} (at {stage})") from exc
     sg = _readout(align(sg, path), b.readout, steps)
     meta = {
         "source": str(path), "source_framework": dialect.library,
