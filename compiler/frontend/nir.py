@@ -7,7 +7,7 @@ node for node:
 
 * ``Affine``/``Linear`` -> ``Gemm``; ``Conv1d``/``Conv2d`` -> ``Conv`` (a 1-D value
   ``(C, L)`` is held as ``(C, 1, L)``); ``SumPool2d``/``AvgPool2d`` -> a depthwise ``Conv``
-  of ones (``1/k²``); ``Scale`` -> a diagonal ``Gemm`` or a per-channel depthwise ``Conv``;
+  of ones (``1/k²``; the trained layers the ANN baseline is counted on keep it a pooling); ``Scale`` -> a diagonal ``Gemm`` or a per-channel depthwise ``Conv``;
   ``Flatten`` of every axis -> ``Flatten``; ``Delay`` of zero steps -> nothing; several
   edges into a node -> their sum (``Add``); ``IF``/``LIF``/``CubaLIF``/``Threshold`` ->
   ``Neuron`` (:func:`.nir_dialects.neuron_map`), stream-coupled, every one for
@@ -178,6 +178,7 @@ class _Builder:
     value: dict[str, str] = field(default_factory=dict)  # NIR key -> IR value
     nshape: dict[str, tuple[int, ...]] = field(default_factory=dict)  # IR value -> NIR shape
     neurons: set[str] = field(default_factory=set)
+    pools: dict[str, ir.Node] = field(default_factory=dict)  # IR conv -> the pool it is
     readout: ReadoutMap = field(default_factory=lambda: ReadoutMap(0.0, np.ones(()), 0.0,
                                                                    0.0))
     readout_of: str = ""
@@ -302,10 +303,12 @@ class _Builder:
         if len(shape) != 3:
             raise NirMappingError(f"{where} acts on a {shape} value; pooling needs (C, H, W)")
         k = _pair(node.kernel_size, where, "kernel_size")
+        stride, pad = _pair(node.stride, where, "stride"), _pair(node.padding, where, "padding")
         c = shape[0]
         w = np.ones((c, 1, *k)) / (1.0 if kind == "SumPool2d" else k[0] * k[1])
-        n = ir.conv(self.name(key), src, w, None, _pair(node.stride, where, "stride"),
-                    _pair(node.padding, where, "padding"), groups=c)
+        n = ir.conv(self.name(key), src, w, None, stride, pad, groups=c)
+        self.pools[n.name] = ir.Node(n.name, "AvgPool", n.inputs, attrs={
+            "kernel": k, "stride": stride, "padding": pad})
         return self.add(n, ir.node_shape(n, [shape]))
 
     def scale(self, key: str, node, src: str, where: str, shape) -> str:
@@ -458,7 +461,8 @@ def _lowered(path: Path, ir_graph: ir.Graph, b: _Builder, dialect: Dialect,
         "nir": {"dialect": dialect.name, "dt": dt, "timesteps": steps,
                 "readout": b.readout_of, "spike_shift": {p.name: p.start
                                                          for p in sg.populations}},
-        "trained_layers": [layer.as_dict() for layer in ir.trained_layers(ir_graph)],
+        "trained_layers": [layer.as_dict() for layer in ir.trained_layers(
+            ir_graph.with_nodes(b.pools.get(n.name, n) for n in ir_graph.nodes))],
         "warnings": [dialect.note] if dialect.note else [],
         "latency_steps": sg.latency_steps, "pipeline_interval": sg.pipeline_interval,
     }
