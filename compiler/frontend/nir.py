@@ -7,7 +7,8 @@ node for node:
 
 * ``Affine``/``Linear`` -> ``Gemm``; ``Conv1d``/``Conv2d`` -> ``Conv`` (a 1-D value
   ``(C, L)`` is held as ``(C, 1, L)``); ``SumPool2d``/``AvgPool2d`` -> a depthwise ``Conv``
-  of ones (``1/k²``; the trained layers the ANN baseline is counted on keep it a pooling); ``Scale`` -> a diagonal ``Gemm`` or a per-channel depthwise ``Conv``;
+  of ones (``1/k²``; the trained layers the ANN baseline is counted on keep it a
+  pooling); ``Scale`` -> a diagonal ``Gemm`` or a per-channel depthwise ``Conv``;
   ``Flatten`` of every axis -> ``Flatten``; ``Delay`` of zero steps -> nothing; several
   edges into a node -> their sum (``Add``); ``IF``/``LIF``/``CubaLIF``/``Threshold`` ->
   ``Neuron`` (:func:`.nir_dialects.neuron_map`), stream-coupled, every one for
