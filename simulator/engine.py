@@ -473,10 +473,10 @@ class _Run:
                                  f"window (steps {sorted(box)}); the schedule is inconsistent")
         ro = self.graph.readout
         if self.leaky:  # acc <- acc·(1 - decay) + delivered(t), up to the readout step
-            acc = self.acc[ro.name]
+            acc = 0
             for t in range(self.plan.steps):
                 acc = acc * (1.0 - ro.decay) + self.readout_box.pop(t, 0)
-            self.acc[ro.name] = acc
+            self.acc[ro.name] = self.acc[ro.name] + acc  # + the encoder's current, once
         out = self.acc[ro.name] + np.asarray(ro.bias)
         out = out / ro.units_per_float if self.fixed else out
         output = np.broadcast_to(np.asarray(out, np.float64), (self.B, *ro.shape)).copy()

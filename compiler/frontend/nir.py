@@ -233,11 +233,7 @@ class _Builder:
     def neuron(self, key: str, kind: str, node, src: str, where: str) -> str:
         m = neuron_map(where, node, kind, self.dialect, self.dt)
         shape = self.nshape[src]
-        scale = m.scale
-        if scale.size > 1 and np.all(scale == scale.flat[0]):
-            scale = scale.reshape(-1)[:1].reshape(())
-        elif scale.size > 1:
-            scale = scale.reshape(_ours(shape))
+        scale = m.scale if m.scale.size == 1 else m.scale.reshape(_ours(shape))
         self.neurons.add(key)
         return self.add(ir.neuron(self.name(key), src, self.timesteps, threshold=m.threshold,
                                   v0=m.v0, scale=scale, out_scale=float(self.timesteps),
@@ -358,23 +354,33 @@ def align(graph: SpikingGraph, path: Path) -> SpikingGraph:
     return schedule(replace(graph, projections=tuple(projs)))
 
 
-def _readout(graph: SpikingGraph, m: ReadoutMap, steps: int) -> SpikingGraph:
-    """The readout of ``m``: input weight ``g`` on every projection into it, its decay, and
-    what the per-step biases, drive and start contribute after ``steps`` steps."""
-    name = graph.readout.name
-    projs = tuple(replace(pr, weight=_row_scale(pr.weight, m.scale, graph.readout.shape))
-                  if pr.target == name else pr for pr in graph.projections)
-    bias = m.constant(np.asarray(graph.readout.bias, np.float64), steps)
-    bias = np.broadcast_to(bias, graph.readout.shape).copy()
-    return replace(graph, projections=projs,
-                   readout=replace(graph.readout, bias=bias, decay=m.decay))
+def _readout(graph: SpikingGraph, m: ReadoutMap, steps: int, path: Path) -> SpikingGraph:
+    """The readout of ``m``: input weight ``g`` on every projection into it (times the
+    ``steps``-step sum ``S`` of a constant input for the encoder, whose current is the same
+    every step), its decay, and what the per-step biases, drive and start contribute."""
+    ro = graph.readout
+    const = replace(m, drive=0.0, start=0.0).constant(np.ones(()), steps)  # g·S
+    projs = tuple(replace(pr, weight=_row_scale(pr.weight, const if pr.is_encoder
+                                                else m.scale, ro.shape, path))
+                  if pr.target == ro.name else pr for pr in graph.projections)
+    bias = m.constant(np.asarray(ro.bias, np.float64), steps)
+    return replace(graph, projections=projs, readout=replace(
+        ro, bias=np.broadcast_to(bias, ro.shape).copy(), decay=m.decay))
 
 
-def _row_scale(w: np.ndarray, g: np.ndarray, shape) -> np.ndarray:
+def _row_scale(w: np.ndarray, g: np.ndarray, shape, path: Path) -> np.ndarray:
+    """``w``'s rows (outputs) times ``g`` (one value, per output, or per channel of a conv)."""
+    g = np.asarray(g, np.float64)
     if g.size == 1:
-        return w * float(g.reshape(-1)[0]) if float(g.reshape(-1)[0]) != 1.0 else w
-    rows = np.broadcast_to(g, shape).reshape(-1)
-    return w * (rows.reshape(-1, 1, 1, 1) if w.ndim == 4 else rows.reshape(-1, 1))
+        return w if float(g.flat[0]) == 1.0 else w * float(g.flat[0])
+    rows = np.broadcast_to(g, shape)
+    if w.ndim == 2:
+        return w * rows.reshape(-1, 1)
+    per_c = rows.reshape(rows.shape[0], -1)
+    if not np.all(per_c == per_c[:, :1]):
+        raise NirMappingError(f"{path}: the readout's input weight differs within a channel of "
+                              "a convolution")
+    return w * per_c[:, :1].reshape(-1, 1, 1, 1)
 
 
 def _to_ir(path: Path, g, dialect: Dialect, dt: float | None, steps: int,
@@ -456,7 +462,7 @@ def _lowered(path: Path, ir_graph: ir.Graph, b: _Builder, dialect: Dialect,
         sg = lower(cur)
     except ir.IRError as exc:
         raise NirError(f"{path}: {exc} (at {stage})") from exc
-    sg = _readout(align(sg, path), b.readout, steps)
+    sg = _readout(align(sg, path), b.readout, steps, path)
     meta = {
         "source": str(path), "source_framework": dialect.library,
         "nir": {"dialect": dialect.name, "dt": dt, "timesteps": steps,

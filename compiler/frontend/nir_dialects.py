@@ -171,8 +171,10 @@ def uniform(where: str, node, field: str) -> float:
 
 
 def _unit(g: np.ndarray) -> np.ndarray:
+    """The input weight, 1 where it is 1 up to float32 rounding, one value when uniform."""
     g = np.asarray(g, dtype=np.float64)
-    return np.where(np.abs(g - 1.0) <= UNIT_TOLERANCE, 1.0, g)
+    g = np.where(np.abs(g - 1.0) <= UNIT_TOLERANCE, 1.0, g)
+    return np.asarray(g.flat[0]) if g.size and np.all(g == g.flat[0]) else g
 
 
 def _tau(where: str, node, field: str, d: Dialect, dt: float) -> float:
@@ -193,11 +195,11 @@ def _decay(where: str, tau: float, d: Dialect, dt: float) -> float:
     return dv
 
 
-def _start(node, d: Dialect, leak: float) -> float:
+def _start(where: str, node, d: Dialect, leak: float) -> float:
     if d.start == "v_leak":
         return leak
     if d.start == "v_reset":
-        return uniform("", node, "v_reset") if hasattr(node, "v_reset") else 0.0
+        return uniform(where, node, "v_reset") if hasattr(node, "v_reset") else 0.0
     return 0.0
 
 
@@ -229,7 +231,7 @@ def neuron_map(where: str, node, kind: str, d: Dialect, dt: float | None) -> Neu
         raise NirMappingError(f"{where}: {kind} is not a spiking neuron")
     theta = uniform(where, node, "v_threshold")
     v_reset = uniform(where, node, "v_reset")
-    start = _start(node, d, leak)
+    start = _start(where, node, d, leak)
     rest = leak if kind != "IF" else start
     dyn = Dynamics(du=du, dv=dv, reset=d.reset, v_reset=v_reset - rest, fire=d.fire)
     return _checked(where, dyn, theta - rest, start - rest, _unit(g))

@@ -27,7 +27,7 @@ Execution semantics (0-indexed global clock ``t = 0, 1, ...``):
   ``readout_step``; the latency of one sample is ``readout_step + 1`` steps. A *leaky*
   readout (``decay > 0``, an imported NIR ``LI`` node) decays its accumulator before each
   step's delivery, ``acc <- acc·(1 − decay) + delivered(t)`` for ``t <= readout_step``
-  (float graphs only).
+  (float graphs only); the encoder's current, like ``b``, is added once.
 * Fixed point (``SpikingGraph.fixed_point``): weights are integers in ``[-128, 127]`` with
   a per-projection ``weight_exp`` in ``[0, 7]``; a projection contributes
   ``(W_int @ events) << weight_exp``; thresholds, biases and ``v0`` are integers; the
