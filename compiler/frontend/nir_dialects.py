@@ -210,7 +210,7 @@ def neuron_map(where: str, node, kind: str, d: Dialect, dt: float | None) -> Neu
     if kind == "Threshold":
         theta = uniform(where, node, "threshold")
         return _checked(where, Dynamics(du=1.0, dv=1.0, reset="hard", v_reset=0.0, fire=">"),
-                        theta, 0.0, np.ones(np.shape(node.threshold)))
+                        theta, 0.0, _unit(np.ones(np.shape(node.threshold))))
     r = np.asarray(node.r, dtype=np.float64)
     if kind == "IF":
         g = r * dt if d.if_input == "r_dt" else r
