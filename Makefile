@@ -25,6 +25,7 @@ bench: venv lava-venv
 	$(PY) benchmarks/train_step.py
 	$(PY) benchmarks/compile.py
 	$(PY) benchmarks/simulate.py
+	$(PY) benchmarks/data_memory.py
 
 venv: $(VENV)/.stamp
 $(VENV)/.stamp: pyproject.toml constraints.txt

@@ -15,6 +15,8 @@ from pathlib import Path
 import click
 import numpy as np
 from pseudosnn.backends.registry import BACKENDS
+from pseudosnn.simulator.command import DATA_HELP
+from pseudosnn.simulator.datasets import LAYOUTS
 
 from pseudosnn.cli_base import Command, FiniteFloat
 
@@ -45,9 +47,9 @@ def agreement(graph, result, reference, rtol: float) -> dict:
               help="lava: Intel lava-nc in the Lava venv ($PSEUDOSNN_LAVA_PYTHON, else "
                    ".venv-lava in this folder or a parent; `make lava-venv`); numpy: the "
                    "simulator; onnx: onnxruntime on the artifact's rate-equivalent model.")
-@click.option("--data", default="digits", show_default=True, metavar="SPEC",
-              help="'digits' (sklearn's 8x8 digits test split), 'cifar10:PATH' or "
-                   "'npz:PATH' (arrays x and optional labels y).")
+@click.option("--data", default="digits", show_default=True, metavar="SPEC", help=DATA_HELP)
+@click.option("--layout", type=click.Choice(LAYOUTS), default=None,
+              help="npz only: HWC (channels last) or flat (C order) samples.")
 @click.option("--samples", type=click.IntRange(min=1), default=20, show_default=True,
               help="Run the first N samples of the data.")
 @click.option("--fixed-point", is_flag=True,
@@ -64,14 +66,14 @@ def agreement(graph, result, reference, rtol: float) -> dict:
               help="Also run the simulator and report whether spikes, SOPs and readouts agree.")
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Write the summary as JSON here.")
-def run(artifact, target, data, samples, fixed_point, conv_model, timeout, check, out):
+def run(artifact, target, data, layout, samples, fixed_point, conv_model, timeout, check, out):
     """Run a compiled ARTIFACT on a deployment target (default: Lava) and report accuracy,
     latency, encoder MACs, synaptic operations and seconds per sample."""
     from pseudosnn.backends.registry import get_backend
     from pseudosnn.compiler.artifact import load
     from pseudosnn.compiler.atomic import safe_output_path, write_atomic
     from pseudosnn.compiler.spiking.backend import check_supported
-    from pseudosnn.simulator.datasets import check_labels, fit_to_input, load_dataset
+    from pseudosnn.simulator.datasets import check_labels, open_dataset
 
     from pseudosnn.errors import UsageError
 
@@ -86,9 +88,10 @@ def run(artifact, target, data, samples, fixed_point, conv_model, timeout, check
     options = {"timeout": timeout, "conv_model": conv_model} if target == "lava" else {}
     backend = get_backend(target, artifact=artifact, **options)
     check_supported(backend, graph)
-    ds = load_dataset(data)
-    x = fit_to_input(ds.x[:samples], graph.input.shape, data)
-    y = None if ds.y is None else ds.y[:samples]
+    source = open_dataset(data, graph.input.sample_shape, layout).head(samples)
+    if source.warning:
+        click.echo(source.warning, err=True)
+    x, y = source.x[:samples], source.y
     check_labels(y, graph.readout.shape[-1], data)
     t0 = time.perf_counter()
     result = backend.run(graph, x)

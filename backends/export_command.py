@@ -17,6 +17,7 @@ from pathlib import Path
 import click
 import numpy as np
 from pseudosnn.backends.registry import EXPORTERS
+from pseudosnn.simulator.datasets import SPECS
 
 from pseudosnn.cli_base import Command, FiniteFloat
 from pseudosnn.errors import PseudoSNNError, UsageError
@@ -28,8 +29,9 @@ SHOWN_REASONS = 3
 def plain_loss(graph, exported, data: bytes, dt: float, x: np.ndarray,
                y: np.ndarray | None) -> dict:
     """What a plain NIR reader loses on ``x``: the file ``data`` read without our extension
-    (``--from nir --dt dt --timesteps N``) against ``graph``, both on the simulator. Spike
-    counts are compared per population and neuron over each one's whole run."""
+    (``--from nir --dt dt --timesteps N``, ``--frames`` for event frames) against
+    ``graph``, both on the simulator. Spike counts are compared per population and neuron
+    over each one's whole run."""
     from pseudosnn.backends.registry import get_backend
     from pseudosnn.compiler.frontend.nir import NirOptions, load_nir
 
@@ -38,8 +40,13 @@ def plain_loss(graph, exported, data: bytes, dt: float, x: np.ndarray,
     with tempfile.TemporaryDirectory(prefix="pseudosnn-nir-") as tmp:
         path = Path(tmp) / "plain.nir"
         path.write_bytes(data)
+        frames = graph.input.frames
+        if frames and frames != exported.steps:
+            return {"readable": False, "why": f"it runs {exported.steps} steps, one event "
+                    f"frame each, and a sample has {frames} frames"}
         try:
-            plain = load_nir(path, NirOptions("nir", dt, exported.steps, exported.steps))
+            plain = load_nir(path, NirOptions("nir", dt, exported.steps, frames=bool(frames),
+                                              max_timesteps=exported.steps))
         except PseudoSNNError as exc:
             return {"readable": False, "why": str(exc).replace(str(path), "the file")}
     theirs = sim.run(plain, x)
@@ -90,7 +97,7 @@ def _echo_loss(loss: dict, dt: float, data: str) -> None:
                    "(soft reset, rate coupling, per-neuron windows, ...) and measure the loss "
                    "on --data.")
 @click.option("--data", default="digits", show_default=True, metavar="SPEC",
-              help="--lossy: data to measure on: 'digits', 'cifar10:PATH' or 'npz:PATH'.")
+              help=f"--lossy: data to measure on: {', '.join(SPECS)}.")
 @click.option("--samples", type=click.IntRange(min=1), default=256, show_default=True,
               help="--lossy: the first N samples of --data.")
 def export_cmd(artifact: Path, fmt: str, out: Path, force: bool, dt: float, lossy: bool,
@@ -123,11 +130,10 @@ def export_cmd(artifact: Path, fmt: str, out: Path, force: bool, dt: float, loss
               "write it for other readers anyway and measure what they lose")
     payload = exporter.to_bytes(exported)
     if exported.lossy:
-        from pseudosnn.simulator.datasets import check_labels, fit_to_input, load_dataset
+        from pseudosnn.simulator.datasets import check_labels, open_dataset
 
-        ds = load_dataset(data)
-        x = fit_to_input(ds.x[:samples], graph.input.shape, data)
-        y = None if ds.y is None else ds.y[:samples]
+        source = open_dataset(data, graph.input.sample_shape).head(samples)
+        x, y = source.x[:samples], source.y
         check_labels(y, graph.readout.shape[-1], data)
         click.echo(f"lossy for plain {fmt.upper()} readers: " + "; ".join(exported.lossy))
         _echo_loss(plain_loss(graph, exported, payload, dt, x, y), dt, data)

@@ -221,7 +221,8 @@ class LavaBackend:
     name = "lava"
     capabilities = frozenset({"float", "fixed_point", "rate", "stream", "record_spikes",
                               "heterogeneous_T", "event_scale", "delays", "leak",
-                              "hard_reset", "fire_above"})
+                              "hard_reset", "fire_above", "spike_pool", "analog_stem",
+                              "event_frames"})
 
     def __init__(self, timeout: float = DEFAULT_TIMEOUT_S, conv_model: str = "lava",
                  artifact: str | os.PathLike | None = None):
@@ -235,7 +236,7 @@ class LavaBackend:
 
     def emit(self, graph: SpikingGraph, out_dir: Path | None = None) -> dict[str, bytes]:
         """``run_lava.py`` (the artifact's own Lava entry point) and a README."""
-        shape = ", ".join(map(str, graph.input.shape))
+        shape = ", ".join(map(str, graph.input.sample_shape))
         readme = README_TEXT.format(
             populations=len(graph.populations), projections=len(graph.projections),
             mode="fixed point" if graph.fixed_point else "float",

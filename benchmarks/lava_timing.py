@@ -82,7 +82,7 @@ def main(argv: list[str] | None = None) -> None:
     rows = []
     for art in args.artifacts:
         graph = load(art)
-        x = fit_to_input(ds.x[:args.samples], graph.input.shape, "digits")
+        x = fit_to_input(ds.x[:args.samples], graph.input.sample_shape, "digits")
         sim = _simulator_seconds_per_sample(graph, x)
         row = {"artifact": str(art), "fixed_point": graph.fixed_point,
                "latency_steps": graph.latency_steps, "samples": len(x),

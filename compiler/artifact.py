@@ -4,8 +4,10 @@ Layout::
 
     ARTIFACT/
       manifest.json   format version, toolchain version, target, sha256 of every file
-      graph.json      nodes and projections (names, shapes, scalars, schedule)
-      weights.npz     every array (weights, biases, T, event scales), keyed by node;
+      graph.json      nodes, spike pools and projections (names, shapes, scalars,
+                      schedule); the input (event frames, analog stem)
+      weights.npz     every array (weights, biases, T, event scales, the stem's conv),
+                      keyed by node;
                       integers in the narrowest exact type (int64 again on load); a conv
                       kernel constant on stride-sized blocks (a fused avgpool+conv) as its
                       block kernel and a global-pool+linear matrix per channel, both
@@ -39,11 +41,13 @@ from pseudosnn.compiler.atomic import (
     write_atomic_with,
 )
 from pseudosnn.compiler.spiking.graph import (
+    AnalogStem,
     GraphError,
     InputNode,
     Population,
     Projection,
     Readout,
+    SpikePool,
     SpikingGraph,
     validate,
 )
@@ -52,8 +56,11 @@ from pseudosnn.compiler.spiking.synapses import block_kernel
 from pseudosnn import __version__
 from pseudosnn.errors import PseudoSNNError, UsageError
 
-FORMAT_VERSION = 2
-"""2: ``units_per_float`` (was ``scale``), the trained layers in ``meta``."""
+FORMAT_VERSION = 5
+"""2: ``units_per_float`` (was ``scale``), the trained layers in ``meta``; 3: spike pools,
+the input's event frames and analog stem; 4: and every population's dynamics (``du``,
+``dv``, ``v_reset``, ``fire``); 5: the readout's ``decay`` (a leaky readout), every
+record field written (None where absent) and read without defaults."""
 MANIFEST = "manifest.json"
 GRAPH = "graph.json"
 WEIGHTS = "weights.npz"
@@ -93,6 +100,7 @@ def graph_to_records(graph: SpikingGraph) -> tuple[dict, dict[str, np.ndarray]]:
         w = np.asarray(pr.weight)
         key = (w.shape, w.dtype.str, hashlib.sha256(np.ascontiguousarray(w).data).digest())
         rec["weight_of"] = first_with.setdefault(key, pr.name)
+        rec["weight_block"] = rec["weight_spatial_repeat"] = None
         if rec["weight_of"] == pr.name:  # SEW/residual summands share weights: store once
             block = block_kernel(w, pr.stride) if pr.kind == "conv" else None
             rec["weight_block"] = None if block is None else list(pr.stride)
@@ -108,7 +116,8 @@ def graph_to_records(graph: SpikingGraph) -> tuple[dict, dict[str, np.ndarray]]:
     ro = graph.readout
     arrays[f"readout/{ro.name}/bias"] = np.asarray(ro.bias)
     desc = {
-        "input": {"name": graph.input.name, "shape": list(graph.input.shape)},
+        "input": input_record(graph.input, arrays),
+        "pools": pool_records(graph.pools, arrays),
         "populations": pops,
         "readout": {"name": ro.name, "shape": list(ro.shape),
                     "units_per_float": ro.units_per_float, "decay": ro.decay},
@@ -130,22 +139,22 @@ def graph_from_records(desc: dict, arrays) -> SpikingGraph:
             threshold=rec["threshold"], bias=np.asarray(arrays[f"pop/{name}/bias"]),
             v0=rec["v0"], coupling=rec["coupling"], reset=rec["reset"],
             start=int(rec["start"]), units_per_float=float(rec["units_per_float"]),
-            **{k: rec[k] for k in ("du", "dv", "v_reset", "fire") if k in rec},
+            du=float(rec["du"]), dv=float(rec["dv"]), v_reset=rec["v_reset"], fire=rec["fire"],
         ))
     projs = []
     weights: dict[str, np.ndarray] = {}
     for rec in desc["projections"]:
         name = rec["name"]
         es = arrays[f"proj/{name}/event_scale"] if rec["has_event_scale"] else None
-        owner = rec.get("weight_of", name)
+        owner = rec["weight_of"]
         if owner != name:
             weight = weights[owner]
         else:
             weight = np.asarray(arrays[f"proj/{name}/weight"])
-            if rec.get("weight_block"):  # stored as its block kernel: expand, exactly
+            if rec["weight_block"]:  # stored as its block kernel: expand, exactly
                 s0, s1 = rec["weight_block"]
                 weight = np.repeat(np.repeat(weight, s0, axis=2), s1, axis=3)
-            if rec.get("weight_spatial_repeat"):  # stored per channel: expand, exactly
+            if rec["weight_spatial_repeat"]:  # stored per channel: expand, exactly
                 weight = np.repeat(weight, rec["weight_spatial_repeat"], axis=1)
         weights[name] = weight
         projs.append(Projection(
@@ -158,16 +167,57 @@ def graph_from_records(desc: dict, arrays) -> SpikingGraph:
         ))
     ro = desc["readout"]
     return SpikingGraph(
-        input=InputNode(shape=tuple(desc["input"]["shape"]), name=desc["input"]["name"]),
+        input=input_from_record(desc["input"], arrays),
+        pools=pools_from_records(desc["pools"], arrays),
         populations=tuple(pops),
         readout=Readout(name=ro["name"], shape=tuple(ro["shape"]),
                         bias=np.asarray(arrays[f"readout/{ro['name']}/bias"]),
                         units_per_float=float(ro["units_per_float"]),
-                        decay=float(ro.get("decay", 0.0))),
+                        decay=float(ro["decay"])),
         projections=tuple(projs),
         fixed_point=bool(desc["fixed_point"]),
-        meta=desc.get("meta", {}),
+        meta=desc["meta"],
     )
+
+
+def input_record(node: InputNode, arrays: dict[str, np.ndarray]) -> dict:
+    """The input's description; the analog stem's arrays go to ``arrays``."""
+    rec = {"name": node.name, "shape": list(node.shape), "frames": node.frames, "stem": None}
+    if node.stem is not None:
+        rec["stem"] = _plain({k: v for k, v in asdict(node.stem).items()
+                              if k not in AnalogStem._ARRAYS})
+        for key in AnalogStem._ARRAYS:
+            if getattr(node.stem, key) is not None:
+                arrays[f"stem/{key}"] = np.asarray(getattr(node.stem, key))
+    return rec
+
+
+def input_from_record(rec: dict, arrays) -> InputNode:
+    """Inverse of :func:`input_record`."""
+    stem = None
+    if rec["stem"] is not None:
+        s = {k: tuple(v) if isinstance(v, list) else v for k, v in rec["stem"].items()}
+        stem = AnalogStem(**s, **{k: np.asarray(arrays[f"stem/{k}"])
+                                  for k in AnalogStem._ARRAYS if f"stem/{k}" in arrays})
+    return InputNode(shape=tuple(rec["shape"]), name=rec["name"],
+                     frames=int(rec["frames"]), stem=stem)
+
+
+def pool_records(pools, arrays: dict[str, np.ndarray]) -> list[dict]:
+    """The spike pools' descriptions; their ``timesteps`` go to ``arrays``."""
+    out = []
+    for p in pools:
+        arrays[f"pool/{p.name}/timesteps"] = np.asarray(p.timesteps, dtype=np.int64)
+        out.append(_plain({k: v for k, v in asdict(p).items() if k != "timesteps"}))
+    return out
+
+
+def pools_from_records(records: list[dict], arrays) -> tuple[SpikePool, ...]:
+    """Inverse of :func:`pool_records`."""
+    return tuple(SpikePool(**{k: tuple(v) if isinstance(v, list) else v
+                              for k, v in rec.items()},
+                           timesteps=np.asarray(arrays[f"pool/{rec['name']}/timesteps"]))
+                 for rec in records)
 
 
 def _global_pool_columns(w: np.ndarray, source_shape: tuple[int, ...]) -> np.ndarray | None:

@@ -78,7 +78,9 @@ def _calibration(kind: str, input_shape: tuple[int, ...], samples: int):
                    f"and at most {DEFAULT_MAX_TIMESTEPS}; give a larger value to compile a "
                    "larger T].")
 @click.option("--input-shape", default=None,
-              help="Per-sample input shape, e.g. 3,32,32 (paper checkpoints; default CIFAR).")
+              help="Per-sample input shape of a paper checkpoint, e.g. 3,64,64, or T,C,H,W for "
+                   "event frames (defaults: 3,32,32 CIFAR; 3,224,224 ImageNet models; "
+                   "10,2,48,48 vggsnn_dvs).")
 @click.option("--calib", type=click.Choice(["digits", "none"]), default="none",
               show_default=True,
               help="Calibration data (digits: the test split, preprocessed as in training): "
@@ -94,20 +96,23 @@ def _calibration(kind: str, input_shape: tuple[int, ...], samples: int):
                    "file's tau (required where nodes have time constants, unless the "
                    "library fixes it: snntorch 1e-4, sinabs 1 step).")
 @click.option("--timesteps", type=click.IntRange(min=1), default=None,
-              help="NIR files: steps the imported network runs (every population), the same "
-                   "input every step.")
+              help="NIR files: steps the imported network runs (every population); the same "
+                   "input every step unless --frames.")
+@click.option("--frames", is_flag=True,
+              help="NIR files: the input varies per step: a sample is --timesteps inputs "
+                   "(T, *the Input node's shape), input k fed at step k, like event frames.")
 def compile_cmd(model: Path, out: Path, force: bool, target: str, fixed_point: bool,
                 verify: bool, trust_checkpoint: bool, coupling: str, max_timesteps: int | None,
                 input_shape: str | None, calib: str, calib_samples: int, dialect: str | None,
-                dt: float | None, timesteps: int | None) -> None:
+                dt: float | None, timesteps: int | None, frames: bool) -> None:
     """Compile MODEL (a .pth/.safetensors checkpoint, a paper checkpoint, a rate-equivalent
     .onnx file, a NIR graph (.nir) written by snnTorch, Norse, SpikingJelly, sinabs or
     pseudosnn, or an existing artifact directory to re-target) into an event-driven
     spiking graph artifact, and print the per-layer summary."""
     from pseudosnn.compiler.frontend.nir import NirOptions
 
-    nir = NirOptions(dialect, dt, timesteps) if (dialect, dt, timesteps) != (None,) * 3 \
-        else None
+    nir = NirOptions(dialect, dt, timesteps, frames) \
+        if (dialect, dt, timesteps, frames) != (None, None, None, False) else None
     report = compile_path(model, out, target=target, fixed_point=fixed_point, verify=verify,
                           trusted=trust_checkpoint, coupling=coupling,
                           max_timesteps=max_timesteps, input_shape=_shape(input_shape),
@@ -164,8 +169,8 @@ def compile_path(model: Path, out: Path, *, target: str = "numpy", fixed_point: 
                    input_shape=input_shape, calib=calib, calib_samples=calib_samples)
     is_nir = model.suffix.lower() == ".nir"
     if nir is not None and not is_nir:
-        raise UsageError(f"--from, --dt and --timesteps read NIR files; {model} is not a .nir "
-                         "file")
+        raise UsageError(f"--from, --dt, --timesteps and --frames read NIR files; {model} is "
+                         "not a .nir file")
     if model.is_dir():
         done = retarget(model, **options)
     elif is_nir:
@@ -251,7 +256,7 @@ def _compile_nir(model: Path, nir, *, verify: bool, fixed_point: bool,
                          "populations are stream-coupled; the Input node gives the shape)")
     nir = replace(nir or NirOptions(), max_timesteps=max_timesteps, verify=verify)
     graph = load_nir(model, nir)
-    calib_x, calib_y = _calibration(calib, graph.input.shape, calib_samples)
+    calib_x, calib_y = _calibration(calib, graph.input.sample_shape, calib_samples)
     graph, quant = _quantised(graph, fixed_point, calib_x, calib_y)
     return Compiled(graph, None, quant, calib_x, calib_y)
 
@@ -276,8 +281,9 @@ def retarget(path: Path, *, fixed_point: bool, max_timesteps: int | None, coupli
     from pseudosnn.compiler.ir import check_timesteps
 
     graph = artifact.load(path)
-    if input_shape is not None and tuple(input_shape) != tuple(graph.input.shape):
-        raise UsageError(f"{path} is compiled for inputs of shape {tuple(graph.input.shape)}; "
+    shape = tuple(graph.input.sample_shape)
+    if input_shape is not None and tuple(input_shape) != shape:
+        raise UsageError(f"{path} is compiled for inputs of shape {shape}; "
                          "--input-shape cannot change an artifact: compile the checkpoint")
     stream = [p.name for p in graph.populations if p.coupling != "rate"]
     if coupling == "rate" and stream:
@@ -285,7 +291,7 @@ def retarget(path: Path, *, fixed_point: bool, max_timesteps: int | None, coupli
                          "--coupling rate needs the checkpoint: compile it with that option")
     for p in graph.populations:
         check_timesteps(f"{path}: population {p.name!r}", p.timesteps, max_timesteps)
-    calib_x, calib_y = _calibration(calib, graph.input.shape, calib_samples)
+    calib_x, calib_y = _calibration(calib, shape, calib_samples)
     graph, quant = _quantised(graph, fixed_point, calib_x, calib_y)
     onnx = path / "model.onnx"
     return Compiled(graph, onnx.read_bytes() if onnx.is_file() else None, quant,

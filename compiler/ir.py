@@ -15,12 +15,18 @@ Operators and what they compute (``x`` the input value, batch omitted):
 ``GlobalAvgPool``  mean over the spatial axes, shape ``(C, 1, 1)``
 ``Flatten``        C-order flatten
 ``Add``            sum of all inputs (residual additions)
+``MaxPool``        max over ``kernel`` windows (``stride``; ``padding`` taps are ``-inf``) of an
+                   *analog* value (only in the encoder, before any neuron)
 ``Neuron``         ``out_scale · n/T`` with ``n = clip(floor((T·(scale·x + bias) + v0)/θ), 0, T)``
                    (a rate-coupled integrate-and-fire population; params ``timesteps``,
                    ``scale``, ``bias``; attrs ``threshold``, ``v0``, ``out_scale``,
                    ``coupling``, ``reset``; a leaky or hard-reset neuron also has attrs
                    ``du``, ``dv``, ``v_reset``, ``fire`` and its ``n`` is the count of the
                    constant current stepped, :func:`.spiking.semantics.constant_current_counts`)
+``SpikeMaxPool``   max pooling of a ``Neuron``'s *spikes*, step by step (an OR over each
+                   window): ``out_scale · m/T`` with ``m = Σ_t OR_window s_t`` over the
+                   neuron's train of its constant current (attrs ``kernel``, ``stride``,
+                   ``padding``; :func:`.spiking.semantics.constant_current_train`)
 =================  =========================================================================
 
 Nodes are frozen dataclasses; a pass builds new nodes with :func:`dataclasses.replace`.
@@ -33,13 +39,18 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 from pseudosnn.compiler.spiking import counting
-from pseudosnn.compiler.spiking.semantics import Dynamics, constant_current_counts
+from pseudosnn.compiler.spiking.semantics import (
+    Dynamics,
+    constant_current_counts,
+    constant_current_train,
+)
 
 from pseudosnn.errors import PseudoSNNError
 
 INPUT = "input"
 LINEAR_OPS = ("Conv", "Gemm", "BatchNorm", "AvgPool", "GlobalAvgPool", "Flatten", "Add")
-OPS = (*LINEAR_OPS, "Neuron")
+POOL_OPS = ("MaxPool", "SpikeMaxPool")
+OPS = (*LINEAR_OPS, *POOL_OPS, "Neuron")
 
 
 DEFAULT_MAX_TIMESTEPS = 1024
@@ -114,8 +125,10 @@ def node_shape(node: Node, in_shapes: list[tuple[int, ...]]) -> tuple[int, ...]:
         return (w.shape[0],)
     if op in ("BatchNorm", "Neuron"):
         return x
-    if op == "AvgPool":
+    if op in ("AvgPool", *POOL_OPS):
         (kh, kw), (sh, sw), (ph, pw) = (node.attrs[k] for k in ("kernel", "stride", "padding"))
+        if len(x) != 3:
+            raise IRError(f"{op} {node.name!r}: input {x} is not (C, H, W)")
         return (x[0], _pool_out(x[1], kh, sh, ph), _pool_out(x[2], kw, sw, pw))
     if op == "GlobalAvgPool":
         return (x[0], 1, 1)
@@ -163,6 +176,8 @@ def check(graph: Graph, max_timesteps: int | None = None) -> dict[str, tuple[int
             problem = neuron_dynamics(n).problem(n.attrs["threshold"], n.attrs["v0"])
             if problem:
                 raise IRError(f"neuron {n.name!r}: {problem}")
+        if n.op in POOL_OPS:
+            _check_pool(graph, n, shapes)
     return shapes
 
 
@@ -180,6 +195,29 @@ def check_timesteps(what: str, T: np.ndarray, max_timesteps: int | None = None) 
                "smaller max_T")
         raise IRError(f"{what}: T = {T.max()} is above the limit of {hi} steps (each sample "
                       f"would take at least {T.max()} simulation steps); {fix}")
+
+
+def _check_pool(graph: Graph, n: Node, shapes) -> None:
+    """A max pool's window fits (PyTorch's rule: padding <= kernel/2); a spike max pool
+    reads a neuron whose T is one per layer or per channel (a window must not mix trains
+    of different lengths)."""
+    if any(2 * p > k for p, k in zip(n.attrs["padding"], n.attrs["kernel"], strict=True)):
+        raise IRError(f"{n.op} {n.name!r}: padding {n.attrs['padding']} exceeds half the "
+                      f"kernel {n.attrs['kernel']}")
+    if n.op != "SpikeMaxPool":
+        return
+    src = next((m for m in graph.nodes if m.name == n.inputs[0]), None)
+    if src is None or src.op != "Neuron":
+        raise IRError(f"SpikeMaxPool {n.name!r} must read a neuron's spikes; max pooling "
+                      "of a sum of spike trains (or of currents) is not binary")
+    T = np.broadcast_to(src.params["timesteps"], shapes[src.name])
+    if np.any(T[:, :1, :1] != T):
+        raise IRError(f"SpikeMaxPool {n.name!r}: neuron {src.name!r} has per-neuron T; a "
+                      "pooling window would mix trains of different lengths (use per-layer "
+                      "or per-channel T)")
+    if src.attrs.get("out_scale", 1.0) <= 0:
+        raise IRError(f"SpikeMaxPool {n.name!r}: neuron {src.name!r} has a non-positive "
+                      "spike amplitude; the max of its events is not an OR")
 
 
 def trained_layers(graph: Graph) -> list[counting.Layer]:
@@ -200,10 +238,11 @@ def trained_layers(graph: Graph) -> list[counting.Layer]:
                 groups=int(n.attrs.get("groups", 1)), **route))
         elif n.op == "Gemm":
             layers.append(counting.Layer(n.name, "linear", x, y, **route))
-        elif n.op in ("AvgPool", "GlobalAvgPool"):
+        elif n.op in ("AvgPool", "GlobalAvgPool", *POOL_OPS):
             k, s, p = ((tuple(x[1:]), tuple(x[1:]), (0, 0)) if n.op == "GlobalAvgPool" else
                        (n.attrs["kernel"], n.attrs["stride"], n.attrs["padding"]))
-            layers.append(counting.Layer(n.name, "avgpool", x, y, kernel=tuple(k),
+            op = "avgpool" if "Avg" in n.op else "maxpool"
+            layers.append(counting.Layer(n.name, op, x, y, kernel=tuple(k),
                                          stride=tuple(s), padding=tuple(p), **route))
         elif n.op == "Add":
             layers.append(counting.Layer(n.name, "add", x, y, terms=len(n.inputs), **route))
@@ -263,9 +302,22 @@ def neuron_counts(node: Node, x: np.ndarray) -> np.ndarray:
                                    neuron_dynamics(node))
 
 
+def spike_pool_counts(pool: Node, neuron: Node, x: np.ndarray) -> np.ndarray:
+    """``m = Σ_t OR_window s_t`` of a ``SpikeMaxPool`` over its neuron's train on the
+    neuron's input ``x`` (:func:`.spiking.semantics.constant_current_train`)."""
+    from pseudosnn.compiler.spiking.synapses import max_pool
+
+    train = constant_current_train(neuron_current(neuron, x), neuron.params["timesteps"],
+                                   neuron.attrs["threshold"], neuron.attrs["v0"],
+                                   neuron_dynamics(neuron))
+    a = pool.attrs
+    return sum(max_pool(s, a["kernel"], a["stride"], a["padding"], pad_value=False)
+               for s in train).astype(np.int64)
+
+
 def apply_node(node: Node, xs: list[np.ndarray]) -> np.ndarray:
     """Apply one linear operator to batched float64 inputs (Neuron excluded)."""
-    from pseudosnn.compiler.spiking.synapses import conv2d
+    from pseudosnn.compiler.spiking.synapses import conv2d, max_pool
 
     x = xs[0]
     op, a, p = node.op, node.attrs, node.params
@@ -290,6 +342,8 @@ def apply_node(node: Node, xs: list[np.ndarray]) -> np.ndarray:
         return win[:, :, ::sh, ::sw].mean(axis=(4, 5))
     if op == "GlobalAvgPool":
         return x.mean(axis=(2, 3), keepdims=True)
+    if op == "MaxPool":
+        return max_pool(x, a["kernel"], a["stride"], a["padding"])
     if op == "Flatten":
         return x.reshape(x.shape[0], -1)
     if op == "Add":
@@ -301,9 +355,18 @@ def evaluate(graph: Graph, x: np.ndarray) -> Evaluation:
     """Rate-level value of every node on a batch ``x`` (``(B, *input_shape)``), float64."""
     values: dict[str, np.ndarray] = {INPUT: np.asarray(x, dtype=np.float64)}
     counts: dict[str, np.ndarray] = {}
+    by_name = {n.name: n for n in graph.nodes}
     for n in graph.nodes:
         xs = [values[i] for i in n.inputs]
-        if n.op == "Neuron":
+        if n.op == "SpikeMaxPool":
+            src = by_name.get(n.inputs[0])
+            if src is None or src.op != "Neuron":
+                raise IRError(f"SpikeMaxPool {n.name!r} must read a Neuron (its spikes)")
+            cnt = spike_pool_counts(n, src, values[src.inputs[0]])
+            counts[n.name] = cnt
+            values[n.name] = src.attrs.get("out_scale", 1.0) * cnt / np.asarray(
+                src.params["timesteps"], dtype=np.float64)
+        elif n.op == "Neuron":
             cnt = neuron_counts(n, xs[0])
             counts[n.name] = cnt
             values[n.name] = n.attrs.get("out_scale", 1.0) * cnt / np.asarray(

@@ -3,7 +3,11 @@
 After the passes every neuron (and the output) reads a sum of Conv/Gemm *terms*, each
 reading the analog input or one neuron. Each term becomes a projection:
 
-* from the input: the encoder (``delay = 0``, weights as trained, MACs);
+* from the input: the encoder (``delay = 0``, weights as trained, MACs); an analog
+  ``MaxPool`` of the input (or of one conv of it) becomes the input's host-side
+  :class:`~.graph.AnalogStem` and the projections that read it encoder projections;
+* from a ``SpikeMaxPool`` of neuron ``s``: a :class:`~.graph.SpikePool` node, an event
+  source like ``s`` (same ``a_s/T_s`` folding);
 * from a neuron ``s`` with output ``a_s·n_s/T_s``: weights act on events, so rate coupling
   folds ``f = a_s/T_s`` into them: a scalar for per-layer ``T``, per input channel for a
   per-channel ``T`` (conv: ``W[:, c]·f_c``; dense: columns), per column for per-neuron ``T``
@@ -24,10 +28,12 @@ from pseudosnn.compiler import ir
 from pseudosnn.compiler.passes.scale_fold import _row_factor
 from pseudosnn.compiler.spiking.graph import (
     INPUT,
+    AnalogStem,
     InputNode,
     Population,
     Projection,
     Readout,
+    SpikePool,
     SpikingGraph,
 )
 
@@ -52,16 +58,55 @@ def _terms(graph: ir.Graph, by_name: dict[str, ir.Node], value: str, target: str
                 "readout must read Conv/Gemm projections (is a BatchNorm/pool not preceded "
                 "by a conv, or followed by something other than a conv/linear layer?)")
         src = t.inputs[0]
-        if src != INPUT and by_name[src].op != "Neuron":
+        if src != INPUT and by_name[src].op not in ("Neuron", *ir.POOL_OPS):
             raise LoweringError(f"projection {t.name!r} reads {by_name[src].op} node {src!r}; "
-                                "a projection must read the input or a neuron population")
+                                "a projection must read the input, a neuron population or "
+                                "a max pool")
     return nodes
 
 
-def _source_factor(src: ir.Node, src_shape) -> np.ndarray:
+def _source_factor(src: ir.Node, src_shape, by_name: dict[str, ir.Node]) -> np.ndarray:
+    """``a/T`` of the events of ``src`` (a neuron, or the neuron a spike pool reads)."""
+    if src.op == "SpikeMaxPool":
+        src = by_name[src.inputs[0]]
     a = float(src.attrs.get("out_scale", 1.0))
     T = np.asarray(src.params["timesteps"], dtype=np.float64)
     return np.broadcast_to(a / T, np.broadcast_shapes(T.shape, (1,) * len(src_shape)))
+
+
+def _stem(graph: ir.Graph, by_name: dict[str, ir.Node]) -> tuple[AnalogStem | None, str | None]:
+    """The analog stem (an ``AnalogStem``) and the name of its ``MaxPool`` node, if any: a
+    max pool of currents must read the input or one conv of it (it runs host side with
+    the encoder); anywhere else it has no event form."""
+    pools = [n for n in graph.nodes if n.op == "MaxPool"]
+    if not pools:
+        return None, None
+    node = pools[0]
+    src = by_name.get(node.inputs[0])
+    if len(pools) > 1 or (src is not None and (src.op != "Conv" or src.inputs[0] != INPUT)):
+        where = pools[1] if len(pools) > 1 else node
+        raise LoweringError(
+            f"max pooling {where.name!r} acts on currents after a neuron (or a second time): "
+            "an analog max pool has no event form beyond the encoder; pool spikes (place it "
+            "right after a neuron) or use average pooling")
+    a = node.attrs
+    conv = {} if src is None else {
+        "weight": src.params["weight"], "bias": src.params.get("bias"),
+        "stride": tuple(src.attrs["stride"]), "padding": tuple(src.attrs["padding"]),
+        "groups": int(src.attrs.get("groups", 1))}
+    return AnalogStem(in_shape=tuple(graph.input_shape), pool_kernel=tuple(a["kernel"]),
+                      pool_stride=tuple(a["stride"]), pool_padding=tuple(a["padding"]),
+                      **conv), node.name
+
+
+def _spike_pool(node: ir.Node, neuron: ir.Node, shapes) -> SpikePool:
+    T = np.asarray(neuron.params["timesteps"], np.int64)
+    if T.ndim:  # one per channel (ir.check): kept as (C, 1, 1)
+        T = np.broadcast_to(T, shapes[neuron.name])[:, :1, :1].copy()
+    a = node.attrs
+    return SpikePool(name=node.name, source=neuron.name, shape=tuple(shapes[node.name]),
+                     kernel=tuple(a["kernel"]), stride=tuple(a["stride"]),
+                     padding=tuple(a["padding"]), timesteps=T)
 
 
 def _fold_into_weights(term: ir.Node, f: np.ndarray, src_shape, fixed: bool):
@@ -94,6 +139,8 @@ def lower(graph: ir.Graph, fixed_point: bool = False) -> SpikingGraph:
     by_name = {n.name: n for n in graph.nodes}
     pops: list[Population] = []
     projs: list[Projection] = []
+    stem, stem_node = _stem(graph, by_name)
+    pools: dict[str, SpikePool] = {}
 
     def add_terms(target: str, value: str, row_scale) -> np.ndarray:
         bias = 0.0
@@ -102,8 +149,16 @@ def lower(graph: ir.Graph, fixed_point: bool = False) -> SpikingGraph:
             src = t.inputs[0]
             w = np.asarray(t.params["weight"], np.float64)
             es = None
-            if src != INPUT:
-                f = _source_factor(by_name[src], shapes[src])
+            if src == INPUT and stem is not None:
+                raise LoweringError(f"{t.name!r} reads the input beside the analog max pool "
+                                    f"{stem_node!r}; the encoder reads one of them")
+            if src == stem_node:
+                src = INPUT
+            elif src != INPUT:
+                if by_name[src].op == "SpikeMaxPool":
+                    pools[src] = _spike_pool(by_name[src], by_name[by_name[src].inputs[0]],
+                                             shapes)
+                f = _source_factor(by_name[src], shapes[src], by_name)
                 fake = ir.Node(t.name, t.op, t.inputs, t.attrs, {"weight": w})
                 w, es = _fold_into_weights(fake, f, shapes[src], fixed_point)
             w = _row_factor(w, row_scale, tshape, f"population {target!r}")
@@ -138,5 +193,7 @@ def lower(graph: ir.Graph, fixed_point: bool = False) -> SpikingGraph:
     rshape = shapes[graph.output]
     readout = Readout(READOUT, rshape, np.broadcast_to(rbias, rshape).copy())
     meta = dict(graph.meta)
-    return SpikingGraph(InputNode(tuple(graph.input_shape)), tuple(pops), readout, tuple(projs),
-                        fixed_point=False, meta=meta)
+    frames = int(meta.pop("frames", 0))
+    shape = tuple(graph.input_shape) if stem is None else stem.shape
+    return SpikingGraph(InputNode(shape, frames=frames, stem=stem), tuple(pops), readout,
+                        tuple(projs), fixed_point=False, meta=meta, pools=tuple(pools.values()))

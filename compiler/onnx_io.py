@@ -10,10 +10,20 @@ so onnx.checker accepts the model and onnxruntime inlines and runs it; its input
 (``T``, ``scale``, ``bias``, ``θ``, ``v0``, ``out_scale``) are initializers and its
 attributes ``coupling``/``reset`` keep the spiking semantics for the reader. Leaky and
 hard-reset neurons have no such closed form (their count is a time loop): a graph with
-one is not exported (:class:`NotRateExpressible`).
+one, pooled or not, is not exported (:class:`NotRateExpressible`).
+
+A max pool of currents is the standard ``MaxPool``. A max pool of a neuron's *spikes* is
+``ai.pseudosnn::SpikeMaxPool<K>`` (attribute ``neuron`` names the neuron), a model-local
+function of the neuron's input and parameters whose body unrolls the closed-form train
+over its ``K = max T`` steps (:func:`spike_pool_nodes`)::
+
+    N_k = Min(Max(Floor((v0 + min(k, T)·c)/θ), 0), min(k, T));  m = Σ_k MaxPool(N_{k+1} − N_k)
+    y = out_scale · m / T
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 import numpy as np
 import onnx
@@ -26,9 +36,11 @@ from pseudosnn.errors import PseudoSNNError
 
 DOMAIN = "ai.pseudosnn"
 NEURON_OP = "SpikingNeuron"
+SPIKE_POOL_OP = "SpikeMaxPool"
 OPSET = 17
 SUPPORTED_ONNX = ("Conv", "Gemm", "BatchNormalization", "AveragePool", "GlobalAveragePool",
-                  "Flatten", "Add", "Sum", f"{DOMAIN}::{NEURON_OP}")
+                  "MaxPool", "Flatten", "Add", "Sum", f"{DOMAIN}::{NEURON_OP}",
+                  f"{DOMAIN}::{SPIKE_POOL_OP}<K>")
 NEURON_INPUTS = ("T", "scale", "bias", "threshold", "v0", "out_scale")
 
 
@@ -55,12 +67,11 @@ def unsupported(kind: str, where: str) -> UnsupportedLayerError:
     if any(op in kind for op in RECURRENT_OPS):
         hint = (" Recurrent layers (LSTM, GRU, RNN) have no event-driven equivalent in the "
                 "spiking graph: use a convolutional or fully connected network.")
-    if "maxpool" in kind.lower().replace("_", ""):
-        hint = (" Max pooling has no exact event-driven form: replace it with average pooling "
-                "(nn.AvgPool2d) and retrain or fine-tune.")
     return UnsupportedLayerError(
-        f"unsupported layer {kind} at {where!r}.{hint} Supported: Conv2d, Linear, BatchNorm2d/1d, "
-        "AvgPool2d, AdaptiveAvgPool2d (to 1x1 or an exact divisor), Flatten, Dropout/Identity, "
+        f"unsupported layer {kind} at {where!r}.{hint} Supported: Conv2d, Linear, "
+        "BatchNorm2d/1d, "
+        "AvgPool2d, AdaptiveAvgPool2d (to 1x1 or an exact divisor), MaxPool2d (of a neuron's "
+        "spikes, or of the analog stem before any neuron), Flatten, Dropout/Identity, "
         "residual addition, and neurons that implement deploy_spec()")
 
 
@@ -84,6 +95,57 @@ def _neuron_function() -> onnx.FunctionProto:
         [helper.make_opsetid("", OPSET)], attributes=["coupling", "reset"])
 
 
+def spike_pool_nodes(prefix: str, cur: str, T: str, v0: str, theta: str, steps: int,
+                     pool: Callable[[str, str], onnx.NodeProto]) -> tuple[list, str]:
+    """Nodes computing the spike count ``m = Σ_k pool(s_k)`` of a max pool of the spikes of
+    neurons with constant current ``cur`` (closed-form train, module docstring) over
+    ``steps`` steps; ``pool(input, output)`` makes one step's ``MaxPool``. Tensor names
+    start with ``prefix``; returns the nodes and the name of ``m``."""
+    c = helper.make_node
+
+    def const(name, value):
+        return c("Constant", [], [name], value=numpy_helper.from_array(np.asarray(value,
+                                                                                  np.float32)))
+
+    nodes = [const(f"{prefix}zero", 0.0)]
+    for k in range(steps + 1):
+        p = f"{prefix}k{k}"
+        nodes += [const(f"{p}.k", float(k)), c("Min", [f"{p}.k", T], [f"{p}.kk"]),
+                  c("Mul", [f"{p}.kk", cur], [f"{p}.kc"]), c("Add", [f"{p}.kc", v0], [f"{p}.u"]),
+                  c("Div", [f"{p}.u", theta], [f"{p}.q"]), c("Floor", [f"{p}.q"], [f"{p}.f"]),
+                  c("Max", [f"{p}.f", f"{prefix}zero"], [f"{p}.lo"]),
+                  c("Min", [f"{p}.lo", f"{p}.kk"], [f"{p}.N"])]
+    pooled = []
+    for k in range(steps):
+        s, m = f"{prefix}k{k}.s", f"{prefix}k{k}.m"
+        nodes += [c("Sub", [f"{prefix}k{k + 1}.N", f"{prefix}k{k}.N"], [s]), pool(s, m)]
+        pooled.append(m)
+    nodes.append(c("Sum", pooled, [f"{prefix}m"]))
+    return nodes, f"{prefix}m"
+
+
+def _spike_pool_function(steps: int) -> onnx.FunctionProto:
+    """``SpikeMaxPool<steps>``: ``y = out_scale · m/T`` of the pooled spikes of neurons
+    (inputs as the neuron's); attributes of the ``MaxPool`` by reference."""
+    c = helper.make_node
+
+    def pool(inp, out):
+        node = c("MaxPool", [inp], [out])
+        for name in ("kernel_shape", "strides", "pads"):
+            attr = onnx.AttributeProto(name=name, ref_attr_name=name,
+                                       type=onnx.AttributeProto.INTS)
+            node.attribute.append(attr)
+        return node
+
+    body, m = spike_pool_nodes("", "cur", "T", "v0", "threshold", steps, pool)
+    nodes = [c("Mul", ["x", "scale"], ["sx"]), c("Add", ["sx", "bias"], ["cur"]), *body,
+             c("Div", [m, "T"], ["r"]), c("Mul", ["r", "out_scale"], ["y"])]
+    return helper.make_function(
+        DOMAIN, f"{SPIKE_POOL_OP}{steps}", ["x", *NEURON_INPUTS], ["y"], nodes,
+        [helper.make_opsetid("", OPSET)],
+        attributes=["kernel_shape", "strides", "pads", "neuron"])
+
+
 def _f32(a) -> np.ndarray:
     return np.asarray(a, dtype=np.float32)
 
@@ -94,6 +156,7 @@ def to_onnx(graph: Graph, name: str = "pseudosnn") -> onnx.ModelProto:
     shapes = infer_shapes(graph)
     inits: list[onnx.TensorProto] = []
     nodes: list[onnx.NodeProto] = []
+    functions: dict[int, onnx.FunctionProto] = {}  # SpikeMaxPool<K> bodies by K
 
     def init(key: str, arr) -> str:
         inits.append(numpy_helper.from_array(_f32(arr), key))
@@ -133,6 +196,20 @@ def to_onnx(graph: Graph, name: str = "pseudosnn") -> onnx.ModelProto:
                 count_include_pad=1))
         elif n.op == "GlobalAvgPool":
             nodes.append(helper.make_node("GlobalAveragePool", ins, [n.name], name=n.name))
+        elif n.op == "MaxPool":
+            nodes.append(helper.make_node(
+                "MaxPool", ins, [n.name], name=n.name, kernel_shape=list(a["kernel"]),
+                strides=list(a["stride"]), pads=[*a["padding"], *a["padding"]]))
+        elif n.op == "SpikeMaxPool":
+            src = graph.node(ins[0])
+            steps = int(np.max(src.params["timesteps"]))
+            functions.setdefault(steps, _spike_pool_function(steps))
+            nodes.append(helper.make_node(
+                f"{SPIKE_POOL_OP}{steps}", [src.inputs[0]] + [f"{src.name}.{k}"
+                                                               for k in NEURON_INPUTS],
+                [n.name], name=n.name, domain=DOMAIN, kernel_shape=list(a["kernel"]),
+                strides=list(a["stride"]), pads=[*a["padding"], *a["padding"]],
+                neuron=src.name))
         elif n.op == "Flatten":
             nodes.append(helper.make_node("Flatten", ins, [n.name], name=n.name, axis=1))
         elif n.op == "Add":
@@ -154,7 +231,7 @@ def to_onnx(graph: Graph, name: str = "pseudosnn") -> onnx.ModelProto:
     g = helper.make_graph(nodes, name, [x], [y], initializer=inits)
     model = helper.make_model(
         g, opset_imports=[helper.make_opsetid("", OPSET), helper.make_opsetid(DOMAIN, 1)],
-        functions=[_neuron_function()], producer_name="pseudosnn")
+        functions=[_neuron_function(), *functions.values()], producer_name="pseudosnn")
     model.ir_version = 8
     meta = {k: str(v) for k, v in graph.meta.items() if isinstance(v, str | int | float)}
     helper.set_model_props(model, meta)
@@ -225,7 +302,7 @@ def from_onnx(model: onnx.ModelProto | str | bytes) -> Graph:
         name = on.name or on.output[0]
         ins = [rename.get(i, i) for i in on.input if i]
         rename[on.output[0]] = name
-        op = on.op_type if on.domain in ("", "ai.onnx") else f"{on.domain}::{on.op_type}"
+        op = _op_of(on)
         try:
             nodes.append(READERS[op](name, ins, attrs, inits))
         except IRError:
@@ -241,11 +318,19 @@ def from_onnx(model: onnx.ModelProto | str | bytes) -> Graph:
                  meta=meta)
 
 
+def _op_of(on: onnx.NodeProto) -> str:
+    """The reader key of an ONNX node: ``op`` or ``domain::op`` (``SpikeMaxPool<K>`` of any
+    ``K`` is one op)."""
+    if on.domain == DOMAIN and on.op_type.startswith(SPIKE_POOL_OP):
+        return f"{DOMAIN}::{SPIKE_POOL_OP}"
+    return on.op_type if on.domain in ("", "ai.onnx") else f"{on.domain}::{on.op_type}"
+
+
 def _refuse_unsupported(g: onnx.GraphProto) -> None:
     """One error naming every unsupported operator (real layers before the plumbing)."""
     found: dict[str, str] = {}
     for k, on in enumerate(g.node):
-        op = on.op_type if on.domain in ("", "ai.onnx") else f"{on.domain}::{on.op_type}"
+        op = _op_of(on)
         if op not in READERS and op != "Constant":
             found.setdefault(op, on.name or on.output[0] or f"node {k}")
     if not found:
@@ -323,6 +408,26 @@ def _read_avgpool(name, ins, attrs, inits) -> Node:
         "kernel": kernel, "stride": tuple(attrs.get("strides", kernel)), "padding": padding})
 
 
+def _pool_attrs(name, attrs, what: str) -> dict:
+    padding = _symmetric_pads(attrs, f"{what} {name!r}")
+    if attrs.get("ceil_mode", 0) or any(d != 1 for d in attrs.get("dilations", [1, 1])):
+        raise IRError(f"{what} {name!r}: ceil_mode and dilation are not supported")
+    kernel = tuple(attrs["kernel_shape"])
+    return {"kernel": kernel, "stride": tuple(attrs.get("strides", [1, 1])),
+            "padding": padding}
+
+
+def _read_maxpool(name, ins, attrs, inits) -> Node:
+    if len(ins) != 1:
+        raise IRError(f"MaxPool {name!r}: the indices output is not supported")
+    return Node(name, "MaxPool", (ins[0],), attrs=_pool_attrs(name, attrs, "MaxPool"))
+
+
+def _read_spike_pool(name, ins, attrs, inits) -> Node:
+    return Node(name, "SpikeMaxPool", (_s(attrs["neuron"]),),
+                attrs=_pool_attrs(name, attrs, SPIKE_POOL_OP))
+
+
 def _read_flatten(name, ins, attrs, inits) -> Node:
     if attrs.get("axis", 1) != 1:
         raise IRError(f"Flatten {name!r}: only axis=1 is supported")
@@ -352,6 +457,8 @@ READERS = {
     "Add": lambda name, ins, attrs, inits: Node(name, "Add", tuple(ins)),
     "Sum": lambda name, ins, attrs, inits: Node(name, "Add", tuple(ins)),
     f"{DOMAIN}::{NEURON_OP}": _read_neuron,
+    "MaxPool": _read_maxpool,
+    f"{DOMAIN}::{SPIKE_POOL_OP}": _read_spike_pool,
 }
 """ONNX operator -> reader ``(name, inputs, attributes, initializers) -> ir.Node``."""
 

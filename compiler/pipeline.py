@@ -145,7 +145,8 @@ def _check_graph_stage(stage: str, prev: ir.Graph, sg: SpikingGraph, x: np.ndarr
         raise VerifyError(f"pass {stage!r} broke a spiking-graph invariant: {exc}") from exc
     if any(p.coupling != "rate" for p in sg.populations):
         return  # stream populations are checked by the simulator, not the closed form
-    b = evaluate(sg, x)
+    frames = sg.input.frames  # the IR reads their time mean: feed that many equal frames
+    b = evaluate(sg, np.repeat(x[:, None], frames, axis=1) if frames else x)
     a_out = a.output.reshape(b.output.shape)
     if not np.allclose(a_out, b.output, rtol=1e-6, atol=1e-6):
         raise VerifyError(f"pass {stage!r} changed the network's output "

@@ -160,7 +160,7 @@ def quantize(graph: SpikingGraph, x: np.ndarray | None = None, y: np.ndarray | N
                     fixed_point=True)
     validate(fixed)
     if x is None:
-        x = np.random.default_rng(seed).normal(0, 1, size=(16, *graph.input.shape))
+        x = np.random.default_rng(seed).normal(0, 1, size=(16, *graph.input.sample_shape))
     if all(p.coupling == "rate" for p in graph.populations):
         a, b = evaluate(graph, x), evaluate(fixed, x)
         _measure(report, (a.counts, a.output), (b.counts, b.output), y)

@@ -3,7 +3,11 @@
 ``random_graph("mlp" | "cnn" | "residual", ...)`` builds a scheduled, valid graph with
 heterogeneous T; ``stream=True`` makes every population after the first stream-coupled
 with one shared T (the classic SNN); ``per_channel=True`` gives conv populations a T per
-channel. Weights are scaled so that populations fire at moderate rates.
+channel. ``"cnn"`` only: ``pool=True`` max-pools ``conv1``'s spikes (3x3, stride 2,
+padding 1) before ``conv2``; ``stem=True`` puts an analog stem (conv, then a 3x3/2 max
+pool) before the encoder; ``frames=F`` makes the input ``F`` event frames, streamed into
+``conv1`` (``T = F``) with ``stream=True``, else their time mean drives it. Weights are
+scaled so that populations fire at moderate rates.
 :func:`with_dynamics` gives every population a leak, a hard reset or another comparison.
 """
 
@@ -13,10 +17,12 @@ from dataclasses import replace
 
 import numpy as np
 from pseudosnn.compiler.spiking.graph import (
+    AnalogStem,
     InputNode,
     Population,
     Projection,
     Readout,
+    SpikePool,
     SpikingGraph,
 )
 from pseudosnn.compiler.spiking.schedule import schedule
@@ -41,11 +47,23 @@ def _rate_fold(w: np.ndarray, T, depthwise: bool = False) -> np.ndarray:
     return w / T.reshape(*axis_shape, *([1] * (w.ndim - 2)))
 
 
+def _input(rng, stem: bool, frames: int) -> InputNode:
+    """The (2, 8, 8) encoder input: plain, ``frames`` event frames, or the output of an
+    analog stem (a 3x3 conv on a (2, 16, 16) image, then a 3x3/2 max pool)."""
+    if not stem:
+        return InputNode((2, 8, 8), frames=frames)
+    return InputNode((2, 8, 8), stem=AnalogStem(
+        in_shape=(2, 16, 16), pool_kernel=(3, 3), pool_stride=(2, 2), pool_padding=(1, 1),
+        weight=rng.normal(0, 0.5, size=(2, 2, 3, 3)), bias=rng.normal(0, 0.2, size=2),
+        padding=(1, 1)))
+
+
 def random_graph(
     kind: str = "mlp", seed: int = 0, stream: bool = False, per_channel: bool = False,
-    t_max: int = 8,
+    t_max: int = 8, pool: bool = False, stem: bool = False, frames: int = 0,
 ) -> SpikingGraph:
     rng = np.random.default_rng(seed)
+    input_node = InputNode((2, 8, 8))
 
     def T_of(channels: int):
         if stream:
@@ -55,16 +73,16 @@ def random_graph(
         return np.int64(rng.integers(1, t_max + 1))
 
     coupling = "stream" if stream else "rate"
-    pops, projs = [], []
+    pops, projs, pools = [], [], []
     if kind == "mlp":
-        shape_in = (16,)
+        input_node = InputNode((16,))
         sizes = [24, 12]
         prev, prev_T = "input", None
         for i, n in enumerate(sizes):
             T = np.int64(t_max // 2) if stream else np.int64(rng.integers(1, t_max + 1))
             name = f"fc{i}"
             pops.append(_pop(name, (n,), T, rng, "rate" if i == 0 else coupling))
-            fan_in = shape_in[0] if prev == "input" else sizes[i - 1]
+            fan_in = input_node.shape[0] if prev == "input" else sizes[i - 1]
             w = rng.normal(0, 1.5 / np.sqrt(fan_in), size=(n, fan_in))
             if prev != "input" and not stream:
                 w = _rate_fold(w, prev_T)
@@ -77,17 +95,25 @@ def random_graph(
         projs.append(Projection(f"{prev}->out", prev, "out", "dense", _rate_fold(w, prev_T)))
         readout = Readout("out", (5,), rng.normal(0, 0.1, size=(5,)))
     elif kind in ("cnn", "residual"):
-        shape_in = (2, 8, 8)
         c1, c2 = 4, 6
-        T1, T2 = T_of(c1), T_of(c2)
-        pops.append(_pop("conv1", (c1, 8, 8), T1, rng, "rate"))
+        streamed = bool(frames) and stream  # else the frames' time mean drives conv1
+        T1, T2 = (np.int64(frames),) * 2 if streamed else (T_of(c1), T_of(c2))
+        input_node = _input(rng, stem, frames)
+        pops.append(_pop("conv1", (c1, 8, 8), T1, rng, "stream" if streamed else "rate"))
         projs.append(Projection("input->conv1", "input", "conv1", "conv",
                                 rng.normal(0, 0.5, size=(c1, 2, 3, 3)), padding=(1, 1), delay=0))
         pops.append(_pop("conv2", (c2, 4, 4), T2, rng, coupling))
         w2 = rng.normal(0, 0.6, size=(c2, c1, 3, 3))
-        projs.append(Projection("conv1->conv2", "conv1", "conv2", "conv",
-                                w2 / 2 if stream else _rate_fold(w2, T1),
-                                stride=(2, 2), padding=(1, 1)))
+        w2 = w2 / 2 if stream else _rate_fold(w2, T1)
+        if pool:  # conv1's spikes max-pooled 3x3/2, then a stride-1 conv
+            pools.append(SpikePool("pool1", "conv1", (c1, 4, 4), (3, 3), (2, 2), (1, 1),
+                                   np.broadcast_to(T1, (c1, 1, 1)).copy() if np.ndim(T1)
+                                   else T1))
+            projs.append(Projection("pool1->conv2", "pool1", "conv2", "conv", w2,
+                                    padding=(1, 1)))
+        else:
+            projs.append(Projection("conv1->conv2", "conv1", "conv2", "conv", w2,
+                                    stride=(2, 2), padding=(1, 1)))
         last, last_T, last_shape = "conv2", T2, (c2, 4, 4)
         if kind == "residual":
             T3 = T_of(c2)
@@ -118,8 +144,9 @@ def random_graph(
         readout = Readout("out", (5,), rng.normal(0, 0.1, size=(5,)))
     else:
         raise ValueError(f"unknown random graph kind {kind!r}; use mlp, cnn or residual")
-    graph = SpikingGraph(InputNode(shape_in), tuple(pops), readout, tuple(projs),
-                         meta={"source": f"random_graph({kind!r}, seed={seed})"})
+    graph = SpikingGraph(input_node, tuple(pops), readout, tuple(projs),
+                         meta={"source": f"random_graph({kind!r}, seed={seed})"},
+                         pools=tuple(pools))
     graph = schedule(graph)
     graph.validate()
     return graph

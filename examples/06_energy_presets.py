@@ -52,16 +52,15 @@ def random_network(arch: str, shape: tuple[int, ...], T: int, samples: int, seed
 def trained_network(checkpoint: Path, data: str, samples: int | None):
     from pseudosnn.compiler.artifact import load
     from pseudosnn.compiler.command import compile_path
-    from pseudosnn.simulator.datasets import fit_to_input, load_dataset
+    from pseudosnn.simulator.datasets import open_dataset
 
     from pseudosnn.energy_check_command import load_torch_model
 
     with tempfile.TemporaryDirectory() as tmp:
         compile_path(checkpoint, Path(tmp) / "art", calib="none")
         graph = load(Path(tmp) / "art")
-    ds = load_dataset(data)
-    x = fit_to_input(ds.x, graph.input.shape, data)[:samples]
-    return load_torch_model(checkpoint), graph, x, None if ds.y is None else ds.y[:samples]
+    ds = open_dataset(data, graph.input.sample_shape).head(samples)
+    return load_torch_model(checkpoint), graph, ds.x[:], ds.y
 
 
 def estimate_check(model, x: np.ndarray, report: dict, chip) -> None:

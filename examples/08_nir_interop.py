@@ -193,7 +193,7 @@ def ours_out(root: Path) -> dict:
     graph = load(art)
     exported = export(graph)
     test = load_digits_test()
-    x = fit_to_input(test.x, graph.input.shape, "digits")
+    x = fit_to_input(test.x, graph.input.sample_shape, "digits")
     loss = plain_loss(graph, exported, to_bytes(exported), 1e-4, x, test.y)
     return {"identity": identity, "lossy_export_pseudo_cnn": {
         "reasons": exported.lossy, **loss}}

@@ -4,7 +4,7 @@
 Layout of the dict::
 
     format "pseudosnn.checkpoint", version 1, toolchain_version
-    model: {arch, num_classes, input_shape, neuron, residual_mode, class_names}
+    model: {arch, num_classes, input_shape, neuron, residual_mode, pooling, class_names}
     state_dict, optimizer, scheduler (state dicts or None), epoch, best_acc, rng, config
 
 Files are written atomically (temporary file in the same folder, then ``os.replace``).
@@ -45,6 +45,7 @@ def model_record(model: nn.Module, class_names: list[str] | None = None) -> dict
         "input_shape": [int(s) for s in model.input_shape],
         "neuron": dict(model.neuron_config),
         "residual_mode": getattr(model, "residual_mode", "mean"),
+        "pooling": getattr(model, "pooling", "avg"),
         "class_names": list(class_names) if class_names is not None
         else [str(i) for i in range(model.num_classes)],
     }
@@ -172,12 +173,10 @@ def validate_checkpoint(ckpt: Any, path: Path) -> dict[str, Any]:
 def model_from_checkpoint(ckpt: dict[str, Any]) -> nn.Module:
     """Rebuild the model of a checkpoint (from :func:`load_checkpoint` or
     :func:`load_safetensors`) with its weights, in eval mode."""
-    from pseudosnn.models import build_model
+    from pseudosnn.models import build_from_record
 
     rec = ckpt["model"]
-    model = build_model(rec["arch"], num_classes=int(rec["num_classes"]),
-                        input_shape=tuple(rec["input_shape"]), neuron=dict(rec["neuron"]),
-                        residual_mode=rec.get("residual_mode", "mean"))
+    model = build_from_record(rec)
     check_state_dict(model.state_dict(), ckpt["state_dict"], f"architecture {rec['arch']!r}",
                      "check the architecture/config recorded in the checkpoint")
     model.load_state_dict(ckpt["state_dict"])

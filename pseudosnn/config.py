@@ -28,6 +28,10 @@ DEFAULTS: dict[str, Any] = {
                "max_T": 16, "noise_type": "gaussian", "noise_prob": 0.5,
                "noise_scope": "layer", "scale": 1.0, "eval_rule": "rate"},
     "residual_mode": "mean",
+    # "default": the paper's (max-pool stems in sew_resnet18/34 and preact_resnet34,
+    # average pooling elsewhere); "avg": average pooling there too; "max": spike max
+    # pooling also in cnn_digits and the VGGs
+    "pooling": "default",
     "augment": True,
     "cutout": 0,
     "image_size": 224,
@@ -73,6 +77,7 @@ CHOICES = {
     "optimizer": ("sgd", "adamw"),
     "cost": ("paper", "spike", "energy"),
     "residual_mode": ("mean", "mirror"),
+    "pooling": ("default", "max", "avg"),
     "data_type": ("digits", "cifar10", "cifar100", "imagenet", "cifar10_dvs"),
 }
 

@@ -17,6 +17,8 @@ On-disk layouts (``path`` is the ``data_path`` of a config):
   ``[T, 2, H, W]`` (polarity channels, any numeric type); classes are sorted folder names.
 
 Images are tensors ``[C, H, W]`` (event samples ``[T, 2, H, W]``), normalised per channel.
+The layouts, the normalisation and the eval transform are defined once, torch-free, in
+:mod:`pseudosnn.preprocessing` (the simulator's loaders use the same definitions).
 Augmentations (training split only): random crop with zero padding, horizontal flip,
 optional cutout; randomness comes from torch's global generator, so a seeded run is
 reproducible.
@@ -24,8 +26,6 @@ reproducible.
 
 from __future__ import annotations
 
-import functools
-import pickle
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,17 +34,26 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset, TensorDataset
 
-from pseudosnn.errors import PseudoSNNError
+from pseudosnn.preprocessing import (
+    CIFAR,
+    DVS_LAYOUT,
+    IMAGE_EXTENSIONS,
+    IMAGENET_LAYOUT,
+    IMAGENET_RESIZE_RATIO,
+    DataNotFound,
+    cifar_batch,
+    cifar_normalise,
+    class_folder,
+    digits_normalise,
+    digits_split,
+    imagenet_eval,
+    imagenet_normalise,
+    read_frames,
+    resized_image,
+)
 
 DATASETS = ("digits", "cifar10", "cifar100", "imagenet", "cifar10_dvs")
-CIFAR10_MEAN, CIFAR10_STD = (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)
-CIFAR100_MEAN, CIFAR100_STD = (0.5071, 0.4865, 0.4409), (0.2673, 0.2564, 0.2762)
-IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".ppm", ".webp", ".tif", ".tiff")
-
-
-class DataNotFound(PseudoSNNError, FileNotFoundError):
-    """A data path that is missing or does not have the expected layout."""
+__all__ = ["DATASETS", "DataBundle", "DataNotFound", "load_data"]
 
 
 @dataclass
@@ -109,57 +118,17 @@ class AugmentedTensors(Dataset):
 
 
 # --- digits ----------------------------------------------------------------------------
-DIGITS_TEST_SIZE = 360
-DIGITS_SPLIT_SEED = 0
-
-
-@functools.lru_cache(maxsize=1)
-def _digits_split() -> tuple[np.ndarray, ...]:
-    from sklearn.datasets import load_digits
-    from sklearn.model_selection import train_test_split
-
-    d = load_digits()
-    x = d.images.astype(np.float32) / 16.0
-    return tuple(train_test_split(x, d.target, test_size=DIGITS_TEST_SIZE,
-                                  random_state=DIGITS_SPLIT_SEED, stratify=d.target))
-
-
 def load_digits_data() -> DataBundle:
     """scikit-learn's 8x8 digits: 1437 train / 360 test, standardised, ``[1, 8, 8]``."""
-    xtr, xte, ytr, yte = _digits_split()
-    mean, std = xtr.mean(), xtr.std()
+    xtr, xte, ytr, yte = digits_split()
     def prep(a):
-        return torch.from_numpy((a - mean) / std).unsqueeze(1)
+        return torch.from_numpy(digits_normalise(a))
     return DataBundle(TensorDataset(prep(xtr), torch.from_numpy(ytr)),
                       TensorDataset(prep(xte), torch.from_numpy(yte)),
                       (1, 8, 8), 10, [str(i) for i in range(10)])
 
 
 # --- CIFAR pickles ---------------------------------------------------------------------
-_NUMPY_GLOBALS = {("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray",
-                  "_reconstruct"), ("numpy", "ndarray"), ("numpy", "dtype"),
-                  ("numpy.core.multiarray", "scalar"), ("numpy._core.multiarray", "scalar")}
-
-
-class _ArrayUnpickler(pickle.Unpickler):
-    """Unpickles the CIFAR batches (dicts of bytes, lists and numpy arrays) and refuses
-    any other global, so a tampered file cannot run code."""
-
-    def find_class(self, module: str, name: str):
-        if (module, name) in _NUMPY_GLOBALS:
-            return super().find_class(module, name)
-        raise pickle.UnpicklingError(f"refusing to unpickle {module}.{name}: a CIFAR batch "
-                                     "holds only arrays, lists and bytes")
-
-
-def _unpickle(path: Path) -> dict:
-    try:
-        with open(path, "rb") as f:
-            return _ArrayUnpickler(f, encoding="bytes").load()
-    except (pickle.UnpicklingError, EOFError, ValueError) as e:
-        raise DataNotFound(f"{path} is not a valid CIFAR python-pickle batch: {e}") from e
-
-
 def _cifar_dir(path: Path, sub: str, required: list[str], layout: str) -> Path:
     for cand in (path, path / sub):
         if all((cand / r).is_file() for r in required):
@@ -172,56 +141,37 @@ def load_cifar(path: str | Path, num_classes: int, *, augment: bool = True,
                cutout_size: int = 0) -> DataBundle:
     """CIFAR-10 (``num_classes=10``) or CIFAR-100 (fine labels) from the pickle batches."""
     path = Path(path).expanduser()
+    if num_classes not in CIFAR:
+        raise ValueError(f"CIFAR has 10 or 100 classes, not {num_classes}")
+    test_file, label_key, mean, std = CIFAR[num_classes]
     if num_classes == 10:
         train_files = [f"data_batch_{i}" for i in range(1, 6)]
-        d = _cifar_dir(path, "cifar-10-batches-py", train_files + ["test_batch"],
+        d = _cifar_dir(path, "cifar-10-batches-py", train_files + [test_file],
                        "data_batch_1..data_batch_5 and test_batch")
-        test_files, label_key, meta, names_key = ["test_batch"], b"labels", "batches.meta", \
-            b"label_names"
-        mean, std = CIFAR10_MEAN, CIFAR10_STD
-    elif num_classes == 100:
-        d = _cifar_dir(path, "cifar-100-python", ["train", "test"], "files train and test")
-        train_files, test_files, label_key = ["train"], ["test"], b"fine_labels"
-        meta, names_key, mean, std = "meta", b"fine_label_names", CIFAR100_MEAN, CIFAR100_STD
+        meta, names_key = "batches.meta", b"label_names"
     else:
-        raise ValueError(f"CIFAR has 10 or 100 classes, not {num_classes}")
+        d = _cifar_dir(path, "cifar-100-python", ["train", test_file], "files train and test")
+        train_files, meta, names_key = ["train"], "meta", b"fine_label_names"
 
     def read(files):
-        xs, ys = [], []
-        for f in files:
-            b = _unpickle(d / f)
-            xs.append(np.asarray(b[b"data"], dtype=np.uint8).reshape(-1, 3, 32, 32))
-            ys.extend(int(v) for v in b[label_key])
-        x = torch.from_numpy(np.concatenate(xs)).float() / 255.0
-        m, s = torch.tensor(mean).view(1, 3, 1, 1), torch.tensor(std).view(1, 3, 1, 1)
-        return (x - m) / s, torch.tensor(ys, dtype=torch.long)
+        batches = [cifar_batch(d / f, label_key) for f in files]
+        x = np.concatenate([cifar_normalise(b[0], mean, std) for b in batches])
+        return torch.from_numpy(x), torch.from_numpy(np.concatenate([b[1] for b in batches]))
 
     names = [str(i) for i in range(num_classes)]
     if (d / meta).is_file():
+        from pseudosnn.preprocessing import load_pickle_arrays
+
         names = [n.decode() if isinstance(n, bytes) else str(n)
-                 for n in _unpickle(d / meta)[names_key]]
+                 for n in load_pickle_arrays(d / meta)[names_key]]
     xtr, ytr = read(train_files)
-    xte, yte = read(test_files)
+    xte, yte = read([test_file])
     tf = make_augment(4, True, cutout_size) if augment else None
     return DataBundle(AugmentedTensors(xtr, ytr, tf), AugmentedTensors(xte, yte),
                       (3, 32, 32), num_classes, names)
 
 
 # --- class folders (ImageNet images, DVS frames) ---------------------------------------
-def _class_folder(root: Path, split: str, suffixes: tuple[str, ...], layout: str
-                  ) -> tuple[list[tuple[Path, int]], list[str]]:
-    d = root / split
-    if not d.is_dir():
-        raise DataNotFound(f"missing folder {d}: expected {layout}; set data_path to the "
-                           "folder that holds it")
-    classes = sorted(p.name for p in d.iterdir() if p.is_dir())
-    items = [(f, i) for i, c in enumerate(classes) for f in sorted((d / c).iterdir())
-             if f.suffix.lower() in suffixes]
-    if not items:
-        raise DataNotFound(f"no samples under {d}: expected {layout}")
-    return items, classes
-
-
 class ImageFolder(Dataset):
     """``root/<split>/<class>/<image>``: resize the shorter side to ``resize``, crop
     ``size`` (random + flip for training, centre otherwise), normalise."""
@@ -233,39 +183,23 @@ class ImageFolder(Dataset):
         return len(self.items)
 
     def __getitem__(self, i: int):
-        from PIL import Image
-
         path, label = self.items[i]
-        with Image.open(path) as im:
-            im = im.convert("RGB")
-            w, h = im.size
-            r = self.resize / min(w, h)
-            im = im.resize((max(self.size, round(w * r)), max(self.size, round(h * r))),
-                           Image.BILINEAR)
-            x = torch.from_numpy(np.asarray(im, dtype=np.float32) / 255.0).permute(2, 0, 1)
+        if not self.train:  # the eval transform (preprocessing.imagenet_eval)
+            return torch.from_numpy(imagenet_eval(path, self.size)), label
+        x = torch.from_numpy(resized_image(path, self.size, self.resize))
         h, w = x.shape[1:]
-        if self.train:
-            top = int(torch.randint(0, h - self.size + 1, ()))
-            left = int(torch.randint(0, w - self.size + 1, ()))
-        else:
-            top, left = (h - self.size) // 2, (w - self.size) // 2
-        x = x[:, top:top + self.size, left:left + self.size]
-        if self.train:
-            x = random_hflip(x)
-        m = torch.tensor(IMAGENET_MEAN).view(3, 1, 1)
-        s = torch.tensor(IMAGENET_STD).view(3, 1, 1)
-        return (x - m) / s, label
-
-
-IMAGENET_LAYOUT = "train/<class>/<image> and val/<class>/<image>"
+        top = int(torch.randint(0, h - self.size + 1, ()))
+        left = int(torch.randint(0, w - self.size + 1, ()))
+        x = random_hflip(x[:, top:top + self.size, left:left + self.size])
+        return torch.from_numpy(imagenet_normalise(x.numpy())), label
 
 
 def load_imagenet(path: str | Path, *, image_size: int = 224, resize: int | None = None,
                   augment: bool = True) -> DataBundle:
     root = Path(path).expanduser()
-    train, classes = _class_folder(root, "train", IMAGE_EXTENSIONS, IMAGENET_LAYOUT)
-    val, _ = _class_folder(root, "val", IMAGE_EXTENSIONS, IMAGENET_LAYOUT)
-    resize = resize or round(image_size * 256 / 224)
+    train, classes = class_folder(root / "train", IMAGE_EXTENSIONS, IMAGENET_LAYOUT)
+    val, _ = class_folder(root / "val", IMAGE_EXTENSIONS, IMAGENET_LAYOUT)
+    resize = resize or round(image_size * IMAGENET_RESIZE_RATIO)
     return DataBundle(ImageFolder(train, image_size, resize, augment),
                       ImageFolder(val, image_size, resize, False),
                       (3, image_size, image_size), len(classes), classes)
@@ -282,25 +216,16 @@ class FrameFolder(Dataset):
 
     def __getitem__(self, i: int):
         path, label = self.items[i]
-        with np.load(path, allow_pickle=False) as z:
-            if "frames" not in z:
-                raise DataNotFound(f"{path} has no array 'frames' ([T, 2, H, W] expected)")
-            x = torch.from_numpy(np.asarray(z["frames"], dtype=np.float32))
-        if x.ndim != 4:
-            raise DataNotFound(f"{path}: frames have shape {tuple(x.shape)}, "
-                               "expected [T, 2, H, W]")
+        x = torch.from_numpy(read_frames(path))
         if self.augment:
             x = random_hflip(random_crop(x, 4))
         return x, label
 
 
-DVS_LAYOUT = "train/<class>/<sample>.npz and test/<class>/<sample>.npz with frames [T, 2, H, W]"
-
-
 def load_dvs_frames(path: str | Path, *, augment: bool = True) -> DataBundle:
     root = Path(path).expanduser()
-    train, classes = _class_folder(root, "train", (".npz",), DVS_LAYOUT)
-    test, _ = _class_folder(root, "test", (".npz",), DVS_LAYOUT)
+    train, classes = class_folder(root / "train", (".npz",), DVS_LAYOUT)
+    test, _ = class_folder(root / "test", (".npz",), DVS_LAYOUT)
     first = FrameFolder(train[:1], False)[0][0]
     return DataBundle(FrameFolder(train, augment), FrameFolder(test, False),
                       tuple(first.shape), len(classes), classes)

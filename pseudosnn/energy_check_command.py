@@ -19,6 +19,8 @@ import numpy as np
 
 from pseudosnn.cli_base import Command, FiniteFloat
 from pseudosnn.errors import UsageError
+from pseudosnn.simulator.command import DATA_HELP
+from pseudosnn.simulator.datasets import LAYOUTS
 from pseudosnn.simulator.energy import DEFAULT_MODEL, PRESETS, EnergyModel
 
 
@@ -99,6 +101,7 @@ def run_energy_check(
     limit: int | None = None, batch: int = 128, tolerance: float = 0.05,
     fixed_point: bool = False, baselines: tuple[Path, ...] = (), trusted: bool = False,
     progress: bool = True, echo=click.echo, chip: Path | None = None,
+    layout: str | None = None,
 ) -> dict:
     """The whole check; returns a JSON-able dict (also written to ``report_dir``)."""
     from pseudosnn.simulator.command import run_simulation
@@ -115,7 +118,7 @@ def run_energy_check(
         def simulate(artifact: Path) -> dict:
             (rep,) = run_simulation([artifact], data=data, batch=batch, limit=limit,
                                     energy_model=energy_model, chip=chip, progress=progress,
-                                    echo=lambda *_: None)
+                                    echo=lambda *_: None, layout=layout)
             return rep
 
         report = simulate(art)
@@ -127,7 +130,7 @@ def run_energy_check(
                                                              "layers")}}
         if ckpt is not None:
             result |= _training_check(Path(ckpt), data, limit, report, emodel, tolerance,
-                                      trusted, echo)
+                                      trusted, echo, layout)
         else:
             _echo_deployed_only(report, echo)
         _echo_accuracy(report["accuracy"], result.get("torch_eval_accuracy"), echo)
@@ -147,19 +150,15 @@ def run_energy_check(
 
 
 def _training_check(ckpt: Path, data: str, limit: int | None, report: dict, emodel,
-                    tolerance: float, trusted: bool, echo) -> dict:
-    """Torch-eval accuracy and the training-time estimates beside the deployed counts."""
+                    tolerance: float, trusted: bool, echo, layout: str | None = None) -> dict:
+    """Torch-eval accuracy and the training-time estimates beside the deployed counts
+    (the data read batch by batch)."""
     from pseudosnn.simulator import energy_check as ec
-    from pseudosnn.simulator.datasets import DataError, fit_to_input, load_dataset
+    from pseudosnn.simulator.datasets import open_dataset
 
-    ds = load_dataset(data)
     model = load_torch_model(ckpt, trusted)
-    x = fit_to_input(ds.x, tuple(model.input_shape), data)
-    y = ds.y
-    if limit is not None:
-        x, y = x[:limit], None if y is None else y[:limit]
-    if len(x) == 0:
-        raise DataError(f"{data} has no samples")
+    source = open_dataset(data, tuple(model.input_shape), layout).head(limit)
+    x, y = source.x, source.y
     logits = torch_eval(model, x)
     out: dict = {"torch_eval_accuracy": None if y is None
                  else float((logits.argmax(1) == y).mean())}
@@ -244,8 +243,9 @@ def _json_default(o):
 @click.command("energy-check", cls=Command,
                context_settings={"help_option_names": ["-h", "--help"]})
 @click.argument("model_or_artifact", type=click.Path(exists=True, path_type=Path))
-@click.option("--data", required=True, metavar="SPEC",
-              help="digits | cifar10:PATH | npz:PATH (arrays x and y).")
+@click.option("--data", required=True, metavar="SPEC", help=DATA_HELP)
+@click.option("--layout", type=click.Choice(LAYOUTS), default=None,
+              help="npz only: HWC (channels last) or flat (C order) samples.")
 @click.option("--model", "checkpoint", type=click.Path(exists=True, path_type=Path),
               help="The checkpoint an ARTIFACT was compiled from (for the training-time "
                    "estimates and torch-eval accuracy).")
@@ -272,14 +272,15 @@ def _json_default(o):
 @click.option("--trust-checkpoint", is_flag=True,
               help="Allow full unpickling of checkpoints (only for files you trust).")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
-def energy_check(model_or_artifact: Path, data: str, checkpoint: Path | None,
-                 energy_model: str, chip: Path | None, report_dir: Path | None,
-                 limit: int | None, batch: int, tolerance: float, fixed_point: bool,
-                 baselines: tuple[Path, ...], trust_checkpoint: bool, quiet: bool) -> None:
+def energy_check(model_or_artifact: Path, data: str, layout: str | None,
+                 checkpoint: Path | None, energy_model: str, chip: Path | None,
+                 report_dir: Path | None, limit: int | None, batch: int, tolerance: float,
+                 fixed_point: bool, baselines: tuple[Path, ...], trust_checkpoint: bool,
+                 quiet: bool) -> None:
     """Compare the training-time energy estimates of MODEL_OR_ARTIFACT (a checkpoint, or a
     compiled artifact with --model) with the synaptic operations, spikes and energy the
     simulator measures on the deployed network, layer by layer."""
     run_energy_check(model_or_artifact, data, checkpoint=checkpoint, energy_model=energy_model,
                      report_dir=report_dir, limit=limit, batch=batch, tolerance=tolerance,
                      fixed_point=fixed_point, baselines=baselines, trusted=trust_checkpoint,
-                     progress=not quiet, chip=chip)
+                     progress=not quiet, chip=chip, layout=layout)

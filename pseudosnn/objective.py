@@ -6,7 +6,9 @@ Structure. The model's documented structure (``pseudosnn.models``) is walked onc
 *terms*: the input of every population (and of the readout) is a sum of terms
 ``(source, ops)``, a source population (or the analog input) followed by a chain of
 linear ops (BatchNorm is folded at deployment and ignored here). Each term is one
-synaptic projection of the deployed graph.
+synaptic projection of the deployed graph. A max pool in a chain (a ``SpikePool``'s, or
+the analog stem's) is a window op: an event reaches every window that holds it (an upper
+bound of the pooled events), and its FLOPs are 0, as in the paper's cost.
 
 * Fan-out of a source neuron through a term (how many target neurons one event reaches)
   and the paper's FLOPs of a term are defined once, in the contract's counting module
@@ -42,13 +44,22 @@ from torch import nn
 
 from pseudosnn.compiler.ir import adaptive_pool_window
 from pseudosnn.compiler.spiking import counting
-from pseudosnn.models import BasicBlock, PreActBlock, SeqToANN, SEWBlock, SpikingNetwork
+from pseudosnn.models import (
+    BasicBlock,
+    PreActBlock,
+    SeqToANN,
+    SEWBlock,
+    SpikePool,
+    SpikingNetwork,
+)
 from pseudosnn.neurons import SpikingNeuron
 from pseudosnn.simulator.energy import EnergyModel, snn
 
 INPUT = "input"
 READOUT = "readout"
-LINEAR_OPS = (nn.Conv2d, nn.Linear, nn.AvgPool2d, nn.AdaptiveAvgPool2d, nn.Flatten)
+LINEAR_OPS = (nn.Conv2d, nn.Linear, nn.AvgPool2d, nn.MaxPool2d, nn.AdaptiveAvgPool2d,
+              nn.Flatten)
+"""The ops of a term's chain (BatchNorm is left out: folded at deployment)."""
 
 
 @dataclass(frozen=True)
@@ -101,6 +112,8 @@ def trace_structure(model: SpikingNetwork) -> Structure:
             b = expr if item.shortcut is None else walk(item.shortcut_sn,
                                                        walk(item.shortcut, expr))
             return a + b
+        if isinstance(item, SpikePool):
+            return chain(walk(item.sn, expr), (item.pool,))
         if isinstance(item, PreActBlock):
             a = walk(item.conv2, walk(item.sn2, walk(item.conv1, walk(item.sn1, expr))))
             b = expr if item.shortcut is None else walk(item.shortcut, expr)
@@ -133,7 +146,8 @@ def chain_layers(source_shape: tuple[int, ...], ops: tuple[nn.Module, ...]
         elif len(shape) != 3:
             raise ValueError(f"{op} after flattening: not supported by the cost model")
         else:
-            kind = "conv" if isinstance(op, nn.Conv2d) else "avgpool"
+            kind = "conv" if isinstance(op, nn.Conv2d) else \
+                "maxpool" if isinstance(op, nn.MaxPool2d) else "avgpool"
             k, s, p = _geometry(op, shape)
             c = op.out_channels if kind == "conv" else shape[0]
             out = (c, *((n + 2 * pp - kk) // ss + 1 for n, kk, ss, pp in zip(shape[1:], k, s, p,
@@ -145,16 +159,16 @@ def chain_layers(source_shape: tuple[int, ...], ops: tuple[nn.Module, ...]
 
 
 def _geometry(op: nn.Module, shape: tuple[int, ...]) -> tuple[tuple, tuple, tuple]:
-    """``(kernel, stride, padding)`` per spatial axis of a conv or average pool."""
+    """``(kernel, stride, padding)`` per spatial axis of a conv or a pool."""
     if isinstance(op, nn.AdaptiveAvgPool2d):
         windows = [adaptive_pool_window(n, o)
                    for n, o in zip(shape[1:], _pair(op.output_size), strict=True)]
         if None in windows:
             raise ValueError(f"{op} on {shape}: windows of different sizes are not supported")
         return tuple(w[0] for w in windows), tuple(w[1] for w in windows), (0, 0)
-    if isinstance(op, nn.AvgPool2d) and op.ceil_mode:
+    if isinstance(op, nn.AvgPool2d | nn.MaxPool2d) and op.ceil_mode:
         raise ValueError(f"{op} uses ceil_mode: not supported by the cost model")
-    return tuple(_pair(v) for v in (op.kernel_size, op.stride, op.padding))
+    return tuple(_pair(v) for v in (op.kernel_size, op.stride or op.kernel_size, op.padding))
 
 
 def _pair(v) -> tuple[int, int]:

@@ -39,6 +39,7 @@ from pseudosnn.config import ConfigError, check_values
 from pseudosnn.data import load_data
 from pseudosnn.errors import PseudoSNNError
 from pseudosnn.models import UnknownArchitecture, build_model, check_arch
+from pseudosnn.models.zoo import resolve_pooling
 from pseudosnn.neurons import SpikingNeuron, UnknownNeuronFamily
 from pseudosnn.objective import HardwareCost
 
@@ -158,6 +159,10 @@ class Trainer:
         resume, ckpt = self._claim_output(resume, ckpt)
         seed_everything(config["seed"])
         check_arch(config["model"])
+        try:
+            resolve_pooling(config["model"], config["pooling"])
+        except ValueError as e:
+            raise ConfigError(str(e)) from e
         self.data = load_data(config["data_type"], config["data_path"],
                               augment=config["augment"], cutout_size=config["cutout"],
                               image_size=config["image_size"])
@@ -165,7 +170,8 @@ class Trainer:
             self.model = build_model(config["model"], num_classes=self.data.num_classes,
                                      input_shape=self.data.input_shape,
                                      neuron=config["neuron"],
-                                     residual_mode=config["residual_mode"]).to(self.device)
+                                     residual_mode=config["residual_mode"],
+                                     pooling=config["pooling"]).to(self.device)
         except UnknownArchitecture:
             raise
         except UnknownNeuronFamily as e:

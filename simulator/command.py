@@ -9,7 +9,7 @@ from pathlib import Path
 import click
 from pseudosnn.compiler.artifact import load
 from pseudosnn.compiler.atomic import write_atomic
-from pseudosnn.simulator.datasets import DataError, check_labels, fit_to_input, load_dataset
+from pseudosnn.simulator.datasets import LAYOUTS, DataError, check_labels, open_dataset
 from pseudosnn.simulator.energy import DEFAULT_MODEL, DEFAULT_TIME_PER_STEP_US, PRESETS, resolve
 from pseudosnn.simulator.engine import SimulationError
 from pseudosnn.simulator.engine import simulate as simulate_graph
@@ -17,6 +17,12 @@ from pseudosnn.simulator.metrics.report import build_report, format_table, write
 from pseudosnn.simulator.sharding import simulate_dataset
 
 from pseudosnn.cli_base import Command, FiniteFloat
+
+DATA_HELP = ("Inputs, read batch by batch: 'digits' (sklearn 8x8 test split), "
+             "'cifar10:PATH' / 'cifar100:PATH' (the python-pickle test batch or its folder), "
+             "'imagenet:PATH' (class folders, val/<class>/<image>; the trainer's eval "
+             "transform), 'cifar10_dvs:PATH' (class folders of .npz event frames), 'npz:PATH' "
+             "(arrays x of the network's input shape and optional labels y).")
 
 
 def _stems(paths: list[Path]) -> list[str]:
@@ -36,18 +42,14 @@ def run_simulation(
     workers: int = 1, time_per_step_us: float = DEFAULT_TIME_PER_STEP_US,
     mean_hops: float = 0.0, raster_neurons: int = 16, progress: bool = True,
     echo=click.echo, precision: str = "float64", chip: Path | None = None,
+    layout: str | None = None,
 ) -> list[dict]:
-    """Simulate every artifact on the data set; return one report dict per artifact
-    (energy on the chip file ``chip`` when given, else on the preset ``energy_model``)."""
+    """Simulate every artifact on the data set (read batch by batch); return one report
+    dict per artifact (energy on the chip file ``chip`` when given, else on the preset
+    ``energy_model``)."""
     from tqdm import tqdm
 
     model = resolve(energy_model, chip)
-    ds = load_dataset(data)
-    x, y = ds.x, ds.y
-    if limit is not None:
-        if limit < 1:
-            raise DataError(f"--limit must be >= 1, got {limit}")
-        x, y = x[:limit], None if y is None else y[:limit]
     if batch < 1:
         raise DataError(f"--batch must be >= 1, got {batch}")
     reports = []
@@ -57,7 +59,10 @@ def run_simulation(
             raise SimulationError(
                 f"{path} holds a float graph; --fixed-point needs an artifact compiled with "
                 "fixed-point quantisation (pseudosnn-compile ... --fixed-point)")
-        xs = fit_to_input(x, graph.input.shape, data)
+        source = open_dataset(data, graph.input.sample_shape, layout).head(limit)
+        if source.warning:
+            click.echo(source.warning, err=True)
+        xs, y = source.x, source.y
         check_labels(y, graph.readout.shape[-1], data)
         with tqdm(total=len(xs), desc=f"simulate {stem}", unit="sample",
                   disable=not progress) as bar:
@@ -105,9 +110,10 @@ def run_simulation(
 @click.command("simulate", cls=Command)
 @click.argument("artifacts", nargs=-1, required=True,
                 type=click.Path(exists=True, file_okay=False, path_type=Path))
-@click.option("--data", required=True, metavar="SPEC",
-              help="Inputs: 'digits' (sklearn 8x8 test split), 'cifar10:PATH' (python-pickle "
-                   "test_batch or its folder) or 'npz:PATH' (arrays x and optional y).")
+@click.option("--data", required=True, metavar="SPEC", help=DATA_HELP)
+@click.option("--layout", type=click.Choice(LAYOUTS), default=None,
+              help="npz only: how x's samples are laid out when not exactly the network's "
+                   "input shape: HWC (channels last) or flat (C order).")
 @click.option("--batch", type=click.IntRange(min=1), default=64, show_default=True,
               help="Samples simulated at once.")
 @click.option("--limit", type=click.IntRange(min=1), default=None,
@@ -133,7 +139,8 @@ def run_simulation(
 @click.option("--mean-hops", default=0.0, show_default=True, type=FiniteFloat(min=0),
               help="Mean mesh hops per spike (Loihi routing energy; 0 = within tile).")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
-def simulate_cmd(artifacts, data, batch, limit, energy_model, chip, fixed_point, precision,
+def simulate_cmd(artifacts, data, layout, batch, limit, energy_model, chip, fixed_point,
+                 precision,
                  report_dir, workers, time_per_step_us, mean_hops, quiet):
     """Simulate compiled ARTIFACT(s) step by step and report spike counts, synaptic
     operations, latency and energy (and accuracy when the data have labels).
@@ -144,4 +151,4 @@ def simulate_cmd(artifacts, data, batch, limit, energy_model, chip, fixed_point,
     """
     run_simulation(list(artifacts), data, batch, limit, energy_model, fixed_point, report_dir,
                    workers, time_per_step_us, mean_hops, progress=not quiet, precision=precision,
-                   chip=chip)
+                   chip=chip, layout=layout)

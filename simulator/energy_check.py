@@ -50,8 +50,9 @@ def relative_error(estimate: float, truth: float) -> float:
 
 
 def deployed_by_source(report: dict) -> dict[str, dict[str, float]]:
-    """Per source population, per sample: deployed SOPs, spikes, T and the energy of its
-    spikes and updates (module docstring), from a simulator report."""
+    """Per source population, per sample: deployed SOPs its spikes cause (through its spike
+    pools too), spikes, T and the energy of its spikes and updates (module docstring), from
+    a simulator report."""
     layers = {r["layer"]: r for r in report["layers"]}
     rows = {}
     for r in report["layers"]:
@@ -63,7 +64,7 @@ def deployed_by_source(report: dict) -> dict[str, dict[str, float]]:
     for pr in report["projections"]:
         if pr["source"] == "input":
             continue
-        row, p = rows[pr["source"]], layers[pr["target"]]["prices_pj"]
+        row, p = rows[pr["source_population"]], layers[pr["target"]]["prices_pj"]
         row["sops"] += pr["sops_per_sample"]
         row["energy_pj"] += pr["sops_per_sample"] * p["sop"] \
             + row["spikes"] * p["conv_event" if pr["kind"] == "conv" else "event"]

@@ -8,8 +8,12 @@ point), neuron ``i`` for its own ``T_i`` steps from ``start``. Events emitted at
 reach a target at ``t + delay``.
 
 * **stream** targets integrate, at step ``t``, the projected events delivered at ``t``
-  plus ``b`` (plus the encoder current, held constant like direct encoding): one
-  projection per source step.
+  plus ``b`` (plus the encoder current, held constant like direct encoding, or frame ``k``
+  at window step ``k`` for event frames): one projection per source step.
+* **spike pools** emit at step ``t`` the OR over each window of their source's spikes of
+  step ``t - POOL_DELAY`` (``synapses.spike_pool``); their events go out like a
+  population's. A population that feeds a pool is stepped one step at a time
+  (``neuron_step``, leaky or not: the pool ORs its real train).
 * **rate** targets and the readout only ever see the *sum* of what they were delivered
   (the accumulator is not observable before the window closes). By linearity
   ``sum_t W @ s_t = W @ n`` (exact in integer arithmetic; in float mode the very same
@@ -23,6 +27,8 @@ reach a target at ``t + delay``.
   ``0 <= v0 < theta``). These shortcuts (chunked ``_integrate``, ``_step_live``) are
   proven for the integrate-and-fire step only: a leaky or hard-reset rate window is
   stepped whole with ``semantics.lif_step`` itself, every neuron (``_lif_window``).
+* a **leaky** readout (``decay > 0``) keeps what is delivered at each step and folds it at
+  the end, ``acc <- acc·(1 − decay) + delivered(t)``; its sources are stepped.
 
 The engine observes readouts, spike counts and spikes per step (and spike trains when
 asked); SOPs, MACs and neuron updates come from ``compiler.spiking.counting``.
@@ -35,8 +41,15 @@ from dataclasses import dataclass, field
 
 import numpy as np
 from pseudosnn.compiler.spiking import counting
-from pseudosnn.compiler.spiking.graph import GraphError, Population, Projection, SpikingGraph
+from pseudosnn.compiler.spiking.graph import (
+    GraphError,
+    Population,
+    Projection,
+    SpikePool,
+    SpikingGraph,
+)
 from pseudosnn.compiler.spiking.result import RunResult, run_result
+from pseudosnn.compiler.spiking.schedule import POOL_DELAY
 from pseudosnn.compiler.spiking.semantics import (
     V_MAX,
     V_MIN,
@@ -45,7 +58,12 @@ from pseudosnn.compiler.spiking.semantics import (
     lif_step,
     neuron_step,
 )
-from pseudosnn.compiler.spiking.synapses import encoder_currents, project
+from pseudosnn.compiler.spiking.synapses import (
+    encoder_currents,
+    frame_targets,
+    project,
+    spike_pool,
+)
 from pseudosnn.simulator.kernels import Projector
 
 from pseudosnn.errors import PseudoSNNError
@@ -92,8 +110,9 @@ class _Plan:
     whole_window: set[str]  # rate populations that feed no stream population
     fanouts: counting.Fanouts
     timesteps: dict[str, np.ndarray]
-    window: dict[str, tuple[int, int]]  # population -> (start, T_max)
+    window: dict[str, tuple[int, int]]  # population or pool -> (start, T_max)
     projectors: dict[tuple, Projector] = field(default_factory=dict)
+    pools: list[SpikePool] = field(default_factory=list)
 
     def projector(self, pr: Projection, dtype, exact_int: bool) -> Projector:
         key = (pr.name, np.dtype(dtype).str, exact_int)
@@ -109,16 +128,18 @@ def plan_of(graph: SpikingGraph) -> _Plan:
     plan = _PLANS.get(graph)
     if plan is None:
         pops = list(graph.topological_populations())
-        outgoing = {p.name: graph.outgoing(p.name) for p in pops}
+        pools = [p for p in graph.topological_sources() if isinstance(p, SpikePool)]
+        outgoing = {p.name: graph.outgoing(p.name) for p in (*pops, *pools)}
         stream = {p.name for p in pops if p.coupling == "stream"}
+        pooled = {p.source for p in pools}
         stepped = stream | ({graph.readout.name} if graph.readout.decay else set())
         plan = _Plan(
             steps=graph.latency_steps, pops=pops, outgoing=outgoing, stream_targets=stream,
-            whole_window={p.name for p in pops if p.coupling == "rate"
+            whole_window={p.name for p in pops if p.coupling == "rate" and p.name not in pooled
                           and not any(pr.target in stepped for pr in outgoing[p.name])},
             fanouts=counting.Fanouts(graph),
             timesteps={p.name: p.timesteps_full() for p in pops},
-            window={p.name: (p.start, p.t_max) for p in pops})
+            window={p.name: (p.start, p.t_max) for p in (*pops, *pools)}, pools=pools)
         _PLANS[graph] = plan
     return plan
 
@@ -313,10 +334,11 @@ def _integrate(v: np.ndarray, c: np.ndarray, T: np.ndarray | None, theta, t_max:
 
 def check_input(graph: SpikingGraph, x: np.ndarray) -> np.ndarray:
     x = np.asarray(x)
-    if x.ndim < 1 or tuple(x.shape[1:]) != tuple(graph.input.shape):
+    shape = graph.input.sample_shape
+    if x.ndim < 1 or tuple(x.shape[1:]) != tuple(shape):
         raise SimulationError(
             f"input batch has shape {tuple(x.shape)}, the graph expects (B, "
-            f"{', '.join(map(str, graph.input.shape))}); reshape the data to the network's "
+            f"{', '.join(map(str, shape))}); reshape the data to the network's "
             "input shape (batch first)")
     if x.shape[0] == 0:
         raise SimulationError("the input batch is empty (0 samples); pass at least one sample")
@@ -329,7 +351,7 @@ def simulate(
     graph: SpikingGraph, x: np.ndarray, record_spikes: bool = False,
     fixed_point: bool | None = None, precision: str = "float64",
 ) -> RunResult:
-    """Run ``graph`` on a batch ``x`` of shape ``(B, *graph.input.shape)`` step by step.
+    """Run ``graph`` on a batch ``x`` of shape ``(B, *graph.input.sample_shape)`` step by step.
 
     ``fixed_point=None`` follows ``graph.fixed_point``; asking for the other mode is an
     error (quantisation is the compiler's job). ``precision`` (float mode only):
@@ -370,12 +392,17 @@ class _Run:
             p.name: 0 for p in plan.pops if p.coupling == "rate"}
         self.acc[graph.readout.name] = 0
         self.inbox: dict[str, dict[int, np.ndarray]] = {
-            p.name: {} for p in plan.pops if p.coupling == "stream"}
+            p.name: {} for p in (*plan.pops, *plan.pools)
+            if isinstance(p, SpikePool) or p.coupling == "stream"}
         self.leaky = graph.readout.name if graph.readout.decay else None
         self.readout_box: dict[int, np.ndarray] = {}  # leaky readout: step -> delivered
+        self.frames: dict[str, np.ndarray] = {}  # stream target -> (B, F, ...) currents
+        sources = (*plan.pops, *plan.pools)
         self.spikes = ({p.name: np.zeros((B, plan.steps, *p.shape), dtype=bool)
-                        for p in plan.pops} if record_spikes else None)
-        self.per_step = {p.name: np.zeros(plan.steps, dtype=np.int64) for p in plan.pops}
+                        for p in sources} if record_spikes else None)
+        self.per_step = {p.name: np.zeros(plan.steps, dtype=np.int64) for p in sources}
+        self.pool_counts = {p.name: np.zeros((B, *p.shape), dtype=np.int64)
+                            for p in plan.pools}
 
     def _state(self, p: Population) -> _PopState:
         fixed, dtype = self.fixed, self.dtype
@@ -410,8 +437,11 @@ class _Run:
         before fixed-point rounding; float32 mode: float32 like the ONNX executor)."""
         kernel = None if self.exact_ref or self.fixed else \
             (lambda pr, x: self.plan.projector(pr, self.dtype, False)(x))
+        framed = frame_targets(self.graph)
         for target, c in encoder_currents(self.graph, self.x, kernel).items():
-            if target in self.inbox:
+            if target in framed:
+                self.frames[target] = c
+            elif target in self.inbox:
                 st = self.states[target]
                 st.drive = st.drive + c
             else:
@@ -431,6 +461,10 @@ class _Run:
                         self._whole_window(p, t)
                 else:
                     self._one_step(p, t, k)
+        for pool in plan.pools:
+            start, t_max = plan.window[pool.name]
+            if 0 <= t - start < t_max:
+                self._pool_step(pool, t, t - start)
 
     def _whole_window(self, p: Population, t: int) -> None:
         st = self.states[p.name]
@@ -445,26 +479,46 @@ class _Run:
 
     def _one_step(self, p: Population, t: int, k: int) -> None:
         st = self.states[p.name]
-        t_max = st.pop.t_max
         if p.coupling == "rate":
             if k == 0:
                 st.current = _plus_bias(self.acc.pop(p.name), st.bias)
             current = st.current
         else:
-            current = self.inbox[p.name].pop(t, 0) + st.drive + st.bias
+            frame = self.frames[p.name][:, k] if p.name in self.frames else 0
+            current = self.inbox[p.name].pop(t, 0) + st.drive + frame + st.bias
         active = True if st.uniform_T else (k < st.T)
         st.v, st.u, s = neuron_step(st.v, st.u, np.broadcast_to(current, st.v.shape), st.theta,
                                     st.dyn, active=active, fixed=self.fixed)
         st.counts += s
-        self.per_step[p.name][t] = np.count_nonzero(s)
+        for pool in self.graph.pools_of(p.name):
+            self.inbox[pool.name][t + POOL_DELAY] = s
+        self._emit(p.name, s, st.counts, t, k, st.pop.t_max)
+
+    def _pool_step(self, pool: SpikePool, t: int, k: int) -> None:
+        """Step ``k`` of a spike pool's train: the OR over each window of what its source
+        emitted ``POOL_DELAY`` steps ago."""
+        spikes = self.inbox[pool.name].pop(t, None)
+        if spikes is None:  # the source's channel windows closed (per-channel T)
+            spikes = np.zeros((self.B, *self.graph.shape_of(pool.source)), dtype=bool)
+        s = spike_pool(pool, spikes)
+        counts = self.pool_counts[pool.name]
+        counts += s
+        self._emit(pool.name, s, counts, t, k, pool.t_max)
+
+    def _emit(self, name: str, s: np.ndarray, counts: np.ndarray, t: int, k: int,
+              t_max: int) -> None:
+        """The spikes ``s`` of event source ``name`` at step ``t`` (step ``k`` of its
+        window): recorded, then delivered to stream targets, or as counts to the others
+        when the window closes."""
+        self.per_step[name][t] = np.count_nonzero(s)
         if self.spikes is not None:
-            self.spikes[p.name][:, t] = s
-        for pr in self.plan.outgoing[p.name]:
+            self.spikes[name][:, t] = s
+        for pr in self.plan.outgoing[name]:
             if pr.target in self.plan.stream_targets or pr.target == self.leaky:
                 box = self.readout_box if pr.target == self.leaky else self.inbox[pr.target]
                 box[t + pr.delay] = box.get(t + pr.delay, 0) + self.apply(pr, s, 1)
             elif k == t_max - 1:
-                _accumulate(self.acc, pr.target, self.apply(pr, st.counts, t_max))
+                _accumulate(self.acc, pr.target, self.apply(pr, counts, t_max))
 
     def result(self) -> RunResult:
         for name, box in self.inbox.items():
@@ -480,6 +534,6 @@ class _Run:
         out = self.acc[ro.name] + np.asarray(ro.bias)
         out = out / ro.units_per_float if self.fixed else out
         output = np.broadcast_to(np.asarray(out, np.float64), (self.B, *ro.shape)).copy()
-        counts = {name: st.counts for name, st in self.states.items()}
+        counts = {name: st.counts for name, st in self.states.items()} | self.pool_counts
         return run_result(self.graph, output, counts, spikes=self.spikes,
                           spikes_per_step=self.per_step, fanouts=self.plan.fanouts)

@@ -3,7 +3,9 @@
 The data are cut into the same batches whatever the number of workers; workers simulate
 whole batches and the main process merges their exact :class:`Tally` s in batch order.
 So one process and N processes give the same counts and outputs, bit for bit.
-Workers are started with the ``spawn`` method (no forked BLAS thread pools).
+Workers are started with the ``spawn`` method (no forked BLAS thread pools). Batches are
+read from ``x`` (an array or a lazy :class:`~pseudosnn.simulator.datasets.Samples`) only
+when due, at most ``2 * workers`` ahead, so memory holds a few batches, not the data set.
 """
 
 from __future__ import annotations
@@ -43,16 +45,22 @@ def iter_batch_tallies(
     workers: int = 1, fixed_point: bool | None = None, precision: str = "float64",
 ) -> Iterator[Tally]:
     """Yield one :class:`Tally` per batch, in batch order."""
-    jobs = [(x[a:b], None if y is None else y[a:b]) for a, b in batches(len(x), batch_size)]
-    if workers <= 1 or len(jobs) <= 1:
-        for xb, yb in jobs:
+    spans = batches(len(x), batch_size)
+
+    def jobs(part):  # read lazily: a batch is loaded when it is due
+        return ((x[a:b], None if y is None else y[a:b]) for a, b in part)
+
+    if workers <= 1 or len(spans) <= 1:
+        for xb, yb in jobs(spans):
             yield Tally().add(simulate(graph, xb, fixed_point=fixed_point, precision=precision),
                               yb)
         return
     ctx = mp.get_context("spawn")
-    with ctx.Pool(min(workers, len(jobs)), initializer=_init_worker,
+    ahead = 2 * workers  # Pool.imap would read every batch at once: feed windows
+    with ctx.Pool(min(workers, len(spans)), initializer=_init_worker,
                   initargs=(graph, fixed_point, precision)) as pool:
-        yield from pool.imap(_run_batch, jobs)
+        for i in range(0, len(spans), ahead):
+            yield from pool.imap(_run_batch, jobs(spans[i:i + ahead]))
 
 
 def simulate_dataset(

@@ -210,6 +210,10 @@ def _nir_files(root: Path) -> None:
                                    v_leak=np.zeros(2)),
          "fc2": _fc(2, 2), "lif": _lif(2)},
         [("input", "fc"), ("fc", "li"), ("li", "fc2"), ("fc2", "lif"), ("lif", "output")]))
+    nir.write(root / "input_to_li.nir", _graph(
+        {"fc": _fc(), "li": nir.LI(tau=np.full(2, 1e-3), r=np.full(2, 10.0),
+                                   v_leak=np.zeros(2))},
+        [("input", "fc"), ("fc", "li"), ("li", "output")]))
 
 
 def _nir_artifacts(root: Path) -> None:
@@ -277,6 +281,13 @@ def _is_artifact(path: str, fixed: bool | None = None):
     def check(root: Path) -> None:
         graph = artifact.load(root / path)
         assert fixed is None or graph.fixed_point == fixed
+
+    return check
+
+
+def _framed(path: str, frames: int):
+    def check(root: Path) -> None:
+        assert artifact.load(root / path).input.sample_shape == (frames, 3)
 
     return check
 
@@ -463,11 +474,19 @@ NIR_CASES = [  # NIR files in and out (issue 15)
     Case("nir-dt-negative", [C, "nir/good.nir", "-o", "o", *SNN, "--dt", "-1"], 2,
          ("Invalid value for '--dt'",)),
     Case("nir-options-on-an-artifact", [C, "build/nir_rate", "-o", "o", *SNN], 2,
-         ("--from, --dt and --timesteps read NIR files",)),
+         ("--from, --dt, --timesteps and --frames read NIR files",)),
     Case("nir-extension-edited-by-another-tool", [C, "nir/ours.nir", "-o", "o"], 1,
          ("the NIR nodes were changed after pseudosnn exported them", "--from nir --dt")),
     Case("nir-good-file-compiles", [C, "nir/good.nir", "-o", "o", *SNN], 0, ("wrote o",),
          check=_is_artifact("o")),
+    Case("nir-good-file-compiles-with-frames", [C, "nir/good.nir", "-o", "o", *SNN,
+                                                "--frames"], 0, ("wrote o",),
+         check=_framed("o", 5)),
+    Case("nir-frames-into-a-leaky-readout", [C, "nir/input_to_li.nir", "-o", "o", *SNN,
+                                             "--frames"], 1,
+         ("the input reaches the leaky readout directly", "read it without --frames")),
+    Case("nir-frames-on-our-own-file", [C, "nir/ours.nir", "-o", "o", "--frames"], 2,
+         ("--dt, --timesteps and --frames apply to another reading",)),
     Case("nir-export-fixed-point", [X, "build/nir_fixed", "-o", "f.nir"], 1,
          ("export the float artifact",), check=_absent("f.nir")),
     Case("nir-export-lossy-refused", [X, "build/nir_rate", "-o", "r.nir"], 2,

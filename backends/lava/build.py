@@ -6,10 +6,13 @@ Mapping (compiler/graph.py semantics, 0-indexed clock = Lava ``time_step - 1``):
   (``lif_map.py``: hard reset to 0, ``v0 = 0``, ...), recorded by a :class:`SpikeRecorder`
   and fed its encoder current plus bias during its window by a :class:`CurrentSource`;
   every other population -> :class:`PseudoSNPopulation`; readout ->
-  :class:`ReadoutAccumulator`;
+  :class:`ReadoutAccumulator`; spike pool -> :class:`SpikePool` (receives its source's
+  spikes, ours or Lava's LIF's, and sends the OR per window one step later:
+  ``schedule.POOL_DELAY``);
 * encoder projections (delay 0) -> one :class:`CurrentSource` per target, driving the
-  precomputed current ``project(pr, x)`` (fixed point: ``encode_fixed`` in the target's
-  units) at local step 0 (rate) or every step of the window (stream);
+  precomputed current ``encoder_currents`` (the analog stem host side; fixed point:
+  ``encode_fixed`` in the target's units) at local step 0 (rate), every step of the
+  window (stream), or frame ``k`` at window step ``k`` (event frames);
 * dense projection -> lava ``Dense`` (1-step delay). Fixed point: lava clips ``MIXED``
   weights to ``[-256, 255]`` and truncates 1 LSB, so we pass ``2*W_int`` with
   ``weight_exp - 1``: ``((2W)·s) >> 1 == W·s`` exactly, then ``<< weight_exp``.
@@ -50,12 +53,14 @@ from pseudosnn.backends.lava.process import (
     PseudoSNPopulation,
     ReadoutAccumulator,
     SpikeDelay,
+    SpikePool,
     SpikeRecorder,
     as_chw,
     as_whc,
 )
 from pseudosnn.compiler.spiking.graph import GraphError, Projection, SpikingGraph
-from pseudosnn.compiler.spiking.synapses import conv2d, encoder_currents
+from pseudosnn.compiler.spiking.graph import SpikePool as PoolNode
+from pseudosnn.compiler.spiking.synapses import conv2d, encoder_currents, frame_targets
 
 LAVA_CONV_OUTPUT_BITS = 24
 """lava ``PyConvModelFixed.clamp_precision``: ``signed_clamp(x, bits=24)`` (wraps)."""
@@ -74,9 +79,14 @@ class LavaNetwork:
     sources: list[CurrentSource]
     connections: list = field(default_factory=list)  # Dense / Conv / SpikeDelay
     recorders: dict[str, SpikeRecorder] = field(default_factory=dict)  # of lava LIFs
+    pools: dict[str, SpikePool] = field(default_factory=dict)
 
-    def record_file(self, pop: str) -> str:
-        proc = self.recorders.get(pop, self.populations[pop])
+    def emitter(self, name: str) -> PseudoSNPopulation | LIFReset | SpikePool:
+        """The process whose spikes a projection from population or pool ``name`` carries."""
+        return self.pools[name] if name in self.pools else self.populations[name]
+
+    def record_file(self, name: str) -> str:
+        proc = self.recorders[name] if name in self.recorders else self.emitter(name)
         return proc.proc_params["record_file"]
 
 
@@ -183,7 +193,8 @@ def _population(graph: SpikingGraph, i: int, period: int, n_samples: int, record
 
 
 def _spike_port(proc, shape: tuple[int, ...], whc: bool):
-    """The spike output of a population process, flat or in lava's ``(W, H, C)`` layout."""
+    """The spike output of a population or pool process, flat or in lava's ``(W, H, C)``
+    layout."""
     if isinstance(proc, LIFReset):
         return proc.s_out.reshape(as_chw(shape)).transpose([2, 1, 0]) if whc else proc.s_out
     return proc.s_out_whc if whc else proc.s_out
@@ -230,24 +241,33 @@ def build_network(graph: SpikingGraph, x: np.ndarray, record_spikes: bool = Fals
     targets = {**pops, ro.name: readout}
     net = LavaNetwork(graph, period, n_samples, record_dir, pops, readout, [],
                       recorders=recorders)
+    for i, pool in enumerate(graph.pools):
+        _add_pool(net, pool, str(record_dir / f"pool{i}.npz"), record_spikes)
     encoder = encoder_currents(graph, x)
+    framed = frame_targets(graph)
     for name, current in encoder.items():
         if name not in recorders:
-            _add_source(net, name, current.reshape(current.shape[0], -1))
+            _add_source(net, name, _flat(current, name in framed), name in framed)
     for pr in graph.projections:
         if not pr.is_encoder:
             _connect_projection(net, pr, targets)
-    for name in recorders:  # lava LIF: encoder current + bias, in the window
-        p = graph.population(name)
-        bias = np.broadcast_to(p.bias_full().reshape(1, -1), (n_samples, p.size))
-        drive = encoder[name].reshape(n_samples, -1) + bias if name in encoder else bias
-        _add_source(net, name, drive.astype(np.int64 if fixed else np.float64))
+    for name in recorders:  # lava LIF: encoder current (or frames) + bias, in the window
+        frames, bias = name in framed, graph.population(name).bias_full().reshape(1, -1)
+        drive = (_flat(encoder[name], frames) + (bias[:, None] if frames else bias)
+                 if name in encoder else np.broadcast_to(bias, (n_samples, bias.size)))
+        _add_source(net, name, drive.astype(np.int64 if fixed else np.float64), frames)
     return net
 
 
-def _add_source(net: LavaNetwork, name: str, currents: np.ndarray) -> None:
+def _flat(current: np.ndarray, frames: bool) -> np.ndarray:
+    """An encoder current flat per sample ``(B, N)``, or per frame ``(B, F, N)``."""
+    return current.reshape(*current.shape[:2 if frames else 1], -1)
+
+
+def _add_source(net: LavaNetwork, name: str, currents: np.ndarray, frames: bool) -> None:
     """A :class:`CurrentSource` into ``name``: at local step 0 into a rate population of
-    ours (it accumulates), in the window into a stream population or a Lava LIF."""
+    ours (it accumulates), in the window into a stream population or a Lava LIF (one
+    frame per step with ``frames``)."""
     graph = net.graph
     target = net.populations.get(name, net.readout)
     if name in net.populations and (graph.population(name).coupling == "stream"
@@ -256,18 +276,29 @@ def _add_source(net: LavaNetwork, name: str, currents: np.ndarray) -> None:
     else:
         first, stop = 0, 1
     src = CurrentSource(currents=currents, period=net.period, first=first, stop=stop,
-                        name=f"current->{name}")
+                        frames=frames, name=f"current->{name}")
     src.a_out.connect(target.a_in)
     net.sources.append(src)
 
 
+def _add_pool(net: LavaNetwork, pool: PoolNode, record_file: str, record_spikes: bool) -> None:
+    """A :class:`SpikePool` fed by its source population's flat spikes."""
+    proc = SpikePool(
+        source_shape=net.graph.shape_of(pool.source), shape=pool.shape, kernel=pool.kernel,
+        stride=pool.stride, padding=pool.padding, period=net.period,
+        n_samples=net.n_samples, record_file=record_file, record_spikes=record_spikes,
+        name=pool.name)
+    net.populations[pool.source].s_out.connect(proc.s_in)
+    net.pools[pool.name] = proc
+
+
 def _connect_projection(net: LavaNetwork, pr: Projection, targets: dict) -> None:
     """Lava's ``Dense`` or ``Conv`` (after a delay line for ``delay > 1``) from the source
-    population's spikes to the target's input."""
+    population's (or pool's) spikes to the target's input."""
     graph, fixed = net.graph, net.graph.fixed_point
     src_shape = graph.shape_of(pr.source)
     as_dense = uses_dense(pr, fixed)
-    out_port = _spike_port(net.populations[pr.source], src_shape, whc=not as_dense)
+    out_port = _spike_port(net.emitter(pr.source), src_shape, whc=not as_dense)
     if pr.delay > 1:
         line = SpikeDelay(shape=out_port.shape, delay=pr.delay - 1, period=net.period,
                           name=f"{pr.name}/delay")
@@ -291,6 +322,7 @@ MODELS = {
                     CurrentSource: models.PyCurrentSourceModelFloat,
                     ReadoutAccumulator: models.PyReadoutModelFloat,
                     SpikeDelay: models.PySpikeDelayModelFloat,
+                    SpikePool: models.PySpikePoolModel,
                     Dense: PyDenseModelFloat, Conv: PyConvModelFloat},
     "fixed_pt": {PseudoSNPopulation: models.PyPseudoSNModelFixed,
                  LIFReset: PyLifResetModelBitAcc,
@@ -298,6 +330,7 @@ MODELS = {
                  CurrentSource: models.PyCurrentSourceModelFixed,
                  ReadoutAccumulator: models.PyReadoutModelFixed,
                  SpikeDelay: models.PySpikeDelayModelFixed,
+                 SpikePool: models.PySpikePoolModel,
                  Dense: PyDenseModelBitAcc, Conv: PyConvModelFixed},
 }
 """The ProcessModel of every Process, per mode. Lava's own search imports each file of a
@@ -320,7 +353,7 @@ def run_config(net: LavaNetwork, conv_model: str = "lava") -> Loihi2SimCfg:
     tag = "fixed_pt" if net.graph.fixed_point else "floating_pt"
     chosen = {**MODELS[tag], Conv: CONV_MODELS[conv_model][tag]}
     procs = [*net.populations.values(), net.readout, *net.sources, *net.connections,
-             *net.recorders.values()]
+             *net.recorders.values(), *net.pools.values()]
     return Loihi2SimCfg(select_tag=tag,
                         exception_proc_model_map={p: chosen[type(p)] for p in procs})
 
@@ -341,7 +374,7 @@ def run_network(net: LavaNetwork, record_spikes: bool = False,
         anchor.stop()
     counts, spikes = {}, {} if record_spikes else None
     try:
-        for p in graph.populations:
+        for p in (*graph.populations, *graph.pools):
             with np.load(net.record_file(p.name)) as rec:
                 counts[p.name] = rec["counts"].reshape(net.n_samples, *p.shape)
                 if record_spikes:

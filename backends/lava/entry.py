@@ -124,7 +124,7 @@ def run(graph, x: np.ndarray, record_spikes: bool = False, batch: int = 0,
     out["readout_raw"] = values
     ro = graph.readout
     out["output"] = values / ro.units_per_float if graph.fixed_point else values
-    for p in graph.populations:
+    for p in (*graph.populations, *graph.pools):
         out[f"counts/{p.name}"] = np.concatenate([r.counts[p.name] for r in runs])
         if record_spikes:
             out[f"spikes/{p.name}"] = np.concatenate([r.spikes[p.name] for r in runs])
@@ -180,9 +180,10 @@ def main(argv: list[str] | None = None) -> int:
                 raise GraphError(f"{job['artifact']} holds a float graph; --fixed-point needs "
                                  "a quantised one (compile the model with quantisation)")
             x = load_inputs(job["inputs"], args.samples)
-            if tuple(x.shape[1:]) != tuple(graph.input.shape) or x.shape[0] == 0:
+            shape = graph.input.sample_shape
+            if tuple(x.shape[1:]) != tuple(shape) or x.shape[0] == 0:
                 raise GraphError(f"inputs have shape {x.shape}, the graph expects (B, "
-                                 f"{', '.join(map(str, graph.input.shape))}) with B >= 1")
+                                 f"{', '.join(map(str, shape))}) with B >= 1")
             result = run(graph, x, record_spikes=bool(job.get("record_spikes")),
                          batch=args.batch, fault=parse_fault(args.inject_fault),
                          conv_model=args.conv_model)

@@ -31,11 +31,12 @@ from pseudosnn.backends.lava.process import (
     PseudoSNPopulation,
     ReadoutAccumulator,
     SpikeDelay,
+    SpikePool,
     SpikeRecorder,
     as_chw,
 )
 from pseudosnn.compiler.spiking.semantics import Dynamics, initial_state, neuron_step
-from pseudosnn.compiler.spiking.synapses import conv2d
+from pseudosnn.compiler.spiking.synapses import conv2d, max_pool
 
 FAILURE_FILE_ENV = "PSEUDOSNN_LAVA_FAILURE_FILE"
 """If set, a failing process also appends its traceback to this file: the entry point's
@@ -86,6 +87,25 @@ def _save_records(model, **arrays) -> None:
     os.replace(tmp, path)
 
 
+class _SpikeRecords:
+    """Per-sample spike counts of ``n`` neurons (and, with ``record_spikes``, every spike),
+    written by :func:`_save_records` after the last step."""
+
+    def __init__(self, p: dict, n: int):
+        self.counts = np.zeros((int(p["n_samples"]), n), np.int64)
+        self.spikes = (np.zeros((int(p["n_samples"]), int(p["period"]), n), bool)
+                       if p["record_spikes"] else None)
+
+    def add(self, model, k: int, t: int, spikes: np.ndarray) -> None:
+        """Spikes of local step ``t`` of sample ``k``."""
+        self.counts[k] += spikes
+        if self.spikes is None:
+            _save_records(model, counts=self.counts)
+        else:
+            self.spikes[k, t] = spikes
+            _save_records(model, counts=self.counts, spikes=self.spikes)
+
+
 def _local_step(model) -> tuple[int, int]:
     """(sample index, local step) of the current Lava time step (which starts at 1)."""
     return divmod(int(model.time_step) - 1, int(model.proc_params["period"]))
@@ -103,16 +123,12 @@ class _PopulationModel(PyLoihiProcessModel):
         self._ps_v0 = p["v0"]
         self._ps_bias = p["bias"]
         self._ps_chw = as_chw(p["shape"])
-        self._ps_record = bool(p["record_spikes"])
         self._ps_fault = (p["fault_kind"], int(p["fault_step"]))
         dyn = Dynamics(**p["dynamics"])
         if self._ps_fixed:
             dyn = Dynamics(**{**p["dynamics"], "v_reset": int(dyn.v_reset)})
         self._ps_dyn = dyn
-        n = self._ps_T.size
-        self._ps_counts = np.zeros((int(p["n_samples"]), n), np.int64)
-        self._ps_spikes = (np.zeros((int(p["n_samples"]), int(p["period"]), n), bool)
-                           if self._ps_record else None)
+        self._ps_records = _SpikeRecords(p, self._ps_T.size)
 
     def _step(self):
         k, t = _local_step(self)
@@ -136,15 +152,9 @@ class _PopulationModel(PyLoihiProcessModel):
         self.v[:] = v
         if u is not None:
             self.u[:] = u
-        self._ps_counts[k] += spikes
-        if self._ps_record:
-            self._ps_spikes[k, t] = spikes
         self.s_out.send(spikes)
         self.s_out_whc.send(spikes.reshape(self._ps_chw).transpose(2, 1, 0))
-        records = {"counts": self._ps_counts}
-        if self._ps_record:
-            records["spikes"] = self._ps_spikes
-        _save_records(self, **records)
+        self._ps_records.add(self, k, t, spikes)
 
     run_spk = _report_errors(_step)
 
@@ -189,9 +199,10 @@ class _CurrentSourceModel(PyLoihiProcessModel):
         p = self.proc_params
         currents = p["currents"]
         if p["first"] <= t < p["stop"]:
-            self.a_out.send(np.asarray(currents[k]))
+            self.a_out.send(np.asarray(currents[k, t - p["first"]] if p["frames"]
+                                       else currents[k]))
         else:
-            self.a_out.send(np.zeros(currents.shape[1], dtype=currents.dtype))
+            self.a_out.send(np.zeros(currents.shape[-1], dtype=currents.dtype))
 
     run_spk = _report_errors(_step)
 
@@ -252,21 +263,11 @@ class PyReadoutModelFixed(_ReadoutModel):
 class _SpikeRecorderModel(PyLoihiProcessModel):
     def __init__(self, proc_params):
         super().__init__(proc_params)
-        p = proc_params
-        n = int(np.prod(p["shape"]))
-        self._ps_counts = np.zeros((int(p["n_samples"]), n), np.int64)
-        self._ps_spikes = (np.zeros((int(p["n_samples"]), int(p["period"]), n), bool)
-                           if p["record_spikes"] else None)
+        self._ps_records = _SpikeRecords(proc_params, int(np.prod(proc_params["shape"])))
 
     def _step(self):
         k, t = _local_step(self)
-        spikes = self.s_in.recv().astype(bool)
-        self._ps_counts[k] += spikes
-        records = {"counts": self._ps_counts}
-        if self._ps_spikes is not None:
-            self._ps_spikes[k, t] = spikes
-            records["spikes"] = self._ps_spikes
-        _save_records(self, **records)
+        self._ps_records.add(self, k, t, self.s_in.recv().astype(bool))
 
     run_spk = _report_errors(_step)
 
@@ -283,6 +284,45 @@ class PySpikeRecorderModelFloat(_SpikeRecorderModel):
 @tag("fixed_pt", "bit_accurate_loihi")
 class PySpikeRecorderModelFixed(_SpikeRecorderModel):
     s_in: PyInPort = LavaPyType(PyInPort.VEC_DENSE, np.int32, precision=24)
+
+
+# --- spike max pool -------------------------------------------------------------------
+class _SpikePoolModel(PyLoihiProcessModel):
+    """One-step buffer like lava's ``Dense``: send what was pooled last step, then pool
+    what arrives (``synapses.max_pool`` with padding ``False``: an OR per window). The
+    source is one of our populations (bool spikes) or Lava's LIF (0/1 in its own type)."""
+
+    def __init__(self, proc_params):
+        super().__init__(proc_params)
+        n = int(np.prod(proc_params["shape"]))
+        self._ps_buf = np.zeros(n, bool)
+        self._ps_records = _SpikeRecords(proc_params, n)
+
+    def _step(self):
+        k, t = _local_step(self)
+        p = self.proc_params
+        if t == 0:
+            self._ps_buf[:] = False
+        out = self._ps_buf.copy()
+        self.s_out.send(out)
+        self.s_out_whc.send(out.reshape(as_chw(p["shape"])).transpose(2, 1, 0))
+        s = self.s_in.recv().astype(bool).reshape(1, *p["source_shape"])
+        self._ps_buf[:] = max_pool(s, p["kernel"], p["stride"], p["padding"],
+                                   pad_value=False).reshape(-1)
+        self._ps_records.add(self, k, t, out)
+
+    run_spk = _report_errors(_step)
+
+
+@implements(proc=SpikePool, protocol=LoihiProtocol)
+@requires(CPU)
+@tag("floating_pt", "fixed_pt", "bit_accurate_loihi")
+class PySpikePoolModel(_SpikePoolModel):
+    """Binary events in and out: the same OR in float and fixed point."""
+
+    s_in: PyInPort = LavaPyType(PyInPort.VEC_DENSE, bool, precision=1)
+    s_out: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, bool, precision=1)
+    s_out_whc: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, bool, precision=1)
 
 
 # --- delay line -----------------------------------------------------------------------

@@ -1,7 +1,7 @@
 """Our Lava Processes: the PseudoSN population, the encoder current source, the readout,
-a spike delay line and a spike recorder. Projections use lava's own ``Dense`` and
-``Conv``; populations whose dynamics Lava's own ``LIF`` computes exactly run on it
-(``lava.proc.lif.process.LIFReset``, see ``lif_map.py``), recorded by a
+a spike delay line, a spike max pool and a spike recorder. Projections use lava's own
+``Dense`` and ``Conv``; populations whose dynamics Lava's own ``LIF`` computes exactly run
+on it (``lava.proc.lif.process.LIFReset``, see ``lif_map.py``), recorded by a
 :class:`SpikeRecorder`.
 
 Layout: every Process keeps its neurons flat in the graph's C order (``(C, H, W)``
@@ -91,14 +91,16 @@ class CurrentSource(AbstractProcess):
     rate target accumulates it, so it is sent once, at local step 0 (the encoder
     projection has delay 0); a stream target gets it every step of its window (direct
     encoding holds the current constant). Into Lava's own LIF it carries the encoder
-    current plus the bias during the window (the contract's bias is a current)."""
+    current plus the bias during the window (the contract's bias is a current).
+    ``frames``: ``currents`` is ``(B, F, N)`` and frame ``t - first`` is sent at local
+    step ``t`` (event frames, one per step of the window)."""
 
     def __init__(self, *, currents: np.ndarray, period: int, first: int, stop: int,
-                 name: str | None = None):
+                 frames: bool = False, name: str | None = None):
         currents = np.asarray(currents)
         super().__init__(currents=currents, period=int(period), first=int(first),
-                         stop=int(stop), name=name)
-        self.a_out = OutPort(shape=(currents.shape[1],))
+                         stop=int(stop), frames=bool(frames), name=name)
+        self.a_out = OutPort(shape=(currents.shape[-1],))
 
 
 class ReadoutAccumulator(_FlatAndWhcPorts):
@@ -116,6 +118,26 @@ class ReadoutAccumulator(_FlatAndWhcPorts):
                          n_samples=int(n_samples), record_file=str(record_file), name=name)
         self._add_inputs(shape)
         self.acc = Var(shape=(n,), init=0)
+
+
+class SpikePool(AbstractProcess):
+    """Max pooling of spikes (compiler/spiking/graph.py ``SpikePool``): receives the source
+    population's spikes (flat) at step ``t`` and sends, at ``t + 1``, the OR over each
+    window (``kernel``, ``stride``, zero ``padding``), flat and in lava's conv layout.
+    Records per-sample counts of what it sent (and, if asked, every event)."""
+
+    def __init__(self, *, source_shape: tuple[int, ...], shape: tuple[int, ...],
+                 kernel: tuple[int, int], stride: tuple[int, int], padding: tuple[int, int],
+                 period: int, n_samples: int, record_file: str, record_spikes: bool = False,
+                 name: str | None = None):
+        super().__init__(source_shape=tuple(source_shape), shape=tuple(shape),
+                         kernel=tuple(kernel), stride=tuple(stride), padding=tuple(padding),
+                         period=int(period), n_samples=int(n_samples),
+                         record_file=str(record_file), record_spikes=bool(record_spikes),
+                         name=name)
+        self.s_in = InPort(shape=(int(np.prod(source_shape)),))
+        self.s_out = OutPort(shape=(int(np.prod(shape)),))
+        self.s_out_whc = OutPort(shape=as_whc(shape))
 
 
 class SpikeDelay(AbstractProcess):

@@ -23,14 +23,18 @@ node for node:
   projection the delay ``d(target) − d(source)``, so every path stays aligned: **our spike
   of neuron i at step ``t + d(p)`` (``= t + p.start``) is the library's at step ``t``**.
 * **Input**: the same input every step (direct encoding) drives the first populations
-  through the encoder. **Output** (the readout): a spiking node's spike counts over the
-  ``timesteps`` steps; an ``LI``/``I`` node's state after the last step (decay and input
-  weight per dialect); a linear node's output summed over the steps.
+  through the encoder; with ``frames`` (``--frames``) a sample is ``timesteps`` inputs,
+  one per step (event frames: the first populations integrate input ``k`` at step ``k``,
+  as the library's loop fed a new input every step). **Output** (the readout): a spiking
+  node's spike counts over the ``timesteps`` steps; an ``LI``/``I`` node's state after the
+  last step (decay and input weight per dialect); a linear node's output summed over the
+  steps.
 
 Refused in one line naming the node: cycles (recurrence), subgraphs, unknown node types,
 Delay of more than zero steps, partial flattens, dilation, string padding, parameters that
 differ across a layer's neurons where a population has one value, a node with time
-constants and no ``--dt``.
+constants and no ``--dt``, an input that reaches a leaky readout directly with ``frames``
+(its per-step decay of each frame has no event form here).
 """
 
 from __future__ import annotations
@@ -52,8 +56,8 @@ from pseudosnn.compiler.frontend.nir_dialects import (
 )
 from pseudosnn.compiler.lower import READOUT, lower
 from pseudosnn.compiler.pipeline import IR_PASSES
-from pseudosnn.compiler.spiking.graph import SpikingGraph
-from pseudosnn.compiler.spiking.schedule import schedule
+from pseudosnn.compiler.spiking.graph import SpikePool, SpikingGraph
+from pseudosnn.compiler.spiking.schedule import POOL_DELAY, schedule
 
 from pseudosnn.errors import PseudoSNNError, UsageError
 
@@ -76,11 +80,13 @@ class NirError(PseudoSNNError, ValueError):
 
 @dataclass(frozen=True)
 class NirOptions:
-    """How to read a file without our extension: the dialect, ``dt`` and the steps."""
+    """How to read a file without our extension: the dialect, ``dt``, the steps and whether
+    the input varies per step (``frames``: a sample is ``timesteps`` inputs)."""
 
     dialect: str | None = None
     dt: float | None = None
     timesteps: int | None = None
+    frames: bool = False
     max_timesteps: int | None = None
     verify: bool = False  # check the IR's invariants after every pass
 
@@ -332,9 +338,13 @@ class _Builder:
 
 def depths(graph: SpikingGraph) -> dict[str, int]:
     """Depth of every population and the readout: 0 when only the encoder drives it, else
-    one more than its deepest source population."""
+    one more than its deepest event source; a spike pool's is its source's plus
+    :data:`~pseudosnn.compiler.spiking.schedule.POOL_DELAY` (the step it forwards)."""
     depth: dict[str, int] = {}
-    for node in [*graph.topological_populations(), graph.readout]:
+    for node in [*graph.topological_sources(), graph.readout]:
+        if isinstance(node, SpikePool):
+            depth[node.name] = depth[node.source] + POOL_DELAY
+            continue
         srcs = [pr.source for pr in graph.incoming(node.name) if not pr.is_encoder]
         depth[node.name] = max((depth[s] + 1 for s in srcs), default=0)
     return depth
@@ -357,8 +367,16 @@ def align(graph: SpikingGraph, path: Path) -> SpikingGraph:
 def _readout(graph: SpikingGraph, m: ReadoutMap, steps: int, path: Path) -> SpikingGraph:
     """The readout of ``m``: input weight ``g`` on every projection into it (times the
     ``steps``-step sum ``S`` of a constant input for the encoder, whose current is the same
-    every step), its decay, and what the per-step biases, drive and start contribute."""
+    every step; with event frames it is their time mean, and ``S = steps`` makes it their
+    sum only without decay), its decay, and what the per-step biases, drive and start
+    contribute."""
     ro = graph.readout
+    if m.decay and graph.input.frames and any(pr.is_encoder
+                                              for pr in graph.incoming(ro.name)):
+        raise NirMappingError(f"{path}: the input reaches the leaky readout directly; with "
+                              "--frames each frame decays differently, which our readout "
+                              "(the frames' mean, added once) cannot express: read it "
+                              "without --frames")
     const = replace(m, drive=0.0, start=0.0).constant(np.ones(()), steps)  # g·S
     projs = tuple(replace(pr, weight=_row_scale(pr.weight, const if pr.is_encoder
                                                 else m.scale, ro.shape, path))
@@ -383,7 +401,7 @@ def _row_scale(w: np.ndarray, g: np.ndarray, shape, path: Path) -> np.ndarray:
     return w * per_c[:, :1].reshape(-1, 1, 1, 1)
 
 
-def _to_ir(path: Path, g, dialect: Dialect, dt: float | None, steps: int,
+def _to_ir(path: Path, g, dialect: Dialect, dt: float | None, steps: int, frames: bool,
            ) -> tuple[ir.Graph, _Builder]:
     order, input_key, output_key, preds = _structure(path, g)
     b = _Builder(g, path, dialect, dt, steps, output_key)
@@ -402,7 +420,8 @@ def _to_ir(path: Path, g, dialect: Dialect, dt: float | None, steps: int,
         src = preds[output_key][0] if len(preds[output_key]) == 1 else None
         b.readout_of = (f"the spike counts of {src!r} over the {steps} steps"
                         if src in b.neurons else f"the output summed over the {steps} steps")
-    graph = ir.Graph(_ours(b.nshape[ir.INPUT]), tuple(b.nodes), out)
+    graph = ir.Graph(_ours(b.nshape[ir.INPUT]), tuple(b.nodes), out,
+                     meta={"frames": steps} if frames else {})
     return graph, b
 
 
@@ -424,9 +443,9 @@ def load_nir(path: str | Path, options: NirOptions = NirOptions()) -> SpikingGra
     path = Path(path)
     g = read_file(path)
     if options.dialect is None and has_extension(g):
-        if options.dt is not None or options.timesteps is not None:
-            raise UsageError(f"{path} was written by pseudosnn and is read exactly; --dt and "
-                             "--timesteps apply to another reading (--from)")
+        if options.dt is not None or options.timesteps is not None or options.frames:
+            raise UsageError(f"{path} was written by pseudosnn and is read exactly; --dt, "
+                             "--timesteps and --frames apply to another reading (--from)")
         return decode(g, path)
     if options.dialect is None:
         raise UsageError(f"{path} does not say which library wrote it (NIR stores no source "
@@ -439,7 +458,7 @@ def load_nir(path: str | Path, options: NirOptions = NirOptions()) -> SpikingGra
     dialect = DIALECTS[options.dialect]
     dt = resolve_dt(dialect, options.dt, needed_dt(g, dialect))
     ir.check_timesteps("--timesteps", np.asarray(options.timesteps), options.max_timesteps)
-    ir_graph, b = _to_ir(path, g, dialect, dt, options.timesteps)
+    ir_graph, b = _to_ir(path, g, dialect, dt, options.timesteps, options.frames)
     return _lowered(path, ir_graph, b, dialect, dt, options)
 
 

@@ -15,13 +15,22 @@ every layer with the rate rule instead.
 
 Supported layouts (read from the keys, widths from the weights): ``vgg11``, ``vgg13``,
 ``vggsnn_cifar``, ``vggsnn_dvs`` (models/noisy/vgg.py), ``resnet18``, ``resnet19``
-(models/noisy/resnet.py) and the CIFAR SEW-ResNets ``sew_resnet19``/``sew_resnet20``
-without max pooling (models/noisy/sew_resnet.py, ADD connection).
+(models/noisy/resnet.py), the SEW-ResNets (models/noisy/sew_resnet.py, ADD connection):
+CIFAR ``sew_resnet19``/``sew_resnet20`` and ImageNet ``sew_resnet18``/``sew_resnet34``,
+whose stem max-pools the stem neuron's spikes (``MaxPool2d(3, 2, 1)`` per step: a
+``SpikeMaxPool``), and ``preact_resnet34`` (models/noisy/preact_resnet.py), whose stem
+max-pools the analog ``conv1``/``bn1`` output before any neuron (an analog ``MaxPool``:
+part of the encoder). Residual sums are the paper's ``pad_and_add`` (``meta
+["residual_mode"] = "mirror"``): a 1-step analog value (PreAct's stem) repeats through a
+stream window. ``vggsnn_dvs`` reads event frames, ``(10, 2, 48, 48)`` by default (the
+paper's ``cifar10dvs_aug/T10``): a first layer with ``T = 10`` streams them one per step,
+any other ``T`` takes their time mean (the paper's rule).
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 
 import numpy as np
 from pseudosnn.compiler import ir
@@ -36,10 +45,14 @@ PAPER_VGG = {
     "vggsnn_cifar": [64, 128, "A", 256, 256, "A", 512, 512, "A", 512, 512, "AA3"],
     "vggsnn_dvs": [64, 128, "A", 256, 256, "A", 512, 512, "A", 512, 512, "A"],
 }
-DEFAULT_INPUT = {"vggsnn_dvs": (2, 48, 48)}
+DEFAULT_INPUT = {"vggsnn_dvs": (10, 2, 48, 48), "sew_resnet18": (3, 224, 224),
+                 "sew_resnet34": (3, 224, 224), "preact_resnet34": (3, 224, 224)}
 CIFAR_INPUT = (3, 32, 32)
-SUPPORTED = (*PAPER_VGG, "resnet18", "resnet19", "sew_resnet19", "sew_resnet20")
-MAXPOOL_MODELS = ("sew_resnet18", "sew_resnet34", "sew_resnet50", "preact_resnet34")
+IMAGENET_SEW = ("sew_resnet18", "sew_resnet34")
+SUPPORTED = (*PAPER_VGG, "resnet18", "resnet19", "sew_resnet19", "sew_resnet20",
+             *IMAGENET_SEW, "preact_resnet34")
+STEM_POOL = {"kernel": (3, 3), "stride": (2, 2), "padding": (1, 1)}
+"""The ImageNet stems' ``MaxPool2d(kernel_size=3, stride=2, padding=1)``."""
 SEW_DEFAULT_T_RANGE = (1, 16)
 """PseudoNeuron's default min_T/max_T, which the paper's SEW blocks after a stage's first
 keep (its _make_layer does not pass **kwargs to them)."""
@@ -141,20 +154,28 @@ def _vgg(b: _Builder, arch: str) -> str:
     return x
 
 
-def _resnet(b: _Builder) -> str:
-    x = b.neuron("sn0", b.bn("conv0.1", b.conv("conv0.0", ir.INPUT)))
+def _blocks(b: _Builder, shortcut: str) -> Iterator[tuple[str, int, int, bool]]:
+    """``(prefix, index in stage, stride, has a shortcut)`` of every block
+    ``layer{1..4}.{j}`` in the state dict; a stage after the first strides by 2 in its
+    first block, which has a shortcut (key ``<prefix>.<shortcut>``)."""
     for layer in range(1, 5):
         j = 0
         while b.has(f"layer{layer}.{j}"):
             p = f"layer{layer}.{j}"
-            stride = 2 if f"{p}.shortcut.0.weight" in b.sd and layer > 1 and j == 0 else 1
-            h = b.neuron(f"{p}.sn1", b.bn(f"{p}.conv1.1", b.conv(f"{p}.conv1.0", x, stride)))
-            h = b.bn(f"{p}.conv2.1", b.conv(f"{p}.conv2.0", h))
-            skip = x
-            if f"{p}.shortcut.0.weight" in b.sd:
-                skip = b.bn(f"{p}.shortcut.1", b.conv(f"{p}.shortcut.0", x, stride, 0))
-            x = b.neuron(f"{p}.sn2", b.emit(ir.Node(f"{p}.add", "Add", (h, skip))))
+            down = f"{p}.{shortcut}" in b.sd
+            yield p, j, 2 if down and layer > 1 and j == 0 else 1, down
             j += 1
+
+
+def _resnet(b: _Builder) -> str:
+    x = b.neuron("sn0", b.bn("conv0.1", b.conv("conv0.0", ir.INPUT)))
+    for p, _, stride, down in _blocks(b, "shortcut.0.weight"):
+        h = b.neuron(f"{p}.sn1", b.bn(f"{p}.conv1.1", b.conv(f"{p}.conv1.0", x, stride)))
+        h = b.bn(f"{p}.conv2.1", b.conv(f"{p}.conv2.0", h))
+        skip = x
+        if down:
+            skip = b.bn(f"{p}.shortcut.1", b.conv(f"{p}.shortcut.0", x, stride, 0))
+        x = b.neuron(f"{p}.sn2", b.emit(ir.Node(f"{p}.add", "Add", (h, skip))))
     x = b.emit(ir.Node("flatten", "Flatten", (b.emit(ir.Node("avg_pool", "GlobalAvgPool",
                                                               (x,))),)))
     if "classifier.0.weight" in b.sd:  # resnet18: SeqToANNContainer(Linear)
@@ -163,32 +184,47 @@ def _resnet(b: _Builder) -> str:
     return b.linear("classifier.2.0", x)
 
 
-def _sew(b: _Builder) -> str:
-    x = b.neuron("sn1", b.bn("bn1", b.conv("conv1", ir.INPUT)))
-    for layer in range(1, 5):
-        j = 0
-        while b.has(f"layer{layer}.{j}"):
-            p = f"layer{layer}.{j}"
-            down = f"{p}.downsample.0.0.weight" in b.sd
-            stride = 2 if down and layer > 1 and j == 0 else 1
-            # the paper's _make_layer passes **kwargs (min_T/max_T) to a stage's first block
-            # only; later blocks keep PseudoNeuron's defaults
-            rng = None if j == 0 else SEW_DEFAULT_T_RANGE
-            h = b.neuron(f"{p}.sn1", b.bn(f"{p}.conv1.1", b.conv(f"{p}.conv1.0", x, stride)),
-                         rng)
-            h = b.neuron(f"{p}.sn2", b.bn(f"{p}.conv2.1", b.conv(f"{p}.conv2.0", h)), rng)
-            skip = x
-            if down:
-                skip = b.neuron(f"{p}.downsample.1", b.bn(
-                    f"{p}.downsample.0.1", b.conv(f"{p}.downsample.0.0", x, stride, 0)))
-            x = b.emit(ir.Node(f"{p}.add", "Add", (h, skip)))
-            j += 1
+def _sew(b: _Builder, imagenet: bool) -> str:
+    x = b.neuron("sn1", b.bn("bn1", b.conv("conv1", ir.INPUT, 2 if imagenet else 1)))
+    if imagenet:  # SeqToANNContainer(MaxPool2d(3, 2, 1)) on the stem's spike train
+        x = b.emit(ir.Node("maxpool", "SpikeMaxPool", (x,), attrs=dict(STEM_POOL)))
+    for p, j, stride, down in _blocks(b, "downsample.0.0.weight"):
+        # the CIFAR models' _make_layer passes **kwargs (min_T/max_T) to a stage's first
+        # block only, later blocks keep PseudoNeuron's defaults; the ImageNet SEWResNet
+        # passes them to every block
+        rng = None if j == 0 or imagenet else SEW_DEFAULT_T_RANGE
+        h = b.neuron(f"{p}.sn1", b.bn(f"{p}.conv1.1", b.conv(f"{p}.conv1.0", x, stride)), rng)
+        h = b.neuron(f"{p}.sn2", b.bn(f"{p}.conv2.1", b.conv(f"{p}.conv2.0", h)), rng)
+        skip = x
+        if down:
+            skip = b.neuron(f"{p}.downsample.1", b.bn(
+                f"{p}.downsample.0.1", b.conv(f"{p}.downsample.0.0", x, stride, 0)))
+        x = b.emit(ir.Node(f"{p}.add", "Add", (h, skip)))
     x = b.emit(ir.Node("flatten", "Flatten", (b.emit(ir.Node("avgpool", "GlobalAvgPool",
                                                               (x,))),)))
+    if imagenet:  # nn.Linear on the time mean
+        return b.linear("fc", x)
     x = b.linear("fc.0.0", x)
     if "fc.1.logit" in b.sd:  # sew_resnet19: Linear, neuron, Linear
         x = b.linear("fc.2.0", b.neuron("fc.1", x))
     return x
+
+
+def _preact(b: _Builder) -> str:
+    """preact_resnet34: conv1 (bias) -> bn1 -> MaxPool2d(3, 2, 1) on the analog stem, then
+    blocks ``add(conv2(sn2(conv1(sn1(x)))), downsample(x) or x)`` (convs with bias)."""
+    x = b.emit(ir.Node("maxpool", "MaxPool", (b.bn("bn1", b.conv("conv1", ir.INPUT, 2)),),
+                       attrs=dict(STEM_POOL)))
+    for p, _, stride, down in _blocks(b, "downsample.0.weight"):
+        h = b.bn(f"{p}.conv1.1", b.conv(f"{p}.conv1.0", b.neuron(f"{p}.sn1", x), stride))
+        h = b.bn(f"{p}.conv2.1", b.conv(f"{p}.conv2.0", b.neuron(f"{p}.sn2", h)))
+        skip = x
+        if down:
+            skip = b.bn(f"{p}.downsample.1", b.conv(f"{p}.downsample.0", x, stride, 0))
+        x = b.emit(ir.Node(f"{p}.add", "Add", (h, skip)))
+    x = b.emit(ir.Node("flatten", "Flatten", (b.emit(ir.Node("avgpool", "GlobalAvgPool",
+                                                              (x,))),)))
+    return b.linear("fc", x)
 
 
 def _arg(args, key, default=None):
@@ -201,8 +237,6 @@ def paper_to_ir(ckpt: dict, input_shape: tuple[int, ...] | None = None,
     layers rate-coupled)."""
     args = ckpt["args"]
     arch = str(_arg(args, "model", ""))
-    if arch in MAXPOOL_MODELS:
-        raise unsupported("MaxPool2d", f"{arch}.maxpool")
     if arch not in SUPPORTED:
         raise FrontendError(f"paper model {arch!r} is not supported; supported: "
                             f"{', '.join(SUPPORTED)}")
@@ -214,14 +248,19 @@ def paper_to_ir(ckpt: dict, input_shape: tuple[int, ...] | None = None,
         max_t = min(max_t, max_timesteps)
     sd = {k.removeprefix("module."): v for k, v in ckpt["model"].items()}
     shape = tuple(input_shape or DEFAULT_INPUT.get(arch, CIFAR_INPUT))
+    frames = 0
+    if len(shape) == 4:  # event frames (T, C, H, W)
+        frames, shape = int(shape[0]), shape[1:]
     b = _Builder(sd, shape, min_t, max_t, coupling)
     try:
         if arch in PAPER_VGG:
             out = _vgg(b, arch)
         elif arch.startswith("resnet"):
             out = _resnet(b)
+        elif arch == "preact_resnet34":
+            out = _preact(b)
         else:
-            out = _sew(b)
+            out = _sew(b, imagenet=arch in IMAGENET_SEW)
     except KeyError as exc:
         missing = exc.args[0]
         raise FrontendError(
@@ -234,7 +273,10 @@ def paper_to_ir(ckpt: dict, input_shape: tuple[int, ...] | None = None,
     if unexpected:
         raise FrontendError(f"the state dict does not match the paper's {arch!r} layout: "
                             f"unexpected keys ({len(unexpected)}): {', '.join(unexpected[:20])}")
-    meta = {"arch": arch, "source": "paper checkpoint (deng-ai-lab/PseudoSNN)"}
+    meta = {"arch": arch, "source": "paper checkpoint (deng-ai-lab/PseudoSNN)",
+            "residual_mode": "mirror"}  # the paper's pad_and_add
+    if frames:
+        meta["frames"] = frames
     graph = ir.Graph(shape, tuple(b.nodes), out, meta=meta)
     ir.check(graph, max_timesteps)
     return graph

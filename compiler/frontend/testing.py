@@ -58,44 +58,70 @@ def randomize(model, seed: int = 0, t_lo: int = 1, t_hi: int = 16):
     return model.eval()
 
 
-def _forward_capturing(model, x, capture) -> np.ndarray:
-    """The model's float64 readout on ``x``; ``capture(name, neuron, output)`` sees every
-    neuron's output on the way."""
+def forward_with_hooks(model, x, hooks) -> np.ndarray:
+    """``model(x)`` in float64 without gradients, with the forward hooks ``hooks``
+    (``(module, fn)`` pairs) attached for that one call."""
     import torch
 
-    from pseudosnn.neurons.base import SpikingNeuron
-
-    hooks = [m.register_forward_hook(lambda mod, inp, out, name=name: capture(name, mod, out))
-             for name, m in model.named_modules() if isinstance(m, SpikingNeuron)]
+    model = model.double()
+    handles = [m.register_forward_hook(fn) for m, fn in hooks]
     try:
         with torch.no_grad():
-            return model.double()(torch.as_tensor(x, dtype=torch.float64)).numpy()
+            return model(torch.as_tensor(x, dtype=torch.float64)).numpy()
     finally:
-        for h in hooks:
+        for h in handles:
             h.remove()
 
 
 def torch_counts(model, x):
-    """Run the model (float64) and capture every neuron's spike counts ``n = r·T/a``."""
+    """Run the model (float64) and capture every neuron's spike counts ``n = r·T/a`` and
+    every spike pool's (``<name>.pool``, of its neuron's T and ``a``; a rate neuron inside
+    a pool, which eval does not call, is run on the pool's input)."""
     import torch
 
-    counts = {}
+    from pseudosnn.models.layers import SpikePool
+    from pseudosnn.neurons.base import SpikingNeuron
 
-    def capture(name, mod, out):
-        spec = mod.deploy_spec()
-        T = spec.timesteps.double()
-        counts[name] = torch.round(out.mean(0) * T / spec.out_scale).long().numpy()
+    model = model.double()  # the specs' T from the float64 parameters the forward uses
+    counts, hooks = {}, []
 
-    return _forward_capturing(model, x, capture), counts
+    def count(out, spec):
+        return torch.round(out.mean(0) * spec.timesteps.double() / spec.out_scale).long().numpy()
+
+    for name, m in model.named_modules():
+        if isinstance(m, SpikingNeuron):
+            spec = m.deploy_spec()
+
+            def hook(mod, inp, out, name=name, spec=spec):
+                counts[name] = count(out, spec)
+            hooks.append((m, hook))
+        elif isinstance(m, SpikePool):
+            spec = m.sn.deploy_spec()
+
+            def pool_hook(mod, inp, out, name=name, spec=spec):
+                counts[f"{name}.sn"] = count(mod.sn(inp[0]), spec)
+                counts[f"{name}.pool"] = count(out, spec)
+            hooks.append((m, pool_hook))
+    return forward_with_hooks(model, x, hooks), counts
 
 
 def spike_trains(model, x):
     """Run the model (float64, eval) and capture every neuron's output spikes
-    ``[T, B, *features]`` (bool), with the readout."""
+    ``[T, B, *features]`` (bool) and every spike pool's (``<name>.pool``), with the
+    readout. For multi-step families (their eval output is the train)."""
+    from pseudosnn.models.layers import SpikePool
+    from pseudosnn.neurons.base import SpikingNeuron
+
     trains = {}
-    y = _forward_capturing(model.eval(), x,
-                           lambda name, mod, out: trains.__setitem__(name, (out != 0).numpy()))
-    return y, trains
+
+    def recorder(name):
+        def hook(mod, inp, out):
+            trains[name] = (out != 0).numpy()
+        return hook
+
+    hooks = [(m, recorder(f"{name}.pool" if isinstance(m, SpikePool) else name))
+             for name, m in model.named_modules() if isinstance(m, SpikePool | SpikingNeuron)]
+    return forward_with_hooks(model.eval(), x, hooks), trains
 
 
 def first_mismatch(a: dict, b: dict, order) -> tuple[str, int] | None:

@@ -2,8 +2,11 @@
 
 Walks ``model.body`` in order and ``model.readout.fc``: ``SeqToANN`` runs become linear IR
 nodes, neurons become ``Neuron`` nodes from their ``deploy_spec()`` (the deployed eval
-semantics), residual blocks become ``Add`` nodes. ``AdaptiveAvgPool2d`` becomes a global
-or an ordinary average pooling when its windows are uniform
+semantics), residual blocks become ``Add`` nodes, a ``SpikePool`` a neuron and a
+``SpikeMaxPool``, a ``MaxPool2d`` of currents an analog ``MaxPool`` (the lowering keeps it
+only in the encoder). Event frames ``(T, C, H, W)`` give ``meta["frames"] = T``.
+``AdaptiveAvgPool2d`` becomes a global or an ordinary average pooling when its windows are
+uniform
 (:func:`ir.adaptive_pool_window`). The IR's value is the rate-equivalent network: equal to
 the model's eval forward when its neurons use the rate rule (``eval_rule="rate"``,
 residual ``mode="mean"``).
@@ -80,6 +83,8 @@ class _Walker:
             k = pair(m.kernel_size)
             return self.emit(ir.Node(name, "AvgPool", (x,), attrs={
                 "kernel": k, "stride": pair(m.stride or k), "padding": pair(m.padding)}))
+        if isinstance(m, nn.MaxPool2d):
+            return self.max_pool(m, name, x)
         if isinstance(m, nn.AdaptiveAvgPool2d):
             c, h, w = self.shapes[x]
             out = m.output_size if isinstance(m.output_size, tuple | list) else \
@@ -106,6 +111,29 @@ class _Walker:
         if isinstance(m, SpikingNeuron):
             return self.neuron(m, name, x)
         return self.block(m, name, x)
+
+    def max_pool(self, m: nn.MaxPool2d, name: str, x: str, spikes: bool = False) -> str:
+        """A max pool of spikes (``spikes``: a ``SpikePool``; or of a stream neuron's
+        trains, per step); of a rate neuron's rates it has no event form; of currents it
+        is analog (the lowering keeps it only in the encoder)."""
+        def pair(v):
+            return tuple(v) if isinstance(v, tuple | list) else (v, v)
+
+        if pair(m.dilation) != (1, 1) or m.ceil_mode or m.return_indices:
+            raise unsupported("MaxPool2d with dilation/ceil_mode/return_indices (the event "
+                              "form pools windows of dilation 1 with ceil_mode=False)", name)
+        src = next((n for n in self.nodes if n.name == x), None)
+        op = "SpikeMaxPool" if spikes else "MaxPool"
+        if src is not None and src.op == "Neuron" and not spikes:
+            if src.attrs["coupling"] != "stream":
+                raise FrontendError(
+                    f"{name!r} max-pools the rates of neuron {src.name!r}: the max of rates "
+                    "has no event form; pool its spikes instead (wrap the neuron and the pool "
+                    "in pseudosnn.models.SpikePool) or use average pooling")
+            op = "SpikeMaxPool"
+        k = pair(m.kernel_size)
+        return self.emit(ir.Node(name, op, (x,), attrs={
+            "kernel": k, "stride": pair(m.stride or k), "padding": pair(m.padding)}))
 
     def neuron(self, m, name: str, x: str) -> str:
         from pseudosnn.neurons.base import NotDeployable
@@ -143,6 +171,7 @@ class _Walker:
 
     def block(self, m: nn.Module, name: str, x: str) -> str:
         from pseudosnn.models.blocks import BasicBlock, PreActBlock, SEWBlock
+        from pseudosnn.models.layers import SpikePool
 
         def sub(attr: str, v: str) -> str:
             return self.layer(getattr(m, attr), f"{name}.{attr}", v)
@@ -160,6 +189,8 @@ class _Walker:
             main = sub("sn2", sub("conv2", sub("sn1", sub("conv1", x))))
             skip = x if m.shortcut is None else sub("shortcut_sn", sub("shortcut", x))
             return add(main, skip)
+        if isinstance(m, SpikePool):
+            return self.max_pool(m.pool, f"{name}.pool", sub("sn", x), spikes=True)
         if isinstance(m, PreActBlock):
             main = sub("conv2", sub("sn2", sub("conv1", sub("sn1", x))))
             skip = x if m.shortcut is None else sub("shortcut", x)
@@ -188,10 +219,10 @@ def model_to_ir(model: nn.Module, input_shape: tuple[int, ...] | None = None,
             f"{type(model).__name__} is not a zoo SpikingNetwork (needs .body and .readout.fc; "
             "see pseudosnn.models); build it with pseudosnn.models.build_model")
     shape = tuple(input_shape or model.input_shape)
-    meta = {"arch": str(getattr(model, "arch", type(model).__name__))}
-    if len(shape) == 4:  # event frames (T, C, H, W): the first current is their time mean
-        shape = shape[1:]
-        meta["input"] = "time mean of the event frames (T, C, H, W)"
+    meta = {"arch": str(getattr(model, "arch", type(model).__name__)),
+            "residual_mode": str(getattr(model, "residual_mode", "mean"))}
+    if len(shape) == 4:  # event frames (T, C, H, W): one per step, or their time mean
+        shape, meta["frames"] = shape[1:], int(shape[0])
     w = _Walker(shape, max_timesteps)
     x = ir.INPUT
     with torch.no_grad():

@@ -3,7 +3,8 @@
 Linear operators distribute over a sum: ``L(a + b) = L(a) + L_0(b)`` (``L_0`` without its
 bias, so the bias is added once). Applied until no Conv/Gemm/AvgPool/GlobalAvgPool/
 Flatten/BatchNorm reads an ``Add``; nested sums are flattened. A summand that is a
-neuron's output itself (an identity shortcut, SEW ADD) gets an identity projection: a
+neuron's (or a max pool's) output itself (an identity shortcut, SEW ADD) gets an identity
+projection: a
 depthwise 1x1 convolution of ones (``(C,H,W)`` values) or an identity matrix (flat ones),
 so that every population's input is a sum of Conv/Gemm projections.
 """
@@ -13,7 +14,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 import numpy as np
-from pseudosnn.compiler.ir import INPUT, Graph, Node, infer_shapes
+from pseudosnn.compiler.ir import INPUT, POOL_OPS, Graph, Node, infer_shapes
 from pseudosnn.compiler.passes._rewrite import fresh_name, producers, prune
 
 DISTRIBUTES = ("Conv", "Gemm", "AvgPool", "GlobalAvgPool", "Flatten", "BatchNorm")
@@ -77,9 +78,9 @@ def identity_projections(graph: Graph) -> Graph:
                         params={"weight": np.ones((shape[0], 1, 1, 1))})
         return Node(name, "Gemm", (src,), params={"weight": np.eye(int(np.prod(shape)))})
 
-    def needs(src: str) -> bool:
+    def needs(src: str) -> bool:  # a value a projection reads as it is
         s = by_name.get(src)
-        return src == INPUT or (s is not None and s.op == "Neuron")
+        return src == INPUT or (s is not None and s.op in ("Neuron", *POOL_OPS))
 
     for n in graph.nodes:
         if n.op == "Add" and (any(needs(i) for i in n.inputs)):

@@ -30,6 +30,9 @@ FEATURES: dict[str, str] = {
     "hard_reset": "hard reset (not rate-expressible, no closed form)",
     "fire_above": "firing on v > threshold (Loihi's comparator)",
     "leaky_readout": "a leaky readout (an imported NIR LI node)",
+    "spike_pool": "max pooling of spikes",
+    "analog_stem": "an analog max pool in the encoder",
+    "event_frames": "event-frame input",
 }
 """Every capability a backend may declare, with the words an error uses for it."""
 
@@ -72,6 +75,12 @@ def required_features(graph: SpikingGraph, record_spikes: bool = False) -> set[s
         need.add("leaky_readout")
     if record_spikes:
         need.add("record_spikes")
+    if graph.pools:
+        need.add("spike_pool")
+    if graph.input.stem is not None:
+        need.add("analog_stem")
+    if graph.input.frames:
+        need.add("event_frames")
     return need
 
 

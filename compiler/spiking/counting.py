@@ -19,11 +19,18 @@ Deployed network (the spiking graph):
   ``0 < du < 1``, one for ``v`` when ``dv > 0``). Idle neurons leak too: a neuromorphic
   core (Loihi) updates every compartment at every step, decays included, whether or not
   the neuron receives input, so every neuron-step of the latency costs its decays.
+* **compares** of max pooling (no synapses, no SOP): an event is compared into every
+  window that holds it, its *pool fan-out* (the window fan-out above, padding taps
+  excluded). A spike pool: ``Σ_i n_i · poolfan_i`` over its source's spike counts; the
+  analog stem of the encoder: every value of the map it pools, once per sample.
+* With event frames, an encoder projection into a target that gets one frame per step
+  costs its MACs once per frame.
 * per deployed layer (:class:`LayerCounts`, what the energy model prices): events in (one
   per source spike per incoming projection, read from the layer's input queue), SOPs,
   encoder layers, neuron updates, spikes out, stored weights, biases and state words,
-  ``leak_multiplies``; ``compares`` (max pooling) is 0 for the populations the graph has
-  today (no max pooling).
+  ``leak_multiplies``; ``compares``: a spike pool's belong to its source population (the
+  layer whose events it pools), the analog stem's to the first population the encoder
+  feeds, with the stem's conv among that layer's encoders.
 
 Trained network (the ANN baseline, before any fusion, DESIGN.md §2):
 
@@ -31,6 +38,7 @@ Trained network (the ANN baseline, before any fusion, DESIGN.md §2):
   own geometry); **adds** of an average pool: its structural window taps; of a residual
   sum of ``m`` terms: ``(m − 1) · size``. BatchNorm folds into the conv, an activation
   costs no MAC.
+* **compares** of a max pool: its structural window taps (as a spike pool's above).
 * stored **weights** of a conv ``C_out · C_in/groups · k_h · k_w``, of a linear layer
   ``in · out``; **biases** ``C_out`` / ``out``; **address adds** ``in + out (+ C_out·k_h·k_w
   for a conv)`` (Lemaire et al. 2022: one add per input and output address, plus one per
@@ -43,10 +51,11 @@ Trained network (the ANN baseline, before any fusion, DESIGN.md §2):
   bias is read once and every output written once.
 * the paper's **FLOPs** (its cost, kept as the paper defines it): conv
   ``out_numel · C_in/groups · k_h · k_w`` (padding taps included), linear ``in · out``,
-  average pooling ``in_numel``.
+  average pooling ``in_numel``, max pooling 0 (the paper's ``zero_ops``).
 
-Chains of window ops with no neuron in between (avg-pool + conv, conv + conv) are counted
-as the one fused projection the compiler deploys: ``(k1, s1, p1)`` then ``(k2, s2, p2)``
+Chains of window ops with no neuron in between (avg-pool + conv, conv + conv; a max pool
+of spikes reaches its windows like an average pool) are counted as the one fused
+projection the compiler deploys: ``(k1, s1, p1)`` then ``(k2, s2, p2)``
 is the window ``(k1 + (k2 − 1)·s1, s1·s2, p1 + p2·s1)`` (``compiler/passes/avgpool_fusion``).
 """
 
@@ -58,7 +67,8 @@ from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
-from pseudosnn.compiler.spiking.graph import Population, Projection, SpikingGraph
+from pseudosnn.compiler.spiking.graph import Population, Projection, SpikePool, SpikingGraph
+from pseudosnn.compiler.spiking.synapses import frame_targets
 
 
 # --- geometry --------------------------------------------------------------------------
@@ -130,8 +140,45 @@ def sops(graph: SpikingGraph, counts: Mapping[str, np.ndarray],
 
 
 def encoder_macs(graph: SpikingGraph) -> int:
-    """Multiply-accumulates of the encoder projections for one sample (structural)."""
-    return sum(synapses(pr, graph.input.shape) for pr in graph.projections if pr.is_encoder)
+    """Multiply-accumulates of the encoder for one sample (structural): the analog stem's
+    conv, then every encoder projection (once per frame into a frame-fed target)."""
+    stem, frames = graph.input.stem, max(graph.input.frames, 1)
+    framed = frame_targets(graph)
+    macs = 0
+    if stem is not None and stem.weight is not None:  # a conv's structural synapses
+        w = stem.weight
+        spatial = window_fanout(stem.in_shape[1:], w.shape[2:], stem.stride, stem.padding)
+        macs += int(spatial.sum()) * stem.in_shape[0] * (w.shape[0] // stem.groups)
+    return macs + sum(synapses(pr, graph.input.shape) * (frames if pr.target in framed else 1)
+                      for pr in graph.projections if pr.is_encoder)
+
+
+def pool_fanout(pool: SpikePool, source_shape: tuple[int, ...]) -> np.ndarray:
+    """Windows of ``pool`` that hold each source neuron (its compares per event)."""
+    spatial = window_fanout(source_shape[1:], pool.kernel, pool.stride, pool.padding)
+    return np.broadcast_to(spatial, source_shape).astype(np.int64)
+
+
+def pool_compares(graph: SpikingGraph, counts: Mapping[str, np.ndarray]) -> dict[str, int]:
+    """Compares of every spike pool, ``Σ_i n_i·poolfan_i`` over its source's spike counts,
+    summed over the batch (``counts`` as in :func:`sops`)."""
+    out = {}
+    for pool in graph.pools:
+        shape = graph.shape_of(pool.source)
+        n = np.asarray(counts[pool.source])
+        n = n.reshape(-1, *shape).sum(axis=0) if n.shape != tuple(shape) else n
+        out[pool.name] = int(np.sum(n * pool_fanout(pool, shape)))
+    return out
+
+
+def encoder_compares(graph: SpikingGraph) -> int:
+    """Compares of the encoder's analog max pool for one sample (0 without a stem)."""
+    stem = graph.input.stem
+    if stem is None:
+        return 0
+    shape = stem.conv_shape
+    return int(window_fanout(shape[1:], stem.pool_kernel, stem.pool_stride,
+                             stem.pool_padding).sum()) * shape[0]
 
 
 def active_updates(pop: Population) -> int:
@@ -202,17 +249,33 @@ class LayerCounts:
 
 
 def deployed_layers(graph: SpikingGraph, spikes: Mapping[str, float],
-                    sops: Mapping[str, float]) -> list[LayerCounts]:
+                    sops: Mapping[str, float], compares: Mapping[str, float] | None = None
+                    ) -> list[LayerCounts]:
     """Per-sample :class:`LayerCounts` of every population (topological order) and the
-    readout, from per-sample ``spikes`` per population and ``sops`` per projection."""
+    readout, from per-sample ``spikes`` per population (and spike pool), ``sops`` per
+    projection and ``compares`` per spike pool and analog stem (:func:`pool_compares`,
+    :func:`encoder_compares`)."""
     updates = neuron_updates(graph)
     leak = leak_multiplies(graph)
+    owner = _compare_owners(graph)
+    own_compares: dict[str, float] = {}
+    for name, c in (compares or {}).items():
+        own_compares[owner[name]] = own_compares.get(owner[name], 0.0) + float(c)
+    stem = graph.input.stem
+    stem_layer = () if stem is None or stem.weight is None else (Layer(
+        stem.name, "conv", tuple(stem.in_shape), tuple(stem.conv_shape),
+        kernel=tuple(stem.weight.shape[2:]), stride=tuple(stem.stride),
+        padding=tuple(stem.padding), groups=stem.groups),)
+    framed = frame_targets(graph)
     out = []
     for node in [*graph.topological_populations(), graph.readout]:
         incoming = graph.incoming(node.name)
         spiking = [pr for pr in incoming if not pr.is_encoder]
         is_pop = node is not graph.readout
         active, idle = updates[node.name] if is_pop else (0, 0)
+        encoders = tuple(projection_layer(graph, pr) for pr in incoming if pr.is_encoder)
+        if stem is not None and owner.get(stem.name) == node.name:
+            encoders = stem_layer + encoders
         out.append(LayerCounts(
             name=node.name, kind="population" if is_pop else "readout",
             neurons=math.prod(node.shape), weights=sum(pr.weight.size for pr in incoming),
@@ -221,32 +284,45 @@ def deployed_layers(graph: SpikingGraph, spikes: Mapping[str, float],
             sops=float(sum(sops.get(pr.name, 0) for pr in spiking)),
             events_in=float(sum(spikes[pr.source] for pr in spiking)),
             conv_events_in=float(sum(spikes[pr.source] for pr in spiking if pr.kind == "conv")),
-            encoders=tuple(projection_layer(graph, pr) for pr in incoming if pr.is_encoder),
+            encoders=encoders, encoder_passes=max(graph.input.frames, 1)
+            if node.name in framed else 1,
             active_updates=active, idle_updates=idle,
             state_updates=active + idle if leak.get(node.name) else active,
             leak_multiplies=float(leak.get(node.name, 0)),
-            spikes_out=float(spikes[node.name]) if is_pop else 0.0))
+            spikes_out=float(spikes[node.name]) if is_pop else 0.0,
+            compares=own_compares.get(node.name, 0.0)))
     return out
 
 
-def sops_upper_bound(graph: SpikingGraph, pop: Population) -> int:
-    """SOPs per sample caused by ``pop`` if every neuron fired at every step of its window:
-    ``Σ_i T_i · fanout_i``."""
+def _compare_owners(graph: SpikingGraph) -> dict[str, str]:
+    """The deployed layer that owns each spike pool's compares (its source population)
+    and the analog stem's (the first layer the encoder feeds)."""
+    owners = {p.name: p.source for p in graph.pools}
+    if graph.input.stem is not None:
+        fed = {pr.target for pr in graph.projections if pr.is_encoder}
+        owners[graph.input.stem.name] = next(
+            n.name for n in [*graph.topological_populations(), graph.readout] if n.name in fed)
+    return owners
+
+
+def sops_upper_bound(graph: SpikingGraph, pop: Population | SpikePool) -> int:
+    """SOPs per sample caused by ``pop`` (a population or spike pool) if every neuron
+    fired at every step of its window: ``Σ_i T_i · fanout_i``."""
     fan = sum((fanout(pr, pop.shape) for pr in graph.outgoing(pop.name)),
               np.zeros(pop.shape, np.int64))
     return int(np.sum(fan * pop.timesteps_full()))
 
 
 # --- the trained network ------------------------------------------------------------------
-LayerOp = Literal["conv", "linear", "avgpool", "add", "flatten"]
+LayerOp = Literal["conv", "linear", "avgpool", "maxpool", "add", "flatten"]
 
 
 @dataclass(frozen=True)
 class Layer:
-    """One layer of the trained network, as far as counting needs it: ``conv`` and
-    ``avgpool`` (``kernel``/``stride``/``padding`` per axis, ``groups``), ``linear``,
-    ``add`` (``terms`` summands), ``flatten``. Shapes are per sample. ``reads``: the
-    neurons (or ``"input"``, the analog image) whose outputs make up the layer's input
+    """One layer of the trained network, as far as counting needs it: ``conv``,
+    ``avgpool`` and ``maxpool`` (``kernel``/``stride``/``padding`` per axis, ``groups``),
+    ``linear``, ``add`` (``terms`` summands), ``flatten``. Shapes are per sample. ``reads``:
+    the neurons (or ``"input"``, the analog image) whose outputs make up the layer's input
     through pooling, flatten and sums (empty: the input is another layer's accumulated
     sum); ``feeds``: the neuron its output drives ("" for the readout)."""
 
@@ -271,7 +347,11 @@ class Layer:
 
 
 def layer_ops(layer: Layer) -> dict[str, int]:
-    """``{"macs", "adds"}`` of one trained layer for one sample (definitions above)."""
+    """``{"macs", "adds"}`` (and ``"compares"`` of a max pool) of one trained layer for one
+    sample (definitions above)."""
+    if layer.op == "maxpool":
+        spatial = window_fanout(layer.in_shape[1:], layer.kernel, layer.stride, layer.padding)
+        return {"macs": 0, "adds": 0, "compares": int(spatial.sum()) * layer.in_shape[0]}
     if layer.op == "conv":
         spatial = window_fanout(layer.in_shape[1:], layer.kernel, layer.stride, layer.padding)
         per_group = layer.out_shape[0] // layer.groups
@@ -287,9 +367,10 @@ def layer_ops(layer: Layer) -> dict[str, int]:
 
 
 def ann_ops(layers: Sequence[Layer]) -> dict[str, int]:
-    """Total ``{"macs", "adds"}`` per sample of the trained network run as an ANN."""
+    """Total ``{"macs", "adds", "compares"}`` per sample of the trained network run as an
+    ANN."""
     per = [layer_ops(layer) for layer in layers]
-    return {k: sum(p[k] for p in per) for k in ("macs", "adds")}
+    return {k: sum(p.get(k, 0) for p in per) for k in ("macs", "adds", "compares")}
 
 
 def layer_weights(layer: Layer) -> int:
@@ -328,7 +409,7 @@ def ann_accesses(layer: Layer, reuse: bool = False) -> dict[str, int]:
         weights, biases = layer_weights(layer), layer_biases(layer)
     else:
         reads = {"conv": ops["macs"], "linear": x, "avgpool": ops["adds"],
-                 "add": layer.terms * y}[layer.op]
+                 "maxpool": ops.get("compares", 0), "add": layer.terms * y}[layer.op]
         weights, biases = ops["macs"], y if layer.op in ("conv", "linear") else 0
     return {"input_reads": reads, "weight_reads": weights, "bias_reads": biases,
             "output_writes": y}
@@ -367,7 +448,7 @@ def _window(chain: Sequence[Layer]) -> tuple[list[int], list[int], list[int]]:
     """``(kernel, stride, padding)`` of the one window op a chain of convs and pools is."""
     k, s, p = [1, 1], [1, 1], [0, 0]
     for layer in chain:
-        if layer.op not in ("conv", "avgpool"):
+        if layer.op not in ("conv", "avgpool", "maxpool"):
             raise ValueError(f"layer {layer.name!r} ({layer.op}) cannot be part of a "
                              "projection chain")
         for a in range(2):
@@ -383,7 +464,12 @@ def chain_projection(source_shape: tuple[int, ...], chain: Sequence[Layer]
     chain is an identity (a depthwise 1x1 conv of ones, or an identity matrix when flat);
     a chain with a linear layer one dense matrix ``out x in``; pools followed by one conv
     keep the conv's groups; other window chains compose into one full conv
-    (``compiler/passes/avgpool_fusion``, ``compiler/passes/residual``)."""
+    (``compiler/passes/avgpool_fusion``, ``compiler/passes/residual``). A max pool is no
+    part of a projection (a spike pool is its own node, an analog one runs in the encoder):
+    the projection is what follows the last one."""
+    pools = [i for i, layer in enumerate(chain) if layer.op == "maxpool"]
+    if pools:
+        return chain_projection(chain[pools[-1]].out_shape, chain[pools[-1] + 1:])
     n = math.prod(source_shape)
     if not chain:
         return ("conv", source_shape[0]) if len(source_shape) == 3 else ("dense", n * n)

@@ -2,9 +2,11 @@
 (DESIGN.md §2).
 
 Nodes (frozen dataclasses whose arrays are read-only) are one :class:`InputNode` (the
-analog image), spiking :class:`Population` s, and one non-spiking :class:`Readout`. Edges
-are :class:`Projection` s (dense or conv synapses). Several projections may join the same
-pair of nodes (``to_networkx`` gives a ``MultiDiGraph``).
+analog image or event frames, with an optional host-side :class:`AnalogStem`), spiking
+:class:`Population` s, :class:`SpikePool` s (max pooling of a population's spikes) and one
+non-spiking :class:`Readout`. Edges are :class:`Projection` s (dense or conv synapses)
+from the input, a population or a pool. Several projections may join the same pair of
+nodes (``to_networkx`` gives a ``MultiDiGraph``).
 
 Execution semantics (0-indexed global clock ``t = 0, 1, ...``):
 
@@ -22,7 +24,14 @@ Execution semantics (0-indexed global clock ``t = 0, 1, ...``):
   ``fire``: :class:`.semantics.Dynamics`); outside its window a neuron neither
   integrates, leaks nor fires.
 * A **stream**-coupled population integrates at step ``t`` the events delivered at ``t``
-  plus ``b``.
+  plus ``b`` (plus an encoder current: held constant, or frame ``k`` at window step ``k``
+  for event-frame input).
+* A **spike pool** emits at step ``t`` the OR, over each window, of its source's spikes of
+  step ``t - POOL_DELAY`` (:mod:`.schedule`); its events feed projections like a
+  population's.
+* **Event frames** (``InputNode.frames = F``): a sample is ``F`` frames; a stream-coupled
+  target receives frame ``k`` at step ``k`` (its ``T`` must be ``F``), a rate-coupled one
+  the current of the frames' time mean, once.
 * The readout accumulates every delivered event and adds ``b`` once; its value is final at
   ``readout_step``; the latency of one sample is ``readout_step + 1`` steps. A *leaky*
   readout (``decay > 0``, an imported NIR ``LI`` node) decays its accumulator before each
@@ -83,16 +92,88 @@ class _Frozen:
                 object.__setattr__(self, name, read_only(value))
 
 
-@dataclass(frozen=True)
-class InputNode:
-    """The analog input (direct encoding), one sample of shape ``shape`` (e.g. C,H,W)."""
-
-    shape: tuple[int, ...]
-    name: str = INPUT
+def pool_shape(shape: tuple[int, ...], kernel, stride, padding) -> tuple[int, ...]:
+    """Output shape ``(C, H', W')`` of a 2-d pooling window on ``(C, H, W)``."""
+    c, h, w = shape
+    return (int(c), (h + 2 * padding[0] - kernel[0]) // stride[0] + 1,
+            (w + 2 * padding[1] - kernel[1]) // stride[1] + 1)
 
 
 @dataclass(frozen=True, eq=False)
-class Population(_Frozen):
+class AnalogStem(_Frozen):
+    """The host-side, analog part of the encoder (DESIGN.md §2: a max pool before any
+    neuron belongs to the encoder), applied to every sample before the encoder projections:
+    ``y = maxpool_{pool_*}(conv(x, weight, stride, padding, groups) + bias)`` (no conv when
+    ``weight`` is None), the pool's padding taps counting as ``-inf`` (PyTorch's
+    ``MaxPool2d``). Computed once per sample: MACs of the conv, compares of the pool."""
+
+    _ARRAYS = ("weight", "bias")
+
+    in_shape: tuple[int, ...]
+    pool_kernel: tuple[int, int]
+    pool_stride: tuple[int, int]
+    pool_padding: tuple[int, int] = (0, 0)
+    weight: np.ndarray | None = None
+    bias: np.ndarray | None = None
+    stride: tuple[int, int] = (1, 1)
+    padding: tuple[int, int] = (0, 0)
+    groups: int = 1
+    name: str = f"{INPUT}/stem"
+
+    @property
+    def conv_shape(self) -> tuple[int, ...]:
+        """Shape the pool reads (the conv's output, or the sample itself)."""
+        if self.weight is None:
+            return tuple(self.in_shape)
+        c_out, _, kh, kw = self.weight.shape
+        return pool_shape((c_out, *self.in_shape[1:]), (kh, kw), self.stride, self.padding)
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return pool_shape(self.conv_shape, self.pool_kernel, self.pool_stride,
+                          self.pool_padding)
+
+
+@dataclass(frozen=True)
+class InputNode:
+    """The analog input (direct encoding). ``shape`` is what the encoder projections read
+    per sample (and per frame): the sample itself, or the output of the host-side
+    ``stem``. ``frames > 0``: every sample is ``frames`` event frames (DVS)."""
+
+    shape: tuple[int, ...]
+    name: str = INPUT
+    frames: int = 0
+    stem: AnalogStem | None = None
+
+    @property
+    def sample_shape(self) -> tuple[int, ...]:
+        """Shape of one data sample: ``(frames, *frame)`` for event frames."""
+        raw = tuple(self.stem.in_shape) if self.stem is not None else tuple(self.shape)
+        return (self.frames, *raw) if self.frames else raw
+
+
+class _Window:
+    """What an event source's window is, from its ``shape``, ``timesteps`` and ``start``."""
+
+    @property
+    def size(self) -> int:
+        return int(np.prod(self.shape))
+
+    @property
+    def t_max(self) -> int:
+        return int(np.max(self.timesteps))
+
+    @property
+    def end(self) -> int:
+        """One past the last step of the window."""
+        return self.start + self.t_max
+
+    def timesteps_full(self) -> np.ndarray:
+        return np.broadcast_to(np.asarray(self.timesteps, dtype=np.int64), self.shape)
+
+
+@dataclass(frozen=True, eq=False)
+class Population(_Window, _Frozen):
     """A layer of spiking neurons: integrate-and-fire with soft reset by default.
 
     ``timesteps`` and ``bias`` broadcast to ``shape`` (a scalar ``timesteps`` is per-layer
@@ -124,22 +205,6 @@ class Population(_Frozen):
     def dynamics(self) -> Dynamics:
         return Dynamics(du=self.du, dv=self.dv, reset=self.reset, v_reset=self.v_reset,
                         fire=self.fire)
-
-    @property
-    def size(self) -> int:
-        return int(np.prod(self.shape))
-
-    @property
-    def t_max(self) -> int:
-        return int(np.max(self.timesteps))
-
-    @property
-    def end(self) -> int:
-        """One past the last step of the window."""
-        return self.start + self.t_max
-
-    def timesteps_full(self) -> np.ndarray:
-        return np.broadcast_to(np.asarray(self.timesteps, dtype=np.int64), self.shape)
 
     def bias_full(self) -> np.ndarray:
         return np.broadcast_to(np.asarray(self.bias), self.shape)
@@ -207,8 +272,31 @@ class Projection(_Frozen):
 
 
 @dataclass(frozen=True, eq=False)
+class SpikePool(_Window, _Frozen):
+    """Max pooling of population ``source``'s spikes: an OR over each ``kernel`` window
+    (``stride``, zero ``padding``: padding never spikes), exact for binary events, one step
+    late (:data:`.schedule.POOL_DELAY`). An event source for projections like a
+    population: its train has the source's T per channel (``timesteps``: scalar or
+    ``(C, 1, 1)``) and opens at ``start``. No synapses: it costs compares per event."""
+
+    _ARRAYS = ("timesteps",)
+
+    name: str
+    source: str
+    shape: tuple[int, ...]
+    kernel: tuple[int, int]
+    stride: tuple[int, int]
+    padding: tuple[int, int]
+    timesteps: np.ndarray
+    start: int = 0
+
+
+EventSource = Population | SpikePool
+
+
+@dataclass(frozen=True, eq=False)
 class SpikingGraph:
-    """Input, populations (topological order), readout and projections."""
+    """Input, populations (topological order), readout, projections and spike pools."""
 
     input: InputNode
     populations: tuple[Population, ...]
@@ -216,17 +304,28 @@ class SpikingGraph:
     projections: tuple[Projection, ...]
     fixed_point: bool = False
     meta: dict = field(default_factory=dict)
+    pools: tuple[SpikePool, ...] = ()
 
     # --- look-ups -----------------------------------------------------------------
-    def node(self, name: str) -> InputNode | Population | Readout:
+    def node(self, name: str) -> InputNode | Population | SpikePool | Readout:
         if name == self.input.name:
             return self.input
         if name == self.readout.name:
             return self.readout
-        for p in self.populations:
+        for p in (*self.populations, *self.pools):
             if p.name == name:
                 return p
         raise KeyError(f"no node named {name!r} in the spiking graph")
+
+    def event_source(self, name: str) -> EventSource:
+        """The population or spike pool whose events a projection from ``name`` carries."""
+        node = self.node(name)
+        if not isinstance(node, Population | SpikePool):
+            raise KeyError(f"{name!r} is not a population or a spike pool")
+        return node
+
+    def pools_of(self, name: str) -> list[SpikePool]:
+        return [p for p in self.pools if p.source == name]
 
     def population(self, name: str) -> Population:
         node = self.node(name)
@@ -249,13 +348,20 @@ class SpikingGraph:
         for p in self.populations:
             g.add_node(p.name, node=p, kind="population")
         g.add_node(self.readout.name, node=self.readout, kind="readout")
+        for pool in self.pools:
+            g.add_node(pool.name, node=pool, kind="pool")
+            g.add_edge(pool.source, pool.name, key=f"{pool.name}/or", pool=pool)
         for pr in self.projections:
             g.add_edge(pr.source, pr.target, key=pr.name, projection=pr)
         return g
 
     def topological_populations(self) -> Iterator[Population]:
+        yield from (s for s in self.topological_sources() if isinstance(s, Population))
+
+    def topological_sources(self) -> Iterator[EventSource]:
+        """Populations and spike pools in topological order."""
         order = list(nx.topological_sort(self.to_networkx()))
-        by_name = {p.name: p for p in self.populations}
+        by_name = {p.name: p for p in (*self.populations, *self.pools)}
         for name in order:
             if name in by_name:
                 yield by_name[name]
@@ -288,7 +394,8 @@ class SpikingGraph:
 
 def validate(graph: SpikingGraph) -> None:
     """Check the graph's invariants; raise :class:`GraphError` naming what broke."""
-    names = [graph.input.name, graph.readout.name, *[p.name for p in graph.populations]]
+    names = [graph.input.name, graph.readout.name, *[p.name for p in graph.populations],
+             *[p.name for p in graph.pools]]
     if len(set(names)) != len(names):
         raise GraphError(f"duplicate node names: {names}")
     g = graph.to_networkx()
@@ -315,12 +422,45 @@ def validate(graph: SpikingGraph) -> None:
             raise GraphError(f"population {pop.name!r} is not reached from the input")
         if not nx.has_path(g, pop.name, graph.readout.name):
             raise GraphError(f"population {pop.name!r} does not reach the readout (dead)")
+    for pool in graph.pools:
+        _validate_pool(graph, pool)
+    _validate_input(graph.input)
     for pr in graph.projections:
         _validate_projection(graph, pr)
     decay = graph.readout.decay
     if not 0.0 <= decay <= 1.0 or (decay and graph.fixed_point):
         raise GraphError(f"readout decay {decay:g} must lie in [0, 1] (and be 0 in fixed "
                          "point)")
+
+
+def _validate_pool(graph: SpikingGraph, pool: SpikePool) -> None:
+    try:
+        src = graph.population(pool.source)
+    except KeyError:
+        raise GraphError(f"spike pool {pool.name!r} reads {pool.source!r}, which is not a "
+                         "population") from None
+    if len(src.shape) != 3:
+        raise GraphError(f"spike pool {pool.name!r}: source {src.shape} is not (C, H, W)")
+    if any(2 * p > k for p, k in zip(pool.padding, pool.kernel, strict=True)):
+        raise GraphError(f"spike pool {pool.name!r}: padding {pool.padding} exceeds half "
+                         f"the kernel {pool.kernel}")
+    if pool_shape(src.shape, pool.kernel, pool.stride, pool.padding) != tuple(pool.shape):
+        raise GraphError(f"spike pool {pool.name!r}: shape {pool.shape} is not the pooled "
+                         f"source {src.shape}")
+    t_src = src.timesteps_full()
+    if not np.array_equal(np.broadcast_to(pool.timesteps, (src.shape[0], 1, 1)),
+                          t_src[:, :1, :1]) or np.any(t_src != t_src[:, :1, :1]):
+        raise GraphError(f"spike pool {pool.name!r}: the source's T must be one per channel "
+                         "and equal the pool's")
+
+
+def _validate_input(node: InputNode) -> None:
+    if node.frames < 0 or (node.frames and node.stem is not None):
+        raise GraphError("the input has a negative frame count or both event frames and an "
+                         "analog stem (not supported)")
+    if node.stem is not None and tuple(node.stem.shape) != tuple(node.shape):
+        raise GraphError(f"the analog stem's output {node.stem.shape} is not the encoder "
+                         f"input {node.shape}")
 
 
 def _validate_projection(graph: SpikingGraph, pr: Projection) -> None:

@@ -27,7 +27,8 @@ in the IF step: with ``du = 1`` (every trained family) this is Lava's voltage bi
 ``v*(1-dv) + u + b``, and it enters only inside the window, where Lava's own bias would
 integrate at every step. ``du = 1, dv = 0``, soft reset and ``>=`` is the IF step, bit for
 bit. Only that case has the closed form above (:func:`has_closed_form`); every other
-count is stepped (:func:`constant_current_counts`).
+count and spike train (what a spike pool ORs) is stepped (:func:`constant_current_counts`,
+:func:`constant_current_train`).
 
 **Fixed point.** IF populations work in integer units with a 24-bit saturating membrane
 (``v`` clipped to ``[V_MIN, V_MAX]`` after every integration). Every other population
@@ -44,6 +45,7 @@ Works for float arrays and, unchanged, for integer (fixed-point) arrays: with in
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Literal
 
@@ -241,7 +243,20 @@ def constant_current_counts(current: np.ndarray, timesteps, theta, v0, dyn: Dyna
     :func:`lif_step` from :func:`initial_state`."""
     if has_closed_form(dyn):
         return rate_spike_count(current, timesteps, theta, v0)
-    return _step_constant(current, timesteps, theta, v0, dyn, fixed)[0]
+    train = constant_current_train(current, timesteps, theta, v0, dyn, fixed)
+    return train.sum(axis=0, dtype=np.int64)
+
+
+def constant_current_train(current: np.ndarray, timesteps, theta, v0, dyn: Dynamics,
+                           fixed: bool = False) -> np.ndarray:
+    """Spike train ``(T_max, *c)`` bool of neurons driven by a constant ``current`` for
+    their ``timesteps``: :func:`rate_spike_train` where the closed form exists, else the
+    spikes of :func:`lif_step` step by step."""
+    t_max = int(np.max(timesteps))
+    if has_closed_form(dyn):
+        return rate_spike_train(current, timesteps, theta, v0, t_max)
+    return np.stack([s for s, _, _ in _step_constant(current, timesteps, theta, v0, dyn,
+                                                     fixed)])
 
 
 def count_margin(current: np.ndarray, timesteps, theta, v0, dyn: Dynamics) -> np.ndarray:
@@ -250,26 +265,26 @@ def count_margin(current: np.ndarray, timesteps, theta, v0, dyn: Dynamics) -> np
     form exists, else the smallest ``|v - θ|/θ`` at a firing decision."""
     if has_closed_form(dyn):
         return rate_margin(current, timesteps, theta, v0)
-    return _step_constant(current, timesteps, theta, v0, dyn, False)[1]
+    margin = np.full(np.shape(current), np.inf)
+    for _, m, active in _step_constant(current, timesteps, theta, v0, dyn, False):
+        margin = np.where(active, np.minimum(margin, m), margin)
+    return margin
 
 
 def _step_constant(current, timesteps, theta, v0, dyn: Dynamics, fixed: bool
-                   ) -> tuple[np.ndarray, np.ndarray]:
-    """Counts and margins of a constant current stepped through the windows."""
+                   ) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """A constant current stepped through the windows: per step ``k < T_max`` the spikes,
+    ``|v - θ|/θ`` at the firing decision, and which neurons are inside their window."""
     c = np.asarray(current)
     T = np.broadcast_to(np.asarray(timesteps), c.shape)
     v, u = initial_state(c.shape, v0, dyn, fixed, np.int64 if fixed else np.float64)
-    n = np.zeros(c.shape, dtype=np.int64)
-    margin = np.full(c.shape, np.inf)
     theta_s = theta * state_scale(dyn, fixed)
     for k in range(int(T.max(initial=0))):
         active = k < T
         v, u = lif_integrate(v, u, c, dyn, active, fixed)
-        margin = np.where(active, np.minimum(margin, np.abs(v - theta_s) / (abs(theta_s) or 1)),
-                          margin)
+        margin = np.abs(v - theta_s) / (abs(theta_s) or 1)
         v, s = fire_and_reset(v, theta, dyn, active, fixed)
-        n += s
-    return n, margin
+        yield s, margin, active
 
 
 def rate_spike_count(current: np.ndarray, timesteps, theta, v0) -> np.ndarray:
@@ -298,3 +313,13 @@ def rate_margin(current: np.ndarray, timesteps, theta, v0) -> np.ndarray:
     T = np.asarray(timesteps, dtype=np.float64)
     q = (v0 + T * np.asarray(current)) / theta
     return np.abs(q - np.round(q))
+
+
+def rate_spike_train(current: np.ndarray, timesteps, theta, v0, steps: int) -> np.ndarray:
+    """Closed-form spike train of neurons driven by a constant current, ``(steps, *c)``
+    bool: the count after ``k`` steps is ``N(k) = rate_spike_count(c, min(k, T), θ, v0)``,
+    so step ``k`` fires iff ``N(k + 1) > N(k)`` (no spike after the window)."""
+    current = np.asarray(current)
+    T = np.asarray(timesteps)
+    counts = [rate_spike_count(current, np.minimum(k, T), theta, v0) for k in range(steps + 1)]
+    return np.stack([b > a for a, b in zip(counts, counts[1:], strict=False)])

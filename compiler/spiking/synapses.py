@@ -20,7 +20,7 @@ from collections.abc import Callable
 
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
-from pseudosnn.compiler.spiking.graph import Projection, SpikingGraph
+from pseudosnn.compiler.spiking.graph import AnalogStem, Projection, SpikePool, SpikingGraph
 
 IM2COL_CHUNK_BYTES = 1 << 20
 """im2col columns built per batch chunk of about this size (cache blocking: the copy and
@@ -123,6 +123,47 @@ def project(pr: Projection, x: np.ndarray, fixed_point: bool = False) -> np.ndar
     return y
 
 
+def max_pool(x: np.ndarray, kernel, stride, padding, pad_value=-np.inf) -> np.ndarray:
+    """``y[b, c, i, j] = max_{u < k0, v < k1} xpad[b, c, i*s0 + u, j*s1 + v]`` on ``(B, C, H, W)``
+    with padding taps ``pad_value`` (``-inf``: PyTorch's ``MaxPool2d``). On bool spikes it
+    is the OR over each window (pad with ``False``: :func:`spike_pool`)."""
+    (k0, k1), (s0, s1), (p0, p1) = kernel, stride, padding
+    if p0 or p1:
+        x = np.pad(x, ((0, 0), (0, 0), (p0, p0), (p1, p1)), constant_values=pad_value)
+    oh, ow = (x.shape[2] - k0) // s0 + 1, (x.shape[3] - k1) // s1 + 1
+    out = None
+    for u in range(k0):  # one strided slice per tap: faster than reducing a window view
+        for v in range(k1):
+            tap = x[:, :, u:u + s0 * (oh - 1) + 1:s0, v:v + s1 * (ow - 1) + 1:s1]
+            out = tap.copy() if out is None else np.maximum(out, tap, out=out)
+    return out
+
+
+def spike_pool(pool: SpikePool, spikes: np.ndarray) -> np.ndarray:
+    """The pooled spikes of one step: the OR over each window of bool ``(B, C, H, W)``."""
+    return max_pool(spikes, pool.kernel, pool.stride, pool.padding, pad_value=False)
+
+
+def stem_forward(stem: AnalogStem, x: np.ndarray) -> np.ndarray:
+    """The host-side analog stem on ``(B, *stem.in_shape)``, float64 (see :class:`AnalogStem`)."""
+    x = np.asarray(x, dtype=np.float64)
+    if stem.weight is not None:
+        x = conv2d(x, np.asarray(stem.weight, np.float64), stem.stride, stem.padding,
+                   stem.groups)
+        if stem.bias is not None:
+            x = x + np.asarray(stem.bias, np.float64).reshape(-1, 1, 1)
+    return max_pool(x, stem.pool_kernel, stem.pool_stride, stem.pool_padding)
+
+
+def frame_targets(graph: SpikingGraph) -> set[str]:
+    """Encoder targets that receive event frames one per step (stream-coupled targets of a
+    framed input); every other target receives the current of the frames' time mean."""
+    if not graph.input.frames:
+        return set()
+    return {pr.target for pr in graph.projections if pr.is_encoder
+            and getattr(graph.node(pr.target), "coupling", "rate") == "stream"}
+
+
 def encode_fixed(current: np.ndarray, units_per_float: float) -> np.ndarray:
     """Analog encoder current in a population's integer units: ``floor(c*u + 1/2)``."""
     return np.floor(current * units_per_float + 0.5).astype(np.int64)
@@ -131,17 +172,27 @@ def encode_fixed(current: np.ndarray, units_per_float: float) -> np.ndarray:
 def encoder_currents(graph: SpikingGraph, x: np.ndarray,
                      apply: Callable[[Projection, np.ndarray], np.ndarray] | None = None
                      ) -> dict[str, np.ndarray]:
-    """The current every node receives from the analog input ``x`` (B, *input shape),
+    """The current every node receives from the analog input ``x`` (B, *sample shape),
     summed over its encoder projections: ``project(pr, x)`` in float64 (or ``apply``, e.g.
     a float32 kernel), and in a fixed-point graph each projection's current rounded to the
-    target's integer units by :func:`encode_fixed` (per projection, as deployed)."""
+    target's integer units by :func:`encode_fixed` (per projection, as deployed). The
+    analog stem, if any, runs first (float64). Event frames: targets in
+    :func:`frame_targets` get one current per frame, ``(B, F, *shape)``; the others the
+    current of the frames' time mean."""
     x = np.asarray(x, dtype=np.float64)
+    if graph.input.stem is not None:
+        x = stem_forward(graph.input.stem, x)
+    framed = frame_targets(graph)
+    mean = x.mean(axis=1) if graph.input.frames else x
     out: dict[str, np.ndarray] = {}
     for pr in graph.projections:
         if not pr.is_encoder:
             continue
-        c = project(pr, x) if apply is None else apply(pr, x)
+        xin = x.reshape(-1, *x.shape[2:]) if pr.target in framed else mean
+        c = project(pr, xin) if apply is None else apply(pr, xin)
         if graph.fixed_point:
             c = encode_fixed(c, graph.node(pr.target).units_per_float)
+        if pr.target in framed:
+            c = c.reshape(x.shape[0], x.shape[1], *c.shape[1:])
         out[pr.target] = out[pr.target] + c if pr.target in out else c
     return out

@@ -5,12 +5,12 @@ Walkable structure (what the compiler reads)
 Every model is a :class:`SpikingNetwork` with exactly two children:
 
 * ``body``: a flat ``nn.Sequential`` run in order on time-major tensors
-  ``[T, B, *features]``. Its items are of three kinds only:
+  ``[T, B, *features]``. Its items are of four kinds only:
 
   1. :class:`SeqToANN` (an ``nn.Sequential``): a run of linear/affine stateless modules,
      applied in order, from ``nn.Conv2d`` (``bias=False``), ``nn.BatchNorm2d``,
-     ``nn.BatchNorm1d``, ``nn.AvgPool2d`` (no padding anywhere; the ImageNet stems use
-     ``AvgPool2d(2)`` where the paper has a 3x3/2 max pooling),
+     ``nn.BatchNorm1d``, ``nn.AvgPool2d`` (no padding anywhere), ``nn.MaxPool2d`` (of
+     currents: only in an analog stem before any neuron, PreAct-ResNet-34's 3x3/2),
      ``nn.AdaptiveAvgPool2d``, ``nn.Linear``, ``nn.Flatten`` (flattens ``C,H,W`` in C
      order). Consecutive ``SeqToANN`` items compose.
   2. a neuron (:class:`~pseudosnn.neurons.base.SpikingNeuron`, any family; its
@@ -34,6 +34,10 @@ Every model is a :class:`SpikingNetwork` with exactly two children:
      ``add`` is a :class:`ResidualAdd` (``mode="mean"``: add equal-length paths, else
      add the time means; ``mode="mirror"``: the paper's reflection padding).
 
+  4. a :class:`SpikePool` (attributes ``sn``, ``pool``): a neuron and max pooling of its
+     spikes step by step (an OR over each window; the SEW-ResNet stems' 3x3/2, or 2x2
+     pools with ``pooling="max"``).
+
 * ``readout``: :class:`Readout`, ``mean_t(fc(x))`` with ``fc`` an ``nn.Linear``
   (non-spiking; its input is ``[T, B, F]`` after the body's final ``Flatten``).
 
@@ -47,23 +51,28 @@ forward order. Models carry ``arch``, ``num_classes``, ``input_shape``,
 Architectures: ``mlp_digits``, ``cnn_digits``, ``rescnn_digits`` (8x8 digits, seconds on
 a CPU), ``vgg11``, ``vgg13``, ``vggsnn_cifar``, ``vggsnn_dvs``, ``resnet18``,
 ``resnet19``, ``sew_resnet18``, ``sew_resnet19``, ``sew_resnet20``, ``sew_resnet34``,
-``preact_resnet34``. No model uses max pooling.
+``preact_resnet34``. ``pooling`` (``build_model``): ``"default"`` is the paper's
+(max-pool stems in ``sew_resnet18/34`` and ``preact_resnet34``, average pooling
+elsewhere); ``"avg"`` puts 2x2 average pooling in those stems; ``"max"`` pools spikes
+in ``cnn_digits`` and the VGGs too.
 """
 
 from __future__ import annotations
 
 from pseudosnn.models.blocks import RESIDUAL_BLOCKS, BasicBlock, PreActBlock, SEWBlock, conv_bn
-from pseudosnn.models.layers import Readout, ResidualAdd, SeqToANN
+from pseudosnn.models.layers import Readout, ResidualAdd, SeqToANN, SpikePool
 from pseudosnn.models.zoo import (
     ARCHITECTURES,
+    POOLINGS,
     SpikingNetwork,
     UnknownArchitecture,
+    build_from_record,
     build_model,
     check_arch,
 )
 
 __all__ = [
-    "ARCHITECTURES", "RESIDUAL_BLOCKS", "BasicBlock", "PreActBlock", "Readout",
-    "ResidualAdd", "SEWBlock", "SeqToANN", "SpikingNetwork", "UnknownArchitecture",
-    "build_model", "check_arch", "conv_bn",
+    "ARCHITECTURES", "POOLINGS", "RESIDUAL_BLOCKS", "BasicBlock", "PreActBlock", "Readout",
+    "ResidualAdd", "SEWBlock", "SeqToANN", "SpikePool", "SpikingNetwork",
+    "UnknownArchitecture", "build_from_record", "build_model", "check_arch", "conv_bn",
 ]

@@ -12,8 +12,15 @@ from torch import nn
 
 from pseudosnn.errors import PseudoSNNError
 from pseudosnn.models.blocks import BasicBlock, PreActBlock, SEWBlock, conv_bn
-from pseudosnn.models.layers import Readout, ResidualAdd, SeqToANN
+from pseudosnn.models.layers import Readout, ResidualAdd, SeqToANN, SpikePool
 from pseudosnn.neurons import SpikingNeuron, make_neuron
+
+POOLINGS = ("default", "max", "avg")
+PAPER_MAX_POOL = {"sew_resnet18", "sew_resnet34", "preact_resnet34"}
+"""Architectures whose stems max-pool in the paper (3x3, stride 2, padding 1): the
+SEW-ResNets the stem neuron's spikes, PreAct-ResNet-34 the analog stem before any neuron."""
+MAX_POOL_OPTIONAL = {"cnn_digits", "vgg11", "vgg13", "vggsnn_cifar", "vggsnn_dvs"}
+"""Architectures whose 2x2 average pools follow a neuron and may pool its spikes instead."""
 
 
 class UnknownArchitecture(PseudoSNNError, ValueError):
@@ -30,13 +37,14 @@ class SpikingNetwork(nn.Module):
 
     def __init__(self, body: nn.Sequential, readout: Readout, *, arch: str, num_classes: int,
                  input_shape: tuple[int, ...], neuron_config: dict[str, Any],
-                 residual_mode: str = "mean") -> None:
+                 residual_mode: str = "mean", pooling: str = "avg") -> None:
         super().__init__()
         self.body, self.readout = body, readout
         self.arch, self.num_classes = arch, num_classes
         self.input_shape = tuple(input_shape)
         self.neuron_config = dict(neuron_config)
         self.residual_mode = residual_mode
+        self.pooling = pooling
 
     def to_time_major(self, x: torch.Tensor) -> torch.Tensor:
         if tuple(x.shape[1:]) != self.input_shape:
@@ -57,12 +65,14 @@ class SpikingNetwork(nn.Module):
 class _Builder:
     """Tracks the feature shape while layers are appended, so neurons know their shape."""
 
-    def __init__(self, input_shape: tuple[int, ...], neuron: dict[str, Any], residual_mode: str):
+    def __init__(self, input_shape: tuple[int, ...], neuron: dict[str, Any], residual_mode: str,
+                 pooling: str = "avg"):
         self.shape = tuple(input_shape[-3:]) if len(input_shape) >= 3 else tuple(input_shape)
         cfg = dict(neuron)
         self.family = cfg.pop("family", "pseudo")
         self.kwargs = cfg
         self.residual_mode = residual_mode
+        self.pooling = pooling  # "max" or "avg" (see POOLINGS)
         self.layers: list[nn.Module] = []
 
     # shape-tracking factories (return a module, update self.shape) --------------------
@@ -77,11 +87,18 @@ class _Builder:
                       (w + 2 * pad - kernel) // stride + 1)
         return conv_bn(c, cout, kernel, stride, pad)
 
-    def pool(self, kernel: int = 2, stride: int | None = None, padding: int = 0) -> nn.Module:
+    def _pooled(self, kernel: int, stride: int | None, padding: int) -> int:
         c, h, w = self.shape
         s = stride or kernel
         self.shape = (c, (h + 2 * padding - kernel) // s + 1, (w + 2 * padding - kernel) // s + 1)
-        return nn.AvgPool2d(kernel, s, padding)
+        return s
+
+    def pool(self, kernel: int = 2, stride: int | None = None, padding: int = 0) -> nn.Module:
+        return nn.AvgPool2d(kernel, self._pooled(kernel, stride, padding), padding)
+
+    def max_pool(self, kernel: int = 2, stride: int | None = None, padding: int = 0
+                 ) -> nn.Module:
+        return nn.MaxPool2d(kernel, self._pooled(kernel, stride, padding), padding)
 
     def adaptive_pool(self, size: int) -> nn.Module:
         self.shape = (self.shape[0], size, size)
@@ -103,6 +120,23 @@ class _Builder:
 
     def conv_sn(self, cout: int, kernel: int = 3, stride: int = 1, padding: int | None = None):
         self.add(self.conv(cout, kernel, stride, padding), self.neuron())
+
+    def spike_pool(self, kernel: int, stride: int | None = None, padding: int = 0) -> None:
+        """Max-pool the spikes of the neuron appended last (it becomes a SpikePool)."""
+        sn = self.layers.pop()
+        if not isinstance(sn, SpikingNeuron):
+            raise TypeError(f"spike pooling needs a neuron before it, got {type(sn).__name__}")
+        self.add(SpikePool(sn, self.max_pool(kernel, stride, padding)))
+
+    def downsample2(self, *after: nn.Module) -> None:
+        """The 2x2 pooling after a neuron: of its spikes (``pooling="max"``) or an average
+        pool; ``after`` (e.g. a flatten) follows in the same SeqToANN."""
+        if self.pooling == "max":
+            self.spike_pool(2)
+            if after:
+                self.add(SeqToANN(*after))
+        else:
+            self.add(SeqToANN(self.pool(2), *after))
 
     def basic_block(self, planes: int, stride: int) -> None:
         cin = self.shape[0]
@@ -156,9 +190,10 @@ def _mlp_digits(b: _Builder) -> None:
 def _cnn_digits(b: _Builder) -> None:
     b.conv_sn(16)
     b.conv_sn(32)
-    b.add(SeqToANN(b.pool(2)))
+    b.downsample2()
     b.conv_sn(64)
-    b.add(SeqToANN(b.pool(2), b.flatten()))
+    b.downsample2()
+    b.add(SeqToANN(b.flatten()))
     b.add(b.linear_bn(128), b.neuron())
 
 
@@ -181,7 +216,7 @@ def _vgg(name: str) -> Callable[[_Builder], None]:
     def build(b: _Builder) -> None:
         for item in VGG_FEATURES[name]:
             if item == "A":
-                b.add(SeqToANN(b.pool(2)))
+                b.downsample2()
             elif isinstance(item, str):  # "AA<k>": adaptive average pooling to k x k
                 b.add(SeqToANN(b.adaptive_pool(int(item[2:]))))
             else:
@@ -206,7 +241,10 @@ def _resnet19(b: _Builder) -> None:
 def _sew_imagenet(depths) -> Callable[[_Builder], None]:
     def build(b: _Builder) -> None:
         b.conv_sn(64, 7, 2, 3)
-        b.add(SeqToANN(b.pool(2)))  # the paper's 3x3/2 max pooling, as 2x2 average pooling
+        if b.pooling == "max":
+            b.spike_pool(3, 2, 1)  # the paper's MaxPool2d(3, 2, 1) on the stem's spikes
+        else:
+            b.add(SeqToANN(b.pool(2)))  # option: 2x2 average pooling
         b.stages(b.sew_block, (64, 128, 256, 512), depths)
         b.add(SeqToANN(b.adaptive_pool(1), b.flatten()))
     return build
@@ -227,7 +265,10 @@ def _sew_resnet20(b: _Builder) -> None:
 
 def _preact_resnet34(b: _Builder) -> None:
     b.add(b.conv(64, 7, 2, 3))
-    b.add(SeqToANN(b.pool(2)))  # the paper's 3x3/2 max pooling, as 2x2 average pooling
+    if b.pooling == "max":  # the paper's MaxPool2d(3, 2, 1) of the analog stem (encoder)
+        b.add(SeqToANN(b.max_pool(3, 2, 1)))
+    else:
+        b.add(SeqToANN(b.pool(2)))  # option: 2x2 average pooling
     b.stages(b.preact_block, (64, 128, 256, 512), (3, 4, 6, 3))
     b.add(SeqToANN(b.adaptive_pool(1), b.flatten()))
 
@@ -259,26 +300,49 @@ def check_arch(arch: str) -> None:
                                   f"{', '.join(ARCHITECTURES)})")
 
 
+def resolve_pooling(arch: str, pooling: str = "default") -> str:
+    """``"max"`` or ``"avg"``: ``"default"`` is the paper's (max-pool stems for
+    :data:`PAPER_MAX_POOL`, average pooling elsewhere)."""
+    if pooling not in POOLINGS:
+        raise ValueError(f"pooling={pooling!r} is not one of {', '.join(POOLINGS)}")
+    if pooling == "default":
+        return "max" if arch in PAPER_MAX_POOL else "avg"
+    if pooling == "max" and arch not in PAPER_MAX_POOL | MAX_POOL_OPTIONAL:
+        raise ValueError(f"{arch} has no pooling after a neuron to make a max pool; use "
+                         f"pooling=avg (max pooling: {sorted(PAPER_MAX_POOL | MAX_POOL_OPTIONAL)})")
+    return pooling
+
+
 def build_model(arch: str, *, num_classes: int, input_shape: tuple[int, ...],
-                neuron: dict[str, Any] | None = None, residual_mode: str = "mean"
-                ) -> SpikingNetwork:
+                neuron: dict[str, Any] | None = None, residual_mode: str = "mean",
+                pooling: str = "default") -> SpikingNetwork:
     """Build ``arch`` for ``input_shape`` (``(C, H, W)``, ``(F,)`` or event frames
     ``(T, C, H, W)``) with neurons ``make_neuron(neuron["family"], shape, **rest)``
-    (family defaults to ``"pseudo"``)."""
+    (family defaults to ``"pseudo"``) and ``pooling`` (:func:`resolve_pooling`)."""
     check_arch(arch)
+    pooling = resolve_pooling(arch, pooling)
     neuron = dict(neuron or {"family": "pseudo"})
     input_shape = tuple(int(s) for s in input_shape)
     if arch != "mlp_digits" and len(input_shape) not in (3, 4):
         raise ValueError(f"{arch} needs an image input shape (C, H, W) or (T, C, H, W), "
                          f"got {input_shape}")
-    builder = _Builder(input_shape, neuron, residual_mode)
+    builder = _Builder(input_shape, neuron, residual_mode, pooling)
     ARCHITECTURES[arch](builder)
     body, readout = builder.finish(num_classes)
     model = SpikingNetwork(body, readout, arch=arch, num_classes=num_classes,
                            input_shape=input_shape, neuron_config=neuron,
-                           residual_mode=residual_mode)
+                           residual_mode=residual_mode, pooling=pooling)
     _init_weights(model)
     return model
+
+
+def build_from_record(rec: dict[str, Any]) -> SpikingNetwork:
+    """The model a checkpoint's model record describes (``checkpoint.model_record``);
+    records written before max-pool stems existed mean average pooling."""
+    return build_model(rec["arch"], num_classes=int(rec["num_classes"]),
+                       input_shape=tuple(rec["input_shape"]), neuron=dict(rec["neuron"]),
+                       residual_mode=rec.get("residual_mode", "mean"),
+                       pooling=rec.get("pooling", "avg"))
 
 
 def _init_weights(model: nn.Module) -> None:

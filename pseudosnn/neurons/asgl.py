@@ -147,6 +147,9 @@ class ASGLNeuron(SpikingNeuron):
     def timesteps(self) -> torch.Tensor:
         return torch.tensor(self.T)
 
+    def returns_trains(self) -> bool:
+        return True  # [T, B, *f], one output per step (a max pool pools each step)
+
     def deploy_spec(self) -> NeuronSpec:
         if not self.eval_spike:
             raise NotDeployable(

@@ -9,6 +9,7 @@ multi-step families (IF/LIF, ASGL, NSNN) broadcast a ``T_in = 1`` input to their
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Literal
 
@@ -68,3 +69,28 @@ class SpikingNeuron(torch.nn.Module):
     def deploy_spec(self) -> NeuronSpec:
         raise NotDeployable(f"neuron family {self.family!r} cannot be deployed as "
                             "integrate-and-fire populations")
+
+    def returns_trains(self) -> bool:
+        """Whether the eval forward returns spike trains ``[T, B, *f]`` (multi-step
+        families, the paper's eval rule) rather than rates ``[1, B, *f]``."""
+        return False
+
+    def rate_spike_steps(self, x: torch.Tensor) -> Iterator[torch.Tensor]:
+        """The deployed (rate-coupled) population's spikes, one step ``[B, *f]`` at a time,
+        in closed form (DESIGN.md §2): with ``c = scale·mean_t(x) + bias`` the count after
+        ``k`` steps is ``N(k) = clamp(floor((v0 + min(k, T)·c)/θ), 0, min(k, T))`` and step
+        ``k`` fires ``N(k + 1) − N(k)`` (what ``semantics.rate_spike_train`` computes)."""
+        spec = self.deploy_spec()
+        c = x.mean(dim=0) * spec.scale + spec.bias
+        T = torch.as_tensor(spec.timesteps).to(c.dtype)
+
+        def count(k: int) -> torch.Tensor:
+            kk = torch.clamp(T, max=float(k))
+            return torch.minimum(torch.clamp(torch.floor((spec.v0 + kk * c) / spec.threshold),
+                                             min=0.0), kk)
+
+        prev = count(0)
+        for k in range(int(T.max())):
+            cur = count(k + 1)
+            yield cur - prev
+            prev = cur

@@ -163,6 +163,9 @@ class NoisyLIFNeuron(SpikingNeuron):
     def timesteps(self) -> torch.Tensor:
         return torch.tensor(self.T)
 
+    def returns_trains(self) -> bool:
+        return True  # [T, B, *f], one output per step (a max pool pools each step)
+
     def deploy_spec(self) -> NeuronSpec:
         where = "in training and at eval (eval_mode='stochastic'; " \
             if self.eval_mode == "stochastic" else "in training ("

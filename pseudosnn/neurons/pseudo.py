@@ -192,6 +192,9 @@ class PseudoSpikingNeuron(SpikingNeuron):
             spikes.append(s)
         return torch.stack(spikes, dim=0)
 
+    def returns_trains(self) -> bool:
+        return self.eval_rule == "paper"
+
     # --- deployment -----------------------------------------------------------------
     def deploy_spec(self) -> NeuronSpec:
         """Integrate-and-fire population: ``theta = 1``, ``v0 = 1/2``, soft reset, the

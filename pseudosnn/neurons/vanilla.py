@@ -119,6 +119,9 @@ class MultiStepNeuron(SpikingNeuron):
     def timesteps(self) -> torch.Tensor:
         return torch.tensor(self.T)
 
+    def returns_trains(self) -> bool:
+        return True
+
     def extra_repr(self) -> str:
         return (f"T={self.T}, threshold={self.threshold}, v0={self.v0}, reset={self.reset}, "
                 f"surrogate={self.surrogate.name}(alpha={self.alpha})")

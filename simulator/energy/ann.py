@@ -13,7 +13,8 @@ maximal reuse as the bound of Dampfhoffer et al.):
   product of the operand widths, ``E_mult·b_a·b_w/activation_bits²`` (a multiplier's
   energy grows with that product: Horowitz's int8 and int32 rows, 0.2 and 3.1 pJ, agree).
 
-Per layer: compute ``MACs·E_mac + adds·E_add + biases·E_bias``; memory: input reads at the
+Per layer: compute ``MACs·E_mac + adds·E_add + biases·E_bias`` (+ a max pool's compares
+at the SNN's ``E_compare``); memory: input reads at the
 input width in a memory holding the input, weight and bias reads at the weight width in
 one holding them, output writes at the output width in one holding the output;
 addressing ``counting.address_adds·E_addr_add``.
@@ -79,7 +80,9 @@ def layer_energy(m: EnergyModel, layer: Layer, ar: Arithmetic, reuse: bool = Fal
               + (acc["weight_reads"] + acc["bias_reads"]) * w * price(params * w)
               + acc["output_writes"] * o * price(math.prod(layer.out_shape) * o))
     biases = math.prod(layer.out_shape) if layer.op in ("conv", "linear") else 0
-    return {"compute": ops["macs"] * ar.mac_pj + ops["adds"] * ar.add_pj + biases * ar.bias_pj,
+    compute = ops["macs"] * ar.mac_pj + ops["adds"] * ar.add_pj + biases * ar.bias_pj \
+        + ops.get("compares", 0) * m.compare_pj  # a max pool's, priced as the SNN's
+    return {"compute": compute,
             "memory": memory,
             "addressing": counting.address_adds(layer) * m.address_add_pj, "routing": 0.0}
 

@@ -57,8 +57,10 @@ def _schedule_stats(graph: SpikingGraph, pop, tally: Tally, n: int) -> dict:
 def layer_counts(graph: SpikingGraph, tally: Tally) -> list[counting.LayerCounts]:
     """Per-sample counts of every deployed layer (what the energy model prices)."""
     n = max(tally.samples, 1)
-    spikes = {p.name: float(np.sum(tally.spikes.get(p.name, 0))) / n for p in graph.populations}
-    return counting.deployed_layers(graph, spikes, {k: v / n for k, v in tally.sops.items()})
+    spikes = {p.name: float(np.sum(tally.spikes.get(p.name, 0))) / n
+              for p in (*graph.populations, *graph.pools)}
+    return counting.deployed_layers(graph, spikes, {k: v / n for k, v in tally.sops.items()},
+                                    {k: v / n for k, v in tally.compares.items()})
 
 
 def layer_rows(graph: SpikingGraph, tally: Tally, model: EnergyModel,
@@ -70,7 +72,10 @@ def layer_rows(graph: SpikingGraph, tally: Tally, model: EnergyModel,
                        [*graph.topological_populations(), graph.readout], strict=True):
         sops = sum(tally.sops.get(pr.name, 0) for pr in graph.incoming(node.name)
                    if not pr.is_encoder)
-        sops_out = sum(tally.sops.get(pr.name, 0) for pr in graph.outgoing(node.name))
+        # the SOPs its spikes cause downstream, through its spike pools too
+        sops_out = sum(tally.sops.get(pr.name, 0) for src in
+                       [node.name, *(p.name for p in graph.pools_of(node.name))]
+                       for pr in graph.outgoing(src))
         macs = sum(counting.layer_ops(enc)["macs"] for enc in c.encoders) * c.encoder_passes
         energy = snn.layer_energy(model, c, mean_hops)
         row = {"layer": c.name, "kind": c.kind, "shape": list(node.shape),
@@ -154,6 +159,8 @@ def _totals(rows: list[dict], tally: Tally) -> dict:
             "sops_per_sample": sum(tally.sops.values()) / n,
             "encoder_macs_per_sample": tally.macs / n,
             "sops_total": int(sum(tally.sops.values())), "encoder_macs_total": int(tally.macs),
+            "compares_per_sample": sum(tally.compares.values()) / n,
+            "compares": {k: v / n for k, v in tally.compares.items()},
             "energy_pj_per_sample": sum(r["energy_pj"] for r in rows),
             "energy_by_term_pj": {t: sum(ps.values()) for t, ps in parts.items()},
             "energy_parts_pj": parts}
@@ -180,6 +187,7 @@ def build_report(
     """A JSON-able report of ``tally`` (totals over ``tally.samples`` samples)."""
     rows = layer_rows(graph, tally, model, mean_hops)
     interval = graph.pipeline_interval
+    pools = {p.name: p.source for p in graph.pools}
     report = {
         "name": name, "samples": tally.samples, "fixed_point": fixed_point,
         "source_framework": graph.meta.get("source_framework"), "accuracy": tally.accuracy,
@@ -192,6 +200,8 @@ def build_report(
         "layers": rows,
         "projections": [
             {"name": pr.name, "source": pr.source, "target": pr.target, "kind": pr.kind,
+             # whose spikes it carries (a spike pool's are its source population's)
+             "source_population": pools.get(pr.source, pr.source),
              "synapses": counting.synapses(pr, graph.shape_of(pr.source)), "delay": pr.delay,
              "sops_total": int(tally.sops.get(pr.name, 0)),
              "sops_per_sample": tally.sops.get(pr.name, 0) / max(tally.samples, 1)
@@ -248,8 +258,9 @@ def summary_lines(report: dict) -> list[str]:
         f"sample every {report['pipeline_interval_steps']} steps "
         f"({report['throughput_samples_per_s']:.4g} samples/s)",
         f"per sample: {t['spikes_per_sample']:,.1f} spikes, {t['sops_per_sample']:,.1f} SOPs, "
-        f"{t['encoder_macs_per_sample']:,.1f} encoder MACs, energy "
-        f"{t['energy_pj_per_sample'] / 1e3:.6g} nJ (" + ", ".join(
+        f"{t['encoder_macs_per_sample']:,.1f} encoder MACs, "
+        + (f"{t['compares_per_sample']:,.1f} max-pool compares, " if t["compares"] else "")
+        + f"energy {t['energy_pj_per_sample'] / 1e3:.6g} nJ (" + ", ".join(
             f"{k} {v / 1e3:.4g}" for k, v in t["energy_by_term_pj"].items() if v) + ")"]
     if a is None:
         return [*lines, "as an ANN: the artifact does not record the trained layers"]

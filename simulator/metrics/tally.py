@@ -22,6 +22,7 @@ class Tally:
     sops: dict[str, int] = field(default_factory=dict)
     macs: int = 0
     neuron_updates: dict[str, int] = field(default_factory=dict)
+    compares: dict[str, int] = field(default_factory=dict)  # max pooling
     outputs: list[np.ndarray] = field(default_factory=list)
     labels: list[np.ndarray] = field(default_factory=list)
 
@@ -37,6 +38,8 @@ class Tally:
             self.sops[k] = self.sops.get(k, 0) + int(s)
         for k, u in result.neuron_updates.items():
             self.neuron_updates[k] = self.neuron_updates.get(k, 0) + int(u)
+        for k, c in result.compares.items():
+            self.compares[k] = self.compares.get(k, 0) + int(c)
         self.macs += int(result.macs)
         self.outputs.append(np.asarray(result.output))
         if labels is not None:
@@ -49,7 +52,8 @@ class Tally:
         self.steps = max(self.steps, other.steps)
         for mine, theirs in ((self.spikes, other.spikes),
                              (self.spikes_per_step, other.spikes_per_step),
-                             (self.sops, other.sops), (self.neuron_updates, other.neuron_updates)):
+                             (self.sops, other.sops), (self.neuron_updates, other.neuron_updates),
+                             (self.compares, other.compares)):
             for k, v in theirs.items():
                 mine[k] = mine.get(k, 0) + v
         self.macs += other.macs

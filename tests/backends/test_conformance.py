@@ -3,9 +3,11 @@ simulator returns, field for field: spike counts, SOPs per projection, encoder M
 neuron updates, steps and readouts.
 
 The graphs cover rate and stream coupling, residual sums, T per channel, synaptic delays
-beyond one step, leaky and hard-reset neurons (on Lava's own LIF process where it computes
-them exactly, on ours otherwise), a leaky readout, float and fixed point; a backend runs those whose
-features it declares
+beyond one step, spike max pooling, an analog max-pool stem, event frames streamed one per
+step, leaky and hard-reset neurons (on Lava's own LIF process where it computes them
+exactly, on ours otherwise) and the two together (pools of leaky trains, frames into leaky
+populations), a leaky readout (alone, after a spike pool, fed by event frames, behind an
+analog stem), float and fixed point; a backend runs those whose features it declares
 (``compiler.spiking.backend.required_features``) and must refuse the others by name.
 Float graphs are put on a dyadic grid (weights and biases multiples of 2^-7, inputs of
 2^-3), so every sum is exact in float32 and float64 alike and any order of summation
@@ -35,12 +37,19 @@ GRID = 2.0 ** -7
 
 
 def dyadic(graph):
-    """``graph`` with weights and biases rounded to multiples of :data:`GRID`."""
-    pops = [replace(p, bias=np.round(np.asarray(p.bias) / GRID) * GRID)
-            for p in graph.populations]
-    projs = [replace(pr, weight=np.round(pr.weight / GRID) * GRID) for pr in graph.projections]
-    ro = replace(graph.readout, bias=np.round(graph.readout.bias / GRID) * GRID)
-    return replace(graph, populations=tuple(pops), projections=tuple(projs), readout=ro)
+    """``graph`` with weights and biases (the analog stem's too) rounded to multiples of
+    :data:`GRID`."""
+    def grid(a):
+        return np.round(np.asarray(a) / GRID) * GRID
+
+    pops = [replace(p, bias=grid(p.bias)) for p in graph.populations]
+    projs = [replace(pr, weight=grid(pr.weight)) for pr in graph.projections]
+    ro = replace(graph.readout, bias=grid(graph.readout.bias))
+    stem = graph.input.stem
+    node = graph.input if stem is None else replace(
+        graph.input, stem=replace(stem, weight=grid(stem.weight), bias=grid(stem.bias)))
+    return replace(graph, input=node, populations=tuple(pops), projections=tuple(projs),
+                   readout=ro)
 
 
 def with_delay(graph, name: str, delay: int):
@@ -70,6 +79,12 @@ def _float_graphs() -> dict:
                                             "conv2->conv4", 3),
         "mlp-stream": random_graph("mlp", seed=4, stream=True),
         "residual-stream-delay-2-skip": random_graph("residual", seed=5, stream=True),
+        "cnn-rate-spike-pool-per-channel-T": random_graph("cnn", seed=8, pool=True,
+                                                          per_channel=True),
+        "cnn-stream-spike-pool": random_graph("cnn", seed=9, pool=True, stream=True),
+        "cnn-rate-analog-stem": random_graph("cnn", seed=10, stem=True),
+        "cnn-stream-event-frames": random_graph("cnn", seed=11, frames=4, stream=True),
+        "cnn-rate-event-frames-mean": random_graph("cnn", seed=12, frames=3),
         # Lava's own LIF: hard reset to 0, v0 = 0, no current state
         "mlp-stream-lif-hard-reset": with_dynamics(
             random_graph("mlp", seed=8, stream=True), Dynamics(dv=0.25, reset="hard"), v0=0.0),
@@ -82,19 +97,45 @@ def _float_graphs() -> dict:
         "mlp-stream-current-decay-reset-below-0": with_dynamics(
             random_graph("mlp", seed=11, stream=True),
             Dynamics(du=0.5, dv=0.125, reset="hard", v_reset=-0.25, fire=">"), v0=0.25),
+        # both together: spike pools of Lava's LIF and of our leaky process (a rate source
+        # stepped, not closed form), event frames into either, an analog stem before a leak
+        "cnn-stream-spike-pool-lif-hard-reset": with_dynamics(
+            random_graph("cnn", seed=13, pool=True, stream=True),
+            Dynamics(dv=0.25, reset="hard"), v0=0.0),
+        "cnn-rate-spike-pool-per-channel-T-current-decay": with_dynamics(
+            random_graph("cnn", seed=14, pool=True, per_channel=True),
+            Dynamics(du=0.5, dv=0.125)),
+        "cnn-stream-event-frames-lif-hard-reset": with_dynamics(
+            random_graph("cnn", seed=15, frames=4, stream=True),
+            Dynamics(dv=0.25, reset="hard"), v0=0.0),
+        "cnn-stream-event-frames-spike-pool-current-decay-reset-below-0": with_dynamics(
+            random_graph("cnn", seed=16, frames=4, stream=True, pool=True),
+            Dynamics(du=0.5, dv=0.125, reset="hard", v_reset=-0.25, fire=">"), v0=0.25),
+        "cnn-rate-analog-stem-leak": with_dynamics(
+            random_graph("cnn", seed=17, stem=True), Dynamics(dv=0.125)),
     }
 
 
 GRAPHS = {name: dyadic(g) for name, g in _float_graphs().items()}
 GRAPHS |= {f"{name}-fixed": quantize(g)[0] for name, g in _float_graphs().items()}
 GRAPHS["cnn-rate-per-neuron-T-event-scale"] = dyadic(with_event_scale(random_graph("cnn", 6)))
-_leaky = random_graph("mlp", seed=12, stream=True)  # an imported NIR LI readout
-GRAPHS["mlp-stream-leaky-readout"] = dyadic(replace(_leaky, readout=replace(_leaky.readout,
-                                                                            decay=0.25)))
+
+
+def with_leaky_readout(graph, decay: float = 0.25):
+    """``graph`` with a leaky readout (an imported NIR LI node; float only)."""
+    return replace(graph, readout=replace(graph.readout, decay=decay))
+
+
+GRAPHS |= {f"{name}-leaky-readout": dyadic(with_leaky_readout(g)) for name, g in {
+    "mlp-stream": random_graph("mlp", seed=12, stream=True),
+    "cnn-stream-spike-pool": random_graph("cnn", seed=18, pool=True, stream=True),
+    "cnn-stream-event-frames": random_graph("cnn", seed=19, frames=4, stream=True),
+    "cnn-rate-analog-stem": random_graph("cnn", seed=20, stem=True),
+}.items()}
 
 
 def inputs(graph, seed: int) -> np.ndarray:
-    x = np.random.default_rng(seed).normal(0, 1, size=(3, *graph.input.shape))
+    x = np.random.default_rng(seed).normal(0, 1, size=(3, *graph.input.sample_shape))
     return np.clip(np.round(x * 8) / 8, -2, 2)
 
 
@@ -105,6 +146,8 @@ def assert_same_run(got: RunResult, want: RunResult, what: str) -> None:
     assert got.sops == want.sops, f"{what}: SOPs"
     assert got.macs == want.macs, f"{what}: encoder MACs"
     assert got.neuron_updates == want.neuron_updates, f"{what}: neuron updates"
+    assert got.leak_multiplies == want.leak_multiplies, f"{what}: leak multiplies"
+    assert got.compares == want.compares, f"{what}: compares"
     assert got.steps == want.steps, f"{what}: steps"
     np.testing.assert_array_equal(got.output, want.output, err_msg=f"{what}: readouts")
 

@@ -51,7 +51,7 @@ def lava_env(lava_python):
 
 
 def _inputs(graph: SpikingGraph, seed: int = 1, n: int = BATCH) -> np.ndarray:
-    return np.random.default_rng(seed).normal(size=(n, *graph.input.shape))
+    return np.random.default_rng(seed).normal(size=(n, *graph.input.sample_shape))
 
 
 def _random_cases() -> dict[str, SpikingGraph]:
@@ -61,6 +61,14 @@ def _random_cases() -> dict[str, SpikingGraph]:
             for per_channel in ((False,) if kind == "mlp" or stream else (False, True)):
                 name = f"{kind}-{'stream' if stream else 'rate'}{'-perchannel' * per_channel}"
                 cases[name] = random_graph(kind, seed=3, stream=stream, per_channel=per_channel)
+    # spike max pooling (rate and stream consumers), an analog max-pool stem, and a small
+    # event-frame model: frames streamed one per step into a stream-coupled first layer
+    cases["cnn-rate-spike-pool-perchannel"] = random_graph("cnn", seed=4, pool=True,
+                                                           per_channel=True)
+    cases["cnn-stream-spike-pool"] = random_graph("cnn", seed=4, pool=True, stream=True)
+    cases["cnn-rate-analog-stem"] = random_graph("cnn", seed=4, stem=True)
+    cases["cnn-stream-event-frames"] = random_graph("cnn", seed=4, frames=4, stream=True,
+                                                    pool=True)
     return cases
 
 
@@ -164,12 +172,13 @@ def fixed_runs(lava_env):
 
 def _assert_same_run(graph, x, lava, sim, exact_readout: bool):
     assert lava.steps == sim.steps == graph.latency_steps
-    for p in graph.populations:
+    for p in (*graph.populations, *graph.pools):
         np.testing.assert_array_equal(lava.spikes[p.name], sim.spikes[p.name],
                                       err_msg=f"spike trains of {p.name}")
         np.testing.assert_array_equal(lava.counts[p.name], sim.counts[p.name])
     assert lava.sops == sim.sops
     assert lava.macs == sim.macs
+    assert lava.compares == sim.compares
     if exact_readout:
         np.testing.assert_array_equal(lava.output, sim.output)
     else:  # float: same terms, summed in another order (per step vs per window)

@@ -1,7 +1,9 @@
 """Compiled digits models on Lava (issue 6): MLP, CNN and residual CNN with heterogeneous
-T, a CNN with one T per channel, a vanilla IF CNN (stream coupling), and the leaky and
-hard-reset families (issue 13: LIF with soft reset on our process; IF with hard reset,
-ASGL and NSNN on Lava's own LIF process), float and fixed point, trained here in seconds
+T, a CNN with one T per channel, a vanilla IF CNN (stream coupling), a CNN that max-pools
+spikes (issue 12), the leaky and hard-reset families (issue 13: LIF with soft reset on our
+process; IF with hard reset, ASGL and NSNN on Lava's own LIF process) and the two together
+(a hard-reset IF CNN whose spikes are max-pooled: Lava's LIF feeds our spike pools), float
+and fixed point, trained here in seconds
 (configs/digits), compiled with ``--target lava``; Lava must equal the simulator spike for
 spike and in accuracy.
 
@@ -22,10 +24,11 @@ from pseudosnn.simulator.datasets import fit_to_input, load_digits_test
 from pseudosnn.simulator.engine import simulate
 
 pytestmark = [pytest.mark.lava, pytest.mark.slow]
-MODELS = ("mlp", "cnn", "rescnn", "cnn_channel", "if_cnn", "lif_rescnn", "if_hard_cnn",
-          "asgl_mlp", "nsnn_cnn")
-MULTISTEP = {"if_cnn", "lif_rescnn", "if_hard_cnn", "asgl_mlp", "nsnn_cnn"}
-ON_LAVA_LIF = {"if_hard_cnn", "asgl_mlp", "nsnn_cnn"}  # hard reset to 0, v0 = 0
+MODELS = ("mlp", "cnn", "rescnn", "cnn_channel", "if_cnn", "cnn_maxpool", "lif_rescnn",
+          "if_hard_cnn", "asgl_mlp", "nsnn_cnn", "if_hard_cnn_maxpool")
+MULTISTEP = {"if_cnn", "lif_rescnn", "if_hard_cnn", "asgl_mlp", "nsnn_cnn",
+             "if_hard_cnn_maxpool"}
+ON_LAVA_LIF = {"if_hard_cnn", "asgl_mlp", "nsnn_cnn", "if_hard_cnn_maxpool"}  # reset to 0
 SPIKE_SLICE = 4  # samples run with lava's own Conv model, every spike recorded
 ACCURACY_SLICE = 30  # samples run with the im2col Conv model
 
@@ -61,7 +64,8 @@ def digits_runs(digits_artifacts, lava_python):
         mp.setenv("PSEUDOSNN_LAVA_PYTHON", lava_python)
         for fixed in (False, True):
             graphs = {m: artifact.load(digits_artifacts[(m, fixed)]) for m in MODELS}
-            xs = {m: fit_to_input(ds.x[:ACCURACY_SLICE], graphs[m].input.shape, "digits")
+            xs = {m: fit_to_input(ds.x[:ACCURACY_SLICE], graphs[m].input.sample_shape,
+                                  "digits")
                   for m in MODELS}
             own = run_artifacts([(digits_artifacts[(m, fixed)], xs[m][:SPIKE_SLICE])
                                  for m in MODELS], fixed_point=fixed, record_spikes=True,
@@ -76,7 +80,7 @@ def digits_runs(digits_artifacts, lava_python):
 
 
 def _assert_equal(graph, lava, sim, n: int):
-    for p in graph.populations:
+    for p in (*graph.populations, *graph.pools):
         np.testing.assert_array_equal(lava.spikes[p.name], sim.spikes[p.name][:n],
                                       err_msg=f"spikes of {p.name}")
         np.testing.assert_array_equal(lava.counts[p.name], sim.counts[p.name][:n])
@@ -100,6 +104,8 @@ def test_digits_model_on_lava_equals_simulator(digits_runs, model, fixed):
         assert len({int(np.max(p.timesteps)) for p in graph.populations}) > 1
     if model == "cnn_channel":
         assert any(np.unique(p.timesteps).size > 1 for p in graph.populations)
+    if model.endswith("maxpool"):  # two 2x2 max pools of spikes, one Lava process each
+        assert len(graph.pools) == 2 and fast.compares == sim.compares
     _assert_equal(graph, own, sim, SPIKE_SLICE)
     _assert_equal(graph, fast, sim, ACCURACY_SLICE)
     assert fast.sops == sim.sops and fast.macs == sim.macs

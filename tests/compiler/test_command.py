@@ -139,18 +139,34 @@ def test_timesteps_above_max_are_refused(tmp_path):
     assert res.exit_code != 0 and "outside 1..4" in res.output
 
 
-def test_unsupported_layer_maxpool(tmp_path):
-    from pseudosnn.compiler.frontend.torch_model import model_to_ir
+def test_max_pools_without_an_event_form_are_refused_by_name(tmp_path):
+    """Max pooling deploys on spikes (SpikePool) and on the analog stem before any neuron;
+    of a rate neuron's rates, of currents mid-network, or with ceil_mode it is refused."""
+    from pseudosnn.compiler import pipeline
+    from pseudosnn.compiler.frontend.torch_model import FrontendError, model_to_ir
+    from pseudosnn.compiler.lower import LoweringError
     from pseudosnn.compiler.onnx_io import UnsupportedLayerError
 
-    from pseudosnn.models import build_model
+    from pseudosnn.models import SeqToANN, build_model
 
-    model = build_model("cnn_digits", num_classes=10, input_shape=(1, 8, 8))
-    model.body[3] = torch.nn.Sequential(torch.nn.MaxPool2d(2))
-    with pytest.raises(UnsupportedLayerError) as err:
+    def cnn():
+        return build_model("cnn_digits", num_classes=10, input_shape=(1, 8, 8))
+
+    model = cnn()  # body.3 is a rate PseudoSN, body.4 its 2x2 average pool
+    model.body[4] = SeqToANN(torch.nn.MaxPool2d(2))
+    with pytest.raises(FrontendError, match=r"'body.4.0' max-pools the rates of neuron "
+                                            r"'body.3'.*SpikePool.*average pooling"):
         model_to_ir(model.eval())
-    assert "MaxPool2d" in str(err.value) and "body.3.0" in str(err.value)
-    assert "average pooling" in str(err.value) and "Supported:" in str(err.value)
+    model = cnn()
+    model.body[4] = SeqToANN(torch.nn.MaxPool2d(2, ceil_mode=True))
+    with pytest.raises(UnsupportedLayerError, match="MaxPool2d with dilation/ceil_mode.*"
+                                                    "body.4.0.*Supported:"):
+        model_to_ir(model.eval())
+    model = cnn()  # a max pool of body.2's currents, after neuron body.1
+    model.body[2].append(torch.nn.MaxPool2d(3, 1, 1))
+    with pytest.raises(LoweringError, match="acts on currents after a neuron.*no event form "
+                                            "beyond the encoder.*average pooling"):
+        pipeline.run(model_to_ir(model.eval()))
 
 
 def test_not_deployable_neuron_is_a_compile_error(tmp_path):

@@ -100,7 +100,12 @@ def test_pool_add_and_linear_ops():
     assert counting.layer_ops(add) == {"macs": 0, "adds": 2 * 36}
     fc = counting.Layer("f", "linear", (36,), (10,))
     assert counting.layer_ops(fc) == {"macs": 360, "adds": 0}
-    assert counting.ann_ops([pool, add, fc]) == {"macs": 360, "adds": 216}
+    mp = counting.Layer("m", "maxpool", (4, 6, 6), (4, 3, 3), kernel=(3, 3), stride=(2, 2),
+                        padding=(1, 1))  # taps per axis: 3 windows of 3, minus 1 padding tap
+    assert counting.layer_ops(mp) == {"macs": 0, "adds": 0, "compares": 4 * 8 * 8}
+    assert counting.paper_flops(mp) == 0  # the paper's zero_ops
+    assert counting.ann_ops([pool, add, fc, mp]) == {"macs": 360, "adds": 216,
+                                                     "compares": 256}
     assert counting.Layer.from_dict(pool.as_dict()) == pool
 
 
@@ -113,6 +118,27 @@ def test_chain_fanout_is_the_fused_projection():
     np.testing.assert_array_equal(counting.chain_fanout((4, 8, 8), chain),
                                   counting.fanout(fused, (4, 8, 8)))
     np.testing.assert_array_equal(counting.chain_fanout((4, 8, 8), []), np.ones((4, 8, 8)))
+
+
+def test_pool_compares_enumerate_every_event_in_every_window():
+    """A spike pool's compares: each source event, once per window that holds it (brute
+    force over the windows); the analog stem's: every value of the map it pools."""
+    g = random_graph("cnn", seed=3, pool=True)
+    (pool,) = g.pools
+    c, h, w = g.shape_of(pool.source)
+    counts = {pool.source: np.random.default_rng(0).integers(0, 5, (2, c, h, w))}
+    brute = 0
+    for i in range(pool.shape[1]):
+        for j in range(pool.shape[2]):
+            y0, x0 = i * pool.stride[0] - pool.padding[0], j * pool.stride[1] - pool.padding[1]
+            ys = slice(max(y0, 0), max(y0 + pool.kernel[0], 0))
+            xs = slice(max(x0, 0), max(x0 + pool.kernel[1], 0))
+            brute += int(counts[pool.source][:, :, ys, xs].sum())
+    assert counting.pool_compares(g, counts) == {pool.name: brute}
+    stem = random_graph("cnn", seed=3, stem=True).input.stem
+    cc, hh, ww = stem.conv_shape  # 3x3/2 pad 1 on 16x16: 8 windows of 3, minus 1 padding tap
+    assert counting.encoder_compares(replace(g, input=replace(g.input, stem=stem))) == \
+        cc * (3 * 8 - 1) ** 2
 
 
 def test_leak_multiplies_count_every_update_active_and_idle():
@@ -148,3 +174,22 @@ def test_deployed_layers_of_leaky_populations_update_every_step():
                                            else layer.active_updates)
             assert layer.leak_multiplies == (layer.neurons * steps if leaky else 0)
         assert layers[-1].leak_multiplies == 0  # the readout
+
+
+def test_a_leaky_layer_that_feeds_a_spike_pool_owns_its_compares_and_its_leak():
+    """Both together: the pooled population's layer carries the pool's compares and its own
+    decay multiplies; a spike pool has no membrane (no leak, no update of its own)."""
+    from pseudosnn.compiler.spiking.semantics import Dynamics
+    from pseudosnn.compiler.testing import with_dynamics
+
+    g = with_dynamics(random_graph("cnn", seed=3, pool=True, stream=True),
+                      Dynamics(dv=0.25, reset="hard"), v0=0.0)
+    (pool,) = g.pools
+    spikes = {name: 1.0 for name in (*[p.name for p in g.populations], pool.name)}
+    layers = {layer.name: layer for layer in
+              counting.deployed_layers(g, spikes, {}, compares={pool.name: 7.0})}
+    assert pool.name not in layers and pool.name not in counting.leak_multiplies(g)
+    src = layers[pool.source]
+    assert src.compares == 7.0
+    assert src.leak_multiplies == src.neurons * g.latency_steps == src.state_updates
+    assert layers["conv2"].compares == 0 and layers["conv2"].leak_multiplies > 0

@@ -4,7 +4,7 @@ Euler with ``dt``, every node updated in the step its inputs arrive, ``v > θ``,
 with no neuron between them, Scale, sum pooling, 1-D convolutions, a skip connection whose
 paths have different lengths (the delay alignment), CubaLIF, IF and Threshold neurons, and
 every kind of readout (spike counts, a summed linear output with the input reaching it
-directly, an LI and an I state)."""
+directly, an LI and an I state); and each with a new input every step (``--frames``)."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ import networkx as nx
 import numpy as np
 import pytest
 from pseudosnn.compiler.frontend.nir import NirOptions, load_nir
+from pseudosnn.compiler.frontend.nir_dialects import NirMappingError
 from pseudosnn.compiler.spiking.synapses import conv2d
 from pseudosnn.simulator.engine import simulate
 
@@ -73,19 +74,21 @@ def _neuron(n, x, state):
     return s
 
 
-def reference(g, x: np.ndarray, steps: int = STEPS):
-    """Every node's output at every step and the readout (module docstring)."""
+def reference(g, x: np.ndarray, steps: int = STEPS, frames: bool = False):
+    """Every node's output at every step and the readout (module docstring); ``frames``:
+    ``x[t]`` is the input at step ``t``, else ``x`` every step."""
     graph = nx.DiGraph(list(g.edges))
     order = list(nx.topological_sort(graph))
     inp = next(k for k, n in g.nodes.items() if isinstance(n, nir.Input))
     out = next(k for k, n in g.nodes.items() if isinstance(n, nir.Output))
     states = {k: {} for k in g.nodes}
     trace = {k: [] for k in g.nodes}
-    for _ in range(steps):
+    for t in range(steps):
         val = {}
         for k in order:
             n = g.nodes[k]
-            xin = x if k == inp else sum(val[p] for p in graph.predecessors(k))
+            xin = (x[t] if frames else x) if k == inp else \
+                sum(val[p] for p in graph.predecessors(k))
             if isinstance(n, nir.Input | nir.Output):
                 val[k] = xin
             elif isinstance(n, nir.IF | nir.LIF | nir.CubaLIF | nir.LI | nir.I | nir.Threshold):
@@ -185,3 +188,41 @@ def test_generic_dialect_equals_the_spec_loop(name, tmp_path):
     if name == "skip-connection":  # the short path waits one step more: delay 2
         delays = {(pr.source, pr.target): pr.delay for pr in graph.projections}
         assert delays[("A", "C")] == 2 and delays[("B", "C")] == 1
+
+
+@pytest.mark.parametrize("name", sorted(_graphs()))
+def test_frames_equal_the_spec_loop_fed_a_new_input_every_step(name, tmp_path):
+    nodes, edges, shape = _graphs()[name]
+    nir.write(tmp_path / "g.nir", nir.NIRGraph(nodes=nodes, edges=edges, type_check=False))
+    graph = load_nir(tmp_path / "g.nir", NirOptions("nir", DT, STEPS, frames=True))
+    assert graph.input.frames == STEPS
+    rng = np.random.default_rng(1)  # the constant test's inputs, varied per step
+    xs = rng.uniform(0, 2, size=(3, 1, *shape)) * rng.uniform(0, 2, size=(3, STEPS, *shape))
+    res = simulate(graph, xs.reshape(3, *graph.input.sample_shape), record_spikes=True)
+    fired = 0
+    for b, x in enumerate(xs):
+        trace, readout = reference(g=nir.NIRGraph(nodes=nodes, edges=edges, type_check=False),
+                                   x=x, frames=True)
+        for pop in graph.populations:
+            ours = res.spikes[pop.name][b, pop.start:pop.start + STEPS]
+            np.testing.assert_array_equal(ours, trace[pop.name].reshape(ours.shape),
+                                          err_msg=f"{name}: {pop.name}")
+            fired += int(ours.sum())
+        np.testing.assert_allclose(res.output[b], readout, rtol=1e-9, atol=1e-9)
+    assert fired > 0
+    first = load_nir(tmp_path / "g.nir", NirOptions("nir", DT, STEPS))
+    const = simulate(first, xs[:, 0].reshape(3, *first.input.shape))
+    assert not np.allclose(res.output, const.output)  # the frames were read, not the first
+
+
+def test_frames_into_a_leaky_readout_directly_are_refused(tmp_path):
+    rng = np.random.default_rng(0)
+    nodes = {"input": nir.Input(input_type={"input": np.array([4])}),
+             "a": _affine(rng, 3, 4), "li": nir.LI(tau=np.full(3, 5e-3), r=np.ones(3),
+                                                    v_leak=np.zeros(3)),
+             "output": nir.Output(output_type={"output": np.array([3])})}
+    edges = [("input", "a"), ("a", "li"), ("li", "output")]
+    nir.write(tmp_path / "g.nir", nir.NIRGraph(nodes=nodes, edges=edges, type_check=False))
+    load_nir(tmp_path / "g.nir", NirOptions("nir", DT, STEPS))  # without frames: read
+    with pytest.raises(NirMappingError, match="reaches the leaky readout directly"):
+        load_nir(tmp_path / "g.nir", NirOptions("nir", DT, STEPS, frames=True))

@@ -65,15 +65,22 @@ def _with_node(model: onnx.ModelProto, node: onnx.NodeProto) -> onnx.ModelProto:
     return model
 
 
-def test_maxpool_is_rejected_with_a_hint(rng):
+def test_maxpool_of_the_input_reads_as_the_analog_stem(rng):
+    """A standard MaxPool before any neuron is the encoder's analog stem; with ceil_mode
+    it has no fixed window and is refused by name."""
+    from pseudosnn.compiler import pipeline
+
     model = onnx_io.to_onnx(_graph(rng))
-    mp = helper.make_node("MaxPool", ["input"], ["mp"], name="pool0", kernel_shape=[1, 1])
-    model = _with_node(model, mp)
-    with pytest.raises(onnx_io.UnsupportedLayerError) as err:
-        onnx_io.from_onnx(model)
-    msg = str(err.value)
-    assert "MaxPool" in msg and "pool0" in msg and "average pooling" in msg
-    assert "Supported:" in msg and "Conv2d" in msg
+    mp = helper.make_node("MaxPool", ["input"], ["mp"], name="pool0", kernel_shape=[3, 3],
+                          pads=[1, 1, 1, 1])
+    back = onnx_io.from_onnx(_with_node(model, mp))
+    assert back.node("pool0").op == "MaxPool"
+    stem = pipeline.run(back).graph.input.stem
+    assert stem is not None and stem.weight is None and stem.pool_kernel == (3, 3)
+    mp = helper.make_node("MaxPool", ["input"], ["mp"], name="pool1", kernel_shape=[2, 2],
+                          ceil_mode=1)
+    with pytest.raises(ir.IRError, match="'pool1': ceil_mode and dilation"):
+        onnx_io.from_onnx(_with_node(onnx_io.to_onnx(_graph(rng)), mp))
 
 
 def test_unknown_op_lists_supported(rng):

@@ -45,6 +45,24 @@ def test_at_most_one_spike_per_step_and_saturation():
     assert v[0] <= V_MAX
 
 
+@pytest.mark.parametrize("T", [1, 3, 8])
+def test_closed_form_train_equals_the_loop_step_by_step(T):
+    """``rate_spike_train``: step k fires iff the count after k + 1 steps exceeds the count
+    after k (dyadic currents, per-neuron T up to ``T``, integer units too)."""
+    from pseudosnn.compiler.spiking.semantics import rate_spike_train
+
+    rng = np.random.default_rng(T)
+    for c, theta, v0 in ((np.arange(-16, 3 * 64) / 64.0, 1.0, 0.5),
+                         (rng.integers(-300, 600, size=400), 256, 128)):
+        Ti = rng.integers(1, T + 1, size=np.shape(c))
+        v = np.full(np.shape(c), v0, dtype=np.asarray(c).dtype)
+        loop = []
+        for k in range(T):
+            v, s = if_step(v, c, theta, active=k < Ti)
+            loop.append(s)
+        np.testing.assert_array_equal(rate_spike_train(c, Ti, theta, v0, T), np.stack(loop))
+
+
 # --- leak, hard reset, comparison (Dynamics, lif_step) ------------------------------------
 from pseudosnn.compiler.spiking.semantics import (  # noqa: E402
     ACTIVATION_SHIFT,
@@ -134,6 +152,33 @@ def test_neuron_step_dispatches_and_constant_current_counts():
     # a tie (v = θ exactly at some step) has margin 0; far from it, not
     m = count_margin(np.array([0.5, 0.3]), 2, 1.0, 0.0, Dynamics(dv=0.0, reset="hard"))
     assert m[0] == 0 and m[1] > 0.05
+
+
+@pytest.mark.parametrize("fixed", [False, True], ids=["float", "fixed"])
+def test_constant_current_train_is_the_stepped_train(fixed):
+    """``constant_current_train`` (what a spike pool ORs): for leaky and hard-reset
+    dynamics the spikes of ``neuron_step`` step by step (per-neuron T, integer units in
+    fixed point), for integrate-and-fire the closed-form ``rate_spike_train``."""
+    from pseudosnn.compiler.spiking.semantics import constant_current_train, rate_spike_train
+
+    rng = np.random.default_rng(3)
+    c = rng.integers(-40, 300, size=500) if fixed else np.arange(-64, 436) / 128.0
+    theta, v0 = (256, 0) if fixed else (1.0, 0.0)
+    Ti = rng.integers(1, 7, size=c.shape)
+    for dyn in (Dynamics(dv=0.25, reset="hard"), Dynamics(du=0.5, dv=0.125, fire=">"),
+                Dynamics(reset="hard", v_reset=-64 if fixed else -0.25)):
+        v, u = initial_state(c.shape, v0, dyn, fixed, np.int64 if fixed else np.float64)
+        loop = []
+        for k in range(6):
+            v, u, s = neuron_step(v, u, c, theta, dyn, active=k < Ti, fixed=fixed)
+            loop.append(s)
+        train = constant_current_train(c, Ti, theta, v0, dyn, fixed)
+        np.testing.assert_array_equal(train, np.stack(loop), err_msg=str(dyn))
+        assert train.any() and not train[Ti[None] <= np.arange(6)[:, None]].any()
+        np.testing.assert_array_equal(train.sum(0),
+                                      constant_current_counts(c, Ti, theta, v0, dyn, fixed))
+    np.testing.assert_array_equal(constant_current_train(c, Ti, theta, v0 + 1, Dynamics()),
+                                  rate_spike_train(c, Ti, theta, v0 + 1, 6))
 
 
 @pytest.mark.parametrize("dyn,v0,message", [

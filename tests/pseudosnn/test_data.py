@@ -16,6 +16,7 @@ from pseudosnn.data import (
     random_crop,
     random_hflip,
 )
+from pseudosnn.preprocessing import DataError
 
 
 def test_digits_split_is_fixed_and_normalised():
@@ -74,7 +75,7 @@ def test_cifar_pickle_with_code_is_refused(tmp_path):
             return (print, ("pwned",))
 
     (tmp_path / "test_batch").write_bytes(pickle.dumps({b"data": Evil(), b"labels": []}))
-    with pytest.raises(DataNotFound, match="refusing"):
+    with pytest.raises(DataError, match="refusing"):
         load_data("cifar10", tmp_path)
 
 
@@ -108,7 +109,7 @@ def test_dvs_frames(tmp_path):
     assert (len(d.train), len(d.test)) == (6, 4)
     assert d.train[5][0].shape == (4, 2, 12, 12)
     np.savez(tmp_path / "test" / "cat" / "9.npz", wrong=np.zeros(3))
-    with pytest.raises(DataNotFound, match="frames"):
+    with pytest.raises(DataError, match="frames"):
         load_data("cifar10_dvs", tmp_path).test[4]
 
 

@@ -12,6 +12,7 @@ from pseudosnn.models import (
     Readout,
     ResidualAdd,
     SeqToANN,
+    SpikePool,
     UnknownArchitecture,
     build_model,
 )
@@ -56,13 +57,43 @@ def test_every_arch_trains_and_evaluates(arch):
 
 @pytest.mark.parametrize("arch", sorted(ARCHITECTURES))
 def test_walkable_structure(arch):
-    """body holds only SeqToANN, neurons and residual blocks; no max pooling anywhere."""
+    """body holds only SeqToANN, neurons, residual blocks and spike pools; max pooling only
+    where the paper has it: of the SEW stems' spikes, of PreAct's analog stem."""
     model = built(arch)
     assert [n for n, _ in model.named_children()] == ["body", "readout"]
     assert isinstance(model.readout, Readout)
     for item in model.body:
-        assert isinstance(item, (SeqToANN, SpikingNeuron, *RESIDUAL_BLOCKS)), type(item)
-    assert not any(isinstance(m, (nn.MaxPool2d, nn.AdaptiveMaxPool2d)) for m in model.modules())
+        assert isinstance(item, (SeqToANN, SpikingNeuron, SpikePool, *RESIDUAL_BLOCKS)), \
+            type(item)
+    pools = [n for n, m in model.named_modules() if isinstance(m, nn.MaxPool2d)]
+    expected = {"sew_resnet18": ["body.1.pool"], "sew_resnet34": ["body.1.pool"],
+                "preact_resnet34": ["body.1.0"]}.get(arch, [])
+    assert pools == expected
+    assert all(m.kernel_size == 3 and m.stride == 2 and m.padding == 1
+               for m in model.modules() if isinstance(m, nn.MaxPool2d))
+
+
+@pytest.mark.parametrize("arch", ["sew_resnet18", "preact_resnet34", "cnn_digits", "vgg11"])
+def test_pooling_option(arch):
+    """``pooling="avg"`` puts 2x2 average pooling where the paper max-pools; ``"max"``
+    pools spikes in the digits CNN and the VGGs; the checkpoint record keeps the choice."""
+    from pseudosnn.checkpoint import model_record
+    from pseudosnn.models import build_from_record
+
+    shape = (1, 8, 8) if arch == "cnn_digits" else (3, 32, 32)
+    avg = build_model(arch, num_classes=7, input_shape=shape, pooling="avg")
+    mx = build_model(arch, num_classes=7, input_shape=shape, pooling="max")
+    assert not any(isinstance(m, nn.MaxPool2d) for m in avg.modules())
+    assert any(isinstance(m, nn.MaxPool2d) for m in mx.modules())
+    assert (avg.pooling, mx.pooling) == ("avg", "max")
+    rebuilt = build_from_record(model_record(mx))
+    assert rebuilt.pooling == "max" and rebuilt.state_dict().keys() == mx.state_dict().keys()
+    old = {k: v for k, v in model_record(avg).items() if k != "pooling"}  # before pooling
+    assert build_from_record(old).pooling == "avg"
+    with torch.no_grad():
+        assert mx.eval()(torch.randn(2, *shape)).shape == (2, 7)
+    with pytest.raises(ValueError, match="resnet18 has no pooling after a neuron"):
+        build_model("resnet18", num_classes=7, input_shape=(3, 8, 8), pooling="max")
 
 
 def test_neuron_shapes_match_activations():
@@ -121,9 +152,9 @@ def test_unknown_arch_names_close_matches():
         build_model("resnet91", num_classes=10, input_shape=(3, 32, 32))
 
 
-def test_seq_to_ann_rejects_max_pooling():
-    with pytest.raises(TypeError, match="MaxPool2d"):
-        SeqToANN(nn.MaxPool2d(2))
+def test_seq_to_ann_rejects_other_layers():
+    with pytest.raises(TypeError, match="ReLU"):
+        SeqToANN(nn.ReLU())
 
 
 def test_wrong_input_shape_is_named():

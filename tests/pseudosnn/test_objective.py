@@ -201,6 +201,7 @@ def test_layer_report_forwards_count_what_their_neurons_pass_on():
                                          ("rescnn_digits", (1, 8, 8)),
                                          ("mlp_digits", (64,)),
                                          ("sew_resnet20", (3, 8, 8)),
+                                         ("sew_resnet18", (3, 32, 32)),
                                          ("preact_resnet34", (3, 16, 16))])
 def test_projection_weights_equal_the_compiled_graph(arch, shape):
     """Differential: the deployed projection the cost model prices for every term (kind and

@@ -45,11 +45,21 @@ def _pair(v) -> tuple[int, int]:
 
 
 def torch_hook_ops(model: nn.Module, x: torch.Tensor) -> dict[str, int]:
-    """``{"macs", "adds"}`` of one forward of one sample, counted by module hooks."""
-    ops = {"macs": 0, "adds": 0}
+    """``{"macs", "adds", "compares"}`` of one forward of one sample, counted by module
+    hooks (a max pool's compares are its window taps; a SpikePool's once, though its eval
+    pools every step of a train)."""
+    from pseudosnn.models import SpikePool
+
+    ops = {"macs": 0, "adds": 0, "compares": 0}
+    in_spike_pools = {id(m.pool) for m in model.modules() if isinstance(m, SpikePool)}
 
     def hook(m, inp, out):
         x0 = inp[0]
+        if isinstance(m, SpikePool | nn.MaxPool2d):
+            pool = m.pool if isinstance(m, SpikePool) else m
+            k = _pair(pool.kernel_size)
+            ops["compares"] += _taps(x0, x0.shape[-3], x0.shape[-3], k,
+                                     _pair(pool.stride or k), _pair(pool.padding))
         if isinstance(m, nn.Conv2d):
             ops["macs"] += _taps(x0, m.out_channels, m.groups, m.kernel_size, m.stride,
                                  m.padding)
@@ -68,7 +78,8 @@ def torch_hook_ops(model: nn.Module, x: torch.Tensor) -> dict[str, int]:
 
     hooks = [m.register_forward_hook(hook) for m in model.modules()
              if isinstance(m, nn.Conv2d | nn.Linear | nn.AvgPool2d | nn.AdaptiveAvgPool2d
-                           | ResidualAdd)]
+                           | ResidualAdd | SpikePool | nn.MaxPool2d)
+             and id(m) not in in_spike_pools]
     with torch.no_grad():
         model(x)
     for h in hooks:

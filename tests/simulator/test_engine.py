@@ -341,3 +341,71 @@ def test_leaky_readout_decays_every_step(kind, stream):
         assert not np.allclose(res.output, simulate(replace(g, readout=replace(
             g.readout, decay=0.0)), x).output)
     assert res.leak_multiplies[g.readout.name] == len(x) * 5 * g.latency_steps
+
+
+@pytest.mark.parametrize("fixed", [False, True], ids=["float", "fixed"])
+@pytest.mark.parametrize("stream", [False, True], ids=["rate", "stream"])
+def test_spike_pool_ors_the_stepped_train_of_a_leaky_source(stream, fixed):
+    """Spike pools and leak together: a pool fed by a leaky, hard-reset population emits at
+    ``t + POOL_DELAY`` the OR over each window of the source's real (stepped) train; in a
+    rate graph every count equals the reference (``constant_current_train``), and that
+    train is not the integrate-and-fire closed form."""
+    from pseudosnn.compiler.spiking.schedule import POOL_DELAY
+    from pseudosnn.compiler.spiking.semantics import rate_spike_count
+    from pseudosnn.compiler.spiking.synapses import spike_pool
+
+    dyn = Dynamics(du=0.5, dv=0.25, reset="hard", v_reset=-0.25, fire=">")
+    g = with_dynamics(random_graph("cnn", seed=6, pool=True, stream=stream), dyn, v0=0.0)
+    if fixed:
+        g = quantize(g)[0]
+    x = batch(g, seed=3)
+    res = simulate(g, x, record_spikes=True)
+    assert_counts_consistent(res)
+    (pool,) = g.pools
+    src = res.spikes[pool.source]
+    want = np.zeros_like(res.spikes[pool.name])
+    for t in range(res.steps - POOL_DELAY):
+        want[:, t + POOL_DELAY] = spike_pool(pool, src[:, t])
+    np.testing.assert_array_equal(res.spikes[pool.name], want)
+    assert want.any() and not want.all()
+    if not stream:
+        ref = evaluate(g, x)
+        for name, n in ref.counts.items():
+            np.testing.assert_array_equal(res.counts[name], n, err_msg=name)
+        p = g.population(pool.source)
+        closed = rate_spike_count(ref.currents[p.name], p.timesteps, p.threshold, p.v0)
+        assert not np.array_equal(closed, res.counts[p.name])
+
+
+@pytest.mark.parametrize("fixed", [False, True], ids=["float", "fixed"])
+def test_event_frames_stream_into_a_leaky_population_one_per_step(fixed):
+    """Event frames and leak together: a leaky stream population integrates frame ``k`` at
+    window step ``k`` (``neuron_step`` on each frame's current), not their time mean."""
+    from pseudosnn.compiler.spiking.semantics import initial_state, neuron_step
+    from pseudosnn.compiler.spiking.synapses import encoder_currents
+
+    g = with_dynamics(random_graph("cnn", seed=7, frames=4, stream=True),
+                      Dynamics(du=0.5, dv=0.25), v0=0.0)
+    if fixed:
+        g = quantize(g)[0]
+    x = np.random.default_rng(4).normal(0.3, 1.5, size=(3, *g.input.sample_shape))
+    res = simulate(g, x, record_spikes=True)
+    p = g.population("conv1")
+    frames = encoder_currents(g, x)["conv1"]  # (B, F, C, H, W)
+    assert frames.shape[1] == g.input.frames == p.t_max
+
+    def train(currents):
+        theta = int(p.threshold) if fixed else p.threshold
+        v, u = initial_state(currents[0].shape, p.v0, p.dynamics, fixed,
+                             np.int64 if fixed else np.float64)
+        out = []
+        for c in currents:
+            v, u, s = neuron_step(v, u, c + p.bias, theta, p.dynamics, fixed=fixed)
+            out.append(s)
+        return np.stack(out, axis=1)
+
+    framed = train(np.moveaxis(frames, 1, 0))
+    np.testing.assert_array_equal(res.spikes[p.name][:, p.start:p.end], framed)
+    assert framed.any()
+    mean = frames.mean(axis=1)
+    assert not np.array_equal(framed, train([mean.astype(frames.dtype)] * g.input.frames))

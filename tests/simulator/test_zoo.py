@@ -4,8 +4,14 @@
   torch eval forward's (float64) and the compiler's reference evaluator's, readouts agree;
   the fixed-point compile equals the reference in integer arithmetic.
 * stream coupling (every multi-step family: IF with soft or hard reset, LIF, ASGL, NSNN's
-  deterministic threshold neuron): every spike of every neuron at every step equals the
-  neurons' own explicit torch time loop (captured by forward hooks).
+  deterministic threshold neuron): every spike of every neuron (and spike pool) at every
+  step equals the neurons' own explicit torch time loop (captured by forward hooks).
+
+SEW-ResNet-18/34 and PreAct-ResNet-34 have the paper's max-pool stems (spikes and analog)
+and their average-pool option; ``cnn_digits``/VGG can max-pool spikes; ``vggsnn_dvs``
+streams event frames one per step into multi-step neurons (T = frames, IF or LIF) and
+gives a PseudoSN first layer their time mean. Spike pools of leaky and hard-reset
+neurons pool the real (stepped) train.
 """
 
 from __future__ import annotations
@@ -23,7 +29,7 @@ from pseudosnn.simulator.engine import simulate  # noqa: E402
 
 from pseudosnn.models import build_model  # noqa: E402
 
-CASES = [  # (arch, input shape, T granularity); CIFAR models at small sizes for speed
+CASES = [  # (arch, input shape, T granularity[, pooling]); CIFAR models at small sizes
     ("mlp_digits", (64,), "layer"),
     ("mlp_digits", (64,), "neuron"),
     ("cnn_digits", (1, 8, 8), "layer"),
@@ -42,6 +48,10 @@ CASES = [  # (arch, input shape, T granularity); CIFAR models at small sizes for
     ("sew_resnet20", (3, 32, 32), "neuron"),
     ("sew_resnet34", (3, 32, 32), "layer"),
     ("preact_resnet34", (3, 16, 16), "layer"),
+    ("cnn_digits", (1, 8, 8), "channel", "max"),
+    ("vgg11", (3, 32, 32), "layer", "max"),
+    ("sew_resnet18", (3, 32, 32), "channel", "avg"),
+    ("preact_resnet34", (3, 16, 16), "channel", "avg"),
 ]
 SLOW = {"vgg11", "vgg13", "vggsnn_cifar", "resnet18", "resnet19", "sew_resnet19",
         "sew_resnet34", "preact_resnet34"}
@@ -56,18 +66,27 @@ def _params(cases):
     return [pytest.param(*c, marks=pytest.mark.slow) if c[0] in SLOW else c for c in cases]
 
 
-@pytest.mark.parametrize("arch,shape,gran", _params(CASES))
-def test_rate_zoo_equals_torch_eval(arch, shape, gran):
+def _pooled(arch: str, pooling: str) -> str:
+    from pseudosnn.models.zoo import resolve_pooling
+
+    return resolve_pooling(arch, pooling)
+
+
+@pytest.mark.parametrize("arch,shape,gran,pooling", _params(
+    [(*c, "default") if len(c) == 3 else c for c in CASES]))
+def test_rate_zoo_equals_torch_eval(arch, shape, gran, pooling):
     torch.set_num_threads(1)
-    model = build_model(arch, num_classes=10, input_shape=shape,
+    model = build_model(arch, num_classes=10, input_shape=shape, pooling=pooling,
                         neuron={"family": "pseudo", "granularity": gran})
     helpers.randomize(model, seed=sum(map(ord, arch)) % 1000)
     x = _x(shape)
     y_torch, c_torch = helpers.torch_counts(model, x)
-    if len(shape) == 4:  # event frames (DVS): the network sees their time mean
-        x = x.mean(axis=1)
     graph = pipeline.run(model_to_ir(model)).graph
     assert all(p.coupling == "rate" for p in graph.populations)
+    assert graph.input.frames == (shape[0] if len(shape) == 4 else 0)  # their time mean
+    maxpool = _pooled(arch, pooling) == "max"
+    assert bool(graph.pools) == (maxpool and arch != "preact_resnet34")
+    assert (graph.input.stem is not None) == (maxpool and arch == "preact_resnet34")
     res = simulate(graph, x, record_spikes=True)
     ref = reference.evaluate(graph, x)
     assert set(res.counts) == set(c_torch)
@@ -79,6 +98,8 @@ def test_rate_zoo_equals_torch_eval(arch, shape, gran):
     assert fired > 0
     np.testing.assert_allclose(res.output, y_torch, rtol=1e-9, atol=1e-9)
     assert res.steps == graph.latency_steps
+    assert set(res.compares) == {p.name for p in graph.pools} | (
+        {graph.input.stem.name} if graph.input.stem is not None else set())
 
 
 @pytest.mark.parametrize("arch", DIGITS)
@@ -100,9 +121,10 @@ def test_rate_zoo_fixed_point_equals_reference(arch):
     np.testing.assert_array_equal(res.output, ref.output)
 
 
-STREAM_CASES = [("mlp_digits", (64,)), ("cnn_digits", (1, 8, 8)),
-                ("rescnn_digits", (1, 8, 8)), ("vgg11", (3, 16, 16)),
-                ("sew_resnet20", (3, 16, 16))]
+STREAM_CASES = [("mlp_digits", (64,), "default"), ("cnn_digits", (1, 8, 8), "default"),
+                ("cnn_digits", (1, 8, 8), "max"), ("rescnn_digits", (1, 8, 8), "default"),
+                ("vgg11", (3, 16, 16), "default"), ("sew_resnet20", (3, 16, 16), "default"),
+                ("vggsnn_dvs", (4, 2, 16, 16), "max"), ("sew_resnet18", (3, 32, 32), "default")]
 MULTISTEP = {  # every deployable multi-step family; torch eval is the deployed neuron
     "if": {"family": "if", "T": 4},
     "if-hard-reset": {"family": "if", "T": 4, "reset": "hard", "v_reset": -0.25},
@@ -117,10 +139,11 @@ STREAM_PARAMS = [pytest.param(*c, fam, marks=pytest.mark.slow) if c[0] in SLOW e
                  fam in ("if", "lif")]
 
 
-@pytest.mark.parametrize("arch,shape,family", STREAM_PARAMS)
-def test_stream_zoo_step_for_step_equals_torch_time_loop(arch, shape, family):
+@pytest.mark.parametrize("arch,shape,pooling,family", STREAM_PARAMS)
+def test_stream_zoo_step_for_step_equals_torch_time_loop(arch, shape, pooling, family):
     torch.set_num_threads(1)
-    model = build_model(arch, num_classes=10, input_shape=shape, neuron=MULTISTEP[family])
+    model = build_model(arch, num_classes=10, input_shape=shape, pooling=pooling,
+                        neuron=MULTISTEP[family])
     helpers.randomize(model, seed=7)
     with torch.no_grad():
         for m in model.modules():  # a learnt leak, not the initial 0.5
@@ -131,10 +154,13 @@ def test_stream_zoo_step_for_step_equals_torch_time_loop(arch, shape, family):
     graph = pipeline.run(model_to_ir(model)).graph
     assert any(p.coupling == "stream" for p in graph.populations)
     assert all(p.dynamics.is_if for p in graph.populations) == (family == "if")
+    assert bool(graph.pools) == (_pooled(arch, pooling) == "max")
+    if len(shape) == 4:  # event frames, one per step, into the stream-coupled first layer
+        assert graph.input.frames == 4 and graph.populations[0].coupling == "stream"
     res = simulate(graph.with_populations(graph.populations), x, record_spikes=True)
     assert set(res.spikes) == set(trains)
     fired = 0
-    for p in graph.populations:
+    for p in (*graph.populations, *graph.pools):
         sim = res.spikes[p.name]  # (B, steps, *shape) on the global clock
         T = p.t_max
         window = np.moveaxis(sim[:, p.start:p.start + T], 1, 0)  # (T, B, *shape)
