@@ -21,8 +21,12 @@ start at rest, no delay per layer, one run length ``N`` for every neuron) comput
 spikes, shifted by each population's depth, exactly when :func:`lossy_reasons` is empty:
 stream coupling (or a population the encoder alone drives), hard reset, ``v > θ``,
 ``v0 = 0``, one ``T`` for all, delays equal to depth differences (the importer's
-alignment), no per-event scale, biases that fit the projection's bias. Everything else —
-soft reset, per-neuron windows, rate coupling, delays — travels losslessly in the
+alignment), no per-event scale, biases that fit the projection's bias, no input straight
+into the readout, event frames (``Input`` of one frame, frame ``t`` at step ``t``) only into
+stream-coupled populations. NIR has no max pool: a spike pool and the analog stem's pool
+are written as ``SumPool2d`` nodes (the stem's conv as a ``Conv2d`` after the ``Input``)
+and marked lossy. Everything else —
+soft reset, per-neuron windows, rate coupling, delays, max pools — travels losslessly in the
 ``pseudosnn`` extension (:mod:`pseudosnn.compiler.frontend.nir_extension`), which our
 importer reads back; ``pseudosnn export --lossy`` writes such a file for other readers and
 measures what they lose. Fixed-point graphs are refused (export the float artifact).
@@ -37,7 +41,8 @@ import numpy as np
 from pseudosnn.compiler.frontend.nir import depths
 from pseudosnn.compiler.frontend.nir_dialects import ReadoutMap
 from pseudosnn.compiler.frontend.nir_extension import KEY_DIGEST, digest, encode, ungrouped
-from pseudosnn.compiler.spiking.graph import Population, Projection, SpikingGraph
+from pseudosnn.compiler.spiking.graph import AnalogStem, Population, Projection, SpikingGraph
+from pseudosnn.compiler.spiking.synapses import frame_targets
 
 from pseudosnn.errors import PseudoSNNError
 
@@ -150,6 +155,19 @@ def lossy_reasons(graph: SpikingGraph) -> list[str]:
     if len(t_all) > 1:
         why.append(f"populations run different windows T = {sorted(t_all)} (NIR: one run "
                    "length for every neuron)")
+    why += [f"spike pool {q.name!r} max-pools spikes (an OR; NIR has no max pool: written "
+            "as a SumPool2d)" for q in graph.pools]
+    if graph.input.stem is not None:
+        why.append("the input's analog stem max-pools (NIR has no max pool: written as a "
+                   "SumPool2d)")
+    framed = frame_targets(graph)
+    for pr in graph.projections:
+        if pr.is_encoder and pr.target == graph.readout.name:
+            why.append(f"the input reaches the readout directly through {pr.name!r} (ours: "
+                       "once; NIR: at every step)")
+        elif pr.is_encoder and graph.input.frames and pr.target not in framed:
+            why.append(f"population {pr.target!r} reads the event frames' time mean "
+                       "(rate-coupled; NIR: frame t at step t)")
     depth = depths(graph)
     for pr in graph.projections:
         if pr.event_scale is not None:
@@ -198,6 +216,35 @@ class _Writer:
             self.edges.append((src, key))
         return key
 
+    def stem(self, stem: AnalogStem) -> str:
+        """The analog stem's nodes after the Input: its conv as a Conv2d, its max pool as a
+        SumPool2d (no NIR form: :func:`lossy_reasons`); returns the last one's key."""
+        import nir
+
+        src = INPUT_KEY
+        if stem.weight is not None:
+            key = _key(f"{stem.name}.conv", self.taken)
+            bias = np.zeros(stem.weight.shape[0]) if stem.bias is None else stem.bias
+            self.nodes[key] = nir.Conv2d(
+                input_shape=tuple(stem.in_shape[1:]), weight=ungrouped(
+                    np.asarray(stem.weight, np.float64), int(stem.groups)),
+                stride=tuple(stem.stride), padding=tuple(stem.padding), dilation=(1, 1),
+                groups=1, bias=np.asarray(bias, np.float64))
+            self.edges.append((src, key))
+            src = key
+        return self.sum_pool(stem.name, src, stem.pool_kernel, stem.pool_stride,
+                             stem.pool_padding)
+
+    def sum_pool(self, name: str, src: str, kernel, stride, padding) -> str:
+        """A SumPool2d node ``name`` reading ``src`` (a max pool's stand-in)."""
+        import nir
+
+        key = _key(name, self.taken)
+        self.nodes[key] = nir.SumPool2d(kernel_size=np.array(kernel), stride=np.array(stride),
+                                        padding=np.array(padding))
+        self.edges.append((src, key))
+        return key
+
     def projection(self, pr: Projection, src: str, dst: str, bias: np.ndarray | None) -> str:
         """``pr`` as an Affine or Conv2d node from ``src`` to ``dst``; ``bias``: the target's
         bias this projection carries (None: none)."""
@@ -231,11 +278,16 @@ def export(graph: SpikingGraph, dt: float = DEFAULT_DT) -> Exported:
     w = _Writer(graph, dt, lossy=lossy_reasons(graph))
     keys = {p.name: _key(p.name, w.taken) for p in graph.populations}
     steps = max((p.t_max for p in graph.populations), default=1)
-    w.nodes = {INPUT_KEY: nir.Input(input_type={"input": np.array(graph.input.shape)}),
+    inp = graph.input
+    frame = inp.stem.in_shape if inp.stem is not None else inp.shape  # one step's input
+    w.nodes = {INPUT_KEY: nir.Input(input_type={"input": np.array(frame)}),
                OUTPUT_KEY: nir.Output(output_type={"output": np.array(graph.readout.shape)}),
                **{keys[p.name]: _neuron(p, dt) for p in graph.populations}}
     ro_key, ro_bias = w.readout(steps)
-    node_of = {graph.input.name: INPUT_KEY, **keys, graph.readout.name: ro_key}
+    node_of = {inp.name: INPUT_KEY if inp.stem is None else w.stem(inp.stem), **keys,
+               graph.readout.name: ro_key}
+    for q in graph.pools:  # in topological order: a pool's source has its key
+        node_of[q.name] = w.sum_pool(q.name, node_of[q.source], q.kernel, q.stride, q.padding)
     bias_of = {p.name: p.bias for p in graph.populations} | {graph.readout.name: ro_bias}
     ident = identity_readout(graph)
     proj_keys: dict[str, str | None] = {}

@@ -5,10 +5,13 @@ no rate coupling, no synaptic delays and no per-event scales. Our exporter
 (``backends/nir_backend.py``) writes every graph node for node *and* this extension, in the
 metadata NIR 1.0.x stores with every node (flat keys, other readers ignore them):
 
-* graph metadata ``pseudosnn_format`` (:data:`FORMAT`), ``pseudosnn_graph`` (JSON: the input,
-  every population and projection record without its arrays and with the NIR node that
-  holds it, the readout, ``fixed_point``, ``meta``), ``pseudosnn_readout_bias`` (array) and
-  ``pseudosnn_digest`` (:func:`digest` of the plain nodes as written);
+* graph metadata ``pseudosnn_format`` (:data:`FORMAT`), ``pseudosnn_graph`` (JSON: the input
+  with its event frames and analog stem, the spike pools, every population and projection
+  record without its arrays and with the NIR node that holds it, the readout,
+  ``fixed_point``, ``meta``), ``pseudosnn_readout_bias`` (array), the input's and pools'
+  arrays (``pseudosnn_array_<i>``, named in the JSON; the artifact's records,
+  :func:`~pseudosnn.compiler.artifact.input_record`) and ``pseudosnn_digest``
+  (:func:`digest` of the plain nodes as written);
 * a population's node: ``pseudosnn_timesteps`` and ``pseudosnn_bias`` (arrays);
 * a projection's node: its ``weight`` is the projection's weight exactly (dense
   ``(target, source)``; conv ``(C_out, C_in, kh, kw)``, a grouped conv written as the
@@ -30,8 +33,13 @@ from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
+from pseudosnn.compiler.artifact import (
+    input_from_record,
+    input_record,
+    pool_records,
+    pools_from_records,
+)
 from pseudosnn.compiler.spiking.graph import (
-    InputNode,
     Population,
     Projection,
     Readout,
@@ -40,9 +48,10 @@ from pseudosnn.compiler.spiking.graph import (
 
 from pseudosnn.errors import PseudoSNNError
 
-FORMAT = "pseudosnn.nir/1"
+FORMAT = "pseudosnn.nir/2"
+"""1: populations, projections, readout; 2: and the input's frames and stem, spike pools."""
 KEY_FORMAT, KEY_GRAPH, KEY_DIGEST = "pseudosnn_format", "pseudosnn_graph", "pseudosnn_digest"
-KEY_READOUT_BIAS = "pseudosnn_readout_bias"
+KEY_READOUT_BIAS, KEY_ARRAY = "pseudosnn_readout_bias", "pseudosnn_array_"
 KEY_T, KEY_BIAS, KEY_EVENT_SCALE = "pseudosnn_timesteps", "pseudosnn_bias", "pseudosnn_event_scale"
 _POP_ARRAYS, _PROJ_ARRAYS = ("timesteps", "bias"), ("weight", "event_scale")
 
@@ -132,14 +141,19 @@ def encode(graph: SpikingGraph, pop_nodes: dict[str, str], proj_nodes: dict[str,
         if pr.event_scale is not None:
             node_meta.setdefault(key, {})[KEY_EVENT_SCALE] = _stored(pr.event_scale,
                                                                      np.float64)
-    ro = graph.readout
-    desc = {"input": {"name": graph.input.name, "shape": list(graph.input.shape)},
+    ro, arrays = graph.readout, {}
+    desc = {"input": input_record(graph.input, arrays),
+            "pools": pool_records(graph.pools, arrays),
             "populations": pops, "projections": projs,
             "readout": {"name": ro.name, "shape": list(ro.shape),
                         "units_per_float": ro.units_per_float, "decay": ro.decay},
-            "fixed_point": graph.fixed_point, "meta": graph.meta, "dt": dt}
+            "fixed_point": graph.fixed_point, "meta": graph.meta, "dt": dt,
+            "arrays": [[name, list(np.shape(a)), np.asarray(a).dtype.str]
+                       for name, a in arrays.items()]}
     meta = {KEY_FORMAT: FORMAT, KEY_GRAPH: json.dumps(desc, default=_json),
-            KEY_READOUT_BIAS: np.asarray(ro.bias, np.float64)}
+            KEY_READOUT_BIAS: np.asarray(ro.bias, np.float64),
+            **{f"{KEY_ARRAY}{i}": _stored(a, np.asarray(a).dtype)
+               for i, a in enumerate(arrays.values())}}
     return meta, node_meta
 
 
@@ -187,8 +201,11 @@ def _graph(g, desc: dict, meta: dict) -> SpikingGraph:
                                    "padding": tuple(fields["padding"])},
                                 weight=weight, event_scale=es))
     ro = desc["readout"]
+    arrays = {name: np.asarray(meta[f"{KEY_ARRAY}{i}"], dtype).reshape(shape)
+              for i, (name, shape, dtype) in enumerate(desc["arrays"])}
     return SpikingGraph(
-        InputNode(tuple(desc["input"]["shape"]), desc["input"]["name"]), tuple(pops),
+        input_from_record(desc["input"], arrays), tuple(pops),
         Readout(ro["name"], tuple(ro["shape"]), np.asarray(meta[KEY_READOUT_BIAS]),
                 float(ro["units_per_float"]), float(ro["decay"])),
-        tuple(projs), fixed_point=bool(desc["fixed_point"]), meta=desc["meta"])
+        tuple(projs), fixed_point=bool(desc["fixed_point"]), meta=desc["meta"],
+        pools=pools_from_records(desc["pools"], arrays))

@@ -25,16 +25,18 @@ three granularities, the multi-step families with their deployed eval, QCFS, Mul
 DIGITS_ARCHS = [("mlp_digits", (64,)), ("cnn_digits", (1, 8, 8)), ("rescnn_digits", (1, 8, 8))]
 
 
-def compiled_family(arch: str, shape: tuple[int, ...], family: str, seed: int = 5):
-    """The scheduled float spiking graph of zoo model ``arch`` with randomised parameters
-    and the neurons of :data:`DEPLOYABLE_FAMILIES` ``[family]``."""
+def compiled_family(arch: str, shape: tuple[int, ...], family: str, seed: int = 5,
+                    pooling: str = "default"):
+    """The scheduled float spiking graph of zoo model ``arch`` (``pooling``: the zoo's
+    option) with randomised parameters and the neurons of :data:`DEPLOYABLE_FAMILIES`
+    ``[family]``."""
     from pseudosnn.compiler import pipeline
     from pseudosnn.compiler.frontend.torch_model import model_to_ir
 
     from pseudosnn.models import build_model
 
     model = build_model(arch, num_classes=10, input_shape=shape,
-                        neuron=DEPLOYABLE_FAMILIES[family])
+                        neuron=DEPLOYABLE_FAMILIES[family], pooling=pooling)
     randomize(model, seed=seed)
     return pipeline.run(model_to_ir(model.double().eval())).graph
 
