@@ -56,10 +56,11 @@ from pseudosnn.compiler.spiking.synapses import block_kernel
 from pseudosnn import __version__
 from pseudosnn.errors import PseudoSNNError, UsageError
 
-FORMAT_VERSION = 4
+FORMAT_VERSION = 5
 """2: ``units_per_float`` (was ``scale``), the trained layers in ``meta``; 3: spike pools,
 the input's event frames and analog stem; 4: and every population's dynamics (``du``,
-``dv``, ``v_reset``, ``fire``)."""
+``dv``, ``v_reset``, ``fire``); 5: the readout's ``decay`` (a leaky readout), every
+record field written (None where absent) and read without defaults."""
 MANIFEST = "manifest.json"
 GRAPH = "graph.json"
 WEIGHTS = "weights.npz"
@@ -99,6 +100,7 @@ def graph_to_records(graph: SpikingGraph) -> tuple[dict, dict[str, np.ndarray]]:
         w = np.asarray(pr.weight)
         key = (w.shape, w.dtype.str, hashlib.sha256(np.ascontiguousarray(w).data).digest())
         rec["weight_of"] = first_with.setdefault(key, pr.name)
+        rec["weight_block"] = rec["weight_spatial_repeat"] = None
         if rec["weight_of"] == pr.name:  # SEW/residual summands share weights: store once
             block = block_kernel(w, pr.stride) if pr.kind == "conv" else None
             rec["weight_block"] = None if block is None else list(pr.stride)
@@ -114,11 +116,11 @@ def graph_to_records(graph: SpikingGraph) -> tuple[dict, dict[str, np.ndarray]]:
     ro = graph.readout
     arrays[f"readout/{ro.name}/bias"] = np.asarray(ro.bias)
     desc = {
-        "input": _input_record(graph.input, arrays),
-        "pools": _pool_records(graph.pools, arrays),
+        "input": input_record(graph.input, arrays),
+        "pools": pool_records(graph.pools, arrays),
         "populations": pops,
         "readout": {"name": ro.name, "shape": list(ro.shape),
-                    "units_per_float": ro.units_per_float},
+                    "units_per_float": ro.units_per_float, "decay": ro.decay},
         "projections": projs,
         "fixed_point": graph.fixed_point,
         "meta": _plain(graph.meta),
@@ -144,15 +146,15 @@ def graph_from_records(desc: dict, arrays) -> SpikingGraph:
     for rec in desc["projections"]:
         name = rec["name"]
         es = arrays[f"proj/{name}/event_scale"] if rec["has_event_scale"] else None
-        owner = rec.get("weight_of", name)
+        owner = rec["weight_of"]
         if owner != name:
             weight = weights[owner]
         else:
             weight = np.asarray(arrays[f"proj/{name}/weight"])
-            if rec.get("weight_block"):  # stored as its block kernel: expand, exactly
+            if rec["weight_block"]:  # stored as its block kernel: expand, exactly
                 s0, s1 = rec["weight_block"]
                 weight = np.repeat(np.repeat(weight, s0, axis=2), s1, axis=3)
-            if rec.get("weight_spatial_repeat"):  # stored per channel: expand, exactly
+            if rec["weight_spatial_repeat"]:  # stored per channel: expand, exactly
                 weight = np.repeat(weight, rec["weight_spatial_repeat"], axis=1)
         weights[name] = weight
         projs.append(Projection(
@@ -165,21 +167,22 @@ def graph_from_records(desc: dict, arrays) -> SpikingGraph:
         ))
     ro = desc["readout"]
     return SpikingGraph(
-        input=_input_from_record(desc["input"], arrays),
-        pools=_pools_from_records(desc["pools"], arrays),
+        input=input_from_record(desc["input"], arrays),
+        pools=pools_from_records(desc["pools"], arrays),
         populations=tuple(pops),
         readout=Readout(name=ro["name"], shape=tuple(ro["shape"]),
                         bias=np.asarray(arrays[f"readout/{ro['name']}/bias"]),
-                        units_per_float=float(ro["units_per_float"])),
+                        units_per_float=float(ro["units_per_float"]),
+                        decay=float(ro["decay"])),
         projections=tuple(projs),
         fixed_point=bool(desc["fixed_point"]),
-        meta=desc.get("meta", {}),
+        meta=desc["meta"],
     )
 
 
-def _input_record(node: InputNode, arrays: dict[str, np.ndarray]) -> dict:
+def input_record(node: InputNode, arrays: dict[str, np.ndarray]) -> dict:
     """The input's description; the analog stem's arrays go to ``arrays``."""
-    rec = {"name": node.name, "shape": list(node.shape), "frames": node.frames}
+    rec = {"name": node.name, "shape": list(node.shape), "frames": node.frames, "stem": None}
     if node.stem is not None:
         rec["stem"] = _plain({k: v for k, v in asdict(node.stem).items()
                               if k not in AnalogStem._ARRAYS})
@@ -189,9 +192,10 @@ def _input_record(node: InputNode, arrays: dict[str, np.ndarray]) -> dict:
     return rec
 
 
-def _input_from_record(rec: dict, arrays) -> InputNode:
+def input_from_record(rec: dict, arrays) -> InputNode:
+    """Inverse of :func:`input_record`."""
     stem = None
-    if rec.get("stem"):
+    if rec["stem"] is not None:
         s = {k: tuple(v) if isinstance(v, list) else v for k, v in rec["stem"].items()}
         stem = AnalogStem(**s, **{k: np.asarray(arrays[f"stem/{k}"])
                                   for k in AnalogStem._ARRAYS if f"stem/{k}" in arrays})
@@ -199,7 +203,8 @@ def _input_from_record(rec: dict, arrays) -> InputNode:
                      frames=int(rec["frames"]), stem=stem)
 
 
-def _pool_records(pools, arrays: dict[str, np.ndarray]) -> list[dict]:
+def pool_records(pools, arrays: dict[str, np.ndarray]) -> list[dict]:
+    """The spike pools' descriptions; their ``timesteps`` go to ``arrays``."""
     out = []
     for p in pools:
         arrays[f"pool/{p.name}/timesteps"] = np.asarray(p.timesteps, dtype=np.int64)
@@ -207,7 +212,8 @@ def _pool_records(pools, arrays: dict[str, np.ndarray]) -> list[dict]:
     return out
 
 
-def _pools_from_records(records: list[dict], arrays) -> tuple[SpikePool, ...]:
+def pools_from_records(records: list[dict], arrays) -> tuple[SpikePool, ...]:
+    """Inverse of :func:`pool_records`."""
     return tuple(SpikePool(**{k: tuple(v) if isinstance(v, list) else v
                               for k, v in rec.items()},
                            timesteps=np.asarray(arrays[f"pool/{rec['name']}/timesteps"]))

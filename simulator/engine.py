@@ -27,6 +27,8 @@ reach a target at ``t + delay``.
   ``0 <= v0 < theta``). These shortcuts (chunked ``_integrate``, ``_step_live``) are
   proven for the integrate-and-fire step only: a leaky or hard-reset rate window is
   stepped whole with ``semantics.lif_step`` itself, every neuron (``_lif_window``).
+* a **leaky** readout (``decay > 0``) keeps what is delivered at each step and folds it at
+  the end, ``acc <- acc·(1 − decay) + delivered(t)``; its sources are stepped.
 
 The engine observes readouts, spike counts and spikes per step (and spike trains when
 asked); SOPs, MACs and neuron updates come from ``compiler.spiking.counting``.
@@ -130,10 +132,11 @@ def plan_of(graph: SpikingGraph) -> _Plan:
         outgoing = {p.name: graph.outgoing(p.name) for p in (*pops, *pools)}
         stream = {p.name for p in pops if p.coupling == "stream"}
         pooled = {p.source for p in pools}
+        stepped = stream | ({graph.readout.name} if graph.readout.decay else set())
         plan = _Plan(
             steps=graph.latency_steps, pops=pops, outgoing=outgoing, stream_targets=stream,
             whole_window={p.name for p in pops if p.coupling == "rate" and p.name not in pooled
-                          and not any(pr.target in stream for pr in outgoing[p.name])},
+                          and not any(pr.target in stepped for pr in outgoing[p.name])},
             fanouts=counting.Fanouts(graph),
             timesteps={p.name: p.timesteps_full() for p in pops},
             window={p.name: (p.start, p.t_max) for p in (*pops, *pools)}, pools=pools)
@@ -391,6 +394,8 @@ class _Run:
         self.inbox: dict[str, dict[int, np.ndarray]] = {
             p.name: {} for p in (*plan.pops, *plan.pools)
             if isinstance(p, SpikePool) or p.coupling == "stream"}
+        self.leaky = graph.readout.name if graph.readout.decay else None
+        self.readout_box: dict[int, np.ndarray] = {}  # leaky readout: step -> delivered
         self.frames: dict[str, np.ndarray] = {}  # stream target -> (B, F, ...) currents
         sources = (*plan.pops, *plan.pools)
         self.spikes = ({p.name: np.zeros((B, plan.steps, *p.shape), dtype=bool)
@@ -509,8 +514,8 @@ class _Run:
         if self.spikes is not None:
             self.spikes[name][:, t] = s
         for pr in self.plan.outgoing[name]:
-            if pr.target in self.plan.stream_targets:
-                box = self.inbox[pr.target]
+            if pr.target in self.plan.stream_targets or pr.target == self.leaky:
+                box = self.readout_box if pr.target == self.leaky else self.inbox[pr.target]
                 box[t + pr.delay] = box.get(t + pr.delay, 0) + self.apply(pr, s, 1)
             elif k == t_max - 1:
                 _accumulate(self.acc, pr.target, self.apply(pr, counts, t_max))
@@ -521,6 +526,11 @@ class _Run:
                 raise GraphError(f"events reached stream population {name!r} outside its "
                                  f"window (steps {sorted(box)}); the schedule is inconsistent")
         ro = self.graph.readout
+        if self.leaky:  # acc <- acc·(1 - decay) + delivered(t), up to the readout step
+            acc = 0
+            for t in range(self.plan.steps):
+                acc = acc * (1.0 - ro.decay) + self.readout_box.pop(t, 0)
+            self.acc[ro.name] = self.acc[ro.name] + acc  # + the encoder's current, once
         out = self.acc[ro.name] + np.asarray(ro.bias)
         out = out / ro.units_per_float if self.fixed else out
         output = np.broadcast_to(np.asarray(out, np.float64), (self.B, *ro.shape)).copy()
