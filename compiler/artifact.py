@@ -62,11 +62,12 @@ from pseudosnn.compiler.spiking.synapses import block_kernel, global_pool_column
 from pseudosnn import __version__
 from pseudosnn.errors import PseudoSNNError, UsageError
 
-FORMAT_VERSION = 5
+FORMAT_VERSION = 6
 """2: ``units_per_float`` (was ``scale``), the trained layers in ``meta``; 3: spike pools,
 the input's event frames and analog stem; 4: and every population's dynamics (``du``,
 ``dv``, ``v_reset``, ``fire``); 5: projections' trained factors, arrays in their narrowest
-exact type, bases shared with ``model.onnx``."""
+exact type, bases shared with ``model.onnx``; 6: the readout's ``decay`` (a leaky readout),
+every record field written (None where absent) and read without defaults."""
 MANIFEST = "manifest.json"
 GRAPH = "graph.json"
 WEIGHTS = "weights.npz"
@@ -94,7 +95,7 @@ PROJECTION_FIELDS = ("name", "source", "target", "kind", "stride", "padding", "g
 ONNX_REF = "onnx:"
 
 
-class _Arrays:
+class ArrayStore:
     """The arrays of an artifact being written: each distinct content stored once; those
     found in ``shared`` (content key -> (key, location)) are located there instead."""
 
@@ -127,7 +128,7 @@ def graph_to_records(graph: SpikingGraph, shared: dict[tuple, tuple[str, dict]] 
                      ) -> tuple[dict, dict[str, np.ndarray]]:
     """Split a graph into a JSON-able description and a dict of named arrays. ``shared``:
     content key -> (``"onnx:<initializer>"``, location) of arrays stored in ``model.onnx``."""
-    store = _Arrays(shared)
+    store = ArrayStore(shared)
     pops = []
     for p in graph.populations:
         rec = {k: v for k, v in asdict(p).items() if k not in ("timesteps", "bias")}
@@ -139,11 +140,11 @@ def graph_to_records(graph: SpikingGraph, shared: dict[tuple, tuple[str, dict]] 
     ro = graph.readout
     store.arrays[f"readout/{ro.name}/bias"] = _narrowest(np.asarray(ro.bias))
     desc = {
-        "input": _input_record(graph.input, store),
-        "pools": _pool_records(graph.pools, store),
+        "input": input_record(graph.input, store),
+        "pools": pool_records(graph.pools, store),
         "populations": pops,
         "readout": {"name": ro.name, "shape": list(ro.shape),
-                    "units_per_float": ro.units_per_float},
+                    "units_per_float": ro.units_per_float, "decay": ro.decay},
         "projections": projs,
         "fixed_point": graph.fixed_point,
         "meta": _plain(graph.meta),
@@ -152,18 +153,13 @@ def graph_to_records(graph: SpikingGraph, shared: dict[tuple, tuple[str, dict]] 
     return desc, store.arrays
 
 
-def _projection_record(graph: SpikingGraph, pr: Projection, store: _Arrays) -> dict:
+def _projection_record(graph: SpikingGraph, pr: Projection, store: ArrayStore) -> dict:
     rec = {k: getattr(pr, k) for k in PROJECTION_FIELDS}
-    if pr.event_scale is not None:
-        rec["event_scale"] = store.put(f"proj/{pr.name}/event_scale", pr.event_scale)
-    f = pr.factors
-    if f is not None:
-        rec["factors"] = {
-            "base": store.put(f"proj/{pr.name}/base", f.base), "pool": f.pool,
-            "source_shape": list(f.source_shape),
-            **{k: None if getattr(f, k) is None else store.put(f"proj/{pr.name}/{k}",
-                                                               getattr(f, k))
-               for k in ("in_scale", "out_scale")}}
+    rec["event_scale"] = None if pr.event_scale is None else \
+        store.put(f"proj/{pr.name}/event_scale", pr.event_scale)
+    rec["factors"] = rec["weight"] = rec["weight_block"] = rec["weight_spatial_repeat"] = None
+    if pr.factors is not None:
+        rec["factors"] = factors_record(pr, store)
         return _plain(rec)
     w = np.asarray(pr.weight)
     block = block_kernel(w, pr.stride) if pr.kind == "conv" else None
@@ -191,23 +187,24 @@ def graph_from_records(desc: dict, arrays) -> SpikingGraph:
             start=int(rec["start"]), units_per_float=float(rec["units_per_float"]),
             du=float(rec["du"]), dv=float(rec["dv"]), v_reset=rec["v_reset"], fire=rec["fire"],
         ))
-    loaded = _Loaded(arrays)
+    loaded = LoadedArrays(arrays)
     projs = [_projection_from_record(rec, loaded) for rec in desc["projections"]]
     ro = desc["readout"]
     return SpikingGraph(
-        input=_input_from_record(desc["input"], loaded),
-        pools=_pools_from_records(desc["pools"], loaded),
+        input=input_from_record(desc["input"], loaded),
+        pools=pools_from_records(desc["pools"], loaded),
         populations=tuple(pops),
         readout=Readout(name=ro["name"], shape=tuple(ro["shape"]),
                         bias=_widened(arrays[f"readout/{ro['name']}/bias"]),
-                        units_per_float=float(ro["units_per_float"])),
+                        units_per_float=float(ro["units_per_float"]),
+                        decay=float(ro["decay"])),
         projections=tuple(projs),
         fixed_point=bool(desc["fixed_point"]),
-        meta=desc.get("meta", {}),
+        meta=desc["meta"],
     )
 
 
-class _Loaded:
+class LoadedArrays:
     """Arrays by key, each made read-only once, so that projections storing the same key
     share one array (and the factorised summands of one layer share its base)."""
 
@@ -222,33 +219,47 @@ class _Loaded:
         return self._seen[key]
 
 
-def _projection_from_record(rec: dict, loaded: _Loaded) -> Projection:
+def _projection_from_record(rec: dict, loaded: LoadedArrays) -> Projection:
     common = dict(name=rec["name"], source=rec["source"], target=rec["target"],
                   kind=rec["kind"], stride=tuple(rec["stride"]), padding=tuple(rec["padding"]),
                   groups=int(rec["groups"]), delay=int(rec["delay"]),
                   weight_exp=int(rec["weight_exp"]),
-                  event_scale=loaded(rec["event_scale"], True) if rec.get("event_scale")
-                  else None)
-    f = rec.get("factors")
-    if f is not None:
-        return Projection(**common, factors=Factors(
-            loaded(f["base"]),
-            None if f["in_scale"] is None else loaded(f["in_scale"], True),
-            None if f["out_scale"] is None else loaded(f["out_scale"], True),
-            None if f["pool"] is None else tuple(tuple(v) for v in f["pool"]),
-            tuple(f["source_shape"])))
+                  event_scale=None if rec["event_scale"] is None
+                  else loaded(rec["event_scale"], True))
+    if rec["factors"] is not None:
+        return Projection(**common, factors=factors_from_record(rec["factors"], loaded))
     weight = loaded(rec["weight"])
-    if rec.get("weight_block"):  # stored as its block kernel: expand, exactly
+    if rec["weight_block"]:  # stored as its block kernel: expand, exactly
         s0, s1 = rec["weight_block"]
         weight = np.repeat(np.repeat(weight, s0, axis=2), s1, axis=3)
-    if rec.get("weight_spatial_repeat"):  # stored per channel: expand, exactly
+    if rec["weight_spatial_repeat"]:  # stored per channel: expand, exactly
         weight = np.repeat(weight, rec["weight_spatial_repeat"], axis=1)
     return Projection(**common, weight=weight)
 
 
-def _input_record(node: InputNode, store: _Arrays) -> dict:
+def factors_record(pr: Projection, store: ArrayStore) -> dict:
+    """The trained factors of ``pr`` (which has them); their arrays go to ``store``."""
+    f = pr.factors
+    return _plain({
+        "base": store.put(f"proj/{pr.name}/base", f.base), "pool": f.pool,
+        "source_shape": list(f.source_shape),
+        **{k: None if getattr(f, k) is None else store.put(f"proj/{pr.name}/{k}", getattr(f, k))
+           for k in ("in_scale", "out_scale")}})
+
+
+def factors_from_record(f: dict, loaded: LoadedArrays) -> Factors:
+    """Inverse of :func:`factors_record`."""
+    return Factors(loaded(f["base"]),
+                   None if f["in_scale"] is None else loaded(f["in_scale"], True),
+                   None if f["out_scale"] is None else loaded(f["out_scale"], True),
+                   None if f["pool"] is None else tuple(tuple(v) for v in f["pool"]),
+                   tuple(f["source_shape"]))
+
+
+def input_record(node: InputNode, store: ArrayStore) -> dict:
     """The input's description; the analog stem's arrays go to ``store``."""
-    rec = {"name": node.name, "shape": list(node.shape), "frames": node.frames}
+    rec = {"name": node.name, "shape": list(node.shape), "frames": node.frames, "stem": None,
+           "stem_arrays": None}
     if node.stem is not None:
         rec["stem"] = _plain({k: v for k, v in asdict(node.stem).items()
                               if k not in AnalogStem._ARRAYS})
@@ -258,9 +269,10 @@ def _input_record(node: InputNode, store: _Arrays) -> dict:
     return rec
 
 
-def _input_from_record(rec: dict, loaded: _Loaded) -> InputNode:
+def input_from_record(rec: dict, loaded: LoadedArrays) -> InputNode:
+    """Inverse of :func:`input_record`."""
     stem = None
-    if rec.get("stem"):
+    if rec["stem"] is not None:
         s = {k: tuple(v) if isinstance(v, list) else v for k, v in rec["stem"].items()}
         stem = AnalogStem(**s, **{k: loaded(where, True)
                                   for k, where in rec["stem_arrays"].items()})
@@ -268,7 +280,8 @@ def _input_from_record(rec: dict, loaded: _Loaded) -> InputNode:
                      frames=int(rec["frames"]), stem=stem)
 
 
-def _pool_records(pools, store: _Arrays) -> list[dict]:
+def pool_records(pools, store: ArrayStore) -> list[dict]:
+    """The spike pools' descriptions; their ``timesteps`` go to ``store``."""
     out = []
     for p in pools:
         store.arrays[f"pool/{p.name}/timesteps"] = _narrowest(np.asarray(p.timesteps, np.int64))
@@ -276,7 +289,8 @@ def _pool_records(pools, store: _Arrays) -> list[dict]:
     return out
 
 
-def _pools_from_records(records: list[dict], loaded: _Loaded) -> tuple[SpikePool, ...]:
+def pools_from_records(records: list[dict], loaded: LoadedArrays) -> tuple[SpikePool, ...]:
+    """Inverse of :func:`pool_records`."""
     return tuple(SpikePool(**{k: tuple(v) if isinstance(v, list) else v
                               for k, v in rec.items()},
                            timesteps=loaded(f"pool/{rec['name']}/timesteps", True))

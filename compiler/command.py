@@ -10,10 +10,11 @@ from pathlib import Path
 import click
 import numpy as np
 from pseudosnn.backends.registry import BACKENDS
+from pseudosnn.compiler.frontend.nir_dialects import DIALECTS
 from pseudosnn.compiler.ir import DEFAULT_MAX_TIMESTEPS
 from pseudosnn.compiler.spiking.graph import SpikingGraph
 
-from pseudosnn.cli_base import Command
+from pseudosnn.cli_base import Command, FiniteFloat
 from pseudosnn.errors import UsageError
 
 TARGETS = tuple(BACKENDS)
@@ -87,16 +88,35 @@ def _calibration(kind: str, input_shape: tuple[int, ...], samples: int):
                    "fixed-point report measures on it; none: random inputs, no accuracy.")
 @click.option("--calib-samples", type=click.IntRange(min=1), default=256, show_default=True,
               help="Calibration samples used (the first N of the data).")
+@click.option("--from", "dialect", type=click.Choice(tuple(DIALECTS)), default=None,
+              help="NIR files: the library that wrote it, which fixes the discretisation "
+                   "(README 'NIR in and out'); not needed for files pseudosnn exported.")
+@click.option("--dt", type=FiniteFloat(min=0, min_open=True), default=None,
+              help="NIR files: the time step the library exported with, in the unit of the "
+                   "file's tau (required where nodes have time constants, unless the "
+                   "library fixes it: snntorch 1e-4, sinabs 1 step).")
+@click.option("--timesteps", type=click.IntRange(min=1), default=None,
+              help="NIR files: steps the imported network runs (every population); the same "
+                   "input every step unless --frames.")
+@click.option("--frames", is_flag=True,
+              help="NIR files: the input varies per step: a sample is --timesteps inputs "
+                   "(T, *the Input node's shape), input k fed at step k, like event frames.")
 def compile_cmd(model: Path, out: Path, force: bool, target: str, fixed_point: bool,
                 verify: bool, trust_checkpoint: bool, coupling: str, max_timesteps: int | None,
-                input_shape: str | None, calib: str, calib_samples: int) -> None:
+                input_shape: str | None, calib: str, calib_samples: int, dialect: str | None,
+                dt: float | None, timesteps: int | None, frames: bool) -> None:
     """Compile MODEL (a .pth/.safetensors checkpoint, a paper checkpoint, a rate-equivalent
-    .onnx file, or an existing artifact directory to re-target) into an event-driven
+    .onnx file, a NIR graph (.nir) written by snnTorch, Norse, SpikingJelly, sinabs or
+    pseudosnn, or an existing artifact directory to re-target) into an event-driven
     spiking graph artifact, and print the per-layer summary."""
+    from pseudosnn.compiler.frontend.nir import NirOptions
+
+    nir = NirOptions(dialect, dt, timesteps, frames) \
+        if (dialect, dt, timesteps, frames) != (None, None, None, False) else None
     report = compile_path(model, out, target=target, fixed_point=fixed_point, verify=verify,
                           trusted=trust_checkpoint, coupling=coupling,
                           max_timesteps=max_timesteps, input_shape=_shape(input_shape),
-                          calib=calib, calib_samples=calib_samples, force=force)
+                          calib=calib, calib_samples=calib_samples, force=force, nir=nir)
     click.echo(report["summary"])
     if report.get("quant"):
         _echo_quant(report["quant"])
@@ -133,11 +153,12 @@ class Compiled:
 def compile_path(model: Path, out: Path, *, target: str = "numpy", fixed_point: bool = False,
                  verify: bool = False, trusted: bool = False, coupling: str = "auto",
                  max_timesteps: int | None = None, input_shape=None, calib: str = "none",
-                 calib_samples: int = 256, force: bool = False) -> dict:
+                 calib_samples: int = 256, force: bool = False, nir=None) -> dict:
     """Compile and write the artifact; returns a JSON-able report (also written into the
     artifact as ``compile_report.json``). With calibration data (``calib``), the compiled
     graph is also simulated on it and the summary gives its SOPs per sample. ``out`` is
-    checked before any work (:func:`pseudosnn.compiler.artifact.check_output`)."""
+    checked before any work (:func:`pseudosnn.compiler.artifact.check_output`). ``nir``
+    (:class:`~pseudosnn.compiler.frontend.nir.NirOptions`) reads a ``.nir`` file."""
     from pseudosnn.compiler import artifact
     from pseudosnn.compiler.summary import format_summary, layer_rows
 
@@ -146,8 +167,16 @@ def compile_path(model: Path, out: Path, *, target: str = "numpy", fixed_point: 
     artifact.check_output(out, force=force, keep=(model,))
     options = dict(fixed_point=fixed_point, max_timesteps=max_timesteps, coupling=coupling,
                    input_shape=input_shape, calib=calib, calib_samples=calib_samples)
-    done = retarget(model, **options) if model.is_dir() \
-        else _compile(model, verify=verify, trusted=trusted, **options)
+    is_nir = model.suffix.lower() == ".nir"
+    if nir is not None and not is_nir:
+        raise UsageError(f"--from, --dt, --timesteps and --frames read NIR files; {model} is "
+                         "not a .nir file")
+    if model.is_dir():
+        done = retarget(model, **options)
+    elif is_nir:
+        done = _compile_nir(model, nir, verify=verify, **options)
+    else:
+        done = _compile(model, verify=verify, trusted=trusted, **options)
     fixed = done.graph
     extra = {} if done.onnx is None else {"model.onnx": done.onnx}
     if target == "lava":
@@ -216,6 +245,32 @@ def _compile(model: Path, *, fixed_point: bool, verify: bool, trusted: bool, cou
                     calib_x, calib_y)
 
 
+def _compile_nir(model: Path, nir, *, verify: bool, fixed_point: bool,
+                 max_timesteps: int | None, coupling: str, input_shape, calib: str,
+                 calib_samples: int) -> Compiled:
+    """A NIR file (:func:`pseudosnn.compiler.frontend.nir.load_nir`), quantised on request."""
+    from pseudosnn.compiler.frontend.nir import NirOptions, load_nir
+
+    if coupling == "rate" or input_shape is not None:
+        raise UsageError("--coupling rate and --input-shape do not apply to NIR files (their "
+                         "populations are stream-coupled; the Input node gives the shape)")
+    nir = replace(nir or NirOptions(), max_timesteps=max_timesteps, verify=verify)
+    graph = load_nir(model, nir)
+    calib_x, calib_y = _calibration(calib, graph.input.sample_shape, calib_samples)
+    graph, quant = _quantised(graph, fixed_point, calib_x, calib_y)
+    return Compiled(graph, None, quant, calib_x, calib_y)
+
+
+def _quantised(graph, fixed_point: bool, calib_x, calib_y):
+    """``(graph, report dict)`` quantised when ``fixed_point`` asks and it is float."""
+    from pseudosnn.compiler.quantize import quantize
+
+    if not fixed_point or graph.fixed_point:
+        return graph, None
+    graph, report = quantize(graph, calib_x, calib_y, run=_run_graph)
+    return graph, report.as_dict()
+
+
 def retarget(path: Path, *, fixed_point: bool, max_timesteps: int | None, coupling: str,
              input_shape, calib: str, calib_samples: int) -> Compiled:
     """An existing artifact (hashes checked on load) under the options: quantised for
@@ -224,7 +279,6 @@ def retarget(path: Path, *, fixed_point: bool, max_timesteps: int | None, coupli
     populations) are refused."""
     from pseudosnn.compiler import artifact
     from pseudosnn.compiler.ir import check_timesteps
-    from pseudosnn.compiler.quantize import quantize
 
     graph = artifact.load(path)
     shape = tuple(graph.input.sample_shape)
@@ -238,10 +292,7 @@ def retarget(path: Path, *, fixed_point: bool, max_timesteps: int | None, coupli
     for p in graph.populations:
         check_timesteps(f"{path}: population {p.name!r}", p.timesteps, max_timesteps)
     calib_x, calib_y = _calibration(calib, shape, calib_samples)
-    quant = None
-    if fixed_point and not graph.fixed_point:
-        graph, report = quantize(graph, calib_x, calib_y, run=_run_graph)
-        quant = report.as_dict()
+    graph, quant = _quantised(graph, fixed_point, calib_x, calib_y)
     onnx = path / "model.onnx"
     return Compiled(graph, onnx.read_bytes() if onnx.is_file() else None, quant,
                     calib_x, calib_y)

@@ -45,7 +45,8 @@ def layer_rows(graph: SpikingGraph) -> list[dict]:
         })
     ro = graph.readout
     rows.append({"layer": ro.name, "shape": "x".join(map(str, ro.shape)), "T": "-",
-                 "neuron": "-", "coupling": "-", "window": f"@{graph.readout_step}",
+                 "neuron": f"LI decay={ro.decay:.3g}" if ro.decay else "-", "coupling": "-",
+                 "window": f"@{graph.readout_step}",
                  "fan_in": counting.fan_in(graph, ro.name), "fan_out": 0.0, "weight_bits": bits,
                  "sops_max": 0})
     return rows
@@ -73,6 +74,12 @@ def format_summary(graph: SpikingGraph) -> str:
                    f"host ({counting.encoder_compares(graph):,} compares per sample)")
     if frames:
         out.append(f"input: {frames} event frames per sample")
+    nir = graph.meta.get("nir")
+    if nir:
+        out.append(f"imported from {graph.meta.get('source_framework')} via NIR (--from "
+                   f"{nir['dialect']}, dt {nir['dt']}, {nir['timesteps']} steps); readout: "
+                   f"{nir['readout']}; a library spike at step t is ours at t + the "
+                   "population's window start")
     for w in graph.meta.get("warnings", []):
         out.append(f"warning: {w}")
     return "\n".join(out)

@@ -159,3 +159,17 @@ def with_dynamics(graph: SpikingGraph, dyn: Dynamics, v0: float | None = None) -
     out = graph.with_populations(pops)
     out.validate()
     return out
+
+
+def graph_differences(a: SpikingGraph, b: SpikingGraph) -> list[str]:
+    """What differs between two graphs, compared as the artifact stores them (every record
+    field and every array, dtype and shape included); empty when they are the same."""
+    from pseudosnn.compiler.artifact import graph_to_records
+
+    (desc_a, arr_a), (desc_b, arr_b) = graph_to_records(a), graph_to_records(b)
+    diffs = [f"record {k}" for k in sorted(set(desc_a) | set(desc_b))
+             if desc_a.get(k) != desc_b.get(k)]
+    diffs += [f"array {k}" for k in sorted(set(arr_a) | set(arr_b))
+              if k not in arr_a or k not in arr_b or arr_a[k].dtype != arr_b[k].dtype
+              or arr_a[k].shape != arr_b[k].shape or not np.array_equal(arr_a[k], arr_b[k])]
+    return diffs

@@ -19,6 +19,7 @@ COMMANDS = {
     "simulate": ("pseudosnn.simulator.command", "simulate_cmd"),
     "run": ("pseudosnn.backends.command", "run"),
     "energy-check": ("pseudosnn.energy_check_command", "energy_check"),
+    "export": ("pseudosnn.backends.export_command", "export_cmd"),
 }
 
 
@@ -48,6 +49,8 @@ def main() -> None:
       pseudosnn simulate build/cnn --data digits --report reports/cnn
       pseudosnn run build/cnn --target lava --samples 20
       pseudosnn energy-check runs/digits-cnn/last.pth --data digits
+      pseudosnn export build/cnn --format nir -o cnn.nir
+      pseudosnn-compile snn.nir --from snntorch --timesteps 20 -o build/snn
     """
 
 

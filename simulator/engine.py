@@ -27,6 +27,9 @@ reach a target at ``t + delay``.
   steps. Leaky
   and hard-reset populations (no closed form), fixed-point ones whose threshold could
   saturate the 24-bit membrane, and stream populations step.
+* a **leaky** readout (``decay > 0``) is delivered to step by step like a stream target
+  and folds what it received at the end, ``acc <- acc·(1 − decay) + delivered(t)``, plus
+  the encoder's current once.
 
 The engine observes readouts, spike counts and spikes per step (and spike trains when
 asked); SOPs, MACs and neuron updates come from ``compiler.spiking.counting``.
@@ -92,7 +95,7 @@ class _Plan:
     steps: int
     pops: list[Population]
     outgoing: dict[str, list[Projection]]
-    stream_targets: set[str]
+    stream_targets: set[str]  # delivered to step by step: stream populations, leaky readout
     whole_window: set[str]  # rate populations computed in closed form
     fanouts: counting.Fanouts
     timesteps: dict[str, np.ndarray]
@@ -117,6 +120,8 @@ def plan_of(graph: SpikingGraph) -> _Plan:
         pools = [p for p in graph.topological_sources() if isinstance(p, SpikePool)]
         outgoing = {p.name: graph.outgoing(p.name) for p in (*pops, *pools)}
         stream = {p.name for p in pops if p.coupling == "stream"}
+        if graph.readout.decay:
+            stream.add(graph.readout.name)
         plan = _Plan(
             steps=graph.latency_steps, pops=pops, outgoing=outgoing, stream_targets=stream,
             whole_window={p.name for p in pops if closed_form.exact_for(p, graph.fixed_point)},
@@ -206,6 +211,8 @@ class _Run:
         self.inbox: dict[str, dict[int, np.ndarray]] = {
             p.name: {} for p in (*plan.pops, *plan.pools)
             if isinstance(p, SpikePool) or p.coupling == "stream"}
+        if graph.readout.decay:
+            self.inbox[graph.readout.name] = {}
         self.frames: dict[str, np.ndarray] = {}  # stream target -> (B, F, ...) currents
         sources = (*plan.pops, *plan.pools)
         self.spikes = ({p.name: np.zeros((B, plan.steps, *p.shape), dtype=bool)
@@ -258,7 +265,7 @@ class _Run:
         for target, c in encoder_currents(self.graph, self.x, kernel).items():
             if target in framed:
                 self.frames[target] = c
-            elif target in self.inbox:
+            elif target in self.states and target in self.inbox:
                 st = self.states[target]
                 st.drive = st.drive + c
             else:
@@ -370,12 +377,18 @@ class _Run:
                 box[t + pr.delay] = box.get(t + pr.delay, 0) + self.apply(pr, s, 1)
 
     def result(self) -> RunResult:
+        ro = self.graph.readout
+        if ro.decay:  # acc <- acc·(1 - decay) + delivered(t); the encoder's current once
+            box, acc = self.inbox[ro.name], 0
+            for t in range(self.plan.steps):
+                acc = acc * (1.0 - ro.decay) + box.pop(t, 0)
+            out = self.encoder.pop(ro.name, 0) + acc + np.asarray(ro.bias)
+        else:
+            out = self.current(ro.name) + np.asarray(ro.bias)
         for name, box in self.inbox.items():
             if box:
                 raise GraphError(f"events reached stream population {name!r} outside its "
                                  f"window (steps {sorted(box)}); the schedule is inconsistent")
-        ro = self.graph.readout
-        out = self.current(ro.name) + np.asarray(ro.bias)
         out = out / ro.units_per_float if self.fixed else out
         output = np.broadcast_to(np.asarray(out, np.float64), (self.B, *ro.shape)).copy()
         return run_result(self.graph, output, self.counts, spikes=self.spikes,

@@ -4,7 +4,9 @@ a usage mistake, 1 for a failure), the one-line message, and what must survive.
 
 Case ids start with the issue's item number (1-3 data loss, 4-5 silent wrong results,
 7 impossible values, 8 hangs, 9 tracebacks, 10 misleading messages; item 6, npz layouts,
-belongs to the data loaders' tests).
+belongs to the data loaders' tests); ``nir-`` cases are NIR files in and out (issue 15:
+malformed or truncated files, cycles, unknown nodes, unmappable parameters, missing
+``--dt``/``--from``/``--timesteps``, exports plain NIR cannot hold).
 """
 
 from __future__ import annotations
@@ -19,6 +21,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import h5py
+import nir
 import numpy as np
 import onnx
 import pytest
@@ -139,6 +143,96 @@ def _tampered(root: Path) -> None:
     _rehash(bad_shape)
 
 
+def _lif(n, tau=1e-3, dt=1e-4, **kw):
+    tau = np.full(n, tau) if np.ndim(tau) == 0 else np.asarray(tau)
+    args = dict(tau=tau, r=tau / dt, v_leak=np.zeros(n), v_threshold=np.ones(n),
+                v_reset=np.zeros(n))
+    return nir.LIF(**{**args, **kw})
+
+
+def _graph(middle: dict, edges: list, n_in=3, n_out=2, **kw):
+    nodes = {"input": nir.Input(input_type={"input": np.array([n_in])}),
+             "output": nir.Output(output_type={"output": np.array([n_out])}), **middle}
+    return nir.NIRGraph(nodes=nodes, edges=edges, type_check=False, **kw)
+
+
+def _fc(n_out=2, n_in=3):
+    return nir.Affine(weight=np.full((n_out, n_in), 0.5), bias=np.zeros(n_out))
+
+
+CHAIN = [("input", "fc"), ("fc", "lif"), ("lif", "output")]
+
+
+def _nir_files(root: Path) -> None:
+    """Malformed and unmappable NIR files, and one good one."""
+    root = root / "nir"
+    root.mkdir()
+    good = _graph({"fc": _fc(), "lif": _lif(2)}, CHAIN)
+    nir.write(root / "good.nir", good)
+    data = (root / "good.nir").read_bytes()
+    (root / "truncated.nir").write_bytes(data[:len(data) // 2])
+    (root / "random.nir").write_bytes(np.random.default_rng(0).bytes(3000))
+    (root / "text.nir").write_text("not a graph\n")
+    (root / "empty.nir").write_bytes(b"")
+    with h5py.File(root / "other.nir", "w") as f:
+        f.create_dataset("x", data=np.arange(3))
+    nir.write(root / "cycle.nir", _graph(
+        {"fc": _fc(), "lif": _lif(2), "rec": nir.Linear(weight=np.eye(2))},
+        [*CHAIN, ("lif", "rec"), ("rec", "lif")]))
+    inner = _graph({"fc": _fc(2, 2), "lif": _lif(2)}, CHAIN, n_in=2)
+    nir.write(root / "subgraph.nir", _graph({"fc": _fc(), "sub": inner},
+                                            [("input", "fc"), ("fc", "sub"), ("sub", "output")]))
+    nir.write(root / "unknown.nir", good)
+    with h5py.File(root / "unknown.nir", "r+") as f:
+        del f["node/nodes/lif/type"]
+        f["node/nodes/lif"].create_dataset("type", data="Spiky", dtype=h5py.string_dtype())
+    nir.write(root / "tau_varies.nir", _graph({"fc": _fc(), "lif": _lif(2, tau=[1e-3, 2e-3])},
+                                              CHAIN))
+    nir.write(root / "unstable.nir", _graph({"fc": _fc(), "lif": _lif(2, tau=1e-5)}, CHAIN))
+    nir.write(root / "reset_fires.nir", _graph(
+        {"fc": _fc(), "lif": _lif(2, v_reset=np.full(2, 2.0))}, CHAIN))
+    nir.write(root / "delay.nir", _graph(
+        {"fc": _fc(), "d": nir.Delay(delay=np.full(2, 2e-4)), "lif": _lif(2)},
+        [("input", "fc"), ("fc", "d"), ("d", "lif"), ("lif", "output")]))
+    conv = nir.Conv2d(input_shape=(4, 4), weight=np.ones((2, 1, 3, 3)), stride=1, padding=1,
+                      dilation=1, groups=1, bias=np.zeros(2))
+    lif = _lif((2, 4, 4), tau=np.full((2, 4, 4), 1e-3), v_leak=np.zeros((2, 4, 4)),
+               v_threshold=np.ones((2, 4, 4)), v_reset=np.zeros((2, 4, 4)))
+    nir.write(root / "partial_flatten.nir", nir.NIRGraph(nodes={
+        "input": nir.Input(input_type={"input": np.array([1, 4, 4])}), "conv": conv,
+        "lif": lif, "flat": nir.Flatten(input_type={"input": np.array([2, 4, 4])},
+                                        start_dim=1, end_dim=2),
+        "output": nir.Output(output_type={"output": np.array([2, 16])})},
+        edges=[("input", "conv"), ("conv", "lif"), ("lif", "flat"), ("flat", "output")],
+        type_check=False))
+    nir.write(root / "li_inside.nir", _graph(
+        {"fc": _fc(), "li": nir.LI(tau=np.full(2, 1e-3), r=np.full(2, 10.0),
+                                   v_leak=np.zeros(2)),
+         "fc2": _fc(2, 2), "lif": _lif(2)},
+        [("input", "fc"), ("fc", "li"), ("li", "fc2"), ("fc2", "lif"), ("lif", "output")]))
+    nir.write(root / "input_to_li.nir", _graph(
+        {"fc": _fc(), "li": nir.LI(tau=np.full(2, 1e-3), r=np.full(2, 10.0),
+                                   v_leak=np.zeros(2))},
+        [("input", "fc"), ("fc", "li"), ("li", "output")]))
+
+
+def _nir_artifacts(root: Path) -> None:
+    """A float and a fixed-point artifact of a rate (PseudoSN) network and an export of
+    ours whose weights another tool then edited."""
+    from pseudosnn.backends.nir_backend import export, to_bytes
+    from pseudosnn.compiler.artifact import save
+    from pseudosnn.compiler.quantize import quantize
+    from pseudosnn.compiler.testing import random_graph
+
+    rate = random_graph("mlp", seed=0)
+    save(rate, root / "build" / "nir_rate")
+    save(quantize(rate)[0], root / "build" / "nir_fixed")
+    (root / "nir" / "ours.nir").write_bytes(to_bytes(export(rate)))
+    with h5py.File(root / "nir" / "ours.nir", "r+") as f:
+        key = next(k for k in f["node/nodes"] if "weight" in f[f"node/nodes/{k}"])
+        f[f"node/nodes/{key}/weight"][0, 0] += 1.0
+
+
 @pytest.fixture(scope="module")
 def scratch(tmp_path_factory):
     """A user's folder: checkpoints, a trained run, artifacts and malformed files."""
@@ -150,6 +244,8 @@ def scratch(tmp_path_factory):
     _onnx_variants(root)
     _data(root)
     _tampered(root)
+    _nir_files(root)
+    _nir_artifacts(root)
     (root / "notes").mkdir()
     (root / "notes" / "todo.txt").write_text("keep me")
     extra = root / "build" / "with_notes"
@@ -189,6 +285,20 @@ def _is_artifact(path: str, fixed: bool | None = None):
     return check
 
 
+def _framed(path: str, frames: int):
+    def check(root: Path) -> None:
+        assert artifact.load(root / path).input.sample_shape == (frames, 3)
+
+    return check
+
+
+def _absent(path: str):
+    def check(root: Path) -> None:
+        assert not (root / path).exists()
+
+    return check
+
+
 def _no_checkpoint(run: str):
     def check(root: Path) -> None:
         assert not (root / run / "last.pth").exists() and not (root / run / "best.pth").exists()
@@ -196,7 +306,7 @@ def _no_checkpoint(run: str):
     return check
 
 
-C, R, S, T, E = "compile", "run", "simulate", "train", "energy-check"
+C, R, S, T, E, X = "compile", "run", "simulate", "train", "energy-check", "export"
 CASES = [
     # 1. -o must not delete what is not an artifact
     Case("1-out-holds-the-input", [C, "runs/cnn_copy/last.pth", "-o", "runs/cnn_copy"], 2,
@@ -329,6 +439,69 @@ CASES = [
     Case("10-onnx-lstm", [C, "onnx/lstm.onnx", "-o", "o"], 1,
          ("ONNX operators LSTM, Transpose", "Recurrent layers"), ("operator Constant",)),
 ]
+
+
+SNN = ["--from", "snntorch", "--timesteps", "5"]
+NIR_CASES = [  # NIR files in and out (issue 15)
+    *[Case(f"nir-{name}", [C, f"nir/{name}.nir", "-o", "o", *SNN], 1, needles)
+      for name, needles in [
+          ("truncated", ("nir/truncated.nir is not a NIR file: HDF5 cannot open it",)),
+          ("random", ("nir/random.nir is not a NIR file",)),
+          ("text", ("nir/text.nir is not a NIR file",)),
+          ("empty", ("nir/empty.nir is not a NIR file",)),
+          ("other", ("nir/other.nir is an HDF5 file but not a NIR graph",)),
+          ("cycle", ("has a cycle", "recurrence is not supported yet")),
+          ("subgraph", ("node 'sub' is a subgraph", "recurrence is not supported yet")),
+          ("unknown", ("node 'lif' has type 'Spiky'", "not a NIR node this importer knows")),
+          ("tau_varies", ("node 'lif' (LIF): tau differs across neurons",)),
+          ("reset_fires", ("node 'lif' (LIF): hard-reset value v_reset=2",)),
+          ("delay", ("node 'd' (Delay): a delay of 2 steps", "only zero delays")),
+          ("partial_flatten", ("node 'flat' (Flatten): flattening axes 1..2",)),
+          ("li_inside", ("node 'li' (LI): a non-spiking node must feed only the Output",)),
+      ]],
+    Case("nir-unstable-euler", [C, "nir/unstable.nir", "-o", "o", *SNN], 1,
+         ("node 'lif' (LIF): tau = 1e-05 with dt = 0.0001 decays by 10", "is --dt right?")),
+    Case("nir-missing-from", [C, "nir/good.nir", "-o", "o"], 2,
+         ("nir/good.nir does not say which library wrote it", "--from nir|snntorch|norse")),
+    Case("nir-missing-dt", [C, "nir/good.nir", "-o", "o", "--from", "norse", "--timesteps",
+                            "5"], 2,
+         ("node 'lif' (LIF) has time constants and NIR stores no time step: give --dt",)),
+    Case("nir-missing-timesteps", [C, "nir/good.nir", "-o", "o", "--from", "snntorch"], 2,
+         ("give --timesteps N",)),
+    Case("nir-dt-against-the-library", [C, "nir/good.nir", "-o", "o", *SNN, "--dt", "1e-3"],
+         2,
+         ("snnTorch 1.0.0 fixes dt = 0.0001; --dt 0.001 would not reproduce",)),
+    Case("nir-dt-negative", [C, "nir/good.nir", "-o", "o", *SNN, "--dt", "-1"], 2,
+         ("Invalid value for '--dt'",)),
+    Case("nir-options-on-an-artifact", [C, "build/nir_rate", "-o", "o", *SNN], 2,
+         ("--from, --dt, --timesteps and --frames read NIR files",)),
+    Case("nir-extension-edited-by-another-tool", [C, "nir/ours.nir", "-o", "o"], 1,
+         ("the NIR nodes were changed after pseudosnn exported them", "--from nir --dt")),
+    Case("nir-good-file-compiles", [C, "nir/good.nir", "-o", "o", *SNN], 0, ("wrote o",),
+         check=_is_artifact("o")),
+    Case("nir-good-file-compiles-with-frames", [C, "nir/good.nir", "-o", "o", *SNN,
+                                                "--frames"], 0, ("wrote o",),
+         check=_framed("o", 5)),
+    Case("nir-frames-into-a-leaky-readout", [C, "nir/input_to_li.nir", "-o", "o", *SNN,
+                                             "--frames"], 1,
+         ("the input reaches the leaky readout directly", "read it without --frames")),
+    Case("nir-frames-on-our-own-file", [C, "nir/ours.nir", "-o", "o", "--frames"], 2,
+         ("--dt, --timesteps and --frames apply to another reading",)),
+    Case("nir-export-fixed-point", [X, "build/nir_fixed", "-o", "f.nir"], 1,
+         ("export the float artifact",), check=_absent("f.nir")),
+    Case("nir-export-lossy-refused", [X, "build/nir_rate", "-o", "r.nir"], 2,
+         ("plain NIR readers would compute another network", "resets by subtraction",
+          "pass --lossy"), check=_absent("r.nir")),
+    Case("nir-export-into-the-artifact", [X, "build/nir_rate", "-o",
+                                          "build/nir_rate/m.nir"], 2,
+         ("is inside the input build/nir_rate",), keep=("build/nir_rate",)),
+    Case("nir-export-existing-file", [X, "build/nir_rate", "-o", "nir/good.nir", "--lossy"],
+         2,
+         ("nir/good.nir exists; pass --force",), keep=("nir/good.nir",)),
+]
+
+
+CASES += NIR_CASES
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])

@@ -6,6 +6,40 @@ from __future__ import annotations
 
 import numpy as np
 
+DEPLOYABLE_FAMILIES = {
+    "pseudo-layer": {"family": "pseudo", "granularity": "layer"},
+    "pseudo-channel": {"family": "pseudo", "granularity": "channel"},
+    "pseudo-neuron": {"family": "pseudo", "granularity": "neuron"},
+    "qcfs": {"family": "qcfs"},
+    "multispike": {"family": "multispike"},
+    "if": {"family": "if", "T": 4},
+    "if-hard-reset": {"family": "if", "T": 4, "reset": "hard", "v_reset": -0.25},
+    "lif": {"family": "lif", "T": 4},
+    "lif-hard-reset": {"family": "lif", "T": 4, "tau": 3.0, "decay_input": True,
+                       "reset": "hard"},
+    "asgl": {"family": "asgl", "T": 3},
+    "nsnn": {"family": "nsnn", "T": 3, "eval_mode": "deterministic"},
+}
+"""Every neuron family the compiler deploys, as a zoo ``neuron`` config (PseudoSN at its
+three granularities, the multi-step families with their deployed eval, QCFS, MultiSpike)."""
+DIGITS_ARCHS = [("mlp_digits", (64,)), ("cnn_digits", (1, 8, 8)), ("rescnn_digits", (1, 8, 8))]
+
+
+def compiled_family(arch: str, shape: tuple[int, ...], family: str, seed: int = 5,
+                    pooling: str = "default"):
+    """The scheduled float spiking graph of zoo model ``arch`` (``pooling``: the zoo's
+    option) with randomised parameters and the neurons of :data:`DEPLOYABLE_FAMILIES`
+    ``[family]``."""
+    from pseudosnn.compiler import pipeline
+    from pseudosnn.compiler.frontend.torch_model import model_to_ir
+
+    from pseudosnn.models import build_model
+
+    model = build_model(arch, num_classes=10, input_shape=shape,
+                        neuron=DEPLOYABLE_FAMILIES[family], pooling=pooling)
+    randomize(model, seed=seed)
+    return pipeline.run(model_to_ir(model.double().eval())).graph
+
 
 def randomize(model, seed: int = 0, t_lo: int = 1, t_hi: int = 16):
     """Random BN statistics/affine, neuron scale/bias and T (logits) in a zoo model."""

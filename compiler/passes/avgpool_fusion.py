@@ -16,7 +16,9 @@
   strided 1x1 shortcut on a sum of currents): ``K'[o, d, s1·i + u, s1·j + v] +=
   Σ_c K2[o, c, i, j]·K1[c, d, u, v]``, bias ``b' = b2 + Σ_{c,i,j} K2[o,c,i,j]·b1[c]`` (only
   when the outer conv has no padding, else the padded border would miss ``b1``), and
-  ``Gemm ∘ Conv`` is the dense matrix ``W·C`` built with the conv's adjoint.
+  ``Gemm ∘ Conv`` is the dense matrix ``W·C`` built with the conv's adjoint, and
+  ``Gemm ∘ Gemm`` (two linear layers with no neuron between, as NIR files can hold) is
+  ``W2·W1`` with bias ``W2·b1 + b2``.
 """
 
 from __future__ import annotations
@@ -113,6 +115,8 @@ def _fuse_one(n: Node, by_name: dict[str, Node], shapes) -> Node:
         return fuse_gemm_pool(n, src, shapes[src.inputs[0]])
     if n.op == "Gemm" and src.op == "Conv":
         return fuse_gemm_conv(plain(n, shapes[src.name]), src, shapes[src.inputs[0]])
+    if n.op == "Gemm" and src.op == "Gemm":
+        return fuse_gemm_gemm(plain(n, shapes[src.name]), plain(src, shapes[src.inputs[0]]))
     if n.op == "Conv" and src.op in POOLS:
         return fuse_conv_pool(n, src, shapes[src.inputs[0]])
     if n.op in (*POOLS, "Conv") and src.op == "Conv":
@@ -170,6 +174,16 @@ def compose_convs(outer: Node, inner: Node, in_shape, mid_shape) -> Node:
     return Node(outer.name, "Conv", inner.inputs, attrs={
         "stride": (s1h * s2h, s1w * s2w), "padding": (p1h + p2h * s1h, p1w + p2w * s1w),
         "groups": 1}, params=params)
+
+
+def fuse_gemm_gemm(outer: Node, inner: Node) -> Node:
+    """``W2·(W1·x + b1) + b2`` as one Gemm named ``outer``."""
+    w1, w2 = (np.asarray(g.params["weight"], np.float64) for g in (inner, outer))
+    params = {**outer.params, "weight": w2 @ w1}
+    if inner.params.get("bias") is not None:
+        params["bias"] = w2 @ np.asarray(inner.params["bias"], np.float64) + (
+            outer.params["bias"] if outer.params.get("bias") is not None else 0.0)
+    return replace(outer, inputs=inner.inputs, params=params)
 
 
 def fuse_gemm_conv(gemm: Node, conv: Node, in_shape) -> Node:

@@ -29,6 +29,7 @@ FEATURES: dict[str, str] = {
     "leak": "leaky neurons (current or voltage decay: not rate-expressible, no closed form)",
     "hard_reset": "hard reset (not rate-expressible, no closed form)",
     "fire_above": "firing on v > threshold (Loihi's comparator)",
+    "leaky_readout": "a leaky readout (an imported NIR LI node)",
     "spike_pool": "max pooling of spikes",
     "analog_stem": "an analog max pool in the encoder",
     "event_frames": "event-frame input",
@@ -70,6 +71,8 @@ def required_features(graph: SpikingGraph, record_spikes: bool = False) -> set[s
             need.add("hard_reset")
         if dyn.fire == ">":
             need.add("fire_above")
+    if graph.readout.decay:
+        need.add("leaky_readout")
     if record_spikes:
         need.add("record_spikes")
     if graph.pools:

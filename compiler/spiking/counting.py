@@ -207,9 +207,13 @@ def neuron_updates(graph: SpikingGraph) -> dict[str, tuple[int, int]]:
 
 def leak_multiplies(graph: SpikingGraph) -> dict[str, int]:
     """Per population and per sample: the decay multiplies of its updates, active and idle
-    (module docstring); 0 for integrate-and-fire populations."""
+    (module docstring); 0 for integrate-and-fire populations. A leaky readout (an imported
+    LI node) multiplies once per neuron and step."""
     steps = graph.latency_steps
-    return {p.name: p.dynamics.decays * p.size * steps for p in graph.populations}
+    out = {p.name: p.dynamics.decays * p.size * steps for p in graph.populations}
+    if graph.readout.decay:  # a leaky readout decays its accumulator at every step
+        out[graph.readout.name] = math.prod(graph.readout.shape) * steps
+    return out
 
 
 def bias_entries(shape: tuple[int, ...]) -> int:

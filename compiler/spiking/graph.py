@@ -38,7 +38,10 @@ Execution semantics (0-indexed global clock ``t = 0, 1, ...``):
   target receives frame ``k`` at step ``k`` (its ``T`` must be ``F``), a rate-coupled one
   the current of the frames' time mean, once.
 * The readout accumulates every delivered event and adds ``b`` once; its value is final at
-  ``readout_step``; the latency of one sample is ``readout_step + 1`` steps.
+  ``readout_step``; the latency of one sample is ``readout_step + 1`` steps. A *leaky*
+  readout (``decay > 0``, an imported NIR ``LI`` node) decays its accumulator before each
+  step's delivery, ``acc <- acc·(1 − decay) + delivered(t)`` for ``t <= readout_step``
+  (float graphs only); the encoder's current, like ``b``, is added once.
 * Fixed point (``SpikingGraph.fixed_point``): weights are integers in ``[-128, 127]`` with
   a per-projection ``weight_exp`` in ``[0, 7]``; a projection contributes
   ``(W_int @ events) << weight_exp``; thresholds, biases and ``v0`` are integers; the
@@ -214,7 +217,8 @@ class Population(_Window, _Frozen):
 
 @dataclass(frozen=True, eq=False)
 class Readout(_Frozen):
-    """Non-spiking output layer: accumulates delivered events, adds ``bias`` once."""
+    """Non-spiking output layer: accumulates delivered events (decaying by ``decay`` per
+    step when it is leaky), adds ``bias`` once."""
 
     _ARRAYS = ("bias",)
 
@@ -222,6 +226,7 @@ class Readout(_Frozen):
     shape: tuple[int, ...]
     bias: np.ndarray
     units_per_float: float = 1.0
+    decay: float = 0.0
 
 
 Pool = tuple[tuple[int, int], tuple[int, int], tuple[int, int]]
@@ -534,6 +539,10 @@ def validate(graph: SpikingGraph) -> None:
     _validate_input(graph.input)
     for pr in graph.projections:
         _validate_projection(graph, pr)
+    decay = graph.readout.decay
+    if not 0.0 <= decay <= 1.0 or (decay and graph.fixed_point):
+        raise GraphError(f"readout decay {decay:g} must lie in [0, 1] (and be 0 in fixed "
+                         "point)")
 
 
 def _validate_pool(graph: SpikingGraph, pool: SpikePool) -> None:

@@ -190,7 +190,8 @@ def build_report(
     pools = {p.name: p.source for p in graph.pools}
     report = {
         "name": name, "samples": tally.samples, "fixed_point": fixed_point,
-        "accuracy": tally.accuracy, "latency_steps": graph.latency_steps,
+        "source_framework": graph.meta.get("source_framework"), "accuracy": tally.accuracy,
+        "latency_steps": graph.latency_steps,
         "latency_us": graph.latency_steps * time_per_step_us,
         "time_per_step_us": time_per_step_us, "pipeline_interval_steps": interval,
         "throughput_samples_per_s": 1e6 / (interval * time_per_step_us),
@@ -229,7 +230,10 @@ def format_table(report: dict) -> str:
     head = ("layer", "T(mean)", "spk/smp", "SOP/smp", "compute", "memory", "address",
             "routing", "E nJ/smp", "QNN nJ", "spk/syn", "break-even")
     m = report["energy_model"]
-    lines = [f"{report['name'] or 'network'}: {report['samples']} samples, "
+    source = report.get("source_framework")
+    lines = [f"{report['name'] or 'network'}"
+             + (f" ({source} network, imported via NIR)" if source else "")
+             + f": {report['samples']} samples, "
              f"{'fixed point' if report['fixed_point'] else 'float'}, energy model "
              f"{m['name']} ({m['source']}); energy in nJ per sample; QNN: the quantised ANN "
              "counterpart; spk/syn: SOPs per synapse, break-even: where it equals the QNN"]

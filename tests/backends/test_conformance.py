@@ -6,7 +6,8 @@ The graphs cover rate and stream coupling, residual sums, T per channel, synapti
 beyond one step, spike max pooling, an analog max-pool stem, event frames streamed one per
 step, leaky and hard-reset neurons (on Lava's own LIF process where it computes them
 exactly, on ours otherwise) and the two together (pools of leaky trains, frames into leaky
-populations), float and fixed point; a backend runs those whose features it declares
+populations), a leaky readout (alone, after a spike pool, fed by event frames, behind an
+analog stem), float and fixed point; a backend runs those whose features it declares
 (``compiler.spiking.backend.required_features``) and must refuse the others by name.
 Float graphs are put on a dyadic grid (weights and biases multiples of 2^-7, inputs of
 2^-3), so every sum is exact in float32 and float64 alike and any order of summation
@@ -118,6 +119,19 @@ def _float_graphs() -> dict:
 GRAPHS = {name: dyadic(g) for name, g in _float_graphs().items()}
 GRAPHS |= {f"{name}-fixed": quantize(g)[0] for name, g in _float_graphs().items()}
 GRAPHS["cnn-rate-per-neuron-T-event-scale"] = dyadic(with_event_scale(random_graph("cnn", 6)))
+
+
+def with_leaky_readout(graph, decay: float = 0.25):
+    """``graph`` with a leaky readout (an imported NIR LI node; float only)."""
+    return replace(graph, readout=replace(graph.readout, decay=decay))
+
+
+GRAPHS |= {f"{name}-leaky-readout": dyadic(with_leaky_readout(g)) for name, g in {
+    "mlp-stream": random_graph("mlp", seed=12, stream=True),
+    "cnn-stream-spike-pool": random_graph("cnn", seed=18, pool=True, stream=True),
+    "cnn-stream-event-frames": random_graph("cnn", seed=19, frames=4, stream=True),
+    "cnn-rate-analog-stem": random_graph("cnn", seed=20, stem=True),
+}.items()}
 
 
 def inputs(graph, seed: int) -> np.ndarray:

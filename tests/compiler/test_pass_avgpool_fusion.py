@@ -141,3 +141,19 @@ def test_strided_shortcut_on_a_current_and_linear_on_a_conv(rng):
     x = rng.normal(0, 1, (3, 2, 6, 6))
     np.testing.assert_allclose(ir.evaluate(out, x).output, ir.evaluate(g, x).output,
                                atol=1e-12)
+
+
+def test_two_linear_layers_without_a_neuron_are_one(rng):
+    """Gemm∘Gemm (NIR files hold Affine -> Scale -> Affine chains): ``W2·W1``, bias
+    ``W2·b1 + b2``, the same value."""
+    g = ir.Graph((5,), (
+        ir.gemm("a", "input", rng.normal(0, 1, (6, 5))), ir.neuron("n", "a", 4),
+        ir.gemm("b", "n", rng.normal(0, 1, (7, 6)), rng.normal(0, 1, 7)),
+        ir.gemm("c", "b", rng.normal(0, 1, (3, 7)), rng.normal(0, 1, 3))), "c")
+    out = fuse_avgpool(g)
+    assert [n.name for n in out.nodes] == ["a", "n", "c"] and out.node("c").inputs == ("n",)
+    np.testing.assert_allclose(out.node("c").params["weight"],
+                               g.node("c").params["weight"] @ g.node("b").params["weight"])
+    x = rng.normal(0, 1, (3, 5))
+    np.testing.assert_allclose(ir.evaluate(out, x).output, ir.evaluate(g, x).output,
+                               rtol=1e-12, atol=1e-12)

@@ -26,3 +26,27 @@ def test_compiler_core_is_torch_free():
                           timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "ok 1"
+
+
+NIR_CODE = """
+import sys, tempfile, pathlib
+sys.modules['torch'] = None
+import numpy as np
+from pseudosnn.backends import export_command, nir_backend
+from pseudosnn.compiler.frontend.nir import load_nir
+from pseudosnn.compiler.testing import random_graph
+from pseudosnn.simulator.engine import simulate
+g = random_graph('residual', seed=1, stream=True)
+path = pathlib.Path(tempfile.mkdtemp()) / 'g.nir'
+path.write_bytes(nir_backend.to_bytes(nir_backend.export(g)))
+x = np.ones((1, *g.input.shape))
+print('ok', np.array_equal(simulate(g, x).output, simulate(load_nir(path), x).output))
+"""
+
+
+def test_nir_import_and_export_are_torch_free():
+    """NIR files are read, written and simulated without torch (only ``nir`` and h5py)."""
+    proc = subprocess.run([sys.executable, "-c", NIR_CODE], capture_output=True, text=True,
+                          timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "ok True"

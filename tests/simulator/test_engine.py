@@ -333,6 +333,29 @@ def test_leaky_and_hard_reset_graphs_equal_the_naive_loop(case, fixed, naive):
         assert agree > 0.99
 
 
+@pytest.mark.parametrize("kind,stream", [("mlp", True), ("residual", True), ("cnn", False)])
+def test_leaky_readout_decays_every_step(kind, stream):
+    """A leaky readout (an imported NIR LI node) equals ``acc <- acc·(1 − decay) +
+    delivered(t)`` stepped over the recorded spikes, plus its bias once; its sources are
+    stepped (never whole-window) and it multiplies once per neuron and step."""
+    from dataclasses import replace
+
+    g = random_graph(kind, seed=3, stream=stream)
+    g = replace(g, readout=replace(g.readout, decay=0.3))
+    x = batch(g, seed=1)
+    res = simulate(g, x, record_spikes=True)
+    acc = 0.0
+    for t in range(g.latency_steps):
+        delivered = sum(project(pr, res.spikes[pr.source][:, t - pr.delay].astype(float))
+                        for pr in g.incoming(g.readout.name) if t >= pr.delay)
+        acc = acc * (1 - 0.3) + delivered
+    np.testing.assert_allclose(res.output, acc + g.readout.bias, rtol=1e-12, atol=1e-12)
+    if max(g.population(pr.source).t_max for pr in g.incoming(g.readout.name)) > 1:
+        assert not np.allclose(res.output, simulate(replace(g, readout=replace(
+            g.readout, decay=0.0)), x).output)
+    assert res.leak_multiplies[g.readout.name] == len(x) * 5 * g.latency_steps
+
+
 @pytest.mark.parametrize("fixed", [False, True], ids=["float", "fixed"])
 @pytest.mark.parametrize("stream", [False, True], ids=["rate", "stream"])
 def test_spike_pool_ors_the_stepped_train_of_a_leaky_source(stream, fixed):
