@@ -31,7 +31,7 @@ venv: $(VENV)/.stamp
 $(VENV)/.stamp: pyproject.toml constraints.txt
 	$(PY311) -m venv $(VENV)
 	$(VENV)/bin/pip install $(PIP_FLAGS) -c constraints.txt torch
-	$(VENV)/bin/pip install $(PIP_FLAGS) -c constraints.txt -e '.[dev,crosscheck]'
+	$(VENV)/bin/pip install $(PIP_FLAGS) -c constraints.txt -e '.[dev,crosscheck,cluster]'
 	# sinabs 3.1.3 pins nir<=1.0.4 (no v_reset: snnTorch's files would not load); its NIR
 	# exchange works with nir 1.0.8, so it comes without its pins (samna: Speck hardware only)
 	$(VENV)/bin/pip install $(PIP_FLAGS) -c constraints.txt --no-deps sinabs==3.1.3 pbr

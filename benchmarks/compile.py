@@ -5,7 +5,8 @@ file by :func:`pseudosnn.compiler.command.compile_path` (load, frontend, all pas
 lowering, scheduling, ONNX export, atomic artifact write). Input sizes: the digits models
 at 8x8, CIFAR models at 3x32x32, ``vggsnn_dvs`` at 4 frames of 2x48x48 (its paper size),
 the ImageNet models (SEW-ResNet-18/34, PreAct-ResNet-34) at 3x224x224. Wall and CPU
-seconds are reported (the machine is shared). Writes ``benchmarks/results/compile.json``.
+seconds are reported (the machine is shared), and each artifact's size against its
+checkpoint file's. Writes ``benchmarks/results/compile.json``.
 
     python benchmarks/compile.py [--only resnet18 ...] [--fixed-point]
 """
@@ -66,12 +67,14 @@ def main() -> None:
             del model
             out = work / arch
             w0, c0 = time.perf_counter(), time.process_time()
-            row = {"arch": arch, "input_shape": list(shape), "params": params}
+            row = {"arch": arch, "input_shape": list(shape), "params": params,
+                   "checkpoint_bytes": ckpt.stat().st_size}
             try:
                 rep = compile_path(ckpt, out, fixed_point=args.fixed_point)
                 row.update(wall_s=time.perf_counter() - w0, cpu_s=time.process_time() - c0,
                            artifact_bytes=_size(out), populations=len(rep["layers"]) - 1,
                            latency_steps=rep["latency_steps"], status="ok")
+                row["artifact_over_checkpoint"] = row["artifact_bytes"] / row["checkpoint_bytes"]
             except Exception as exc:  # reported, not hidden
                 row.update(wall_s=time.perf_counter() - w0, cpu_s=time.process_time() - c0,
                            status=f"error: {type(exc).__name__}: {str(exc)[:160]}")
@@ -92,14 +95,14 @@ def main() -> None:
     }
     print()
     print(f"{'arch':16s} {'input':>12s} {'params':>10s} {'wall s':>8s} {'cpu s':>8s} "
-          f"{'MB':>8s} {'pops':>5s} {'latency':>8s}")
+          f"{'MB':>8s} {'/ckpt':>6s} {'pops':>5s} {'latency':>8s}")
     for r in rows:
         if r["status"] != "ok":
             print(f"{r['arch']:16s} {r['status']}")
             continue
         print(f"{r['arch']:16s} {'x'.join(map(str, r['input_shape'])):>12s} {r['params']:>10,d} "
               f"{r['wall_s']:8.2f} {r['cpu_s']:8.2f} {r['artifact_bytes'] / 1e6:8.1f} "
-              f"{r['populations']:5d} {r['latency_steps']:8d}")
+              f"{r['artifact_over_checkpoint']:6.2f} {r['populations']:5d} {r['latency_steps']:8d}")
     if r18:
         print(f"\nresnet18: {r18['wall_s']:.1f} s wall (target < {RESNET18_TARGET_S:.0f} s): "
               f"{'OK' if summary['resnet18_within_target'] else 'MISSED'}")

@@ -1,62 +1,75 @@
-"""Simulator throughput, side by side on the same network and batch (issue 5).
+"""Simulator speed and memory on the networks users have, side by side (issue 14).
 
-Columns (images/s from the median CPU time of this process: every contender runs in
-one thread, repetitions interleaved; wall times are stored too):
+Networks (random weights, compiled from a checkpoint file like a user's):
 
-* ``simulator``: ``pseudosnn.simulator.engine.simulate`` (float64, cycle-accurate).
-* ``onnxruntime``: the rate-equivalent ONNX of the same spiking graph (float32): per
-  population ``n = clip(floor((v0 + T*c)/theta), 0, T)`` with ``c = sum_k proj_k(n_k) + b``,
-  i.e. the least work that yields the same counts. Built here from the spiking graph.
-* ``onnxruntime_same_projections`` (compiled artifacts only): the ONNX built here from
-  the compiled spiking graph, i.e. with the compiler's fused projections (an avgpool+conv
-  becomes one larger conv), where ``model.onnx`` keeps the trained layers.
-* ``torch time loop``: the same graph stepped through the global clock in torch (float32):
-  every step each population integrates, every step's spikes are projected (conv/linear)
-  and delivered one step later, as a time-stepped SNN framework would run it.
-* ``lava``: ``benchmarks/lava_timing.py``, ``
-  lava_seconds_per_sample(artifact_dir, x) -> float`` (wall time while Lava steps, start-up
-  excluded; compared with the simulator's wall time), on the compiled artifacts only.
+* ``vggsnn``: the paper's VGGSNN (CIFAR) in its own checkpoint layout (deng-ai-lab/PseudoSNN
+  keys and ``args``), per-layer T chosen so that two layers are stream-coupled, batch 16;
+* ``resnet19``: our ResNet-19 at 3x32x32, batch 8; ``sew_resnet34``: our SEW-ResNet-34 at
+  3x224x224 (1000 classes), batch 2;
+* ``toy``: the 4-layer CIFAR-sized CNN of earlier benchmarks (built as a spiking graph).
 
-Networks: a compiled digits CNN artifact when given (``--artifact``), and a random
-CIFAR-sized rate-coupled CNN (3x32x32, heterogeneous T). Writes
-``benchmarks/results/simulate.json``.
+Contenders, each at one thread and at every core (``--threads-all``, default all):
 
-    .venv/bin/python benchmarks/simulate.py [--artifact build/cnn] [--batch 64] [--reps 5]
+* ``simulator``: ``simulate(graph, x)`` (float64, bit-identical to the closed-form
+  reference); ``simulator_float32``; ``simulator_fixed_point`` (the compiler's quantised
+  graph, integer-exact);
+* ``onnxruntime``: the artifact's ``model.onnx``, i.e. the *trained layers* (float32) — the
+  baseline of the targets; ``onnxruntime_compiled``: the rate-equivalent ONNX of the compiled
+  projections (``graph_to_onnx``, composed weights);
+* ``torch_time_loop``: the compiled graph stepped through the global clock in torch
+  (float32), as a time-stepped SNN framework runs it.
+
+Timing: repetitions interleaved (every contender once per repetition, in turn), medians;
+images/s from CPU time at one thread (robust to other jobs on a shared machine) and from
+wall time at all threads; the machine's load average is recorded. Peak memory: each
+contender in a fresh process (``--probe``), peak RSS (VmHWM) after one warm-up and one timed
+batch. ``--kernels`` times the conv kernels on zoo layer shapes; ``--ray`` the Ray cluster
+option (2 local workers vs 1, one thread each). Writes ``benchmarks/results/simulate.json``.
+
+    .venv/bin/python benchmarks/simulate.py [--only resnet19 ...] [--reps 5] [--kernels]
 """
 
 from __future__ import annotations
 
+import argparse
+import functools
+import json
+import math
 import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
 
-for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
-    os.environ.setdefault(_var, "1")  # one thread for every contender, before numpy loads
-
-import argparse  # noqa: E402
-import json  # noqa: E402
-import statistics  # noqa: E402
-import tempfile  # noqa: E402
-import time  # noqa: E402
-from pathlib import Path  # noqa: E402
-
-import numpy as np  # noqa: E402
-from pseudosnn.backends.onnx_backend import graph_to_onnx  # noqa: E402
-from pseudosnn.compiler import artifact  # noqa: E402
-from pseudosnn.compiler.atomic import write_atomic  # noqa: E402
-from pseudosnn.compiler.spiking.graph import (  # noqa: E402
+import numpy as np
+from pseudosnn.compiler import artifact
+from pseudosnn.compiler.atomic import write_atomic
+from pseudosnn.compiler.spiking.graph import (
     InputNode,
     Population,
     Projection,
     Readout,
     SpikingGraph,
 )
-from pseudosnn.compiler.spiking.schedule import schedule  # noqa: E402
-from pseudosnn.simulator.engine import simulate  # noqa: E402
+from pseudosnn.compiler.spiking.schedule import POOL_DELAY, schedule
+from pseudosnn.simulator import threads
 
 RESULTS = Path(__file__).resolve().parent / "results" / "simulate.json"
+NETWORKS = {  # name -> batch
+    "vggsnn": 16, "resnet19": 8, "sew_resnet34": 2, "toy": 16,
+}
+PAPER_VGGSNN_T = (4, 6, 6, 3, 5, 5, 7, 2)
+"""Per-layer T of the paper-layout VGGSNN: layers 3 and 6 repeat their input's T, so the
+paper's rule couples them by stream (two stream layers, as asked)."""
+PAPER_T_RANGE = (1, 8)
+TARGETS = {"float32_over_ort": 1.5, "float64_over_ort": 2.0, "stream_over_ort": 2.5,
+           "torch_over_sim": 5.0, "memory_over_ort": 2.0}
 
 
-# --- networks -------------------------------------------------------------------------
-def cifar_like_graph(seed: int = 0, t_max: int = 8) -> SpikingGraph:
+# --- networks ----------------------------------------------------------------------------
+def toy_graph(seed: int = 0, t_max: int = 8) -> SpikingGraph:
     """3x32x32 -> conv32 -> conv64/2 -> conv128/2 -> conv128 -> dense 10, rate coupling,
     per-layer T drawn from 2..t_max, weights scaled for moderate firing."""
     rng = np.random.default_rng(seed)
@@ -77,26 +90,102 @@ def cifar_like_graph(seed: int = 0, t_max: int = 8) -> SpikingGraph:
     projs.append(Projection(f"{prev}->out", prev, "out", "dense",
                             rng.normal(0, 1 / np.sqrt(n), size=(10, n)) / prev_T))
     g = SpikingGraph(InputNode((3, 32, 32)), tuple(pops), Readout("out", (10,), np.zeros(10)),
-                     tuple(projs), meta={"source": f"cifar_like_graph(seed={seed})"})
+                     tuple(projs), meta={"source": f"toy_graph(seed={seed})"})
     g = schedule(g)
     g.validate()
     return g
 
 
-# --- onnxruntime: the rate-equivalent network -----------------------------------------
-def ort_session(model_bytes: bytes):
+def paper_vggsnn_checkpoint(path: Path, seed: int = 0) -> None:
+    """A checkpoint of the paper's ``vggsnn_cifar`` in its code's layout (keys
+    ``feature.<i>.0.weight``, BN, PseudoNeuron ``logit/scale/bias``; ``args``)."""
+    import torch
+
+    g = torch.Generator().manual_seed(seed)
+    lo, hi = PAPER_T_RANGE
+    sd, cin, idx, k = {}, 3, 0, 0
+    for item in [64, 128, "A", 256, 256, "A", 512, 512, "A", 512, 512, "AA3"]:
+        if isinstance(item, str):
+            idx += 1
+            continue
+        sd[f"feature.{idx}.0.weight"] = torch.randn(item, cin, 3, 3, generator=g) * \
+            (2.0 / (cin * 9)) ** 0.5
+        p = f"feature.{idx + 1}.0"
+        sd[f"{p}.weight"] = 0.5 + torch.rand(item, generator=g)
+        sd[f"{p}.bias"] = torch.randn(item, generator=g) * 0.2 + 0.1
+        sd[f"{p}.running_mean"] = torch.randn(item, generator=g) * 0.1
+        sd[f"{p}.running_var"] = 0.5 + torch.rand(item, generator=g)
+        sd[f"{p}.num_batches_tracked"] = torch.tensor(100)
+        r = min(max((PAPER_VGGSNN_T[k] - lo) / (hi - lo), 1e-3), 1 - 1e-3)
+        sd[f"feature.{idx + 2}.logit"] = torch.tensor(math.log(r / (1 - r)))
+        sd[f"feature.{idx + 2}.scale"] = torch.tensor(1.0)
+        sd[f"feature.{idx + 2}.bias"] = torch.tensor(0.05)
+        idx, k, cin = idx + 3, k + 1, item
+    sd["classifier.0.0.weight"] = torch.randn(10, 512 * 9, generator=g) / (512 * 9) ** 0.5
+    sd["classifier.0.0.bias"] = torch.zeros(10)
+    args = argparse.Namespace(model="vggsnn_cifar", min_T=lo, max_T=hi, use_noise=True)
+    torch.save({"model": sd, "args": args, "epoch": 0}, path)
+
+
+def zoo_checkpoint(arch: str, shape: tuple[int, ...], path: Path, classes: int) -> None:
+    from pseudosnn.compiler.frontend.testing import randomize
+
+    from pseudosnn.checkpoint import make_checkpoint, save_checkpoint
+    from pseudosnn.models import build_model
+
+    model = build_model(arch, num_classes=classes, input_shape=shape)
+    randomize(model, seed=0)
+    save_checkpoint(make_checkpoint(model, epoch=0), path)
+
+
+def build_networks(work: Path, names: list[str]) -> dict[str, dict]:
+    """Compile every network into ``work`` (kept: reruns reuse it); float and fixed point."""
+    out = {}
+    for name in names:
+        art, fixed = work / name, work / f"{name}-fixed"
+        ckpt = work / f"{name}.pth"
+        if name == "toy":
+            if not art.is_dir():
+                artifact.save(toy_graph(), art)
+            ckpt = None
+        elif not (art / "manifest.json").is_file():
+            from pseudosnn.compiler.command import compile_path
+
+            if name == "vggsnn":
+                paper_vggsnn_checkpoint(ckpt)
+            elif name == "resnet19":
+                zoo_checkpoint("resnet19", (3, 32, 32), ckpt, 10)
+            else:
+                zoo_checkpoint("sew_resnet34", (3, 224, 224), ckpt, 1000)
+            compile_path(ckpt, art)
+        if not (fixed / "manifest.json").is_file():
+            from pseudosnn.compiler.quantize import quantize
+
+            artifact.save(quantize(artifact.load(art))[0], fixed)
+        out[name] = {"artifact": art, "fixed": fixed, "batch": NETWORKS[name],
+                     "checkpoint_bytes": None if ckpt is None else ckpt.stat().st_size,
+                     "artifact_bytes": _size(art)}
+    return out
+
+
+def _size(path: Path) -> int:
+    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+
+
+# --- contenders ----------------------------------------------------------------------------
+def ort_session(model: bytes | str, n_threads: int):
     import onnxruntime as ort
 
     opts = ort.SessionOptions()
-    opts.intra_op_num_threads = 1
+    opts.intra_op_num_threads = n_threads
     opts.inter_op_num_threads = 1
     opts.log_severity_level = 3
-    sess = ort.InferenceSession(model_bytes, opts, providers=["CPUExecutionProvider"])
+    opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    sess = ort.InferenceSession(model, opts, providers=["CPUExecutionProvider"])
     name = sess.get_inputs()[0].name
     return lambda x: sess.run(None, {name: x.astype(np.float32)})[0]
 
 
-# --- torch: the same graph stepped through time ---------------------------------------
 def torch_time_loop(graph: SpikingGraph):
     """A function ``x -> readout`` that steps ``graph`` through the global clock in torch."""
     import torch
@@ -116,6 +205,14 @@ def torch_time_loop(graph: SpikingGraph):
     meta = {p.name: (torch.as_tensor(p.timesteps_full().astype(np.float32)),
                      torch.as_tensor(np.asarray(p.bias, np.float32))) for p in pops}
 
+    pooled = {pool.source for pool in graph.pools}
+
+    def send(name, s, t, pending):
+        for pr in graph.outgoing(name):
+            key = (pr.target, t + pr.delay)
+            y = apply(pr, s)
+            pending[key] = pending[key] + y if key in pending else y
+
     @torch.no_grad()
     def run(x_np):
         x = torch.as_tensor(x_np.astype(np.float32))
@@ -124,9 +221,12 @@ def torch_time_loop(graph: SpikingGraph):
         acc = {p.name: 0 for p in pops}
         ro = 0
         pending: dict[tuple[str, int], torch.Tensor] = {}
+        to_pool: dict[tuple[str, int], torch.Tensor] = {}  # (source, step) -> spikes
         for pr in graph.projections:
             if pr.is_encoder:
-                pending[(pr.target, 0)] = apply(pr, x)
+                key = (pr.target, 0)
+                y = apply(pr, x)
+                pending[key] = pending[key] + y if key in pending else y
         for t in range(graph.latency_steps):
             for p in pops:
                 arrived = pending.pop((p.name, t), None)
@@ -145,10 +245,14 @@ def torch_time_loop(graph: SpikingGraph):
                 s = (vv >= p.threshold) & active
                 v[p.name] = vv - s.float() * p.threshold
                 sf = s.float()
-                for pr in graph.outgoing(p.name):
-                    key = (pr.target, t + pr.delay)
-                    y = apply(pr, sf)
-                    pending[key] = pending[key] + y if key in pending else y
+                if p.name in pooled:
+                    to_pool[(p.name, t)] = sf
+                send(p.name, sf, t, pending)
+            for pool in graph.pools:  # spike max pooling, POOL_DELAY steps late
+                src = to_pool.pop((pool.source, t - POOL_DELAY), None)
+                if src is not None and 0 <= t - pool.start < pool.t_max:
+                    send(pool.name, F.max_pool2d(src, pool.kernel, pool.stride, pool.padding),
+                         t, pending)
             arrived = pending.pop((graph.readout.name, t), None)
             if arrived is not None:
                 ro = ro + arrived
@@ -157,221 +261,287 @@ def torch_time_loop(graph: SpikingGraph):
     return run
 
 
-def fixed_point_version(graph: SpikingGraph) -> SpikingGraph | None:
-    """The compiler's fixed-point quantisation of ``graph`` (None if it cannot)."""
-    if graph.fixed_point:
-        return None
-    try:
-        from pseudosnn.compiler.quantize import quantize
-        return quantize(graph)[0]
-    except Exception as exc:  # report, do not stop the benchmark
-        print(f"  (no fixed-point version: {exc})")
-        return None
+@functools.cache
+def _load(path: Path) -> SpikingGraph:
+    return artifact.load(path)
 
 
-def lava_hook():
-    try:
-        from lava_timing import lava_seconds_per_sample  # benchmarks/lava_timing.py
-    except ImportError as exc:
-        return None, f"hook not available ({exc})"
-    return lava_seconds_per_sample, ""
+@functools.cache
+def _torch_loop(path: Path):
+    return torch_time_loop(_load(path))
 
 
-# --- conv kernel choice: GEMM vs event list ------------------------------------------
-def conv_events(s: np.ndarray, w: np.ndarray, pad: int) -> np.ndarray:
-    """Stride-1 conv of binary spikes by scattering, for every event, its weights into the
-    outputs it reaches (``np.add.at``): the event-list alternative to the GEMM."""
-    b, c, h, wd = s.shape
-    co, _, kh, kw = w.shape
-    out = np.zeros((b, h + 2 * pad + kh, wd + 2 * pad + kw, co), dtype=w.dtype)
-    eb, ec, ey, ex = np.nonzero(s)
-    wt = w.transpose(1, 2, 3, 0)
-    for u in range(kh):
-        for v in range(kw):
-            np.add.at(out, (eb, ey - u + pad + kh, ex - v + pad + kw), wt[ec, u, v])
-    oh, ow = h + 2 * pad - kh + 1, wd + 2 * pad - kw + 1
-    return out[:, kh:kh + oh, kw:kw + ow].transpose(0, 3, 1, 2)
+def contender(name: str, net: dict, n_threads: int):
+    """``x -> readout`` of one contender at ``n_threads`` threads (graphs shared)."""
+    from pseudosnn.simulator.engine import simulate
+
+    art = net["artifact"]
+    if name in ("simulator", "simulator_float32", "simulator_fixed_point"):
+        g = _load(net["fixed"] if name.endswith("fixed_point") else art)
+        precision = "float32" if name.endswith("float32") else "float64"
+        return lambda x: simulate(g, x, precision=precision, threads=n_threads).output
+    if name == "onnxruntime":
+        model = art / "model.onnx"
+        if model.is_file():
+            return ort_session(str(model), n_threads)
+        name = "onnxruntime_compiled"  # a graph built by hand has no trained layers
+    if name == "onnxruntime_compiled":
+        from pseudosnn.backends.onnx_backend import graph_to_onnx
+
+        return ort_session(graph_to_onnx(_load(art)).SerializeToString(), n_threads)
+    if name == "torch_time_loop":
+        import torch
+
+        run = _torch_loop(art)
+
+        def stepped(x):
+            torch.set_num_threads(n_threads)
+            return run(x)
+        return stepped
+    raise ValueError(name)
+
+
+CONTENDERS = ("simulator", "simulator_float32", "simulator_fixed_point", "onnxruntime",
+              "onnxruntime_compiled", "torch_time_loop")
+
+
+def inputs(net: dict) -> np.ndarray:
+    g = _load(net["artifact"])
+    return np.random.default_rng(0).normal(size=(net["batch"], *g.input.sample_shape))
+
+
+# --- measurement ----------------------------------------------------------------------------
+def time_network(name: str, net: dict, reps: int, all_threads: int) -> dict:
+    """Interleaved repetitions of every contender at 1 and ``all_threads`` threads."""
+    x = inputs(net)
+    runs = {(c, n): contender(c, net, n) for n in sorted({1, all_threads}) for c in CONTENDERS}
+    ref = runs[("simulator", 1)](x)
+    agree = {}
+    for (c, n), fn in runs.items():  # warm-up, and everyone computes the same network
+        out = np.asarray(fn(x), np.float64)
+        if n == 1:
+            agree[c] = {"argmax_agreement": float(np.mean(out.argmax(1) == ref.argmax(1))),
+                        "max_abs_readout_diff": float(np.abs(out - ref).max())}
+    cpu = {k: [] for k in runs}
+    wall = {k: [] for k in runs}
+    load = []
+    for _ in range(reps):
+        load.append(os.getloadavg()[0])
+        for k, fn in runs.items():
+            c0, w0 = time.process_time(), time.perf_counter()
+            fn(x)
+            cpu[k].append(time.process_time() - c0)
+            wall[k].append(time.perf_counter() - w0)
+    b = int(x.shape[0])
+    per = {}
+    for n in sorted({1, all_threads}):
+        # one thread: CPU time (robust to other jobs); all threads: wall time
+        secs = {c: statistics.median(cpu[(c, n)] if n == 1 else wall[(c, n)])
+                for c in CONTENDERS}
+        per[str(n)] = {
+            "seconds_per_batch": secs, "images_per_s": {c: b / s for c, s in secs.items()},
+            "wall_seconds_per_batch": {c: statistics.median(wall[(c, n)]) for c in CONTENDERS},
+            "over_onnxruntime": {c: secs[c] / secs["onnxruntime"] for c in CONTENDERS},
+            "torch_loop_over": {c: secs["torch_time_loop"] / secs[c] for c in CONTENDERS
+                                if c.startswith("simulator")},
+        }
+    g = artifact.load(net["artifact"])
+    return {"network": name, "batch": b, "reps": reps, "latency_steps": g.latency_steps,
+            "stream_populations": [p.name for p in g.populations if p.coupling == "stream"],
+            "timing": "medians of interleaved repetitions; 1 thread: CPU seconds, all "
+                      "threads: wall seconds", "load_average_during": load, "threads": per,
+            "agreement_with_simulator": agree, "checkpoint_bytes": net["checkpoint_bytes"],
+            "artifact_bytes": net["artifact_bytes"]}
+
+
+def probe(net: dict, name: str, n_threads: int) -> dict:
+    """Peak RSS of one contender in this (fresh) process: imports, load, warm-up, a batch."""
+    x = inputs(net)
+    fn = contender(name, net, n_threads)
+    fn(x)
+    t0 = time.perf_counter()
+    fn(x)
+    return {"peak_rss_bytes": _status("VmHWM"), "seconds": time.perf_counter() - t0}
+
+
+def _status(key: str) -> int:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(key + ":"):
+            return int(line.split()[1]) * 1024
+    return -1
+
+
+def memory(name: str, work: Path, n_threads: int) -> dict:
+    """Each contender's peak RSS, one fresh process each."""
+    out = {}
+    for c in CONTENDERS:
+        cmd = [sys.executable, __file__, "--probe", name, c, str(n_threads), "--work", str(work)]
+        res = subprocess.run(cmd, capture_output=True, text=True)
+        lines = res.stdout.strip().splitlines()
+        out[c] = json.loads(lines[-1]) if res.returncode == 0 and lines else \
+            {"error": res.stderr.strip().splitlines()[-1:]}
+    ort = out["onnxruntime"].get("peak_rss_bytes")
+    for c in CONTENDERS:
+        if ort and "peak_rss_bytes" in out[c]:
+            out[c]["over_onnxruntime"] = out[c]["peak_rss_bytes"] / ort
+    return out
+
+
+# --- kernels ----------------------------------------------------------------------------
+KERNEL_LAYERS = [  # (name, C_in, C_out, k, stride, H, batch): zoo layer shapes
+    ("resnet19 128-128 3x3 32x32", 128, 128, 3, 1, 32, 8),
+    ("resnet19 512-512 3x3 8x8", 512, 512, 3, 1, 8, 8),
+    ("sew34 64-64 3x3 56x56", 64, 64, 3, 1, 56, 2),
+    ("sew34 512-512 3x3 7x7", 512, 512, 3, 1, 7, 2),
+]
+
+
+def _kernel_contenders(ci: int, co: int, k: int, s: int, h: int, b: int, rng) -> dict:
+    """The conv kernels on one layer shape, and the exact integer result they must give."""
+    from pseudosnn.compiler.spiking.synapses import conv2d
+    from pseudosnn.simulator.kernels import Kernels
+
+    counts = rng.integers(0, 9, size=(b, ci, h, h))
+    wf = rng.normal(0, 0.05, (co, ci, k, k)).astype(np.float32)
+    wi = rng.integers(-128, 128, (co, ci, k, k)).astype(np.int8)
+    pf = Projection("f", "a", "b", "conv", wf, stride=(s, s), padding=(k // 2,) * 2)
+    pi = Projection("i", "a", "b", "conv", wi, stride=(s, s), padding=(k // 2,) * 2)
+    k32, kfx = Kernels("float32"), Kernels("fixed")
+    c64, c32, w64 = counts.astype(np.float64), counts.astype(np.float32), wf.astype(np.float64)
+    fns = {"numpy_float64": lambda: conv2d(c64, w64, pf.stride, pf.padding),
+           "numpy_float32": lambda: conv2d(c32, wf, pf.stride, pf.padding),
+           "onnxruntime_float32": lambda: k32(pf, c32),
+           "fixed_matmul_integer": lambda: kfx(pi, counts, 8),  # counts <= 127: MatMulInteger
+           "fixed_exact_float32": lambda: kfx(pi, counts, 300)}  # > 127: exact float32
+    return fns, conv2d(counts, wi.astype(np.int64), pi.stride, pi.padding)
 
 
 def bench_kernels(reps: int) -> list[dict]:
-    from pseudosnn.compiler.spiking.synapses import conv2d
-
+    """ms per conv: numpy float64/float32 im2col GEMM, onnxruntime Conv float32, and the fixed
+    point kernels (MatMulInteger; exact float32), on counts 0..8 (1 thread, interleaved)."""
     rng = np.random.default_rng(0)
-    w = rng.normal(size=(128, 128, 3, 3)).astype(np.float32)
     rows = []
-    for rho in (0.01, 0.05, 0.2):
-        s = rng.random((64, 128, 8, 8)) < rho
-        fns = {"gemm": lambda s=s: conv2d(s.astype(np.float32), w, (1, 1), (1, 1)),
-               "events": lambda s=s: conv_events(s, w, 1)}
-        np.testing.assert_allclose(fns["events"](), fns["gemm"](), atol=1e-3)
-        t = {"gemm": [], "events": []}
-        for _ in range(reps):
-            for name, fn in fns.items():
-                t0 = time.perf_counter()
-                fn()
-                t[name].append(time.perf_counter() - t0)
-        rows.append({"activity": rho, **{f"{k}_ms": 1e3 * statistics.median(v)
-                                         for k, v in t.items()}})
-        print(f"conv 128->128 3x3 on 64x128x8x8 spikes, activity {rho:4.0%}: GEMM "
-              f"{rows[-1]['gemm_ms']:.1f} ms, event list {rows[-1]['events_ms']:.1f} ms")
+    for name, *shape in KERNEL_LAYERS:
+        fns, exact = _kernel_contenders(*shape, rng)
+        t = {n: [] for n in fns}
+        with threads.using(1):
+            assert np.array_equal(fns["fixed_matmul_integer"](), exact)
+            assert np.array_equal(fns["fixed_exact_float32"](), exact)
+            for _ in range(reps):
+                for n, fn in fns.items():
+                    c0 = time.process_time()
+                    fn()
+                    t[n].append(time.process_time() - c0)
+        ms = {n: 1e3 * statistics.median(v) for n, v in t.items()}
+        rows.append({"layer": name, "ms": ms})
+        print(f"{name:28s} " + "  ".join(f"{n} {v:7.2f}" for n, v in ms.items()), flush=True)
     return rows
 
 
-# --- measurement ----------------------------------------------------------------------
-def bench_network(name: str, graph: SpikingGraph, x: np.ndarray, reps: int,
-                  art_dir: Path | None, onnx_bytes: bytes | None = None,
-                  with_lava: bool = True) -> dict:
-    import torch
+# --- Ray ----------------------------------------------------------------------------------
+def bench_ray(net: dict, n_batches: int, reps: int) -> dict:
+    """``simulate_dataset`` on a local Ray instance with 1 and with 2 workers (one thread per
+    task), ``reps`` alternating runs each (Ray's start-up excluded: a warm-up batch per
+    worker first); the counts must be the same bit for bit."""
+    import ray
+    from pseudosnn.simulator.sharding import simulate_dataset
 
-    torch.set_num_threads(1)
-    ort_run = ort_session(onnx_bytes or graph_to_onnx(graph).SerializeToString())
-    torch_run = torch_time_loop(graph)
-    contenders = {
-        "simulator": lambda: simulate(graph, x),
-        "simulator_float32": lambda: simulate(graph, x, precision="float32"),
-        "onnxruntime": lambda: ort_run(x),
-        "torch_time_loop": lambda: torch_run(x),
-    }
-    if onnx_bytes is not None:  # also the ONNX of the compiled graph's own projections
-        ort_graph = ort_session(graph_to_onnx(graph).SerializeToString())
-        contenders["onnxruntime_same_projections"] = lambda: ort_graph(x)
-    fixed = fixed_point_version(graph)
-    if fixed is not None:
-        contenders["simulator_fixed_point"] = lambda: simulate(fixed, x)
-    # correctness first: everyone computes the same network
-    ref = simulate(graph, x)
-    agree = {
-        "onnxruntime_argmax_agreement": float(np.mean(ort_run(x).argmax(1) ==
-                                                      ref.output.argmax(1))),
-        "torch_argmax_agreement": float(np.mean(torch_run(x).argmax(1) == ref.output.argmax(1))),
-        "onnxruntime_max_abs_readout_diff": float(np.abs(ort_run(x) - ref.output).max()),
-        "torch_max_abs_readout_diff": float(np.abs(torch_run(x) - ref.output).max()),
-    }
-    times: dict[str, list[float]] = {k: [] for k in contenders}
-    wall: dict[str, list[float]] = {k: [] for k in contenders}
-    for fn in contenders.values():  # warm-up
-        fn()
-    for _ in range(reps):  # interleaved repetitions
-        for k, fn in contenders.items():
-            t0, w0 = time.process_time(), time.perf_counter()
-            fn()
-            times[k].append(time.process_time() - t0)
-            wall[k].append(time.perf_counter() - w0)
-    # CPU time of this (single-threaded) process: robust to other jobs on a shared machine
-    med = {k: statistics.median(v) for k, v in times.items()}
-    row = {
-        "network": name, "batch": int(x.shape[0]), "reps": reps,
-        "latency_steps": graph.latency_steps,
-        "T": {p.name: float(np.mean(p.timesteps)) for p in graph.populations},
-        "timing": "median CPU seconds of this process (all contenders single-threaded)",
-        "seconds_per_batch": med,
-        "wall_seconds_per_batch": {k: statistics.median(v) for k, v in wall.items()},
-        "images_per_s": {k: x.shape[0] / v for k, v in med.items()},
-        "simulator_over_onnxruntime_time": {
-            k: med[k] / med["onnxruntime"] for k in med if k.startswith("simulator")},
-        "torch_loop_over_simulator_time": {
-            k: med["torch_time_loop"] / med[k] for k in med if k.startswith("simulator")},
-        **agree,
-    }
-    fn, why = lava_hook()
-    if fn is not None and art_dir is not None and with_lava:
-        n_lava = min(4, x.shape[0])
-        lava_s = fn(art_dir, x[:n_lava])
-        sim_wall = row["wall_seconds_per_batch"]["simulator"] / x.shape[0]
-        row["lava_seconds_per_sample"] = lava_s
-        row["lava_timing"] = ("wall seconds per sample while Lava steps the network, start-up "
-                              f"excluded, {n_lava} samples (benchmarks/lava_timing.py)")
-        row["images_per_s"]["lava"] = 1.0 / lava_s
-        row["lava_over_simulator_wall_time"] = lava_s / sim_wall
-    else:
-        row["lava"] = why or "not run on this network (a small network only; --lava-on-random)"
-    return row
+    g = artifact.load(net["artifact"])
+    b = net["batch"]
+    x = np.random.default_rng(1).normal(size=(n_batches * b, *g.input.sample_shape))
+    times: dict[int, list[float]] = {1: [], 2: []}
+    tallies = {}
+    for _ in range(reps):
+        for workers in (1, 2):
+            ray.init(num_cpus=workers, include_dashboard=False, log_to_driver=False,
+                     logging_level="ERROR")
+            try:
+                simulate_dataset(g, x[:workers * b], batch_size=b, cluster="ray", threads=1)
+                t0 = time.perf_counter()
+                tallies[workers] = simulate_dataset(g, x, batch_size=b, cluster="ray",
+                                                    threads=1)
+                times[workers].append(time.perf_counter() - t0)
+            finally:
+                ray.shutdown()
+    one, two = tallies[1], tallies[2]
+    same = one.output.tobytes() == two.output.tobytes() and one.sops == two.sops and all(
+        np.array_equal(one.spikes[k], two.spikes[k]) for k in one.spikes)
+    med = {w: statistics.median(v) for w, v in times.items()}
+    return {"samples": int(x.shape[0]), "batch": b, "wall_seconds": med,
+            "images_per_s": {w: x.shape[0] / v for w, v in med.items()},
+            "speedup_2_workers": med[1] / med[2], "counts_bit_identical": bool(same),
+            "load_average": os.getloadavg()[0]}
 
 
-def build_digits_cnn(out: Path) -> Path:
-    """Train the digits CNN config and compile it (float, rate coupling) with the CLI."""
-    import subprocess
-    import sys
-
-    repo = Path(__file__).resolve().parents[1]
-    bindir = Path(sys.executable).parent
-    subprocess.run([bindir / "pseudosnn", "train", "--config",
-                    repo / "configs" / "digits" / "cnn.yaml", "--out", out / "run"], check=True)
-    subprocess.run([bindir / "pseudosnn-compile", out / "run" / "last.pth", "-o", out / "cnn"],
-                   check=True)
-    return out / "cnn"
-
-
+# --- report ---------------------------------------------------------------------------------
 def print_table(rows: list[dict]) -> None:
-    """images/s per contender; then time ratios (sim/ort: target <= 2; torch/sim: >= 3)."""
-    cols = ["simulator", "simulator_float32", "simulator_fixed_point", "onnxruntime",
-            "onnxruntime_same_projections", "torch_time_loop", "lava"]
     for r in rows:
-        print(f"\n{r['network']} (batch {r['batch']}, {r['latency_steps']} steps)")
-        ips = r["images_per_s"]
-        for c in cols:
-            if c not in ips:
-                print(f"  {c:<30}{'n/a':>12}")
-                continue
-            line = f"  {c:<30}{ips[c]:>10.3g}/s"
-            if c.startswith("simulator"):
-                vs_ort = r["simulator_over_onnxruntime_time"][c]
-                vs_torch = r["torch_loop_over_simulator_time"][c]
-                line += (f"   time vs onnxruntime {vs_ort:5.2f}x"
-                         f"   torch loop time / this {vs_torch:5.2f}x")
-            print(line)
+        print(f"\n{r['network']} (batch {r['batch']}, {r['latency_steps']} steps, stream "
+              f"populations: {len(r['stream_populations'])}; load {r['load_average_during']})")
+        mem = r.get("memory", {})
+        for n, per in r["threads"].items():
+            print(f"  {n} thread(s)")
+            for c in CONTENDERS:
+                line = (f"    {c:<24}{per['images_per_s'][c]:>10.3g} img/s   "
+                        f"time/ort {per['over_onnxruntime'][c]:6.2f}")
+                if c in per["torch_loop_over"]:
+                    line += f"   torch/this {per['torch_loop_over'][c]:6.2f}"
+                m = mem.get(n, {}).get(c, {})
+                if "peak_rss_bytes" in m:
+                    line += f"   peak {m['peak_rss_bytes'] / 2**20:7.0f} MiB"
+                    line += f" ({m['over_onnxruntime']:.2f}x ort)" if "over_onnxruntime" in m \
+                        else ""
+                print(line)
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--artifact", type=Path, action="append", default=[],
-                    help="compiled artifact(s) to benchmark (e.g. a digits CNN)")
-    ap.add_argument("--build-digits-cnn", type=Path, metavar="DIR",
-                    help="train configs/digits/cnn.yaml and compile it into DIR/cnn first "
-                         "(about a minute), then benchmark that artifact")
-    ap.add_argument("--batch", type=int, default=64)
+    ap.add_argument("--only", nargs="*", choices=list(NETWORKS), help="networks (default all)")
     ap.add_argument("--reps", type=int, default=5)
-    ap.add_argument("--no-random", action="store_true", help="skip the CIFAR-sized network")
-    ap.add_argument("--lava-on-random", action="store_true",
-                    help="also run Lava on the CIFAR-sized network (~30 s per sample)")
-    ap.add_argument("--no-lava", action="store_true",
-                    help="skip the Lava column (e.g. to time another checkout of the package)")
-    ap.add_argument("--kernels", action="store_true",
-                    help="also time the conv kernel choice (GEMM vs event list)")
+    ap.add_argument("--threads-all", type=int, default=threads.cores(),
+                    help="the 'all threads' setting (default: every core)")
+    ap.add_argument("--work", type=Path, default=Path(tempfile.gettempdir()) / "pseudosnn-bench",
+                    help="where the compiled networks are kept between runs")
+    ap.add_argument("--no-memory", action="store_true", help="skip the peak-RSS probes")
+    ap.add_argument("--kernels", action="store_true", help="also time the conv kernels")
+    ap.add_argument("--ray", metavar="NET", choices=list(NETWORKS),
+                    help="also time simulate --cluster ray with 1 and 2 local workers on NET")
+    ap.add_argument("--ray-batches", type=int, default=8)
+    ap.add_argument("--probe", nargs=3, metavar=("NET", "CONTENDER", "THREADS"),
+                    help=argparse.SUPPRESS)
     ap.add_argument("--out", type=Path, default=RESULTS)
     args = ap.parse_args()
-    rng = np.random.default_rng(0)
+    args.work.mkdir(parents=True, exist_ok=True)
+    if args.probe:
+        net, c, n = args.probe
+        print(json.dumps(probe(build_networks(args.work, [net])[net], c, int(n))))
+        return
+    names = args.only or list(NETWORKS)
+    nets = build_networks(args.work, names)
     rows = []
-    if args.build_digits_cnn:
-        args.artifact.append(build_digits_cnn(args.build_digits_cnn))
-    for art in args.artifact:
-        g = artifact.load(art)
-        if art.joinpath("model.onnx").is_file():
-            onnx_bytes = art.joinpath("model.onnx").read_bytes()
-        else:
-            onnx_bytes = None
-        if g.input.shape == (1, 8, 8):
-            from pseudosnn.simulator.datasets import load_digits_test
-
-            x = load_digits_test().x[: args.batch]
-        else:
-            x = rng.normal(size=(args.batch, *g.input.shape))
-        rows.append(bench_network(f"compiled {art.name}", g, x, args.reps, art, onnx_bytes,
-                                  with_lava=not args.no_lava))
-        rows[-1]["artifact"] = str(art)
-        rows[-1]["onnx_source"] = "artifact model.onnx" if onnx_bytes else "built from graph"
-    if not args.no_random:
-        g = cifar_like_graph()
-        x = rng.normal(0, 1, size=(args.batch, 3, 32, 32))
-        with tempfile.TemporaryDirectory() as tmp:
-            art = artifact.save(g, Path(tmp) / "cifar_like")
-            rows.append(bench_network("random cifar-like cnn", g, x, args.reps, art,
-                                      with_lava=args.lava_on_random))
-        rows[-1]["onnx_source"] = "built from graph"
-    print_table(rows)
-    result = {"rows": rows, "threads": 1, "cpu_count": os.cpu_count()}
+    for name in names:
+        print(f"timing {name} ...", flush=True)
+        row = time_network(name, nets[name], args.reps, args.threads_all)
+        _load.cache_clear()  # one network's contenders at a time in memory
+        _torch_loop.cache_clear()
+        if not args.no_memory:
+            row["memory"] = {str(n): memory(name, args.work, n)
+                             for n in sorted({1, args.threads_all})}
+        rows.append(row)
+        print_table([row])
+    result = {"rows": rows, "cpu_count": os.cpu_count(), "cores": threads.cores(),
+              "targets": TARGETS}
+    if args.only and args.out.is_file():  # a partial rerun keeps the other networks' rows
+        old = json.loads(args.out.read_text())
+        result = {**old, **result, "rows": [r for r in old.get("rows", [])
+                                             if r["network"] not in names] + rows}
     if args.kernels:
-        result["conv_kernel_choice"] = bench_kernels(max(1, args.reps // 2))
+        result["kernels"] = bench_kernels(max(3, args.reps))
+    if args.ray:
+        net = build_networks(args.work, [args.ray])[args.ray]
+        result["ray"] = {"network": args.ray, **bench_ray(net, args.ray_batches,
+                                                           max(1, args.reps // 2))}
+        print(f"ray: {result['ray']}")
     write_atomic(args.out, json.dumps(result, indent=1) + "\n")
     print(f"wrote {args.out}")
 

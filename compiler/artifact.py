@@ -6,14 +6,18 @@ Layout::
       manifest.json   format version, toolchain version, target, sha256 of every file
       graph.json      nodes, spike pools and projections (names, shapes, scalars,
                       schedule); the input (event frames, analog stem)
-      weights.npz     every array (weights, biases, T, event scales, the stem's conv),
-                      keyed by node;
-                      integers in the narrowest exact type (int64 again on load); a conv
-                      kernel constant on stride-sized blocks (a fused avgpool+conv) as its
-                      block kernel and a global-pool+linear matrix per channel, both
-                      expanded exactly on load; weights shared by several projections
-                      (residual summands) once
-      model.onnx      the rate-equivalent ONNX model (optional, written by the compiler)
+      weights.npz     every array (weights, factors, biases, T, event scales, the stem's
+                      conv), keyed by node, each in its narrowest exact type (float32 where
+                      every value is a float32, int8 fixed-point weights; T, biases and the
+                      stem widened again on load, weights and trained bases kept narrow in
+                      memory); a projection's trained factors rather than its composed
+                      weight; a materialised conv kernel constant on stride-sized blocks (a
+                      fused avgpool+conv) as its block kernel and a global-pool+linear
+                      matrix per channel, both expanded exactly on load; arrays shared by
+                      several projections (residual summands) once
+      model.onnx      the rate-equivalent ONNX model of the trained layers (optional,
+                      written by the compiler); a trained base that is one of its
+                      initializers is stored there only (``"onnx:<name>"`` in graph.json)
       ...             backend extras (e.g. the Lava entry point), hashed as well
 
 Writing is atomic (a temporary sibling directory swapped into place) and replaces only
@@ -42,6 +46,7 @@ from pseudosnn.compiler.atomic import (
 )
 from pseudosnn.compiler.spiking.graph import (
     AnalogStem,
+    Factors,
     GraphError,
     InputNode,
     Population,
@@ -49,21 +54,24 @@ from pseudosnn.compiler.spiking.graph import (
     Readout,
     SpikePool,
     SpikingGraph,
+    read_only,
     validate,
 )
-from pseudosnn.compiler.spiking.synapses import block_kernel
+from pseudosnn.compiler.spiking.synapses import block_kernel, global_pool_columns
 
 from pseudosnn import __version__
 from pseudosnn.errors import PseudoSNNError, UsageError
 
-FORMAT_VERSION = 5
+FORMAT_VERSION = 6
 """2: ``units_per_float`` (was ``scale``), the trained layers in ``meta``; 3: spike pools,
 the input's event frames and analog stem; 4: and every population's dynamics (``du``,
-``dv``, ``v_reset``, ``fire``); 5: the readout's ``decay`` (a leaky readout), every
-record field written (None where absent) and read without defaults."""
+``dv``, ``v_reset``, ``fire``); 5: projections' trained factors, arrays in their narrowest
+exact type, bases shared with ``model.onnx``; 6: the readout's ``decay`` (a leaky readout),
+every record field written (None where absent) and read without defaults."""
 MANIFEST = "manifest.json"
 GRAPH = "graph.json"
 WEIGHTS = "weights.npz"
+ONNX_FILE = "model.onnx"
 
 
 class ArtifactError(PseudoSNNError, RuntimeError):
@@ -82,96 +90,112 @@ def sha256(path: Path) -> str:
     return h.hexdigest()
 
 
-def graph_to_records(graph: SpikingGraph) -> tuple[dict, dict[str, np.ndarray]]:
-    """Split a graph into a JSON-able description and a dict of named arrays."""
-    arrays: dict[str, np.ndarray] = {}
+PROJECTION_FIELDS = ("name", "source", "target", "kind", "stride", "padding", "groups",
+                     "delay", "weight_exp")
+ONNX_REF = "onnx:"
+
+
+class ArrayStore:
+    """The arrays of an artifact being written: each distinct content stored once; those
+    found in ``shared`` (content key -> (key, location)) are located there instead."""
+
+    def __init__(self, shared: dict[tuple, tuple[str, dict]] | None = None):
+        self.arrays: dict[str, np.ndarray] = {}
+        self.shared = dict(shared or {})
+        self.located: dict[str, dict] = {}  # shared key -> location, of those used
+        self._first: dict[tuple, str] = {}
+
+    def put(self, key: str, a: np.ndarray) -> str:
+        """Store ``a`` under ``key`` unless the same content is stored (or shared) already;
+        returns where it lives."""
+        a = _narrowest(np.asarray(a))
+        content = _content_key(a)
+        if content in self.shared:
+            name, loc = self.shared[content]
+            self.located[name] = loc
+            return name
+        where = self._first.setdefault(content, key)
+        if where == key:
+            self.arrays[key] = a
+        return where
+
+
+def _content_key(a: np.ndarray) -> tuple:
+    return a.shape, a.dtype.str, hashlib.sha256(np.ascontiguousarray(a).data).digest()
+
+
+def graph_to_records(graph: SpikingGraph, shared: dict[tuple, tuple[str, dict]] | None = None
+                     ) -> tuple[dict, dict[str, np.ndarray]]:
+    """Split a graph into a JSON-able description and a dict of named arrays. ``shared``:
+    content key -> (``"onnx:<initializer>"``, location) of arrays stored in ``model.onnx``."""
+    store = ArrayStore(shared)
     pops = []
     for p in graph.populations:
         rec = {k: v for k, v in asdict(p).items() if k not in ("timesteps", "bias")}
         rec["shape"] = list(p.shape)
-        arrays[f"pop/{p.name}/timesteps"] = np.asarray(p.timesteps, dtype=np.int64)
-        arrays[f"pop/{p.name}/bias"] = np.asarray(p.bias)
+        store.arrays[f"pop/{p.name}/timesteps"] = _narrowest(np.asarray(p.timesteps, np.int64))
+        store.arrays[f"pop/{p.name}/bias"] = _narrowest(np.asarray(p.bias))
         pops.append(_plain(rec))
-    projs = []
-    first_with: dict[tuple, str] = {}  # weight content -> first projection that has it
-    for pr in graph.projections:
-        rec = {k: v for k, v in asdict(pr).items() if k not in ("weight", "event_scale")}
-        rec["has_event_scale"] = pr.event_scale is not None
-        w = np.asarray(pr.weight)
-        key = (w.shape, w.dtype.str, hashlib.sha256(np.ascontiguousarray(w).data).digest())
-        rec["weight_of"] = first_with.setdefault(key, pr.name)
-        rec["weight_block"] = rec["weight_spatial_repeat"] = None
-        if rec["weight_of"] == pr.name:  # SEW/residual summands share weights: store once
-            block = block_kernel(w, pr.stride) if pr.kind == "conv" else None
-            rec["weight_block"] = None if block is None else list(pr.stride)
-            per_channel = _global_pool_columns(w, graph.shape_of(pr.source)) \
-                if pr.kind == "dense" else None
-            rec["weight_spatial_repeat"] = None if per_channel is None \
-                else int(w.shape[1] // per_channel.shape[1])
-            arrays[f"proj/{pr.name}/weight"] = block if block is not None \
-                else per_channel if per_channel is not None else w
-        if pr.event_scale is not None:
-            arrays[f"proj/{pr.name}/event_scale"] = np.asarray(pr.event_scale)
-        projs.append(_plain(rec))
+    projs = [_projection_record(graph, pr, store) for pr in graph.projections]
     ro = graph.readout
-    arrays[f"readout/{ro.name}/bias"] = np.asarray(ro.bias)
+    store.arrays[f"readout/{ro.name}/bias"] = _narrowest(np.asarray(ro.bias))
     desc = {
-        "input": input_record(graph.input, arrays),
-        "pools": pool_records(graph.pools, arrays),
+        "input": input_record(graph.input, store),
+        "pools": pool_records(graph.pools, store),
         "populations": pops,
         "readout": {"name": ro.name, "shape": list(ro.shape),
                     "units_per_float": ro.units_per_float, "decay": ro.decay},
         "projections": projs,
         "fixed_point": graph.fixed_point,
         "meta": _plain(graph.meta),
+        "in_onnx": store.located,
     }
-    return desc, arrays
+    return desc, store.arrays
+
+
+def _projection_record(graph: SpikingGraph, pr: Projection, store: ArrayStore) -> dict:
+    rec = {k: getattr(pr, k) for k in PROJECTION_FIELDS}
+    rec["event_scale"] = None if pr.event_scale is None else \
+        store.put(f"proj/{pr.name}/event_scale", pr.event_scale)
+    rec["factors"] = rec["weight"] = rec["weight_block"] = rec["weight_spatial_repeat"] = None
+    if pr.factors is not None:
+        rec["factors"] = factors_record(pr, store)
+        return _plain(rec)
+    w = np.asarray(pr.weight)
+    block = block_kernel(w, pr.stride) if pr.kind == "conv" else None
+    per_channel = global_pool_columns(w, graph.shape_of(pr.source)) \
+        if pr.kind == "dense" else None
+    rec["weight_block"] = None if block is None else list(pr.stride)
+    rec["weight_spatial_repeat"] = None if per_channel is None \
+        else int(w.shape[1] // per_channel.shape[1])
+    rec["weight"] = store.put(f"proj/{pr.name}/weight", block if block is not None
+                              else per_channel if per_channel is not None else w)
+    return _plain(rec)
 
 
 def graph_from_records(desc: dict, arrays) -> SpikingGraph:
-    """Inverse of :func:`graph_to_records`."""
+    """Inverse of :func:`graph_to_records` (``arrays``: key -> array, ``"onnx:..."`` keys
+    included when a base lives in ``model.onnx``)."""
     pops = []
     for rec in desc["populations"]:
         name = rec["name"]
         pops.append(Population(
             name=name, shape=tuple(rec["shape"]),
-            timesteps=np.asarray(arrays[f"pop/{name}/timesteps"]),
-            threshold=rec["threshold"], bias=np.asarray(arrays[f"pop/{name}/bias"]),
+            timesteps=_widened(arrays[f"pop/{name}/timesteps"]),
+            threshold=rec["threshold"], bias=_widened(arrays[f"pop/{name}/bias"]),
             v0=rec["v0"], coupling=rec["coupling"], reset=rec["reset"],
             start=int(rec["start"]), units_per_float=float(rec["units_per_float"]),
             du=float(rec["du"]), dv=float(rec["dv"]), v_reset=rec["v_reset"], fire=rec["fire"],
         ))
-    projs = []
-    weights: dict[str, np.ndarray] = {}
-    for rec in desc["projections"]:
-        name = rec["name"]
-        es = arrays[f"proj/{name}/event_scale"] if rec["has_event_scale"] else None
-        owner = rec["weight_of"]
-        if owner != name:
-            weight = weights[owner]
-        else:
-            weight = np.asarray(arrays[f"proj/{name}/weight"])
-            if rec["weight_block"]:  # stored as its block kernel: expand, exactly
-                s0, s1 = rec["weight_block"]
-                weight = np.repeat(np.repeat(weight, s0, axis=2), s1, axis=3)
-            if rec["weight_spatial_repeat"]:  # stored per channel: expand, exactly
-                weight = np.repeat(weight, rec["weight_spatial_repeat"], axis=1)
-        weights[name] = weight
-        projs.append(Projection(
-            name=name, source=rec["source"], target=rec["target"], kind=rec["kind"],
-            weight=weight,
-            stride=tuple(rec["stride"]), padding=tuple(rec["padding"]),
-            groups=int(rec["groups"]), delay=int(rec["delay"]),
-            weight_exp=int(rec["weight_exp"]),
-            event_scale=None if es is None else np.asarray(es),
-        ))
+    loaded = LoadedArrays(arrays)
+    projs = [_projection_from_record(rec, loaded) for rec in desc["projections"]]
     ro = desc["readout"]
     return SpikingGraph(
-        input=input_from_record(desc["input"], arrays),
-        pools=pools_from_records(desc["pools"], arrays),
+        input=input_from_record(desc["input"], loaded),
+        pools=pools_from_records(desc["pools"], loaded),
         populations=tuple(pops),
         readout=Readout(name=ro["name"], shape=tuple(ro["shape"]),
-                        bias=np.asarray(arrays[f"readout/{ro['name']}/bias"]),
+                        bias=_widened(arrays[f"readout/{ro['name']}/bias"]),
                         units_per_float=float(ro["units_per_float"]),
                         decay=float(ro["decay"])),
         projections=tuple(projs),
@@ -180,75 +204,125 @@ def graph_from_records(desc: dict, arrays) -> SpikingGraph:
     )
 
 
-def input_record(node: InputNode, arrays: dict[str, np.ndarray]) -> dict:
-    """The input's description; the analog stem's arrays go to ``arrays``."""
-    rec = {"name": node.name, "shape": list(node.shape), "frames": node.frames, "stem": None}
+class LoadedArrays:
+    """Arrays by key, each made read-only once, so that projections storing the same key
+    share one array (and the factorised summands of one layer share its base)."""
+
+    def __init__(self, arrays):
+        self.arrays = arrays
+        self._seen: dict[str, np.ndarray] = {}
+
+    def __call__(self, key: str, widen: bool = False) -> np.ndarray:
+        if key not in self._seen:
+            a = np.asarray(self.arrays[key])
+            self._seen[key] = read_only(_widened(a) if widen else a)
+        return self._seen[key]
+
+
+def _projection_from_record(rec: dict, loaded: LoadedArrays) -> Projection:
+    common = dict(name=rec["name"], source=rec["source"], target=rec["target"],
+                  kind=rec["kind"], stride=tuple(rec["stride"]), padding=tuple(rec["padding"]),
+                  groups=int(rec["groups"]), delay=int(rec["delay"]),
+                  weight_exp=int(rec["weight_exp"]),
+                  event_scale=None if rec["event_scale"] is None
+                  else loaded(rec["event_scale"], True))
+    if rec["factors"] is not None:
+        return Projection(**common, factors=factors_from_record(rec["factors"], loaded))
+    weight = loaded(rec["weight"])
+    if rec["weight_block"]:  # stored as its block kernel: expand, exactly
+        s0, s1 = rec["weight_block"]
+        weight = np.repeat(np.repeat(weight, s0, axis=2), s1, axis=3)
+    if rec["weight_spatial_repeat"]:  # stored per channel: expand, exactly
+        weight = np.repeat(weight, rec["weight_spatial_repeat"], axis=1)
+    return Projection(**common, weight=weight)
+
+
+def factors_record(pr: Projection, store: ArrayStore) -> dict:
+    """The trained factors of ``pr`` (which has them); their arrays go to ``store``."""
+    f = pr.factors
+    return _plain({
+        "base": store.put(f"proj/{pr.name}/base", f.base), "pool": f.pool,
+        "source_shape": list(f.source_shape),
+        **{k: None if getattr(f, k) is None else store.put(f"proj/{pr.name}/{k}", getattr(f, k))
+           for k in ("in_scale", "out_scale")}})
+
+
+def factors_from_record(f: dict, loaded: LoadedArrays) -> Factors:
+    """Inverse of :func:`factors_record`."""
+    return Factors(loaded(f["base"]),
+                   None if f["in_scale"] is None else loaded(f["in_scale"], True),
+                   None if f["out_scale"] is None else loaded(f["out_scale"], True),
+                   None if f["pool"] is None else tuple(tuple(v) for v in f["pool"]),
+                   tuple(f["source_shape"]))
+
+
+def input_record(node: InputNode, store: ArrayStore) -> dict:
+    """The input's description; the analog stem's arrays go to ``store``."""
+    rec = {"name": node.name, "shape": list(node.shape), "frames": node.frames, "stem": None,
+           "stem_arrays": None}
     if node.stem is not None:
         rec["stem"] = _plain({k: v for k, v in asdict(node.stem).items()
                               if k not in AnalogStem._ARRAYS})
-        for key in AnalogStem._ARRAYS:
-            if getattr(node.stem, key) is not None:
-                arrays[f"stem/{key}"] = np.asarray(getattr(node.stem, key))
+        rec["stem_arrays"] = {key: store.put(f"stem/{key}", getattr(node.stem, key))
+                              for key in AnalogStem._ARRAYS
+                              if getattr(node.stem, key) is not None}
     return rec
 
 
-def input_from_record(rec: dict, arrays) -> InputNode:
+def input_from_record(rec: dict, loaded: LoadedArrays) -> InputNode:
     """Inverse of :func:`input_record`."""
     stem = None
     if rec["stem"] is not None:
         s = {k: tuple(v) if isinstance(v, list) else v for k, v in rec["stem"].items()}
-        stem = AnalogStem(**s, **{k: np.asarray(arrays[f"stem/{k}"])
-                                  for k in AnalogStem._ARRAYS if f"stem/{k}" in arrays})
+        stem = AnalogStem(**s, **{k: loaded(where, True)
+                                  for k, where in rec["stem_arrays"].items()})
     return InputNode(shape=tuple(rec["shape"]), name=rec["name"],
                      frames=int(rec["frames"]), stem=stem)
 
 
-def pool_records(pools, arrays: dict[str, np.ndarray]) -> list[dict]:
-    """The spike pools' descriptions; their ``timesteps`` go to ``arrays``."""
+def pool_records(pools, store: ArrayStore) -> list[dict]:
+    """The spike pools' descriptions; their ``timesteps`` go to ``store``."""
     out = []
     for p in pools:
-        arrays[f"pool/{p.name}/timesteps"] = np.asarray(p.timesteps, dtype=np.int64)
+        store.arrays[f"pool/{p.name}/timesteps"] = _narrowest(np.asarray(p.timesteps, np.int64))
         out.append(_plain({k: v for k, v in asdict(p).items() if k != "timesteps"}))
     return out
 
 
-def pools_from_records(records: list[dict], arrays) -> tuple[SpikePool, ...]:
+def pools_from_records(records: list[dict], loaded: LoadedArrays) -> tuple[SpikePool, ...]:
     """Inverse of :func:`pool_records`."""
     return tuple(SpikePool(**{k: tuple(v) if isinstance(v, list) else v
                               for k, v in rec.items()},
-                           timesteps=np.asarray(arrays[f"pool/{rec['name']}/timesteps"]))
+                           timesteps=loaded(f"pool/{rec['name']}/timesteps", True))
                  for rec in records)
 
 
-def _global_pool_columns(w: np.ndarray, source_shape: tuple[int, ...]) -> np.ndarray | None:
-    """``W_c`` (out, C) if the dense matrix ``w`` (out, C*H*W) acting on a (C, H, W) source
-    is ``repeat(W_c, H*W, axis=1)``, i.e. global average pooling fused into a linear layer;
-    else None."""
-    if len(source_shape) != 3 or source_shape[1] * source_shape[2] == 1:
-        return None
-    c = source_shape[0]
-    w3 = w.reshape(w.shape[0], c, -1)
-    if not np.array_equal(w3, np.broadcast_to(w3[:, :, :1], w3.shape)):
-        return None
-    return np.ascontiguousarray(w3[:, :, 0])
-
-
 def _narrowest(a: np.ndarray) -> np.ndarray:
-    """Integer arrays (fixed-point weights, T) stored in the smallest signed type that
-    holds them exactly; int8 weights take 1 byte instead of 8."""
+    """``a`` in the smallest type that holds every value exactly: signed integers (int8
+    fixed-point weights take 1 byte instead of 8), float32 for floats that are all float32
+    values (weights trained in float32)."""
     a = np.asarray(a)
-    if not np.issubdtype(a.dtype, np.integer) or a.size == 0:
+    if a.size == 0:
         return a
-    lo, hi = int(a.min()), int(a.max())
-    for t in (np.int8, np.int16, np.int32):
-        if np.iinfo(t).min <= lo and hi <= np.iinfo(t).max:
-            return a.astype(t)
+    if np.issubdtype(a.dtype, np.integer):
+        lo, hi = int(a.min()), int(a.max())
+        for t in (np.int8, np.int16, np.int32):
+            if np.iinfo(t).min <= lo and hi <= np.iinfo(t).max:
+                return a.astype(t)
+        return a
+    if a.dtype == np.float64:
+        narrow = a.astype(np.float32)
+        if np.array_equal(narrow.astype(np.float64), a):
+            return narrow
     return a
 
 
 def _widened(a: np.ndarray) -> np.ndarray:
-    """Inverse of :func:`_narrowest`: every integer array is int64 in memory."""
-    return a.astype(np.int64) if np.issubdtype(a.dtype, np.integer) else a
+    """Integers as int64 and floats as float64 (T, biases, scales: the arithmetic's types);
+    weights and bases are not widened."""
+    if np.issubdtype(a.dtype, np.integer):
+        return a.astype(np.int64)
+    return a.astype(np.float64) if np.issubdtype(a.dtype, np.floating) else a
 
 
 def _plain(obj):
@@ -264,6 +338,39 @@ def _plain(obj):
     return obj
 
 
+def _onnx_initializers(model: bytes | None) -> dict[tuple, tuple[str, dict]]:
+    """Content key -> (``"onnx:<name>"``, where its bytes lie in ``model``) of every float32
+    initializer stored as raw data: the protobuf keeps raw bytes verbatim, in order."""
+    if not model:
+        return {}
+    import onnx
+    from onnx import numpy_helper
+
+    found, pos = {}, 0
+    for t in onnx.load_from_string(model).graph.initializer:
+        if t.data_type != onnx.TensorProto.FLOAT or not t.raw_data:
+            continue
+        at = model.find(t.raw_data, pos)
+        if at < 0:
+            continue
+        pos = at + len(t.raw_data)
+        a = numpy_helper.to_array(t)
+        found[_content_key(a)] = (f"{ONNX_REF}{t.name}", {
+            "offset": at, "dtype": "<f4", "shape": list(a.shape)})
+    return found
+
+
+def _onnx_arrays(model: bytes, where: dict[str, dict]) -> dict[str, np.ndarray]:
+    """The arrays ``where`` locates in the (hash-checked) ONNX file's bytes (no onnx
+    import: the Lava venv reads artifacts too)."""
+    out = {}
+    for key, loc in where.items():
+        count = int(np.prod(loc["shape"]))
+        a = np.frombuffer(model, dtype=loc["dtype"], count=count, offset=int(loc["offset"]))
+        out[key] = a.reshape(loc["shape"]).copy()
+    return out
+
+
 def save(
     graph: SpikingGraph, out_dir: str | os.PathLike, target: str = "numpy",
     extra_files: dict[str, bytes] | None = None, force: bool = False,
@@ -277,10 +384,10 @@ def save(
     out = check_output(out_dir, force=force, keep=keep)
     tmp = temporary_sibling_dir(out)
     try:
-        desc, arrays = graph_to_records(graph)
+        onnx_model = (extra_files or {}).get(ONNX_FILE)
+        desc, arrays = graph_to_records(graph, _onnx_initializers(onnx_model))
         write_atomic(tmp / GRAPH, json.dumps(desc, indent=1))
-        stored = {k: _narrowest(v) for k, v in arrays.items()}
-        write_atomic_with(tmp / WEIGHTS, lambda f: np.savez(f, **stored))
+        write_atomic_with(tmp / WEIGHTS, lambda f: np.savez(f, **arrays))
         for name, data in (extra_files or {}).items():
             write_atomic(tmp / name, data)
         files = sorted(p.relative_to(tmp).as_posix() for p in tmp.rglob("*") if p.is_file())
@@ -373,7 +480,9 @@ def load(art_dir: str | os.PathLike) -> SpikingGraph:
     try:
         desc = json.loads((root / GRAPH).read_text())
         with np.load(root / WEIGHTS, allow_pickle=False) as npz:
-            arrays = {k: _widened(npz[k]) for k in npz.files}
+            arrays = {k: npz[k] for k in npz.files}
+        if desc.get("in_onnx"):
+            arrays.update(_onnx_arrays((root / ONNX_FILE).read_bytes(), desc["in_onnx"]))
         graph = graph_from_records(desc, arrays)
     except KeyError as exc:
         raise ArtifactError(f"{root}: {GRAPH} and {WEIGHTS} do not match (missing {exc})") from exc

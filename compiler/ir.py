@@ -29,6 +29,12 @@ Operators and what they compute (``x`` the input value, batch omitted):
                    ``padding``; :func:`.spiking.semantics.constant_current_train`)
 =================  =========================================================================
 
+A ``Conv`` or ``Gemm`` may keep the trained weight ``W`` factorised (the passes fold into
+the factors, not into ``W``): params ``in_scale`` (broadcasts to the input), ``out_scale``
+(per output channel/row) and attr ``pool`` (a zero-padded *sum* pool ``(kernel, stride,
+padding)`` on the input) make it ``out_scale ⊙ (W ⋆ sumpool(in_scale ⊙ x)) + b``;
+:func:`plain` composes such a node into one weight.
+
 Nodes are frozen dataclasses; a pass builds new nodes with :func:`dataclasses.replace`.
 """
 
@@ -111,6 +117,9 @@ def node_shape(node: Node, in_shapes: list[tuple[int, ...]]) -> tuple[int, ...]:
     """Per-sample output shape of ``node`` given its input shapes."""
     x = in_shapes[0]
     op = node.op
+    if op in ("Conv", "Gemm") and node.attrs.get("pool") is not None:
+        (kh, kw), (sh, sw), (ph, pw) = node.attrs["pool"]
+        x = (x[0], _pool_out(x[1], kh, sh, ph), _pool_out(x[2], kw, sw, pw))
     if op == "Conv":
         w = node.params["weight"]
         if len(x) != 3 or w.shape[1] * node.attrs.get("groups", 1) != x[0]:
@@ -317,19 +326,24 @@ def spike_pool_counts(pool: Node, neuron: Node, x: np.ndarray) -> np.ndarray:
 
 def apply_node(node: Node, xs: list[np.ndarray]) -> np.ndarray:
     """Apply one linear operator to batched float64 inputs (Neuron excluded)."""
-    from pseudosnn.compiler.spiking.synapses import conv2d, max_pool
+    from pseudosnn.compiler.spiking.synapses import conv2d, max_pool, sum_pool
 
     x = xs[0]
     op, a, p = node.op, node.attrs, node.params
-    if op == "Conv":
-        y = conv2d(x, np.asarray(p["weight"], np.float64), tuple(a["stride"]), tuple(a["padding"]),
-                   a.get("groups", 1))
-        if p.get("bias") is not None:
-            y = y + np.asarray(p["bias"]).reshape(-1, 1, 1)
-        return y
-    if op == "Gemm":
-        y = x.reshape(x.shape[0], -1) @ np.asarray(p["weight"], np.float64).T
-        return y + np.asarray(p["bias"]) if p.get("bias") is not None else y
+    if op in ("Conv", "Gemm"):
+        if p.get("in_scale") is not None:
+            x = x * np.asarray(p["in_scale"])
+        if a.get("pool") is not None:
+            x = sum_pool(np.asarray(x, np.float64), a["pool"])
+        w = np.asarray(p["weight"], np.float64)
+        if op == "Conv":
+            y = conv2d(x, w, tuple(a["stride"]), tuple(a["padding"]), a.get("groups", 1))
+        else:
+            y = x.reshape(x.shape[0], -1) @ w.T
+        sh = (-1,) + (1,) * (y.ndim - 2)
+        if p.get("out_scale") is not None:
+            y = y * np.asarray(p["out_scale"]).reshape(sh)
+        return y + np.asarray(p["bias"]).reshape(sh) if p.get("bias") is not None else y
     if op == "BatchNorm":
         k = np.asarray(p["gamma"]) / np.sqrt(np.asarray(p["var"]) + a["eps"])
         sh = (-1,) + (1,) * (x.ndim - 2)
@@ -408,6 +422,39 @@ def gemm(name: str, source: str, weight, bias=None) -> Node:
     if bias is not None:
         params["bias"] = np.asarray(bias, dtype=np.float64)
     return Node(name, "Gemm", (source,), params=params)
+
+
+def is_factorised(node: Node) -> bool:
+    return any(node.params.get(k) is not None for k in ("in_scale", "out_scale")) or \
+        node.attrs.get("pool") is not None
+
+
+def plain(node: Node, in_shape: tuple[int, ...]) -> Node:
+    """``node`` (Conv/Gemm) with its factors composed into one weight (the pool fused into
+    the kernel, or for a Gemm into the matrix on the unpooled input), so that it reads
+    ``W' ⋆ x + b``."""
+    from pseudosnn.compiler.spiking.graph import Factors, Projection
+    from pseudosnn.compiler.spiking.synapses import compose
+
+    if node.op not in ("Conv", "Gemm") or not is_factorised(node):
+        return node
+    pool = node.attrs.get("pool")
+    (s1, p1) = ((1, 1), (0, 0)) if pool is None else (pool[1], pool[2])
+    stride, padding = tuple(node.attrs.get("stride", (1, 1))), tuple(node.attrs.get("padding",
+                                                                                      (0, 0)))
+    in_scale = node.params.get("in_scale")
+    pr = Projection(node.name, INPUT, node.name, "conv" if node.op == "Conv" else "dense",
+                    stride=(s1[0] * stride[0], s1[1] * stride[1]),
+                    padding=(p1[0] + padding[0] * s1[0], p1[1] + padding[1] * s1[1]),
+                    groups=int(node.attrs.get("groups", 1)), delay=0,
+                    factors=Factors(np.asarray(node.params["weight"]),
+                                    None if in_scale is None else np.asarray(in_scale),
+                                    node.param("out_scale"), pool, tuple(in_shape)))
+    params = {k: v for k, v in node.params.items() if k not in ("in_scale", "out_scale")}
+    attrs = {k: v for k, v in node.attrs.items() if k != "pool"}
+    if node.op == "Conv":
+        attrs.update(stride=pr.stride, padding=pr.padding)
+    return replace(node, attrs=attrs, params={**params, "weight": np.array(compose(pr))})
 
 
 def adaptive_pool_window(size: int, out: int) -> tuple[int, int] | None:

@@ -15,6 +15,10 @@ reading the analog input or one neuron. Each term becomes a projection:
   only). A population whose neuron asks for stream coupling keeps the request;
   :func:`.passes.schedule.assign_couplings` grants it (and unfolds ``1/T``) or refuses it.
 
+Every projection keeps the trained layer's :class:`~.spiking.graph.Factors` (the term's
+weight, pool and scales, ``f`` folded into ``in_scale``); its deployed geometry is the
+fused one (pool then conv: stride ``s1·s2``, padding ``p1 + p2·s1``).
+
 The neuron's ``scale`` multiplies the rows, its bias plus the terms' biases (times scale)
 become the population bias. Populations keep ``T``, ``θ``, ``v0`` and the neuron's
 dynamics (leak ``du``/``dv``, reset, ``v_reset``, comparison); couplings and the schedule
@@ -29,12 +33,14 @@ from pseudosnn.compiler.passes.scale_fold import _row_factor
 from pseudosnn.compiler.spiking.graph import (
     INPUT,
     AnalogStem,
+    Factors,
     InputNode,
     Population,
     Projection,
     Readout,
     SpikePool,
     SpikingGraph,
+    read_only,
 )
 
 from pseudosnn.errors import PseudoSNNError
@@ -90,6 +96,8 @@ def _stem(graph: ir.Graph, by_name: dict[str, ir.Node]) -> tuple[AnalogStem | No
             "an analog max pool has no event form beyond the encoder; pool spikes (place it "
             "right after a neuron) or use average pooling")
     a = node.attrs
+    if src is not None:  # the trained conv's factors (a folded BN) composed: host side
+        src = ir.plain(src, tuple(graph.input_shape))
     conv = {} if src is None else {
         "weight": src.params["weight"], "bias": src.params.get("bias"),
         "stride": tuple(src.attrs["stride"]), "padding": tuple(src.attrs["padding"]),
@@ -109,27 +117,54 @@ def _spike_pool(node: ir.Node, neuron: ir.Node, shapes) -> SpikePool:
                      padding=tuple(a["padding"]), timesteps=T)
 
 
-def _fold_into_weights(term: ir.Node, f: np.ndarray, src_shape, fixed: bool):
-    """Weights with the source factor ``f`` folded in, and the event_scale left over."""
-    w = np.asarray(term.params["weight"], dtype=np.float64)
-    if f.size == 1:
-        return w * float(f.reshape(())), None
+def _source_scale(term: ir.Node, f: np.ndarray, src_shape, fixed: bool):
+    """The term's ``in_scale`` times the source factor ``f``, and the ``event_scale`` left
+    over (per-neuron ``f`` into a conv cannot be a per-channel input scale)."""
+    own = term.param("in_scale")
+    own = np.ones(()) if own is None else own
     full = np.broadcast_to(f, src_shape)
-    if term.op == "Gemm":
-        return w * full.reshape(1, -1), None
-    per_c = full.reshape(full.shape[0], -1)
-    if np.all(per_c == per_c[:, :1]):  # per channel: fold along each weight's input channel
-        fc = per_c[:, 0]
-        groups = int(term.attrs.get("groups", 1))
-        co, cg = w.shape[:2]
-        og = co // groups
-        idx = (np.arange(co)[:, None] // og) * cg + np.arange(cg)[None, :]
-        return w * fc[idx][:, :, None, None], None
+    per_c = full.reshape(full.shape[0], -1) if len(src_shape) == 3 else None
+    if f.size == 1 or term.op == "Gemm":
+        return own * (f.reshape(()) if f.size == 1 else f), None
+    if np.all(per_c == per_c[:, :1]):  # per channel
+        return own * per_c[:, :1, None], None
     if fixed:
         raise LoweringError(
             f"projection {term.name!r}: per-neuron T feeding a convolution needs a per-event "
             "scale, which fixed point cannot represent; compile in float or use per-channel T")
-    return w, np.array(full)
+    return own, np.array(full)
+
+
+def _projection(t: ir.Node, target: str, src: str, sshape, in_scale, event_scale,
+                bases: dict) -> Projection:
+    """The projection of term ``t`` from ``src`` (values of shape ``sshape``): its trained
+    factors, deployed geometry."""
+    out = t.param("out_scale")
+    in_scale = None if in_scale is None or np.all(np.asarray(in_scale) == 1) else in_scale
+    pool = t.attrs.get("pool")
+    a = t.attrs
+    stride, padding = tuple(a.get("stride", (1, 1))), tuple(a.get("padding", (0, 0)))
+    if pool is not None and t.op == "Conv":
+        (_, s1, p1) = pool
+        padding = (p1[0] + padding[0] * s1[0], p1[1] + padding[1] * s1[1])
+        stride = (s1[0] * stride[0], s1[1] * stride[1])
+    return Projection(
+        name=t.name, source=src, target=target, kind="conv" if t.op == "Conv" else "dense",
+        stride=stride, padding=padding, groups=int(a.get("groups", 1)),
+        delay=0 if src == INPUT else 1, event_scale=event_scale,
+        factors=Factors(_shared(t.params["weight"], bases),
+                        None if in_scale is None else np.asarray(in_scale, np.float64),
+                        None if out is None or np.all(out == 1) else np.asarray(out, np.float64),
+                        None if pool is None else tuple(tuple(map(int, v)) for v in pool),
+                        tuple(sshape)))
+
+
+def _shared(w, bases: dict) -> np.ndarray:
+    """One read-only array per trained weight (the summands of a residual sum keep the
+    trained layer's weight object: their projections share it)."""
+    if id(w) not in bases:
+        bases[id(w)] = (w, read_only(np.asarray(w, np.float64)))
+    return bases[id(w)][1]
 
 
 def lower(graph: ir.Graph, fixed_point: bool = False) -> SpikingGraph:
@@ -139,6 +174,7 @@ def lower(graph: ir.Graph, fixed_point: bool = False) -> SpikingGraph:
     by_name = {n.name: n for n in graph.nodes}
     pops: list[Population] = []
     projs: list[Projection] = []
+    bases: dict[int, tuple] = {}
     stem, stem_node = _stem(graph, by_name)
     pools: dict[str, SpikePool] = {}
 
@@ -147,8 +183,8 @@ def lower(graph: ir.Graph, fixed_point: bool = False) -> SpikingGraph:
         tshape = shapes[value]
         for t in _terms(graph, by_name, value, target):
             src = t.inputs[0]
-            w = np.asarray(t.params["weight"], np.float64)
-            es = None
+            in_scale, es = t.param("in_scale"), None
+            src_shape = shapes[src]
             if src == INPUT and stem is not None:
                 raise LoweringError(f"{t.name!r} reads the input beside the analog max pool "
                                     f"{stem_node!r}; the encoder reads one of them")
@@ -158,20 +194,13 @@ def lower(graph: ir.Graph, fixed_point: bool = False) -> SpikingGraph:
                 if by_name[src].op == "SpikeMaxPool":
                     pools[src] = _spike_pool(by_name[src], by_name[by_name[src].inputs[0]],
                                              shapes)
-                f = _source_factor(by_name[src], shapes[src], by_name)
-                fake = ir.Node(t.name, t.op, t.inputs, t.attrs, {"weight": w})
-                w, es = _fold_into_weights(fake, f, shapes[src], fixed_point)
-            w = _row_factor(w, row_scale, tshape, f"population {target!r}")
+                f = _source_factor(by_name[src], src_shape, by_name)
+                in_scale, es = _source_scale(t, f, src_shape, fixed_point)
             b = t.params.get("bias")
             if b is not None:
                 bias = bias + np.asarray(b).reshape((-1, 1, 1) if len(tshape) == 3 else (-1,))
-            kind = "conv" if t.op == "Conv" else "dense"
-            a = t.attrs
-            projs.append(Projection(
-                name=t.name, source=src, target=target, kind=kind, weight=w,
-                stride=tuple(a.get("stride", (1, 1))), padding=tuple(a.get("padding", (0, 0))),
-                groups=int(a.get("groups", 1)), delay=0 if src == INPUT else 1,
-                event_scale=es))
+            t = _row_factor(t, row_scale, tshape, f"population {target!r}")
+            projs.append(_projection(t, target, src, src_shape, in_scale, es, bases))
         return np.asarray(bias, dtype=np.float64)
 
     for n in graph.nodes:

@@ -29,7 +29,15 @@ import numpy as np
 import onnx
 from google.protobuf.message import DecodeError
 from onnx import TensorProto, helper, numpy_helper
-from pseudosnn.compiler.ir import INPUT, Graph, IRError, Node, infer_shapes, neuron_dynamics
+from pseudosnn.compiler.ir import (
+    INPUT,
+    Graph,
+    IRError,
+    Node,
+    infer_shapes,
+    neuron_dynamics,
+    plain,
+)
 from pseudosnn.compiler.spiking.semantics import has_closed_form
 
 from pseudosnn.errors import PseudoSNNError
@@ -163,6 +171,7 @@ def to_onnx(graph: Graph, name: str = "pseudosnn") -> onnx.ModelProto:
         return key
 
     for n in graph.nodes:
+        n = plain(n, shapes[n.inputs[0]]) if n.op in ("Conv", "Gemm") else n
         a, p = n.attrs, n.params
         ins = list(n.inputs)
         if n.op == "Conv":

@@ -93,7 +93,7 @@ def _quantise_weights(pr: Projection, s: float) -> tuple[Projection, dict]:
                               f"{WEIGHT_EXP_MAX}; they overflow 8-bit fixed point")
     q = np.round(w / 2.0 ** e)
     clipped = int(np.sum((q < WEIGHT_MIN) | (q > WEIGHT_MAX)))
-    q = np.clip(q, WEIGHT_MIN, WEIGHT_MAX).astype(np.int64)
+    q = np.clip(q, WEIGHT_MIN, WEIGHT_MAX).astype(np.int8)
     err = float(np.abs(q * 2.0 ** e - w).max(initial=0.0) / s)
     return replace(pr, weight=q, weight_exp=e), {"projection": pr.name, "weight_exp": e,
                                                   "clipped": clipped, "max_weight_error": err}

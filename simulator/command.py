@@ -14,7 +14,7 @@ from pseudosnn.simulator.energy import DEFAULT_MODEL, DEFAULT_TIME_PER_STEP_US, 
 from pseudosnn.simulator.engine import SimulationError
 from pseudosnn.simulator.engine import simulate as simulate_graph
 from pseudosnn.simulator.metrics.report import build_report, format_table, write_reports
-from pseudosnn.simulator.sharding import simulate_dataset
+from pseudosnn.simulator.sharding import parse_cluster, simulate_dataset
 
 from pseudosnn.cli_base import Command, FiniteFloat
 
@@ -39,10 +39,10 @@ def _stems(paths: list[Path]) -> list[str]:
 def run_simulation(
     artifacts: list[Path], data: str, batch: int = 64, limit: int | None = None,
     energy_model: str = DEFAULT_MODEL, fixed_point: bool = False, report_dir: Path | None = None,
-    workers: int = 1, time_per_step_us: float = DEFAULT_TIME_PER_STEP_US,
+    workers: int | None = None, time_per_step_us: float = DEFAULT_TIME_PER_STEP_US,
     mean_hops: float = 0.0, raster_neurons: int = 16, progress: bool = True,
     echo=click.echo, precision: str = "float64", chip: Path | None = None,
-    layout: str | None = None,
+    layout: str | None = None, threads: int | None = None, cluster: str | None = None,
 ) -> list[dict]:
     """Simulate every artifact on the data set (read batch by batch); return one report
     dict per artifact (energy on the chip file ``chip`` when given, else on the preset
@@ -52,6 +52,7 @@ def run_simulation(
     model = resolve(energy_model, chip)
     if batch < 1:
         raise DataError(f"--batch must be >= 1, got {batch}")
+    parse_cluster(cluster)  # a bad spec fails before any work
     reports = []
     for path, stem in zip(artifacts, _stems(artifacts), strict=True):
         graph = load(path)
@@ -67,7 +68,8 @@ def run_simulation(
         with tqdm(total=len(xs), desc=f"simulate {stem}", unit="sample",
                   disable=not progress) as bar:
             tally = simulate_dataset(graph, xs, y, batch_size=batch, workers=workers,
-                                     on_batch=bar.update, precision=precision)
+                                     on_batch=bar.update, precision=precision,
+                                     threads=threads, cluster=cluster)
         rep = build_report(graph, tally, model, time_per_step_us, mean_hops, name=stem,
                            fixed_point=graph.fixed_point)
         rep["artifact"] = str(path)
@@ -90,7 +92,8 @@ def run_simulation(
             if rep["ann"] is not None and rep["ann"]["per_layer_known"]:
                 written.append(plot_break_even(rep, report_dir / f"{stem}_break_even.png"))
             written.append(plot_spikes_per_step(rep, report_dir / f"{stem}_spikes_per_step.png"))
-            one = simulate_graph(graph, xs[:1], record_spikes=True, precision=precision)
+            one = simulate_graph(graph, xs[:1], record_spikes=True, precision=precision,
+                                 threads=threads)
             written.append(plot_raster({k: v[0] for k, v in one.spikes.items()},
                                        report_dir / f"{stem}_raster.png", raster_neurons,
                                        title=f"{stem}: spike raster, sample 0"))
@@ -131,8 +134,17 @@ def run_simulation(
               "reference bit for bit; float32 is faster (fixed point is always exact).")
 @click.option("--report", "report_dir", type=click.Path(file_okay=False, path_type=Path),
               default=None, help="Write JSON, CSV and PNG plots into this directory.")
-@click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True,
-              help="Processes to shard batches across (counts merge exactly).")
+@click.option("--workers", type=click.IntRange(min=1), default=None,
+              help="Processes to shard batches across (counts merge exactly). Default 1; "
+                   "with --cluster ray, the CPUs of the local Ray instance (default: all).")
+@click.option("--threads", type=click.IntRange(min=0), default=None,
+              help="Threads per batch (BLAS and onnxruntime). Default: every core in one "
+                   "process, cores/workers with --workers, 1 per Ray task.")
+@click.option("--cluster", default=None, metavar="ray[:ADDRESS]",
+              help="Distribute batches over Ray: 'ray' starts a local instance with "
+                   "--workers CPUs, 'ray:ADDRESS' joins a running cluster (ray:auto on a "
+                   "cluster node, ray:ray://HEAD:10001 from outside). Needs "
+                   "pip install 'pseudosnn[cluster]'. Counts merge exactly.")
 @click.option("--time-per-step-us", default=DEFAULT_TIME_PER_STEP_US, show_default=True,
               type=FiniteFloat(min=0, min_open=True),
               help="Wall time of one global step, for latency in microseconds.")
@@ -140,8 +152,8 @@ def run_simulation(
               help="Mean mesh hops per spike (Loihi routing energy; 0 = within tile).")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def simulate_cmd(artifacts, data, layout, batch, limit, energy_model, chip, fixed_point,
-                 precision,
-                 report_dir, workers, time_per_step_us, mean_hops, quiet):
+                 precision, report_dir, workers, threads, cluster, time_per_step_us, mean_hops,
+                 quiet):
     """Simulate compiled ARTIFACT(s) step by step and report spike counts, synaptic
     operations, latency and energy (and accuracy when the data have labels).
 
@@ -151,4 +163,4 @@ def simulate_cmd(artifacts, data, layout, batch, limit, energy_model, chip, fixe
     """
     run_simulation(list(artifacts), data, batch, limit, energy_model, fixed_point, report_dir,
                    workers, time_per_step_us, mean_hops, progress=not quiet, precision=precision,
-                   chip=chip, layout=layout)
+                   chip=chip, layout=layout, threads=threads, cluster=cluster)

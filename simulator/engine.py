@@ -12,23 +12,24 @@ reach a target at ``t + delay``.
   at window step ``k`` for event frames): one projection per source step.
 * **spike pools** emit at step ``t`` the OR over each window of their source's spikes of
   step ``t - POOL_DELAY`` (``synapses.spike_pool``); their events go out like a
-  population's. A population that feeds a pool is stepped one step at a time
-  (``neuron_step``, leaky or not: the pool ORs its real train).
+  population's. The pool of a population computed in closed form (below) pools its whole
+  train at once.
 * **rate** targets and the readout only ever see the *sum* of what they were delivered
   (the accumulator is not observable before the window closes). By linearity
   ``sum_t W @ s_t = W @ n`` (exact in integer arithmetic; in float mode the very same
-  ``synapses.project`` call as the closed-form reference on the same counts), so the
-  events of a source window are projected once, when that window closes. Neuron updates
-  still step: a rate population that feeds no stream population is stepped through its
-  whole window at its start, chunk by chunk (cache blocking), recording spikes at their
-  global steps; nothing outside it can observe the difference. Unless spikes are
-  recorded, only its neurons with ``0 < c < theta`` are stepped: ``c <= 0`` provably never
-  fires and ``c >= theta`` fires at every step of its window (``_step_live``;
-  ``0 <= v0 < theta``). These shortcuts (chunked ``_integrate``, ``_step_live``) are
-  proven for the integrate-and-fire step only: a leaky or hard-reset rate window is
-  stepped whole with ``semantics.lif_step`` itself, every neuron (``_lif_window``).
-* a **leaky** readout (``decay > 0``) keeps what is delivered at each step and folds it at
-  the end, ``acc <- acc·(1 − decay) + delivered(t)``; its sources are stepped.
+  ``synapses.drive`` call as the closed-form reference on the same counts: the summands of
+  one trained layer through one GEMM), so a rate target's current is computed once, from
+  its sources' final counts, when its window opens.
+* A rate population's membrane is not observable either: an integrate-and-fire one's
+  whole window is computed at its start in closed form (:mod:`.closed_form`: counts,
+  spikes per step, and the train where it is recorded, pooled or feeds stream targets),
+  and the train reaches each stream target through one batched projection of all its
+  steps. Leaky
+  and hard-reset populations (no closed form), fixed-point ones whose threshold could
+  saturate the 24-bit membrane, and stream populations step.
+* a **leaky** readout (``decay > 0``) is delivered to step by step like a stream target
+  and folds what it received at the end, ``acc <- acc·(1 − decay) + delivered(t)``, plus
+  the encoder's current once.
 
 The engine observes readouts, spike counts and spikes per step (and spike trains when
 asked); SOPs, MACs and neuron updates come from ``compiler.spiking.counting``.
@@ -50,32 +51,20 @@ from pseudosnn.compiler.spiking.graph import (
 )
 from pseudosnn.compiler.spiking.result import RunResult, run_result
 from pseudosnn.compiler.spiking.schedule import POOL_DELAY
-from pseudosnn.compiler.spiking.semantics import (
-    V_MAX,
-    V_MIN,
-    Dynamics,
-    initial_state,
-    lif_step,
-    neuron_step,
-)
+from pseudosnn.compiler.spiking.semantics import Dynamics, initial_state, neuron_step
 from pseudosnn.compiler.spiking.synapses import (
+    drive,
     encoder_currents,
     frame_targets,
     project,
     spike_pool,
 )
-from pseudosnn.simulator.kernels import Projector
+from pseudosnn.simulator import closed_form
+from pseudosnn.simulator import threads as _threads
+from pseudosnn.simulator.kernels import Kernels
 
 from pseudosnn.errors import PseudoSNNError
 
-WINDOW_CHUNK_ELEMENTS = 1 << 14
-"""Neurons stepped together through a whole rate window (cache blocking: the membrane,
-current and spike buffers of one chunk stay in L2 for all T steps)."""
-SKIPPED_STEPS_PER_NEURON_MIN = 2.0
-"""Step only the neurons whose spikes are not known in advance (``_step_live``) when the
-neuron-steps this saves, per neuron of the population, exceed this: sorting, gathering and
-scattering costs about 1.5-2 neuron-steps per neuron (measured here, 1 thread, float32 and
-float64, T = 2 and 8, 20-80 % of neurons stepped: break-even at 1.2-1.6 skipped steps)."""
 PRECISIONS = ("float64", "float32")
 
 
@@ -90,7 +79,7 @@ class _PopState:
     uniform_T: bool
     theta: float | int
     bias: np.ndarray
-    v: np.ndarray | None  # (B, *shape); None: whole-window population, see step_window
+    v: np.ndarray | None  # (B, *shape); None: a window in closed form (closed_form.py)
     counts: np.ndarray  # (B, *shape) int64
     v0: float | int = 0
     current: np.ndarray | None = None  # rate: constant current, set at start
@@ -106,19 +95,19 @@ class _Plan:
     steps: int
     pops: list[Population]
     outgoing: dict[str, list[Projection]]
-    stream_targets: set[str]
-    whole_window: set[str]  # rate populations that feed no stream population
+    stream_targets: set[str]  # delivered to step by step: stream populations, leaky readout
+    whole_window: set[str]  # rate populations computed in closed form
     fanouts: counting.Fanouts
     timesteps: dict[str, np.ndarray]
     window: dict[str, tuple[int, int]]  # population or pool -> (start, T_max)
-    projectors: dict[tuple, Projector] = field(default_factory=dict)
+    kernels: dict[str, Kernels] = field(default_factory=dict)
     pools: list[SpikePool] = field(default_factory=list)
 
-    def projector(self, pr: Projection, dtype, exact_int: bool) -> Projector:
-        key = (pr.name, np.dtype(dtype).str, exact_int)
-        if key not in self.projectors:
-            self.projectors[key] = Projector(pr, dtype, exact_int)
-        return self.projectors[key]
+    def kernel(self, mode: str) -> Kernels:
+        """The kernels of one mode (weights and sessions cached for the graph's lifetime)."""
+        if mode not in self.kernels:
+            self.kernels[mode] = Kernels(mode)
+        return self.kernels[mode]
 
 
 _PLANS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
@@ -131,12 +120,11 @@ def plan_of(graph: SpikingGraph) -> _Plan:
         pools = [p for p in graph.topological_sources() if isinstance(p, SpikePool)]
         outgoing = {p.name: graph.outgoing(p.name) for p in (*pops, *pools)}
         stream = {p.name for p in pops if p.coupling == "stream"}
-        pooled = {p.source for p in pools}
-        stepped = stream | ({graph.readout.name} if graph.readout.decay else set())
+        if graph.readout.decay:
+            stream.add(graph.readout.name)
         plan = _Plan(
             steps=graph.latency_steps, pops=pops, outgoing=outgoing, stream_targets=stream,
-            whole_window={p.name for p in pops if p.coupling == "rate" and p.name not in pooled
-                          and not any(pr.target in stepped for pr in outgoing[p.name])},
+            whole_window={p.name for p in pops if closed_form.exact_for(p, graph.fixed_point)},
             fanouts=counting.Fanouts(graph),
             timesteps={p.name: p.timesteps_full() for p in pops},
             window={p.name: (p.start, p.t_max) for p in (*pops, *pools)}, pools=pools)
@@ -151,13 +139,6 @@ def _as_int(value, what: str) -> int:
     return iv
 
 
-def _accumulate(acc: dict, key: str, y: np.ndarray) -> None:
-    """``acc[key] = acc[key] + y`` without copying ``y`` into a fresh sum when ``acc[key]``
-    is still the initial 0 (``y`` is a fresh array owned by the caller)."""
-    prev = acc[key]
-    acc[key] = y if isinstance(prev, int) and prev == 0 else prev + y
-
-
 def _plus_bias(a, bias: np.ndarray):
     """``a + bias``, in place when ``a`` is an accumulator array (owned by the engine) of the
     result's dtype and shape: the same sums without a fresh array."""
@@ -165,171 +146,6 @@ def _plus_bias(a, bias: np.ndarray):
             and np.broadcast_shapes(a.shape, bias.shape) == a.shape):
         return np.add(a, bias, out=a)
     return a + bias
-
-
-def _count_dtype(t_max: int) -> np.dtype:
-    """Smallest unsigned integer holding a window's spike count (same-type adds of the
-    bool spikes viewed as uint8 are the cheapest accumulation)."""
-    return np.dtype(np.uint8 if t_max < 2**8 else np.uint16 if t_max < 2**16 else np.uint32)
-
-
-def step_window(st: _PopState, current: np.ndarray, saturate: bool,
-                rec: np.ndarray | None, per_step: np.ndarray) -> None:
-    """All ``T_max`` steps of a rate window, in place, chunk by chunk; per step exactly
-    ``semantics.if_step`` (``v += c`` where active, 24-bit clip, ``s = v >= theta`` where
-    active, ``v -= theta`` where ``s``). ``rec``: bool ``(B, T_max, N)`` or None.
-    ``st.v is None``: the membrane starts at ``v0`` and is not kept (nothing reads it
-    after the window), so only one chunk of it is ever allocated."""
-    if not st.dyn.is_if:
-        _lif_window(st, current, saturate, rec, per_step)
-        return
-    B = st.counts.shape[0]
-    start, t_max = st.pop.start, st.pop.t_max
-    dtype = np.dtype(np.int64) if saturate else np.asarray(st.theta).dtype
-    keep_v = st.v is not None
-    v = st.v.reshape(B, -1) if keep_v else None
-    c = np.ascontiguousarray(np.broadcast_to(current, st.counts.shape),
-                             dtype=dtype).reshape(B, -1)
-    if (not keep_v and rec is None and 0 <= st.v0 < st.theta
-            and (not saturate or V_MIN < st.theta <= V_MAX)):
-        theta_c = dtype.type(st.theta)
-        live = (c > 0) & (c < theta_c)
-        skipped = 1.0 - np.count_nonzero(live) / max(live.size, 1)
-        if skipped * t_max > SKIPPED_STEPS_PER_NEURON_MIN:
-            _step_live(st, c, live, c >= theta_c, saturate, per_step)
-            return
-    cnt = st.counts.reshape(B, -1)
-    n = c.shape[1]
-    theta = dtype.type(st.theta)
-    T = None if st.uniform_T else st.T.reshape(-1)
-    rows = max(1, WINDOW_CHUNK_ELEMENTS // max(n, 1))
-    s = np.empty((rows, n), dtype=bool)
-    s_u8 = s.view(np.uint8)
-    local = np.empty((rows, n), dtype=_count_dtype(t_max))  # counts of the chunk
-    shed = np.empty((rows, n), dtype=dtype)  # s * theta
-    v_chunk = None if keep_v else np.empty((rows, n), dtype=dtype)
-    for r0 in range(0, B, rows):
-        r1 = min(B, r0 + rows)
-        m = r1 - r0
-        cc, ss, ss8, ll, sh = c[r0:r1], s[:m], s_u8[:m], local[:m], shed[:m]
-        if keep_v:
-            vv = v[r0:r1]
-        else:
-            vv = v_chunk[:m]
-            vv.fill(st.v0)
-        ll.fill(0)
-        _integrate(vv, cc, T, theta, t_max, saturate, ss, ss8, sh, ll, per_step, start,
-                   None if rec is None else rec[r0:r1])
-        cnt[r0:r1] += ll
-
-
-def _lif_window(st: _PopState, current: np.ndarray, fixed: bool, rec: np.ndarray | None,
-                per_step: np.ndarray) -> None:
-    """``step_window`` of a leaky or hard-reset population: every neuron stepped through
-    the whole window with ``semantics.lif_step`` (no shortcut: those are IF proofs)."""
-    start, t_max = st.pop.start, st.pop.t_max
-    dtype = np.dtype(np.int64) if fixed else np.asarray(st.theta).dtype
-    c = np.ascontiguousarray(np.broadcast_to(current, st.counts.shape), dtype=dtype)
-    v, u = (st.v, st.u) if st.v is not None else \
-        initial_state(c.shape, st.v0, st.dyn, fixed, dtype)
-    for k in range(t_max):
-        v, u, s = lif_step(v, u, c, st.theta, st.dyn, True if st.uniform_T else k < st.T,
-                           fixed)
-        st.counts += s
-        per_step[start + k] += np.count_nonzero(s)
-        if rec is not None:
-            rec[:, k] = s.reshape(s.shape[0], -1)
-    if st.v is not None:
-        st.v, st.u = v, u
-
-
-def _step_live(st: _PopState, c: np.ndarray, live: np.ndarray, full: np.ndarray,
-               saturate: bool, per_step: np.ndarray) -> None:
-    """``step_window`` for a membrane that starts at ``0 <= v0 < theta`` (fixed point:
-    ``V_MIN < theta <= V_MAX``), stepping only the neurons whose spikes are not known in
-    advance. Proofs, for floats under monotone rounding and for the 24-bit clip:
-
-    * ``c <= 0``: never fires. ``v + c <= v`` and ``clip(v + c) <= max(v, V_MIN)``, so ``v``
-      stays below ``theta``.
-    * ``c >= theta`` (``full``): fires at every active step (count ``T_i``). With ``v >= 0``,
-      ``v + c >= theta`` (also after the clip, as ``V_MAX >= theta``), so it spikes and
-      ``v - theta >= 0`` again.
-
-    The rest (``live``: ``0 < c < theta``), gathered into one flat array, are stepped with
-    the same ops per step as ``step_window`` and their counts scattered back. No membrane
-    is observed after the window, so nothing else can tell the difference."""
-    B, n = c.shape
-    t_max = st.pop.t_max
-    T = st.T.reshape(1, n)
-    # the window's counts (``st.counts`` is still all 0: a window is stepped once): T_i
-    # where ``full``, 0 where silent, written in one pass; then the stepped ones
-    cnt = st.counts.reshape(B, n)
-    np.multiply(full, T, out=cnt)
-    # neurons of ``full`` still active at step k: those with T_i > k
-    if st.uniform_T:
-        n_active = np.full(t_max, np.count_nonzero(full), dtype=np.int64)
-    else:
-        hist = np.bincount(T[0], weights=np.count_nonzero(full, axis=0), minlength=t_max + 1)
-        n_active = np.rint(hist[::-1].cumsum()[::-1][1:]).astype(np.int64)
-    per_step[st.pop.start:st.pop.start + t_max] += n_active
-    idx = np.flatnonzero(live)
-    if idx.size:
-        cnt.reshape(-1)[idx] = _step_flat(st, c.reshape(-1)[idx],
-                                          None if st.uniform_T else T[0][idx % n],
-                                          saturate, per_step)
-
-
-def _step_flat(st: _PopState, c: np.ndarray, T: np.ndarray | None, saturate: bool,
-               per_step: np.ndarray) -> np.ndarray:
-    """Counts of neurons with constant currents ``c`` (flat) stepped through the window
-    from ``v0``, chunk by chunk, with the ops of ``step_window``."""
-    start, t_max = st.pop.start, st.pop.t_max
-    theta = c.dtype.type(st.theta)
-    size = min(WINDOW_CHUNK_ELEMENTS, c.size)
-    s = np.empty(size, dtype=bool)
-    s_u8 = s.view(np.uint8)
-    shed = np.empty(size, dtype=c.dtype)
-    vv_buf = np.empty(size, dtype=c.dtype)
-    counts = np.empty(c.size, dtype=_count_dtype(t_max))
-    for i0 in range(0, c.size, size):
-        i1 = min(c.size, i0 + size)
-        m = i1 - i0
-        cc, ss, ss8, sh, vv, ll = c[i0:i1], s[:m], s_u8[:m], shed[:m], vv_buf[:m], counts[i0:i1]
-        Tc = None if T is None else T[i0:i1]
-        vv.fill(st.v0)
-        ll.fill(0)
-        _integrate(vv, cc, Tc, theta, t_max, saturate, ss, ss8, sh, ll, per_step, start)
-    return counts
-
-
-def _integrate(v: np.ndarray, c: np.ndarray, T: np.ndarray | None, theta, t_max: int,
-               saturate: bool, s: np.ndarray, s_u8: np.ndarray, shed: np.ndarray,
-               counts: np.ndarray, per_step: np.ndarray, start: int,
-               rec: np.ndarray | None = None) -> None:
-    """Step membranes ``v`` (in place) through ``t_max`` steps of constant currents ``c``;
-    per step exactly ``semantics.if_step``: ``v += c`` where active (``k < T``; ``T=None``:
-    always), 24-bit clip when ``saturate``, ``s = v >= theta`` where active, ``v -= theta``
-    where ``s``. Adds each neuron's spikes to ``counts``, each step's total to
-    ``per_step[start + k]``, and records ``rec[:, k] = s`` when given. ``s_u8`` views ``s``;
-    ``shed`` is scratch for ``s * theta`` (masked ufuncs measured 3-5x slower than
-    multiplying by the 0/1 mask; ``v - s*theta`` equals ``v - where(s, theta, 0)``)."""
-    for k in range(t_max):
-        if T is None:
-            v += c
-        else:
-            active = k < T
-            v += c * active
-        if saturate:
-            np.clip(v, V_MIN, V_MAX, out=v)
-        np.greater_equal(v, theta, out=s)
-        if T is not None:
-            s &= active
-        np.multiply(s, theta, out=shed)
-        v -= shed
-        np.add(counts, s_u8, out=counts)
-        per_step[start + k] += np.count_nonzero(s)
-        if rec is not None:
-            rec[:, k] = s
 
 
 def check_input(graph: SpikingGraph, x: np.ndarray) -> np.ndarray:
@@ -349,16 +165,17 @@ def check_input(graph: SpikingGraph, x: np.ndarray) -> np.ndarray:
 
 def simulate(
     graph: SpikingGraph, x: np.ndarray, record_spikes: bool = False,
-    fixed_point: bool | None = None, precision: str = "float64",
+    fixed_point: bool | None = None, precision: str = "float64", threads: int | None = None,
 ) -> RunResult:
     """Run ``graph`` on a batch ``x`` of shape ``(B, *graph.input.sample_shape)`` step by step.
 
     ``fixed_point=None`` follows ``graph.fixed_point``; asking for the other mode is an
     error (quantisation is the compiler's job). ``precision`` (float mode only):
     ``"float64"`` (default; currents bit-identical to the closed-form reference) or
-    ``"float32"`` (the precision of the ONNX/torch executors; faster). Returns the
-    :class:`RunResult` of the observed readouts, counts and spikes per step (and spike
-    trains with ``record_spikes``); every other count comes from the counting module.
+    ``"float32"`` (the precision of the ONNX/torch executors; faster). ``threads``: BLAS and
+    onnxruntime threads (None: every core). Returns the :class:`RunResult` of the observed
+    readouts, counts and spikes per step (and spike trains with ``record_spikes``); every
+    other count comes from the counting module.
     """
     fixed = graph.fixed_point if fixed_point is None else bool(fixed_point)
     if fixed != graph.fixed_point:
@@ -368,11 +185,12 @@ def simulate(
             "quantisation to change it)")
     if precision not in PRECISIONS:
         raise SimulationError(f"unknown precision {precision!r}; use one of {PRECISIONS}")
-    run = _Run(graph, check_input(graph, x), record_spikes, precision)
-    run.encode()
-    for t in range(run.plan.steps):
-        run.step(t)
-    return run.result()
+    with _threads.using(threads):
+        run = _Run(graph, check_input(graph, x), record_spikes, precision)
+        run.encode()
+        for t in range(run.plan.steps):
+            run.step(t)
+        return run.result()
 
 
 class _Run:
@@ -385,17 +203,16 @@ class _Run:
         self.fixed = fixed = graph.fixed_point
         self.plan = plan = plan_of(graph)
         self.dtype = np.dtype(np.int64 if fixed else precision)
-        self.exact_ref = not fixed and self.dtype == np.float64  # synapses.project itself
+        self.kernel = plan.kernel("fixed" if fixed else precision)
+        self.work_dtype = np.dtype(np.float64 if fixed else precision)  # of float factors
         self.states = {p.name: self._state(p) for p in plan.pops}
-        # accumulators of rate populations and of the readout; inboxes of stream ones
-        self.acc: dict[str, np.ndarray | int | float] = {
-            p.name: 0 for p in plan.pops if p.coupling == "rate"}
-        self.acc[graph.readout.name] = 0
+        self.encoder: dict[str, np.ndarray] = {}  # encoder current of rate targets
+        # inboxes of stream populations: step -> delivered current
         self.inbox: dict[str, dict[int, np.ndarray]] = {
             p.name: {} for p in (*plan.pops, *plan.pools)
             if isinstance(p, SpikePool) or p.coupling == "stream"}
-        self.leaky = graph.readout.name if graph.readout.decay else None
-        self.readout_box: dict[int, np.ndarray] = {}  # leaky readout: step -> delivered
+        if graph.readout.decay:
+            self.inbox[graph.readout.name] = {}
         self.frames: dict[str, np.ndarray] = {}  # stream target -> (B, F, ...) currents
         sources = (*plan.pops, *plan.pools)
         self.spikes = ({p.name: np.zeros((B, plan.steps, *p.shape), dtype=bool)
@@ -403,6 +220,7 @@ class _Run:
         self.per_step = {p.name: np.zeros(plan.steps, dtype=np.int64) for p in sources}
         self.pool_counts = {p.name: np.zeros((B, *p.shape), dtype=np.int64)
                             for p in plan.pools}
+        self.counts = {name: st.counts for name, st in self.states.items()} | self.pool_counts
 
     def _state(self, p: Population) -> _PopState:
         fixed, dtype = self.fixed, self.dtype
@@ -428,29 +246,35 @@ class _Run:
             v=v, counts=np.zeros((self.B, *p.shape), dtype=np.int64), v0=v0, dyn=dyn, u=u)
 
     def apply(self, pr: Projection, events: np.ndarray, x_max: int) -> np.ndarray:
-        if self.exact_ref:
-            return project(pr, events)
-        return self.plan.projector(pr, self.dtype, self.fixed)(events, x_max)
+        """One projection of ``events`` (the kernels of this run's mode)."""
+        return project(pr, events, self.fixed, self.kernel, x_max, self.work_dtype)
+
+    def current(self, target: str) -> np.ndarray | int:
+        """What a rate target (or the readout) integrates, from its sources' final counts:
+        ``synapses.drive``, the encoder's current first (as the reference computes it)."""
+        c = drive(self.graph, target, self.counts, fixed_point=self.fixed, kernel=self.kernel,
+                  dtype=self.work_dtype, initial=self.encoder.pop(target, None))
+        return 0 if c is None else c
 
     def encode(self) -> None:
         """The encoder: MACs on the analog input, once (float64 as the reference, also
         before fixed-point rounding; float32 mode: float32 like the ONNX executor)."""
-        kernel = None if self.exact_ref or self.fixed else \
-            (lambda pr, x: self.plan.projector(pr, self.dtype, False)(x))
+        kernel = None if self.fixed or self.dtype == np.float64 else \
+            (lambda pr, x: project(pr, x, kernel=self.kernel, dtype=self.dtype))
         framed = frame_targets(self.graph)
         for target, c in encoder_currents(self.graph, self.x, kernel).items():
             if target in framed:
                 self.frames[target] = c
-            elif target in self.inbox:
+            elif target in self.states and target in self.inbox:
                 st = self.states[target]
                 st.drive = st.drive + c
             else:
-                _accumulate(self.acc, target, c)
+                self.encoder[target] = c
 
     def step(self, t: int) -> None:
-        """Global step ``t``: every population whose window is open, in topological order.
-        A rate population that feeds no stream population is unobservable step by step
-        from outside: its whole window is stepped at once (cache-blocked), at its start."""
+        """Global step ``t``: every population whose window is open, in topological order,
+        then the spike pools of stepped populations. A closed-form population's whole
+        window (and its pools') is computed at its start."""
         plan = self.plan
         for p in plan.pops:
             start, t_max = plan.window[p.name]
@@ -463,25 +287,61 @@ class _Run:
                     self._one_step(p, t, k)
         for pool in plan.pools:
             start, t_max = plan.window[pool.name]
-            if 0 <= t - start < t_max:
-                self._pool_step(pool, t, t - start)
+            if 0 <= t - start < t_max and pool.source not in plan.whole_window:
+                self._pool_step(pool, t)
 
     def _whole_window(self, p: Population, t: int) -> None:
+        """The window of rate population ``p`` (starting at ``t``) in closed form; its train
+        is built only where it is recorded, pooled or feeds stream targets; its pools'
+        trains follow from it at once (``POOL_DELAY`` later)."""
         st = self.states[p.name]
-        rec = None
+        c = _plus_bias(self.current(p.name), st.bias)
+        c = np.broadcast_to(c, st.counts.shape).reshape(self.B, -1)
+        win = closed_form.Window(c, st.T.reshape(-1), st.uniform_T, st.theta, st.v0, self.fixed)
+        win.counts(st.counts)
+        pools = self.graph.pools_of(p.name)
+        if not pools and not self._train_observed(p.name):
+            self.per_step[p.name][t:t + win.t_max] = win.per_step()
+            return
+        train = np.empty((win.t_max, self.B, c.shape[1]), dtype=bool)
+        win.train(train)
+        train = train.reshape(win.t_max * self.B, *p.shape)
+        self._deliver_train(p.name, train, t, win.t_max)
+        for pool in pools:
+            pooled = spike_pool(pool, train)
+            counts = self.pool_counts[pool.name]
+            counts += pooled.reshape(win.t_max, *counts.shape).sum(axis=0, dtype=np.int64)
+            self._deliver_train(pool.name, pooled, t + POOL_DELAY, win.t_max)
+
+    def _train_observed(self, name: str) -> bool:
+        """Whether the spike train of source ``name`` is recorded or feeds stream targets."""
+        return self.spikes is not None or any(
+            pr.target in self.plan.stream_targets for pr in self.plan.outgoing[name])
+
+    def _deliver_train(self, name: str, train: np.ndarray, t: int, steps: int) -> None:
+        """The whole train ``(steps * B, *shape)`` (step-major) of event source ``name``
+        from step ``t``: spikes per step, the recording, and each stream target's currents
+        of all steps through one projection."""
+        per_sample = train.reshape(steps, self.B, -1)
+        self.per_step[name][t:t + steps] = np.count_nonzero(per_sample, axis=(1, 2))
         if self.spikes is not None:
-            full = self.spikes[p.name].reshape(self.B, self.plan.steps, -1)  # a view
-            rec = full[:, t:t + st.pop.t_max]
-        step_window(st, _plus_bias(self.acc.pop(p.name), st.bias), self.fixed, rec,
-                    self.per_step[p.name])
-        for pr in self.plan.outgoing[p.name]:
-            _accumulate(self.acc, pr.target, self.apply(pr, st.counts, st.pop.t_max))
+            self.spikes[name][:, t:t + steps] = np.moveaxis(
+                per_sample, 0, 1).reshape(self.B, steps, *train.shape[1:])
+        for pr in self.plan.outgoing[name]:
+            if pr.target not in self.plan.stream_targets:
+                continue
+            y = self.apply(pr, train, 1)
+            box = self.inbox[pr.target]
+            for k in range(steps):
+                at = t + k + pr.delay
+                step = y[k * self.B:(k + 1) * self.B]
+                box[at] = box[at] + step if at in box else step
 
     def _one_step(self, p: Population, t: int, k: int) -> None:
         st = self.states[p.name]
         if p.coupling == "rate":
             if k == 0:
-                st.current = _plus_bias(self.acc.pop(p.name), st.bias)
+                st.current = _plus_bias(self.current(p.name), st.bias)
             current = st.current
         else:
             frame = self.frames[p.name][:, k] if p.name in self.frames else 0
@@ -492,10 +352,10 @@ class _Run:
         st.counts += s
         for pool in self.graph.pools_of(p.name):
             self.inbox[pool.name][t + POOL_DELAY] = s
-        self._emit(p.name, s, st.counts, t, k, st.pop.t_max)
+        self._emit(p.name, s, t)
 
-    def _pool_step(self, pool: SpikePool, t: int, k: int) -> None:
-        """Step ``k`` of a spike pool's train: the OR over each window of what its source
+    def _pool_step(self, pool: SpikePool, t: int) -> None:
+        """Step ``t`` of a spike pool's train: the OR over each window of what its source
         emitted ``POOL_DELAY`` steps ago."""
         spikes = self.inbox[pool.name].pop(t, None)
         if spikes is None:  # the source's channel windows closed (per-channel T)
@@ -503,37 +363,33 @@ class _Run:
         s = spike_pool(pool, spikes)
         counts = self.pool_counts[pool.name]
         counts += s
-        self._emit(pool.name, s, counts, t, k, pool.t_max)
+        self._emit(pool.name, s, t)
 
-    def _emit(self, name: str, s: np.ndarray, counts: np.ndarray, t: int, k: int,
-              t_max: int) -> None:
-        """The spikes ``s`` of event source ``name`` at step ``t`` (step ``k`` of its
-        window): recorded, then delivered to stream targets, or as counts to the others
-        when the window closes."""
+    def _emit(self, name: str, s: np.ndarray, t: int) -> None:
+        """The spikes ``s`` of event source ``name`` at step ``t``: recorded, then delivered
+        to stream targets (rate targets read the final counts, :meth:`current`)."""
         self.per_step[name][t] = np.count_nonzero(s)
         if self.spikes is not None:
             self.spikes[name][:, t] = s
         for pr in self.plan.outgoing[name]:
-            if pr.target in self.plan.stream_targets or pr.target == self.leaky:
-                box = self.readout_box if pr.target == self.leaky else self.inbox[pr.target]
+            if pr.target in self.plan.stream_targets:
+                box = self.inbox[pr.target]
                 box[t + pr.delay] = box.get(t + pr.delay, 0) + self.apply(pr, s, 1)
-            elif k == t_max - 1:
-                _accumulate(self.acc, pr.target, self.apply(pr, counts, t_max))
 
     def result(self) -> RunResult:
+        ro = self.graph.readout
+        if ro.decay:  # acc <- acc·(1 - decay) + delivered(t); the encoder's current once
+            box, acc = self.inbox[ro.name], 0
+            for t in range(self.plan.steps):
+                acc = acc * (1.0 - ro.decay) + box.pop(t, 0)
+            out = self.encoder.pop(ro.name, 0) + acc + np.asarray(ro.bias)
+        else:
+            out = self.current(ro.name) + np.asarray(ro.bias)
         for name, box in self.inbox.items():
             if box:
                 raise GraphError(f"events reached stream population {name!r} outside its "
                                  f"window (steps {sorted(box)}); the schedule is inconsistent")
-        ro = self.graph.readout
-        if self.leaky:  # acc <- acc·(1 - decay) + delivered(t), up to the readout step
-            acc = 0
-            for t in range(self.plan.steps):
-                acc = acc * (1.0 - ro.decay) + self.readout_box.pop(t, 0)
-            self.acc[ro.name] = self.acc[ro.name] + acc  # + the encoder's current, once
-        out = self.acc[ro.name] + np.asarray(ro.bias)
         out = out / ro.units_per_float if self.fixed else out
         output = np.broadcast_to(np.asarray(out, np.float64), (self.B, *ro.shape)).copy()
-        counts = {name: st.counts for name, st in self.states.items()} | self.pool_counts
-        return run_result(self.graph, output, counts, spikes=self.spikes,
+        return run_result(self.graph, output, self.counts, spikes=self.spikes,
                           spikes_per_step=self.per_step, fanouts=self.plan.fanouts)

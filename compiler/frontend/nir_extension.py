@@ -18,7 +18,9 @@ metadata NIR 1.0.x stores with every node (flat keys, other readers ignore them)
   equal ungrouped one, zeros outside its groups: :func:`ungrouped`, since nir 1.0.8's type
   inference ignores ``groups``), plus
   ``pseudosnn_event_scale`` when it has one; a projection the plain graph replaces by an
-  edge (an identity readout) is recorded with ``"node": null`` and its weight.
+  edge (an identity readout) is recorded with ``"node": null`` and its weight; one with
+  trained factors keeps them (its record names their arrays) and its node holds their
+  composition.
 
 :func:`decode` rebuilds the spiking graph from the extension and the nodes' weights:
 ``ours -> NIR -> ours`` is the identity. A file whose plain nodes were changed after export
@@ -34,6 +36,10 @@ from pathlib import Path
 
 import numpy as np
 from pseudosnn.compiler.artifact import (
+    ArrayStore,
+    LoadedArrays,
+    factors_from_record,
+    factors_record,
     input_from_record,
     input_record,
     pool_records,
@@ -53,7 +59,7 @@ FORMAT = "pseudosnn.nir/2"
 KEY_FORMAT, KEY_GRAPH, KEY_DIGEST = "pseudosnn_format", "pseudosnn_graph", "pseudosnn_digest"
 KEY_READOUT_BIAS, KEY_ARRAY = "pseudosnn_readout_bias", "pseudosnn_array_"
 KEY_T, KEY_BIAS, KEY_EVENT_SCALE = "pseudosnn_timesteps", "pseudosnn_bias", "pseudosnn_event_scale"
-_POP_ARRAYS, _PROJ_ARRAYS = ("timesteps", "bias"), ("weight", "event_scale")
+_POP_ARRAYS, _PROJ_ARRAYS = ("timesteps", "bias"), ("weight", "event_scale", "factors")
 
 
 class NirExtensionError(PseudoSNNError, ValueError):
@@ -123,7 +129,7 @@ def encode(graph: SpikingGraph, pop_nodes: dict[str, str], proj_nodes: dict[str,
     populations in ``pop_nodes`` and projections in ``proj_nodes`` (None: no node; the
     weight then goes into the record). The digest is added by the exporter once the plain
     nodes exist (:func:`digest`)."""
-    pops, node_meta = [], {}
+    pops, node_meta, store = [], {}, ArrayStore()
     for p in graph.populations:
         rec = {k: v for k, v in asdict(p).items() if k not in _POP_ARRAYS}
         pops.append({**rec, "shape": list(p.shape), "node": pop_nodes[p.name],
@@ -134,26 +140,27 @@ def encode(graph: SpikingGraph, pop_nodes: dict[str, str], proj_nodes: dict[str,
     for pr in graph.projections:
         rec = {k: v for k, v in asdict(pr).items() if k not in _PROJ_ARRAYS}
         key = proj_nodes[pr.name]
-        rec.update(node=key, weight=None if key else np.asarray(pr.weight),
+        rec.update(node=key, weight=None if key or pr.factors else np.asarray(pr.weight),
+                   factors=None if pr.factors is None else factors_record(pr, store),
                    event_scale_shape=None if pr.event_scale is None
                    else list(np.shape(pr.event_scale)))
         projs.append(rec)
         if pr.event_scale is not None:
             node_meta.setdefault(key, {})[KEY_EVENT_SCALE] = _stored(pr.event_scale,
                                                                      np.float64)
-    ro, arrays = graph.readout, {}
-    desc = {"input": input_record(graph.input, arrays),
-            "pools": pool_records(graph.pools, arrays),
+    ro = graph.readout
+    desc = {"input": input_record(graph.input, store),
+            "pools": pool_records(graph.pools, store),
             "populations": pops, "projections": projs,
             "readout": {"name": ro.name, "shape": list(ro.shape),
                         "units_per_float": ro.units_per_float, "decay": ro.decay},
             "fixed_point": graph.fixed_point, "meta": graph.meta, "dt": dt,
             "arrays": [[name, list(np.shape(a)), np.asarray(a).dtype.str]
-                       for name, a in arrays.items()]}
+                       for name, a in store.arrays.items()]}
     meta = {KEY_FORMAT: FORMAT, KEY_GRAPH: json.dumps(desc, default=_json),
             KEY_READOUT_BIAS: np.asarray(ro.bias, np.float64),
             **{f"{KEY_ARRAY}{i}": _stored(a, np.asarray(a).dtype)
-               for i, a in enumerate(arrays.values())}}
+               for i, a in enumerate(store.arrays.values())}}
     return meta, node_meta
 
 
@@ -185,27 +192,30 @@ def _graph(g, desc: dict, meta: dict) -> SpikingGraph:
         pops.append(Population(**fields, shape=tuple(rec["shape"]),
                                timesteps=np.asarray(arrays[KEY_T], np.int64).reshape(t_shape),
                                bias=np.asarray(arrays[KEY_BIAS], np.float64).reshape(b_shape)))
+    loaded = LoadedArrays({name: np.asarray(meta[f"{KEY_ARRAY}{i}"], dtype).reshape(shape)
+                           for i, (name, shape, dtype) in enumerate(desc["arrays"])})
     projs = []
     for rec in desc["projections"]:
         key = rec["node"]
         node = g.nodes[key] if key else None
-        weight = np.asarray(rec["weight"]) if node is None else \
-            regrouped(np.asarray(node.weight), int(rec["groups"])) if rec["kind"] == "conv" \
-            else np.asarray(node.weight)
+        factors = rec["factors"]
+        # with trained factors the node holds their composition: the factors are kept
+        weight = {"factors": factors_from_record(factors, loaded)} if factors else \
+            {"weight": np.asarray(rec["weight"])} if node is None else \
+            {"weight": regrouped(np.asarray(node.weight), int(rec["groups"]))
+             if rec["kind"] == "conv" else np.asarray(node.weight)}
         es_shape = rec["event_scale_shape"]
         es = None if es_shape is None else np.asarray(node.metadata[KEY_EVENT_SCALE],
                                                       np.float64).reshape(es_shape)
         fields = {k: v for k, v in rec.items()
-                  if k not in ("node", "weight", "event_scale_shape")}
+                  if k not in ("node", "weight", "factors", "event_scale_shape")}
         projs.append(Projection(**{**fields, "stride": tuple(fields["stride"]),
                                    "padding": tuple(fields["padding"])},
-                                weight=weight, event_scale=es))
+                                **weight, event_scale=es))
     ro = desc["readout"]
-    arrays = {name: np.asarray(meta[f"{KEY_ARRAY}{i}"], dtype).reshape(shape)
-              for i, (name, shape, dtype) in enumerate(desc["arrays"])}
     return SpikingGraph(
-        input_from_record(desc["input"], arrays), tuple(pops),
+        input_from_record(desc["input"], loaded), tuple(pops),
         Readout(ro["name"], tuple(ro["shape"]), np.asarray(meta[KEY_READOUT_BIAS]),
                 float(ro["units_per_float"]), float(ro["decay"])),
         tuple(projs), fixed_point=bool(desc["fixed_point"]), meta=desc["meta"],
-        pools=pools_from_records(desc["pools"], arrays))
+        pools=pools_from_records(desc["pools"], loaded))

@@ -5,9 +5,12 @@
   (``u, v < k1``) with kernel ``(k2 − 1)·s1 + k1``, stride ``s1·s2`` and padding
   ``p1 + p2·s1`` (e.g. avgpool k2 s2 then conv 3x3 pad 1: a 6x6 kernel, stride 2, pad 2).
   Exact when the zero padding of the conv only covers pooled positions that read input
-  padding, checked per axis; otherwise the fusion is refused with a clear error.
+  padding, checked per axis; otherwise the fusion is refused with a clear error. The
+  fused conv is kept factorised (:mod:`..ir`): ``K`` with the sum pool as attr ``pool``
+  and ``1/k1²`` in ``in_scale``; the lowering deploys the fused geometry.
 * ``Gemm ∘ [Flatten] ∘ (AvgPool | GlobalAvgPool)`` is one dense matrix ``W' = W·P``
-  (``P`` the pooling matrix), built by scattering ``W``'s columns over each window.
+  (``P`` the pooling matrix, ``W``'s columns scattered over each window), kept factorised
+  the same way.
 * The same algebra composes any two convolutions with no neuron in between (a pool or a
   conv on a *current*, e.g. the PreAct-ResNet stem conv 7x7/2 then avgpool 2, or its
   strided 1x1 shortcut on a sum of currents): ``K'[o, d, s1·i + u, s1·j + v] +=
@@ -23,7 +26,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 import numpy as np
-from pseudosnn.compiler.ir import Graph, IRError, Node, infer_shapes
+from pseudosnn.compiler.ir import Graph, IRError, Node, infer_shapes, plain
 from pseudosnn.compiler.passes._rewrite import producers, prune
 
 POOLS = ("AvgPool", "GlobalAvgPool")
@@ -49,10 +52,15 @@ def _axis_ok(size: int, k1: int, s1: int, p1: int, k2: int, s2: int, p2: int) ->
     return left_ok and right_ok
 
 
+def _times(scale, factor: float) -> np.ndarray:
+    return np.asarray(factor if scale is None else np.asarray(scale) * factor)
+
+
 def fuse_conv_pool(conv: Node, pool: Node, in_shape) -> Node:
     (k1h, k1w), (s1h, s1w), (p1h, p1w) = _pool_params(pool, in_shape)
-    w = np.asarray(conv.params["weight"])
-    co, cg, k2h, k2w = w.shape
+    if conv.attrs.get("pool") is not None:  # a pool after a pool: compose the inner one
+        conv = plain(conv, infer_shapes_of(pool, in_shape))
+    k2h, k2w = np.asarray(conv.params["weight"]).shape[2:]
     (s2h, s2w), (p2h, p2w) = conv.attrs["stride"], conv.attrs["padding"]
     if not (_axis_ok(in_shape[1], k1h, s1h, p1h, k2h, s2h, p2h)
             and _axis_ok(in_shape[2], k1w, s1w, p1w, k2w, s2w, p2w)):
@@ -60,28 +68,25 @@ def fuse_conv_pool(conv: Node, pool: Node, in_shape) -> Node:
             f"cannot fuse average pooling {pool.name!r} into conv {conv.name!r} exactly for an "
             f"input of {tuple(in_shape)} (odd size or padding that reaches real pixels); "
             "use an even input size or pool after the conv")
-    kfh, kfw = (k2h - 1) * s1h + k1h, (k2w - 1) * s1w + k1w
-    fused = np.zeros((co, cg, kfh, kfw))
-    for i in range(k2h):
-        for j in range(k2w):
-            fused[:, :, s1h * i:s1h * i + k1h, s1w * j:s1w * j + k1w] += \
-                w[:, :, i:i + 1, j:j + 1] / (k1h * k1w)
     return replace(conv, inputs=pool.inputs, attrs={
-        **conv.attrs, "stride": (s1h * s2h, s1w * s2w),
-        "padding": (p1h + p2h * s1h, p1w + p2w * s1w)}, params={**conv.params, "weight": fused})
+        **conv.attrs, "pool": ((k1h, k1w), (s1h, s1w), (p1h, p1w))}, params={
+        **conv.params, "in_scale": _times(conv.params.get("in_scale"), 1.0 / (k1h * k1w))})
 
 
 def fuse_gemm_pool(gemm: Node, pool: Node, in_shape) -> Node:
     (kh, kw), (sh, sw), (ph, pw) = _pool_params(pool, in_shape)
-    c, h, wd = in_shape
-    oh, ow = (h + 2 * ph - kh) // sh + 1, (wd + 2 * pw - kw) // sw + 1
-    w = np.asarray(gemm.params["weight"]).reshape(-1, c, oh, ow)
-    dense = np.zeros((w.shape[0], c, h + 2 * ph, wd + 2 * pw))
-    for u in range(kh):
-        for v in range(kw):
-            dense[:, :, u:u + sh * (oh - 1) + 1:sh, v:v + sw * (ow - 1) + 1:sw] += w / (kh * kw)
-    dense = dense[:, :, ph:ph + h, pw:pw + wd].reshape(w.shape[0], -1)
-    return replace(gemm, inputs=pool.inputs, params={**gemm.params, "weight": dense})
+    if gemm.attrs.get("pool") is not None:
+        gemm = plain(gemm, infer_shapes_of(pool, in_shape))
+    return replace(gemm, inputs=pool.inputs, attrs={
+        **gemm.attrs, "pool": ((kh, kw), (sh, sw), (ph, pw))}, params={
+        **gemm.params, "in_scale": _times(gemm.params.get("in_scale"), 1.0 / (kh * kw))})
+
+
+def infer_shapes_of(node: Node, in_shape) -> tuple[int, ...]:
+    """Output shape of one node on an input of ``in_shape``."""
+    from pseudosnn.compiler.ir import node_shape
+
+    return tuple(int(d) for d in node_shape(node, [tuple(in_shape)]))
 
 
 def fuse_avgpool(graph: Graph) -> Graph:
@@ -109,13 +114,14 @@ def _fuse_one(n: Node, by_name: dict[str, Node], shapes) -> Node:
     if n.op == "Gemm" and src.op in POOLS:
         return fuse_gemm_pool(n, src, shapes[src.inputs[0]])
     if n.op == "Gemm" and src.op == "Conv":
-        return fuse_gemm_conv(n, src, shapes[src.inputs[0]])
+        return fuse_gemm_conv(plain(n, shapes[src.name]), src, shapes[src.inputs[0]])
     if n.op == "Gemm" and src.op == "Gemm":
-        return fuse_gemm_gemm(n, src)
+        return fuse_gemm_gemm(plain(n, shapes[src.name]), plain(src, shapes[src.inputs[0]]))
     if n.op == "Conv" and src.op in POOLS:
         return fuse_conv_pool(n, src, shapes[src.inputs[0]])
     if n.op in (*POOLS, "Conv") and src.op == "Conv":
-        return compose_convs(n, src, shapes[src.inputs[0]], shapes[src.name])
+        return compose_convs(plain(n, shapes[src.name]), src, shapes[src.inputs[0]],
+                             shapes[src.name])
     return n
 
 
@@ -127,6 +133,7 @@ def _full_kernel(node: Node, in_shape) -> tuple[np.ndarray, tuple, tuple, np.nda
         w = np.zeros((c, c, kh, kw))
         w[np.arange(c), np.arange(c)] = 1.0 / (kh * kw)
         return w, stride, pad, None
+    node = plain(node, in_shape)
     w = np.asarray(node.params["weight"], np.float64)
     groups = int(node.attrs.get("groups", 1))
     if groups > 1:

@@ -1,6 +1,8 @@
 """Batch-norm folding into the preceding convolution or linear layer.
 
-With ``k = γ/sqrt(σ² + eps)`` per output channel: ``W' = W·k``, ``b' = (b − μ)·k + β``.
+With ``k = γ/sqrt(σ² + eps)`` per output channel: ``W' = W·k`` (kept factorised: the
+layer's ``out_scale`` is multiplied by ``k``, ``W`` stays the trained weight),
+``b' = (b − μ)·k + β``.
 A BatchNorm whose producer is not a Conv/Gemm used only by it is left in place (the
 lowering then rejects it by name).
 """
@@ -29,10 +31,11 @@ def fold_batchnorm(graph: Graph) -> Graph:
         w = np.asarray(src.params["weight"])
         b = src.params.get("bias")
         b = np.zeros(w.shape[0]) if b is None else np.asarray(b)
-        new_w = w * k.reshape((-1,) + (1,) * (w.ndim - 1))
+        out = src.params.get("out_scale")
+        new_out = k if out is None else np.asarray(out) * k
         new_b = (b - np.asarray(p["mean"])) * k + np.asarray(p["beta"])
         # the folded layer takes the BatchNorm's name so that consumers stay wired
-        folded[src.name] = replace(src, name=n.name, params={**src.params, "weight": new_w,
+        folded[src.name] = replace(src, name=n.name, params={**src.params, "out_scale": new_out,
                                                               "bias": new_b})
         alias[n.name] = src.name
     if not folded:

@@ -7,6 +7,8 @@ on the neuron, ``v0' = v0/θ``, ``θ' = 1``, ``s' = 1``, and the same counts; th
 hard-reset step is linear in ``v`` too, so a hard reset to ``v_reset`` becomes
 ``v_reset' = v_reset/θ`` (decays are unitless). The neuron's
 ``out_scale`` ``a`` (downstream sees ``a·n/T``) moves into every consumer: ``W' = W·a``.
+Both stay factorised (:mod:`..ir`): ``s/θ`` multiplies the term's ``out_scale``, ``a`` its
+``in_scale``; ``W`` is not touched.
 """
 
 from __future__ import annotations
@@ -20,16 +22,21 @@ from pseudosnn.compiler.passes._rewrite import fresh_name, producers, prune, use
 PROJ = ("Conv", "Gemm")
 
 
-def _row_factor(w: np.ndarray, factor: np.ndarray, out_shape, where: str) -> np.ndarray:
-    """Multiply the rows (outputs) of ``w`` by ``factor`` broadcast over ``out_shape``."""
+def _row_factor(node: Node, factor: np.ndarray, out_shape, where: str) -> Node:
+    """``node`` (Conv/Gemm) with its rows (outputs) multiplied by ``factor`` broadcast over
+    ``out_shape``: its ``out_scale`` times the per-channel/per-row factor."""
     f = np.broadcast_to(np.asarray(factor, np.float64), out_shape)
-    if w.ndim == 4:  # conv: one factor per output channel
+    if node.op == "Conv":  # one factor per output channel
         per_c = f.reshape(f.shape[0], -1)
         if not np.all(per_c == per_c[:, :1]):
             raise IRError(f"{where}: a per-neuron scale cannot be folded into a shared conv "
                           "kernel; use a per-channel or per-layer scale")
-        return w * per_c[:, 0].reshape(-1, 1, 1, 1)
-    return w * f.reshape(-1, 1)
+        rows = per_c[:, 0]
+    else:
+        rows = f.reshape(-1)
+    out = node.params.get("out_scale")
+    rows = rows.copy() if out is None else np.asarray(out) * rows
+    return replace(node, params={**node.params, "out_scale": rows})
 
 
 def fold_scale(graph: Graph) -> Graph:
@@ -56,8 +63,8 @@ def fold_scale(graph: Graph) -> Graph:
             if b is not None:
                 bshape = (-1, 1, 1) if len(shape) == 3 else (-1,)
                 bias = bias + s * np.asarray(b).reshape(bshape)
-            w = _row_factor(np.asarray(t.params["weight"]), s, shape, f"neuron {n.name!r}")
-            params = {"weight": w}
+            scaled = _row_factor(t, s, shape, f"neuron {n.name!r}")
+            params = {k: v for k, v in scaled.params.items() if k != "bias"}
             shared = uses[t.name] > 1 or (src.op == "Add" and uses[src.name] > 1)
             name = fresh_name(taken, f"{t.name}/{n.name}") if shared else t.name
             new_terms.append(replace(t, name=name, params=params))
@@ -107,6 +114,9 @@ def _fold_out_scale(graph: Graph) -> Graph:
         if n.name in scales:
             n = replace(n, attrs={**n.attrs, "out_scale": 1.0})
         elif n.op in PROJ and n.inputs[0] in scales:
-            n = replace(n, params={**n.params, "weight": n.params["weight"] * scales[n.inputs[0]]})
+            a = scales[n.inputs[0]]
+            old = n.params.get("in_scale")
+            n = replace(n, params={**n.params, "in_scale": np.asarray(
+                a if old is None else np.asarray(old) * a)})
         out.append(n)
     return graph.with_nodes(out)

@@ -58,7 +58,7 @@ def _grant_stream(pr, sources, start, first):
     if pr.is_encoder:
         return pr
     t_src = float(np.unique(sources[pr.source].timesteps)[0])
-    return replace(pr, weight=pr.weight * t_src, delay=1 + first - start[pr.source])
+    return pr.times_source(t_src).replaced(delay=1 + first - start[pr.source])
 
 
 def assign_couplings(graph: SpikingGraph) -> SpikingGraph:

@@ -89,13 +89,19 @@ def window_fanout(hw: tuple[int, int], kernel, stride, padding) -> np.ndarray:
     return per[0][:, None] * per[1][None, :]
 
 
+def position_fanout(pr: Projection, source_shape: tuple[int, ...]) -> np.ndarray:
+    """Structural fan-out of a source neuron of ``pr`` by its position, the same in every
+    channel: ``(H, W)`` for a conv (window fan-out times output channels per group), a
+    scalar for a dense projection (every neuron reaches every row)."""
+    if pr.kind == "dense":
+        return np.asarray(pr.weight_shape[0], dtype=np.int64)
+    spatial = window_fanout(source_shape[1:], pr.weight_shape[2:], pr.stride, pr.padding)
+    return spatial * (pr.weight_shape[0] // pr.groups)
+
+
 def fanout(pr: Projection, source_shape: tuple[int, ...]) -> np.ndarray:
     """Structural fan-out of every source neuron of ``pr`` (an array of ``source_shape``)."""
-    if pr.kind == "dense":
-        return np.full(source_shape, pr.weight.shape[0], dtype=np.int64)
-    spatial = window_fanout(source_shape[1:], pr.weight.shape[2:], pr.stride, pr.padding)
-    per_group = pr.weight.shape[0] // pr.groups
-    return np.broadcast_to(spatial * per_group, source_shape).astype(np.int64)
+    return np.broadcast_to(position_fanout(pr, source_shape), source_shape).astype(np.int64)
 
 
 def synapses(pr: Projection, source_shape: tuple[int, ...]) -> int:
@@ -106,12 +112,12 @@ def synapses(pr: Projection, source_shape: tuple[int, ...]) -> int:
 def fan_in(graph: SpikingGraph, name: str) -> int:
     """Incoming synapses of one neuron of ``name`` (the kernel or row size, summed over its
     projections; interior neurons of a conv)."""
-    return sum(int(np.prod(pr.weight.shape[1:])) for pr in graph.incoming(name))
+    return sum(int(np.prod(pr.weight_shape[1:])) for pr in graph.incoming(name))
 
 
 # --- the deployed network ----------------------------------------------------------------
 class Fanouts:
-    """Fan-out arrays of a graph's projections, computed once per graph."""
+    """:func:`position_fanout` of a graph's projections, computed once per graph."""
 
     def __init__(self, graph: SpikingGraph):
         self.graph = graph
@@ -119,23 +125,29 @@ class Fanouts:
 
     def __getitem__(self, pr: Projection) -> np.ndarray:
         if pr.name not in self._by_name:
-            self._by_name[pr.name] = fanout(pr, self.graph.shape_of(pr.source))
+            self._by_name[pr.name] = position_fanout(pr, self.graph.shape_of(pr.source))
         return self._by_name[pr.name]
 
 
 def sops(graph: SpikingGraph, counts: Mapping[str, np.ndarray],
          fanouts: Fanouts | None = None) -> dict[str, int]:
     """SOPs of every non-encoder projection, ``Σ_i n_i·fanout_i``, summed over the batch
-    (``counts[pop]``: spike counts ``(B, *shape)`` or already summed ``(*shape)``)."""
+    (``counts[pop]``: spike counts ``(B, *shape)`` or already summed ``(*shape)``); the
+    fan-out being the same in every channel, ``Σ_pos (Σ_{b,c} n)·position_fanout``."""
     fanouts = fanouts or Fanouts(graph)
+    summed: dict[tuple[str, int], np.ndarray] = {}  # counts summed over batch (and channels)
     out = {}
     for pr in graph.projections:
         if pr.is_encoder:
             continue
-        n = np.asarray(counts[pr.source])
-        shape = graph.shape_of(pr.source)
-        n = n.reshape(-1, *shape).sum(axis=0) if n.shape != tuple(shape) else n
-        out[pr.name] = int(np.sum(n * fanouts[pr]))
+        fan = fanouts[pr]
+        key = (pr.source, fan.ndim)
+        if key not in summed:
+            shape = graph.shape_of(pr.source)
+            n = np.asarray(counts[pr.source])
+            summed[key] = n.reshape(-1, *shape[len(shape) - fan.ndim:]).sum(axis=0,
+                                                                           dtype=np.int64)
+        out[pr.name] = int(np.sum(summed[key] * fan))
     return out
 
 
@@ -216,7 +228,7 @@ def projection_layer(graph: SpikingGraph, pr: Projection) -> Layer:
     src, dst = tuple(graph.shape_of(pr.source)), tuple(graph.shape_of(pr.target))
     if pr.kind == "dense":
         return Layer(pr.name, "linear", (math.prod(src),), (math.prod(dst),))
-    return Layer(pr.name, "conv", src, dst, kernel=tuple(pr.weight.shape[2:]),
+    return Layer(pr.name, "conv", src, dst, kernel=tuple(pr.weight_shape[2:]),
                  stride=tuple(pr.stride), padding=tuple(pr.padding), groups=pr.groups)
 
 
@@ -278,7 +290,8 @@ def deployed_layers(graph: SpikingGraph, spikes: Mapping[str, float],
             encoders = stem_layer + encoders
         out.append(LayerCounts(
             name=node.name, kind="population" if is_pop else "readout",
-            neurons=math.prod(node.shape), weights=sum(pr.weight.size for pr in incoming),
+            neurons=math.prod(node.shape),
+            weights=sum(math.prod(pr.weight_shape) for pr in incoming),
             biases=bias_entries(tuple(node.shape)),
             synapses=sum(synapses(pr, graph.shape_of(pr.source)) for pr in spiking),
             sops=float(sum(sops.get(pr.name, 0) for pr in spiking)),

@@ -16,6 +16,11 @@ Execution semantics (0-indexed global clock ``t = 0, 1, ...``):
 * Projection weights act on *events*: the trained ``W`` acting on rates ``n/T_src`` is
   folded by the compiler into ``W/T_src``. ``event_scale`` (float mode only) carries
   per-source-neuron factors that cannot be folded into shared conv weights.
+* A float projection may carry its trained :class:`Factors` instead of a materialised
+  ``weight`` (the deployed, fused weight is then composed from them on first use):
+  ``project(x) = out_scale ⊙ base(sumpool(in_scale ⊙ x))``. Counting follows the deployed
+  structure (``weight_shape``, ``stride``, ``padding``); every float executor that computes
+  currents itself computes them from the factors (:mod:`.synapses`).
 * A **rate**-coupled population accumulates every delivered event; when all sources'
   windows are closed (its ``start``, :mod:`.schedule`) it integrates the constant current
   ``c = sum_k proj_k(n_k) + b`` during its window, neuron ``i`` for its own ``T_i`` steps:
@@ -224,51 +229,158 @@ class Readout(_Frozen):
     decay: float = 0.0
 
 
+Pool = tuple[tuple[int, int], tuple[int, int], tuple[int, int]]
+"""A sum pool's ``(kernel, stride, padding)``, each per spatial axis."""
+
+
+@dataclass(frozen=True, eq=False)
+class Factors(_Frozen):
+    """A projection as the trained layer it deploys (DESIGN.md §2: the counting follows the
+    deployed structure, a simulator may compute with any exact factorisation):
+
+        y = out_scale ⊙ base(sumpool(in_scale ⊙ x))
+
+    ``base``: the trained kernel ``(C_out, C_in/groups, kh, kw)`` (conv; its own stride and
+    padding follow from the projection's, see :meth:`Projection.base_geometry`) or matrix
+    ``(out, features)`` acting on the flattened pooled source (dense). Projections that
+    deploy one trained layer (the summands of a residual sum) share it.
+    ``pool``: a zero-padded *sum* pool the source goes through first (an average pool's
+    ``1/k²`` is part of ``in_scale``), or None.
+    ``in_scale``: broadcasts to the source shape (conv: a scalar or per channel
+    ``(C, 1, 1)``), or None. ``out_scale``: per output channel (conv) or row (dense)
+    ``(C_out,)``, or None. ``source_shape``: the source's shape (lays a dense projection's
+    input scale and pool out along its columns).
+    """
+
+    _ARRAYS = ("base", "in_scale", "out_scale")
+
+    base: np.ndarray
+    in_scale: np.ndarray | None = None
+    out_scale: np.ndarray | None = None
+    pool: Pool | None = None
+    source_shape: tuple[int, ...] = ()
+
+
+class _ComposedWeight:
+    """``Projection.weight``: the array given, or, for a projection built from
+    :class:`Factors` (``weight=None``), their composition, computed on first use and kept
+    (``synapses.compose``). Executors that compute from the factors never compose it."""
+
+    def __set_name__(self, owner, name: str) -> None:
+        self.slot = f"_{name}"
+
+    def __get__(self, obj, objtype=None):
+        if obj is None:
+            return None  # the dataclass field's default
+        w = obj.__dict__.get(self.slot)
+        if w is None and obj.factors is not None:
+            from pseudosnn.compiler.spiking.synapses import compose
+
+            w = read_only(compose(obj))
+            obj.__dict__[self.slot] = w
+        return w
+
+    def __set__(self, obj, value) -> None:
+        obj.__dict__[self.slot] = value
+
+
 @dataclass(frozen=True, eq=False)
 class Projection(_Frozen):
     """Synapses from ``source`` to ``target``.
 
     ``kind="dense"``: ``weight`` is ``(target_size, source_size)`` acting on the flattened
     (C-order) source. ``kind="conv"``: ``weight`` is ``(C_out, C_in/groups, kh, kw)``
-    acting on a ``(C, H, W)`` source with ``stride``/``padding``.
+    acting on a ``(C, H, W)`` source with ``stride``/``padding``. With ``factors`` (float
+    graphs) ``weight`` is None at construction and composed on first use; passing a
+    ``weight`` (e.g. ``dataclasses.replace(pr, weight=w)``) drops the factors.
     """
 
-    _ARRAYS = ("weight", "event_scale")
+    _ARRAYS = ("event_scale",)
 
     name: str
     source: str
     target: str
     kind: Literal["dense", "conv"]
-    weight: np.ndarray
+    weight: np.ndarray | None = _ComposedWeight()
     stride: tuple[int, int] = (1, 1)
     padding: tuple[int, int] = (0, 0)
     groups: int = 1
     delay: int = 1
     weight_exp: int = 0
     event_scale: np.ndarray | None = None
+    factors: Factors | None = None
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        given = self.__dict__.get("_weight")
+        if given is not None:
+            object.__setattr__(self, "weight", read_only(given))
+            object.__setattr__(self, "factors", None)
+        elif self.factors is None:
+            raise GraphError(f"projection {self.name!r} has neither weights nor factors")
 
     @property
     def is_encoder(self) -> bool:
         """Reads the analog input: multiply-accumulates computed once per sample."""
         return self.source == INPUT
 
+    def replaced(self, **changes) -> Projection:
+        """``dataclasses.replace`` that keeps the factors (a plain ``replace`` reads
+        ``weight``, i.e. composes it, and so drops them)."""
+        if self.factors is not None and "weight" not in changes:
+            changes["weight"] = None
+        return replace(self, **changes)
+
+    def times_source(self, f: float) -> Projection:
+        """This projection applied to ``f·x`` (every source value scaled by ``f``)."""
+        if self.factors is None:
+            return replace(self, weight=self.weight * f)
+        s = self.factors.in_scale
+        return self.replaced(factors=replace(
+            self.factors, in_scale=np.asarray(f if s is None else s * f, np.float64)))
+
+    @cached_property
+    def weight_shape(self) -> tuple[int, ...]:
+        """Shape of the deployed (composed) weight, without composing it."""
+        f = self.factors
+        if f is None:
+            return tuple(int(d) for d in self.weight.shape)
+        if self.kind == "dense":
+            return (int(f.base.shape[0]), int(np.prod(f.source_shape)))
+        (k1h, k1w), (s1h, s1w), _ = f.pool or ((1, 1), (1, 1), (0, 0))
+        co, cg, kh, kw = f.base.shape
+        return (int(co), int(cg), (kh - 1) * s1h + k1h, (kw - 1) * s1w + k1w)
+
+    def base_geometry(self) -> tuple[tuple[int, int], tuple[int, int]]:
+        """Stride and padding of ``factors.base`` (conv): the deployed conv is the pool
+        ``(k1, s1, p1)`` then the base with ``(s2, p2)``, i.e. stride ``s1·s2``, padding
+        ``p1 + p2·s1`` (``compiler/passes/avgpool_fusion``)."""
+        pool = self.factors.pool if self.factors is not None else None
+        if pool is None:
+            return self.stride, self.padding
+        _, s1, p1 = pool
+        return (tuple(s // a for s, a in zip(self.stride, s1, strict=True)),
+                tuple((p - b) // a for p, a, b in zip(self.padding, s1, p1, strict=True)))
+
     @cached_property
     def block_kernel(self) -> np.ndarray | None:
-        """The kernel of a conv constant on ``stride``-sized blocks (what the compiler makes
-        of avgpool + conv) as its block kernel, else None (:mod:`.synapses`). Computed once:
-        the weights are read-only."""
+        """The kernel of a materialised conv constant on blocks that divide its stride (what
+        the compiler makes of avgpool + conv before quantisation) as its block kernel, else
+        None (:mod:`.synapses`). Computed once: the weights are read-only."""
         from pseudosnn.compiler.spiking.synapses import block_kernel
 
-        return block_kernel(self.weight, self.stride) if self.kind == "conv" else None
+        if self.kind != "conv" or self.factors is not None:
+            return None
+        return block_kernel(self.weight, self.stride)
 
     def output_shape(self, source_shape: tuple[int, ...]) -> tuple[int, ...]:
         if self.kind == "dense":
-            return (int(self.weight.shape[0]),)
+            return (int(self.weight_shape[0]),)
         _, h, w = source_shape
-        kh, kw = self.weight.shape[2:]
+        kh, kw = self.weight_shape[2:]
         oh = (h + 2 * self.padding[0] - kh) // self.stride[0] + 1
         ow = (w + 2 * self.padding[1] - kw) // self.stride[1] + 1
-        return (int(self.weight.shape[0]), int(oh), int(ow))
+        return (int(self.weight_shape[0]), int(oh), int(ow))
 
 
 @dataclass(frozen=True, eq=False)
@@ -466,16 +578,18 @@ def _validate_input(node: InputNode) -> None:
 def _validate_projection(graph: SpikingGraph, pr: Projection) -> None:
     src_shape = graph.shape_of(pr.source)
     tgt_shape = graph.shape_of(pr.target)
-    w = np.asarray(pr.weight)
-    if not np.all(np.isfinite(w)):
+    shape = pr.weight_shape
+    if pr.factors is not None:
+        _validate_factors(graph, pr, src_shape)
+    elif not np.all(np.isfinite(pr.weight)):
         raise GraphError(f"projection {pr.name!r} has NaN or Inf weights")
     if pr.kind == "dense":
         expected = (int(np.prod(tgt_shape)), int(np.prod(src_shape)))
-        if w.shape != expected:
-            raise GraphError(f"projection {pr.name!r}: dense weight {w.shape} != {expected}")
+        if shape != expected:
+            raise GraphError(f"projection {pr.name!r}: dense weight {shape} != {expected}")
     else:
-        if len(src_shape) != 3 or w.ndim != 4 or w.shape[1] * pr.groups != src_shape[0]:
-            raise GraphError(f"projection {pr.name!r}: conv weight {w.shape} does not fit "
+        if len(src_shape) != 3 or len(shape) != 4 or shape[1] * pr.groups != src_shape[0]:
+            raise GraphError(f"projection {pr.name!r}: conv weight {shape} does not fit "
                              f"source {src_shape} with groups={pr.groups}")
         if pr.output_shape(src_shape) != tuple(tgt_shape):
             raise GraphError(f"projection {pr.name!r}: output {pr.output_shape(src_shape)} "
@@ -485,8 +599,9 @@ def _validate_projection(graph: SpikingGraph, pr: Projection) -> None:
             raise GraphError(f"projection {pr.name!r}: event_scale is float-only")
         np.broadcast_to(pr.event_scale, src_shape)
     if graph.fixed_point and not pr.is_encoder:
-        if not np.issubdtype(w.dtype, np.integer) or w.min(initial=0) < WEIGHT_MIN or \
-                w.max(initial=0) > WEIGHT_MAX:
+        w = pr.weight if pr.factors is None else pr.factors.base
+        if pr.factors is not None or not np.issubdtype(w.dtype, np.integer) or \
+                w.min(initial=0) < WEIGHT_MIN or w.max(initial=0) > WEIGHT_MAX:
             raise GraphError(f"projection {pr.name!r}: fixed-point weights must be int8")
         if not WEIGHT_EXP_MIN <= pr.weight_exp <= WEIGHT_EXP_MAX:
             raise GraphError(f"projection {pr.name!r}: weight_exp {pr.weight_exp} "
@@ -495,3 +610,43 @@ def _validate_projection(graph: SpikingGraph, pr: Projection) -> None:
         raise GraphError(f"encoder projection {pr.name!r} must have delay 0")
     if not pr.is_encoder and pr.delay < 1:
         raise GraphError(f"projection {pr.name!r}: synaptic delay must be >= 1")
+
+
+def _validate_factors(graph: SpikingGraph, pr: Projection, src_shape: tuple[int, ...]) -> None:
+    """The factors fit the source and compose to the projection's deployed geometry."""
+    f = pr.factors
+    if tuple(f.source_shape) != tuple(src_shape):
+        raise GraphError(f"projection {pr.name!r}: factors for a source of {f.source_shape}, "
+                         f"the source has {src_shape}")
+    arrays = [a for a in (f.base, f.in_scale, f.out_scale) if a is not None]
+    if not all(np.all(np.isfinite(a)) for a in arrays):
+        raise GraphError(f"projection {pr.name!r} has NaN or Inf factors")
+    if f.in_scale is not None:
+        try:
+            np.broadcast_to(f.in_scale, src_shape)
+        except ValueError as exc:
+            raise GraphError(f"projection {pr.name!r}: in_scale {f.in_scale.shape} does not "
+                             f"fit the source {src_shape}") from exc
+        if pr.kind == "conv" and np.prod(np.shape(f.in_scale)[-2:] or (1,)) != 1:
+            raise GraphError(f"projection {pr.name!r}: a conv's in_scale must be per channel")
+    if f.out_scale is not None and f.out_scale.shape != (f.base.shape[0],):
+        raise GraphError(f"projection {pr.name!r}: out_scale {f.out_scale.shape} != "
+                         f"({f.base.shape[0]},)")
+    if f.pool is None:
+        return
+    (k1h, k1w), (s1h, s1w), (p1h, p1w) = f.pool
+    if pr.kind == "dense":
+        if len(src_shape) != 3:
+            raise GraphError(f"projection {pr.name!r}: a pooled dense projection needs a "
+                             f"(C, H, W) source, got {src_shape}")
+        c, h, w = src_shape
+        pooled = c * ((h + 2 * p1h - k1h) // s1h + 1) * ((w + 2 * p1w - k1w) // s1w + 1)
+        if f.base.shape[1] != pooled:
+            raise GraphError(f"projection {pr.name!r}: base {f.base.shape} does not read the "
+                             f"{pooled} pooled features")
+        return
+    (s2h, s2w), (p2h, p2w) = pr.base_geometry()
+    if (s1h * s2h, s1w * s2w) != tuple(pr.stride) or (p1h + p2h * s1h, p1w + p2w * s1w) != \
+            tuple(pr.padding) or min(s2h, s2w, p2h, p2w) < 0 or min(s2h, s2w) < 1:
+        raise GraphError(f"projection {pr.name!r}: pool {f.pool} and the base conv do not "
+                         f"compose to stride {pr.stride}, padding {pr.padding}")

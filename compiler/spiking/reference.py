@@ -1,8 +1,9 @@
 """Rate-level reference evaluator of a spiking graph: closed form, layer by layer.
 
 For every rate-coupled population ``n = clamp(floor((v0 + T*c)/theta), 0, T)`` with
-``c = sum_k project(k, n_k) + b`` (DESIGN.md §2), or, for leaky and hard-reset
-populations (no closed form), the count of the constant current ``c`` stepped with
+``c = sum_k project(k, n_k) + b`` (DESIGN.md §2; the sum as :func:`.synapses.drive`
+computes it, the encoder's current first), or, for leaky and hard-reset populations (no
+closed form), the count of the constant current ``c`` stepped with
 :func:`.semantics.neuron_step`; the readout is ``sum_k project(k, n_k) + b``. A spike
 pool's count is ``sum_t OR_window s_t`` over its source's train of that constant current
 (``semantics.constant_current_train``). This is the fast check used by ``--verify`` and
@@ -16,7 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 from pseudosnn.compiler.spiking.graph import GraphError, Population, SpikingGraph
 from pseudosnn.compiler.spiking.semantics import constant_current_counts, constant_current_train
-from pseudosnn.compiler.spiking.synapses import encoder_currents, project, spike_pool
+from pseudosnn.compiler.spiking.synapses import drive, encoder_currents, spike_pool
 
 
 @dataclass
@@ -36,12 +37,10 @@ def evaluate(graph: SpikingGraph, x: np.ndarray) -> ReferenceResult:
     counts: dict[str, np.ndarray] = {}
     currents: dict[str, np.ndarray] = {}
 
-    def drive(target: str) -> np.ndarray:
-        total = encoder.get(target, 0)
-        for pr in graph.incoming(target):
-            if not pr.is_encoder:
-                total = total + project(pr, counts[pr.source], fixed_point=graph.fixed_point)
-        return total
+    def current(target: str) -> np.ndarray:
+        total = drive(graph, target, counts, fixed_point=graph.fixed_point,
+                      initial=encoder.get(target))
+        return 0 if total is None else total
 
     for pop in graph.topological_sources():
         if not isinstance(pop, Population):  # a spike pool of a rate population
@@ -53,11 +52,11 @@ def evaluate(graph: SpikingGraph, x: np.ndarray) -> ReferenceResult:
         if pop.coupling != "rate":
             raise GraphError(f"population {pop.name!r} is stream-coupled: the rate-level "
                              "reference cannot evaluate it; use the simulator")
-        c = drive(pop.name) + np.asarray(pop.bias)
+        c = current(pop.name) + np.asarray(pop.bias)
         currents[pop.name] = c
         counts[pop.name] = constant_current_counts(c, pop.timesteps, pop.threshold, pop.v0,
                                                    pop.dynamics, graph.fixed_point)
     ro = graph.readout
-    acc = drive(ro.name) + np.asarray(ro.bias)
+    acc = current(ro.name) + np.asarray(ro.bias)
     out = acc / ro.units_per_float if graph.fixed_point else acc
     return ReferenceResult(counts=counts, currents=currents, output=np.asarray(out, np.float64))

@@ -1,3 +1,5 @@
+from dataclasses import replace
+
 import numpy as np
 import pytest
 from pseudosnn.compiler import artifact
@@ -63,7 +65,7 @@ def test_fused_pool_conv_kernels_are_stored_as_blocks_and_expand_exactly(tmp_pat
     g = random_graph("cnn", seed=6)
     k = np.random.default_rng(2).normal(size=(6, 4, 3, 3))
     fused = np.repeat(np.repeat(k, 2, axis=2), 2, axis=3) / 4  # avgpool(2) then conv 3x3
-    projs = tuple(type(p)(**{**p.__dict__, "weight": fused, "padding": (2, 2)})
+    projs = tuple(replace(p, weight=fused, padding=(2, 2))
                   if p.name == "conv1->conv2" else p for p in g.projections)
     g = schedule(type(g)(g.input, g.populations, g.readout, projs))
     out = artifact.save(g, tmp_path / "art")
@@ -109,7 +111,7 @@ def test_global_pool_linear_is_stored_per_channel_and_expands_exactly(tmp_path):
     rng = np.random.default_rng(3)
     per_channel = rng.normal(size=(5, 6))  # conv2 is (6, 4, 4): pool over 16 pixels
     pooled = np.repeat(per_channel / 16, 16, axis=1)
-    projs = tuple(type(p)(**{**p.__dict__, "weight": pooled}) if p.target == "out" else p
+    projs = tuple(replace(p, weight=pooled) if p.target == "out" else p
                   for p in g.projections)
     g = type(g)(g.input, g.populations, g.readout, projs)
     out = artifact.save(g, tmp_path / "art")

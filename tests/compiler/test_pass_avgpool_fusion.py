@@ -1,6 +1,7 @@
 """avgpool_fusion: conv∘avgpool is one conv (avgpool k2s2 -> conv 3x3 pad 1 = 6x6 kernel,
-stride 2, padding 2, K'[u, v] = K[u//2, v//2]/4); pool/GAP -> flatten -> linear is one
-dense matrix; inexact fusions are refused by name."""
+stride 2, padding 2, K'[u, v] = K[u//2, v//2]/4), kept factorised (the trained kernel, a sum
+pool and 1/4); pool/GAP -> flatten -> linear is one dense matrix, kept factorised too;
+inexact fusions are refused by name."""
 
 from __future__ import annotations
 
@@ -32,11 +33,15 @@ def test_k2s2_then_conv3x3_is_the_documented_6x6_conv(rng):
     out = fuse_avgpool(g)
     fused = out.node("c1")
     assert fused.inputs == ("n0",) and "p" not in [n.name for n in out.nodes]
-    assert fused.params["weight"].shape == (4, 3, 6, 6)
-    assert fused.attrs["stride"] == (2, 2) and fused.attrs["padding"] == (2, 2)
     K = g.node("c1").params["weight"]
+    assert fused.params["weight"] is K and fused.attrs["pool"] == ((2, 2), (2, 2), (0, 0))
+    assert float(fused.params["in_scale"]) == 0.25
+    composed = ir.plain(fused, (3, 8, 8))
+    assert composed.params["weight"].shape == (4, 3, 6, 6)
+    assert composed.attrs["stride"] == (2, 2) and composed.attrs["padding"] == (2, 2)
     u = np.arange(6)
-    np.testing.assert_allclose(fused.params["weight"], K[:, :, u[:, None] // 2, u[None] // 2] / 4)
+    np.testing.assert_allclose(composed.params["weight"],
+                               K[:, :, u[:, None] // 2, u[None] // 2] / 4)
     x = rng.normal(0, 1, (3, 2, 8, 8))
     np.testing.assert_allclose(ir.evaluate(out, x).output, ir.evaluate(g, x).output,
                                atol=1e-12)
@@ -78,7 +83,8 @@ def test_pool_flatten_linear_is_one_dense_matrix(rng, pool):
                                         rng.normal(0, 1, 5))], output="fc")
     out = fuse_avgpool(g)
     fc = out.node("fc")
-    assert fc.inputs == ("n0",) and fc.params["weight"].shape == (5, 3 * 6 * 6)
+    assert fc.inputs == ("n0",) and fc.params["weight"] is g.node("fc").params["weight"]
+    assert ir.plain(fc, (3, 6, 6)).params["weight"].shape == (5, 3 * 6 * 6)
     x = rng.normal(0, 1, (3, 2, 6, 6))
     np.testing.assert_allclose(ir.evaluate(out, x).output, ir.evaluate(g, x).output,
                                atol=1e-12)

@@ -1,4 +1,5 @@
-"""bn_fold: W' = W·γ/σ, b' = (b − μ)·γ/σ + β; the same network, no BatchNorm left."""
+"""bn_fold: W' = W·γ/σ (kept factorised: W and out_scale γ/σ), b' = (b − μ)·γ/σ + β; the
+same network, no BatchNorm left."""
 
 from __future__ import annotations
 
@@ -29,7 +30,9 @@ def test_fold_conv_and_gemm(rng):
     # the algebra, checked on the conv's numbers
     bn, conv = g.node("bn"), g.node("c")
     k = bn.params["gamma"] / np.sqrt(bn.params["var"] + 1e-3)
-    np.testing.assert_allclose(out.node("bn").params["weight"],
+    assert out.node("bn").params["weight"] is conv.params["weight"]  # the trained weight
+    np.testing.assert_allclose(out.node("bn").params["out_scale"], k)
+    np.testing.assert_allclose(ir.plain(out.node("bn"), (2, 5, 5)).params["weight"],
                                conv.params["weight"] * k[:, None, None, None])
     np.testing.assert_allclose(out.node("bn").params["bias"],
                                (conv.params["bias"] - bn.params["mean"]) * k + bn.params["beta"])

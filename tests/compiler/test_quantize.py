@@ -24,7 +24,7 @@ def test_fixed_point_format_and_error(kind):
         assert np.issubdtype(np.asarray(p.bias).dtype, np.integer)
     for pr in fixed.projections:
         if not pr.is_encoder:
-            assert pr.weight.dtype == np.int64 and pr.weight.min() >= -128
+            assert pr.weight.dtype == np.int8 and pr.weight.min() >= -128  # narrowest exact
             assert pr.weight.max() <= 127 and 0 <= pr.weight_exp <= 7
             # the scale relation W_int·2^e ≈ W_eff·S_p
             s = fixed.node(pr.target).units_per_float

@@ -12,7 +12,7 @@ from pseudosnn.compiler.spiking.semantics import Dynamics
 from pseudosnn.compiler.spiking.synapses import conv2d, project
 from pseudosnn.compiler.testing import random_graph, with_dynamics
 from pseudosnn.simulator.engine import SimulationError, simulate
-from pseudosnn.simulator.kernels import Projector
+from pseudosnn.simulator.kernels import Kernels
 
 KINDS = ["mlp", "cnn", "residual"]
 
@@ -27,6 +27,20 @@ def assert_counts_consistent(res):
         assert np.array_equal(s.sum(axis=1), res.counts[name])
         assert np.array_equal(s.sum(axis=tuple(i for i in range(s.ndim) if i != 1)),
                               res.spikes_per_step[name])
+
+
+def assert_pool_ors_its_source(res, pool) -> None:
+    """The pool's recorded train is the OR over each window of its source's train
+    ``POOL_DELAY`` steps earlier, and it has spikes and silences."""
+    from pseudosnn.compiler.spiking.schedule import POOL_DELAY
+    from pseudosnn.compiler.spiking.synapses import spike_pool
+
+    src = res.spikes[pool.source]
+    want = np.zeros_like(res.spikes[pool.name])
+    for t in range(res.steps - POOL_DELAY):
+        want[:, t + POOL_DELAY] = spike_pool(pool, src[:, t])
+    np.testing.assert_array_equal(res.spikes[pool.name], want)
+    assert want.any() and not want.all()
 
 
 def assert_equals_naive_loop(res, naive_run, fixed: bool) -> None:
@@ -128,7 +142,8 @@ def test_sops_are_events_times_fanout(quantised):
     assert res.macs == 5 * taps  # structural synapses: padding taps are not counted
 
 
-@pytest.mark.parametrize("x_max", [15, 2**14, 2**40])  # float32, float64, int64 paths
+# MatMulInteger (<= 127), float32, float64 and int64 paths
+@pytest.mark.parametrize("x_max", [15, 200, 2**14, 2**40])
 def test_fixed_point_gemm_in_float_is_exact(x_max):
     rng = np.random.default_rng(0)
     w = rng.integers(-128, 128, size=(6, 4, 3, 3))
@@ -136,7 +151,7 @@ def test_fixed_point_gemm_in_float_is_exact(x_max):
     counts = rng.integers(0, x_max + 1, size=(3, 4, 7, 7))
     exact = project(pr, counts, fixed_point=True)
     assert exact.dtype == np.int64
-    got = Projector(pr, np.int64, exact_int=True)(counts, x_max)
+    got = Kernels("fixed")(pr, counts, x_max)
     assert got.dtype == np.int64
     np.testing.assert_array_equal(got, exact)
 
@@ -230,16 +245,15 @@ def test_block_conv_graph_equals_reference_and_naive_loop(kind, naive, quantised
         np.testing.assert_allclose(r32.output, res.output, atol=1e-3)
 
 
-@pytest.mark.parametrize("x_max", [15, 2**14, 2**40])  # float32, float64, int64 paths
+@pytest.mark.parametrize("x_max", [15, 200, 2**14, 2**40])
 def test_fixed_point_block_conv_projector_is_exact(x_max):
-
     rng = np.random.default_rng(3)
     k = rng.integers(-128, 128, size=(6, 4, 3, 3))
     w = np.repeat(np.repeat(k, 2, axis=2), 2, axis=3)
     pr = Projection("p", "a", "b", "conv", w, stride=(2, 2), padding=(2, 2), weight_exp=3)
     counts = rng.integers(0, x_max + 1, size=(3, 4, 9, 7))
     direct = conv2d(counts, w, (2, 2), (2, 2)) << 3
-    got = Projector(pr, np.int64, exact_int=True)(counts, x_max)
+    got = Kernels("fixed")(pr, counts, x_max)
     assert got.dtype == np.int64
     np.testing.assert_array_equal(got, direct)
     np.testing.assert_array_equal(project(pr, counts, fixed_point=True), direct)
@@ -247,40 +261,39 @@ def test_fixed_point_block_conv_projector_is_exact(x_max):
 
 @pytest.mark.parametrize("mode", ["float64", "float32", "fixed"])
 @pytest.mark.parametrize("kind", KINDS)
-def test_live_neuron_stepping_equals_full_stepping(kind, mode, quantised, monkeypatch):
-    """Without recorded spikes only neurons with ``0 < c < theta`` are stepped
-    (``engine._step_live``: ``c <= 0`` never fires, ``c >= theta`` fires every step); with
-    them every neuron is. Counts, spikes per step and the readout must not differ, for
-    uniform and per-channel T, and all three kinds of neuron must occur."""
-    from pseudosnn.simulator import engine
+def test_spikes_per_step_without_the_train_equal_the_recorded_train(kind, mode, quantised,
+                                                                    monkeypatch):
+    """Without recorded spikes a rate window's spikes per step count only the neurons with
+    ``0 < c < theta`` step by step (``c <= 0`` never fires, ``c >= theta`` fires every
+    step); with them the whole train is built. Counts, spikes per step and the readout must
+    not differ, for uniform and per-channel T, and all three kinds of neuron must occur."""
+    from pseudosnn.simulator import closed_form
 
-    calls = []
-    live = engine._step_live
-    monkeypatch.setattr(engine, "SKIPPED_STEPS_PER_NEURON_MIN", -1.0)  # whenever it may
-    def spy(st, c, live_mask, full_mask, *rest):  # neurons stepped / known to fire always
-        calls.append((int(live_mask.sum()), int(full_mask.sum())))
-        return live(st, c, live_mask, full_mask, *rest)
+    kinds = []
+    per_step = closed_form.Window.per_step
 
-    monkeypatch.setattr(engine, "_step_live", spy)
+    def spy(self):
+        c = self.c
+        kinds.append((int((c <= 0).sum()), int((c >= self.theta).sum())))
+        return per_step(self)
+
+    monkeypatch.setattr(closed_form.Window, "per_step", spy)
     precision = "float64" if mode == "fixed" else mode
     for seed, per_channel in ((0, False), (1, True), (2, True)):
         g = random_graph(kind, seed=seed, per_channel=per_channel)
         if mode == "fixed":
             g = quantised(g)
         x = batch(g, 7, seed=seed)
-        calls.clear()
+        kinds.clear()
         fast = simulate(g, x, precision=precision)
-        assert len(calls) == len(g.populations)  # every population took the live path
+        assert len(kinds) == len(g.populations)  # every window without its train
         full = simulate(g, x, record_spikes=True, precision=precision)
-        assert len(calls) == len(g.populations)  # ... and none with spikes recorded
-        silent = 0
+        assert len(kinds) == len(g.populations)  # ... and none with spikes recorded
         for name in full.counts:
             np.testing.assert_array_equal(fast.counts[name], full.counts[name], err_msg=name)
             np.testing.assert_array_equal(fast.spikes_per_step[name],
                                           full.spikes_per_step[name], err_msg=name)
-            silent += int((full.counts[name] == 0).sum())
-        assert silent > 0 and sum(int(n.sum()) for n in full.counts.values()) > 0
-        assert sum(a for a, _ in calls) > 0 and sum(b for _, b in calls) > 0
+        assert sum(a for a, _ in kinds) > 0 and sum(b for _, b in kinds) > 0
         np.testing.assert_array_equal(fast.output, full.output)
 
 
@@ -350,9 +363,7 @@ def test_spike_pool_ors_the_stepped_train_of_a_leaky_source(stream, fixed):
     ``t + POOL_DELAY`` the OR over each window of the source's real (stepped) train; in a
     rate graph every count equals the reference (``constant_current_train``), and that
     train is not the integrate-and-fire closed form."""
-    from pseudosnn.compiler.spiking.schedule import POOL_DELAY
     from pseudosnn.compiler.spiking.semantics import rate_spike_count
-    from pseudosnn.compiler.spiking.synapses import spike_pool
 
     dyn = Dynamics(du=0.5, dv=0.25, reset="hard", v_reset=-0.25, fire=">")
     g = with_dynamics(random_graph("cnn", seed=6, pool=True, stream=stream), dyn, v0=0.0)
@@ -362,12 +373,7 @@ def test_spike_pool_ors_the_stepped_train_of_a_leaky_source(stream, fixed):
     res = simulate(g, x, record_spikes=True)
     assert_counts_consistent(res)
     (pool,) = g.pools
-    src = res.spikes[pool.source]
-    want = np.zeros_like(res.spikes[pool.name])
-    for t in range(res.steps - POOL_DELAY):
-        want[:, t + POOL_DELAY] = spike_pool(pool, src[:, t])
-    np.testing.assert_array_equal(res.spikes[pool.name], want)
-    assert want.any() and not want.all()
+    assert_pool_ors_its_source(res, pool)
     if not stream:
         ref = evaluate(g, x)
         for name, n in ref.counts.items():
@@ -409,3 +415,45 @@ def test_event_frames_stream_into_a_leaky_population_one_per_step(fixed):
     assert framed.any()
     mean = frames.mean(axis=1)
     assert not np.array_equal(framed, train([mean.astype(frames.dtype)] * g.input.frames))
+
+
+@pytest.mark.parametrize("fixed", [False, True], ids=["float", "fixed"])
+@pytest.mark.parametrize("case", ["rate", "rate-per-channel", "stream"])
+def test_spike_pool_of_a_closed_form_population_pools_its_whole_train(case, fixed,
+                                                                      monkeypatch):
+    """An integrate-and-fire source computed in closed form is pooled train-at-once: the
+    pool's train is the OR of the source's train ``POOL_DELAY`` steps later, recorded or
+    not the counts are the same, a rate graph's counts and readout are the reference's,
+    and in fixed point every spike is that of the engine stepping every population."""
+    from dataclasses import replace
+
+    from pseudosnn.simulator import closed_form
+    from pseudosnn.simulator.engine import plan_of
+
+    g = random_graph("cnn", seed=21, pool=True, stream=case == "stream",
+                     per_channel=case == "rate-per-channel")
+    if fixed:
+        g = quantize(g)[0]
+    (pool,) = g.pools
+    assert pool.source in plan_of(g).whole_window
+    x = batch(g, seed=5)
+    res = simulate(g, x, record_spikes=True)
+    assert_counts_consistent(res)
+    assert_pool_ors_its_source(res, pool)
+    quiet = simulate(g, x)
+    for name, n in res.counts.items():
+        np.testing.assert_array_equal(quiet.counts[name], n, err_msg=name)
+    np.testing.assert_array_equal(quiet.output, res.output)
+    if case != "stream":
+        ref = evaluate(g, x)
+        for name, n in ref.counts.items():
+            np.testing.assert_array_equal(res.counts[name], n, err_msg=name)
+        np.testing.assert_array_equal(res.output, ref.output)
+    if fixed:  # a fresh graph object: a plan that steps every population
+        monkeypatch.setattr(closed_form, "exact_for", lambda pop, fixed: False)
+        stepped = replace(g)
+        assert not plan_of(stepped).whole_window
+        res_stepped = simulate(stepped, x, record_spikes=True)
+        for name, s in res.spikes.items():
+            np.testing.assert_array_equal(res_stepped.spikes[name], s, err_msg=name)
+        np.testing.assert_array_equal(res_stepped.output, res.output)
