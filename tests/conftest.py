@@ -1,6 +1,7 @@
 """Shared fixtures. Lava tests need the Lava venv (Python 3.10 + lava-nc): under CI
 (``CI`` set) or with ``PSEUDOSNN_REQUIRE_LAVA=1`` a missing venv fails the run instead of
-skipping it."""
+skipping it; so does a missing optional library (``pytest.importorskip``: Ray, NIR,
+snnTorch, Norse, SpikingJelly, sinabs), which ``make venv`` installs."""
 
 from __future__ import annotations
 
@@ -15,6 +16,15 @@ REPO = Path(__file__).resolve().parents[1]
 
 def _lava_required() -> bool:
     return bool(os.environ.get("CI")) or os.environ.get("PSEUDOSNN_REQUIRE_LAVA") == "1"
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    """Under CI an ``importorskip`` of a missing library fails instead of skipping."""
+    outcome = yield
+    report = outcome.get_result()
+    if report.skipped and _lava_required() and "could not import" in str(report.longrepr):
+        report.outcome = "failed"
 
 
 @pytest.fixture(scope="session")
