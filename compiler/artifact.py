@@ -11,10 +11,14 @@ Layout::
                       every value is a float32, int8 fixed-point weights; T, biases and the
                       stem widened again on load, weights and trained bases kept narrow in
                       memory); a projection's trained factors rather than its composed
-                      weight; a materialised conv kernel constant on stride-sized blocks (a
-                      fused avgpool+conv) as its block kernel and a global-pool+linear
-                      matrix per channel, both expanded exactly on load; arrays shared by
-                      several projections (residual summands) once
+                      weight, and a base that composes trained layers with no neuron
+                      between (PreAct-ResNet's shortcuts and readout on a residual stream)
+                      as its recipe, the trained pieces, composed again on load by the
+                      compiler's code and checked against its sha256; a materialised conv
+                      kernel constant on stride-sized blocks (a fused avgpool+conv) as its
+                      block kernel and a global-pool+linear matrix per channel, both
+                      expanded exactly on load; arrays shared by several projections
+                      (residual summands) once
       model.onnx      the rate-equivalent ONNX model of the trained layers (optional,
                       written by the compiler); a trained base that is one of its
                       initializers is stored there only (``"onnx:<name>"`` in graph.json)
@@ -37,6 +41,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
+from pseudosnn.compiler import ir
 from pseudosnn.compiler.atomic import (
     replace_dir,
     safe_output_path,
@@ -44,6 +49,7 @@ from pseudosnn.compiler.atomic import (
     write_atomic,
     write_atomic_with,
 )
+from pseudosnn.compiler.passes.avgpool_fusion import Composition, composition_of
 from pseudosnn.compiler.spiking.graph import (
     AnalogStem,
     Factors,
@@ -62,12 +68,14 @@ from pseudosnn.compiler.spiking.synapses import block_kernel, global_pool_column
 from pseudosnn import __version__
 from pseudosnn.errors import PseudoSNNError, UsageError
 
-FORMAT_VERSION = 6
+FORMAT_VERSION = 7
 """2: ``units_per_float`` (was ``scale``), the trained layers in ``meta``; 3: spike pools,
 the input's event frames and analog stem; 4: and every population's dynamics (``du``,
 ``dv``, ``v_reset``, ``fire``); 5: projections' trained factors, arrays in their narrowest
 exact type, bases shared with ``model.onnx``; 6: the readout's ``decay`` (a leaky readout),
-every record field written (None where absent) and read without defaults."""
+every record field written (None where absent) and read without defaults; 7: a base
+composed of trained layers with no neuron between stored as its recipe (a dict in place
+of the array's key)."""
 MANIFEST = "manifest.json"
 GRAPH = "graph.json"
 WEIGHTS = "weights.npz"
@@ -218,6 +226,14 @@ class LoadedArrays:
             self._seen[key] = read_only(_widened(a) if widen else a)
         return self._seen[key]
 
+    def composed(self, rec: dict) -> np.ndarray:
+        """The weight of a composition record (:func:`composition_record`), composed once
+        per distinct recipe, in its narrowest exact type (as a stored base is)."""
+        key = json.dumps(rec, sort_keys=True)
+        if key not in self._seen:
+            self._seen[key] = read_only(_narrowest(_composed(rec, self)))
+        return self._seen[key]
+
 
 def _projection_from_record(rec: dict, loaded: LoadedArrays) -> Projection:
     common = dict(name=rec["name"], source=rec["source"], target=rec["target"],
@@ -238,22 +254,76 @@ def _projection_from_record(rec: dict, loaded: LoadedArrays) -> Projection:
 
 
 def factors_record(pr: Projection, store: ArrayStore) -> dict:
-    """The trained factors of ``pr`` (which has them); their arrays go to ``store``."""
+    """The trained factors of ``pr`` (which has them); their arrays go to ``store``.
+    ``base`` is the stored array's key, or for a composed base its recipe (a dict)."""
     f = pr.factors
+    key = f"proj/{pr.name}/base"
     return _plain({
-        "base": store.put(f"proj/{pr.name}/base", f.base), "pool": f.pool,
-        "source_shape": list(f.source_shape),
+        "base": store.put(key, f.base) if f.composition is None
+        else composition_record(f.composition, store, key),
+        "pool": f.pool, "source_shape": list(f.source_shape),
         **{k: None if getattr(f, k) is None else store.put(f"proj/{pr.name}/{k}", getattr(f, k))
            for k in ("in_scale", "out_scale")}})
 
 
 def factors_from_record(f: dict, loaded: LoadedArrays) -> Factors:
     """Inverse of :func:`factors_record`."""
-    return Factors(loaded(f["base"]),
+    base = f["base"]
+    return Factors(loaded.composed(base) if isinstance(base, dict) else loaded(base),
                    None if f["in_scale"] is None else loaded(f["in_scale"], True),
                    None if f["out_scale"] is None else loaded(f["out_scale"], True),
                    None if f["pool"] is None else tuple(tuple(v) for v in f["pool"]),
                    tuple(f["source_shape"]))
+
+
+def composition_record(comp: Composition, store: ArrayStore, key: str) -> dict:
+    """A composed weight as its recipe: the fusion, the shapes, the two nodes (op, attrs,
+    params; a param array goes to ``store``, a composed weight is a nested recipe) and
+    the sha256 of the weight, which loading checks."""
+    def node(n: ir.Node, at: str) -> dict:
+        nested = composition_of(n)
+        params = {k: store.put(f"{at}/{k}", v) for k, v in n.params.items()
+                  if v is not None and not (k == "weight" and nested)}
+        if nested:
+            params["weight"] = composition_record(nested, store, f"{at}/weight")
+        attrs = {k: v for k, v in n.attrs.items() if k != "composition"}
+        return {"name": n.name, "op": n.op, "attrs": _plain(attrs), "params": params}
+
+    return {"fusion": comp.fusion, "shapes": _plain(comp.shapes),
+            "outer": node(comp.outer, f"{key}/outer"), "inner": node(comp.inner, f"{key}/inner"),
+            "sha256": _digest(comp.result)}
+
+
+def _digest(w: np.ndarray) -> str:
+    w = np.ascontiguousarray(w, np.float64)
+    return hashlib.sha256(str(w.shape).encode() + w.data).hexdigest()
+
+
+def _composed(rec: dict, loaded: LoadedArrays) -> np.ndarray:
+    """Inverse of :func:`composition_record`: the weight composed again by the compiler's
+    code (:meth:`Composition.weight`), checked against the stored digest."""
+    def node(r: dict) -> ir.Node:
+        params = {k: loaded.composed(v) if isinstance(v, dict) else loaded(v)
+                  for k, v in r["params"].items()}
+        return ir.Node(r["name"], r["op"], (ir.INPUT,), attrs=_tuples(r["attrs"]),
+                       params=params)
+
+    comp = Composition(rec["fusion"], node(rec["outer"]), node(rec["inner"]),
+                       tuple(tuple(s) for s in rec["shapes"]), None)
+    w = comp.weight()
+    if _digest(w) != rec["sha256"]:
+        raise ArtifactError(
+            f"the composed weight of {rec['outer']['name']!r} came out different from the "
+            "compiler's (another numerical library on this machine?); recompile the network "
+            "here")
+    return w
+
+
+def _tuples(obj):
+    """JSON lists back to tuples (node attrs: strides, paddings, pools)."""
+    if isinstance(obj, dict):
+        return {k: _tuples(v) for k, v in obj.items()}
+    return tuple(_tuples(v) for v in obj) if isinstance(obj, list) else obj
 
 
 def input_record(node: InputNode, store: ArrayStore) -> dict:

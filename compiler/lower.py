@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import numpy as np
 from pseudosnn.compiler import ir
+from pseudosnn.compiler.passes.avgpool_fusion import composition_of
 from pseudosnn.compiler.passes.scale_fold import _row_factor
 from pseudosnn.compiler.spiking.graph import (
     INPUT,
@@ -156,7 +157,7 @@ def _projection(t: ir.Node, target: str, src: str, sshape, in_scale, event_scale
                         None if in_scale is None else np.asarray(in_scale, np.float64),
                         None if out is None or np.all(out == 1) else np.asarray(out, np.float64),
                         None if pool is None else tuple(tuple(map(int, v)) for v in pool),
-                        tuple(sshape)))
+                        tuple(sshape), composition_of(t)))
 
 
 def _shared(w, bases: dict) -> np.ndarray:

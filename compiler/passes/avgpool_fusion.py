@@ -19,17 +19,55 @@
   ``Gemm ∘ Conv`` is the dense matrix ``W·C`` built with the conv's adjoint, and
   ``Gemm ∘ Gemm`` (two linear layers with no neuron between, as NIR files can hold) is
   ``W2·W1`` with bias ``W2·b1 + b2``.
+
+A composed node records how its weight was built (attr ``composition``, a
+:class:`Composition`): its weight is not a trained array, and the artifact stores the
+recipe (trained pieces) in its place, composed again on load by :meth:`Composition.weight`.
 """
 
 from __future__ import annotations
 
-from dataclasses import replace
+from dataclasses import dataclass, replace
 
 import numpy as np
 from pseudosnn.compiler.ir import Graph, IRError, Node, infer_shapes, plain
 from pseudosnn.compiler.passes._rewrite import producers, prune
 
 POOLS = ("AvgPool", "GlobalAvgPool")
+
+
+@dataclass(frozen=True, eq=False)
+class Composition:
+    """The weight ``FUSIONS[fusion](outer, inner, *shapes)`` composes from two nodes with no
+    neuron between (their weights trained arrays or compositions); ``result`` is that
+    weight as the compiler built it (a node carries the recipe only while its weight is
+    this very array)."""
+
+    fusion: str
+    outer: Node
+    inner: Node
+    shapes: tuple[tuple[int, ...], ...]
+    result: np.ndarray
+
+    def weight(self) -> np.ndarray:
+        """The composed weight again, by the same code on the same pieces."""
+        return FUSIONS[self.fusion](self.outer, self.inner, *self.shapes).params["weight"]
+
+    def of(self, node: Node) -> bool:
+        """Whether this recipe still describes ``node``'s weight."""
+        return self.result is node.params.get("weight")
+
+
+def composition_of(node: Node) -> Composition | None:
+    """The recipe of ``node``'s weight, if it is a composition (see :class:`Composition`)."""
+    c = node.attrs.get("composition")
+    return c if c is not None and c.of(node) else None
+
+
+def _recorded(node: Node, fusion: str, outer: Node, inner: Node, *shapes) -> Node:
+    comp = Composition(fusion, outer, inner, tuple(tuple(map(int, s)) for s in shapes),
+                       node.params["weight"])
+    return replace(node, attrs={**node.attrs, "composition": comp})
 
 
 def _pool_params(pool: Node, in_shape) -> tuple[tuple, tuple, tuple]:
@@ -114,14 +152,13 @@ def _fuse_one(n: Node, by_name: dict[str, Node], shapes) -> Node:
     if n.op == "Gemm" and src.op in POOLS:
         return fuse_gemm_pool(n, src, shapes[src.inputs[0]])
     if n.op == "Gemm" and src.op == "Conv":
-        return fuse_gemm_conv(plain(n, shapes[src.name]), src, shapes[src.inputs[0]])
+        return fuse_gemm_conv(n, src, shapes[src.inputs[0]])
     if n.op == "Gemm" and src.op == "Gemm":
-        return fuse_gemm_gemm(plain(n, shapes[src.name]), plain(src, shapes[src.inputs[0]]))
+        return fuse_gemm_gemm(n, src, shapes[src.inputs[0]], shapes[src.name])
     if n.op == "Conv" and src.op in POOLS:
         return fuse_conv_pool(n, src, shapes[src.inputs[0]])
     if n.op in (*POOLS, "Conv") and src.op == "Conv":
-        return compose_convs(plain(n, shapes[src.name]), src, shapes[src.inputs[0]],
-                             shapes[src.name])
+        return compose_convs(n, src, shapes[src.inputs[0]], shapes[src.name])
     return n
 
 
@@ -171,19 +208,21 @@ def compose_convs(outer: Node, inner: Node, in_shape, mid_shape) -> Node:
     if b1 is not None:
         bias = (0 if bias is None else bias) + np.einsum("ocij,c->o", w2, b1)
     params = {"weight": fused} if bias is None else {"weight": fused, "bias": bias}
-    return Node(outer.name, "Conv", inner.inputs, attrs={
+    return _recorded(Node(outer.name, "Conv", inner.inputs, attrs={
         "stride": (s1h * s2h, s1w * s2w), "padding": (p1h + p2h * s1h, p1w + p2w * s1w),
-        "groups": 1}, params=params)
+        "groups": 1}, params=params), "compose_convs", outer, inner, in_shape, mid_shape)
 
 
-def fuse_gemm_gemm(outer: Node, inner: Node) -> Node:
+def fuse_gemm_gemm(outer: Node, inner: Node, in_shape, mid_shape) -> Node:
     """``W2·(W1·x + b1) + b2`` as one Gemm named ``outer``."""
-    w1, w2 = (np.asarray(g.params["weight"], np.float64) for g in (inner, outer))
-    params = {**outer.params, "weight": w2 @ w1}
-    if inner.params.get("bias") is not None:
-        params["bias"] = w2 @ np.asarray(inner.params["bias"], np.float64) + (
-            outer.params["bias"] if outer.params.get("bias") is not None else 0.0)
-    return replace(outer, inputs=inner.inputs, params=params)
+    plain_outer, plain_inner = plain(outer, mid_shape), plain(inner, in_shape)
+    w1, w2 = (np.asarray(g.params["weight"], np.float64) for g in (plain_inner, plain_outer))
+    params = {**plain_outer.params, "weight": w2 @ w1}
+    if plain_inner.params.get("bias") is not None:
+        params["bias"] = w2 @ np.asarray(plain_inner.params["bias"], np.float64) + (
+            plain_outer.params["bias"] if plain_outer.params.get("bias") is not None else 0.0)
+    return _recorded(replace(plain_outer, inputs=inner.inputs, params=params),
+                     "fuse_gemm_gemm", outer, inner, in_shape, mid_shape)
 
 
 def fuse_gemm_conv(gemm: Node, conv: Node, in_shape) -> Node:
@@ -192,6 +231,7 @@ def fuse_gemm_conv(gemm: Node, conv: Node, in_shape) -> Node:
     c, h, wd = in_shape
     kh, kw = w1.shape[2:]
     oh, ow = (h + 2 * ph - kh) // sh + 1, (wd + 2 * pw - kw) // sw + 1
+    outer, gemm = gemm, plain(gemm, (w1.shape[0], oh, ow))
     w = np.asarray(gemm.params["weight"], np.float64).reshape(-1, w1.shape[0], oh, ow)
     dense = np.zeros((w.shape[0], c, h + 2 * ph, wd + 2 * pw))
     for u in range(kh):
@@ -204,4 +244,10 @@ def fuse_gemm_conv(gemm: Node, conv: Node, in_shape) -> Node:
         extra = w.sum(axis=(2, 3)) @ b1
         params["bias"] = extra + (gemm.params["bias"] if gemm.params.get("bias") is not None
                                   else 0.0)
-    return replace(gemm, inputs=conv.inputs, params=params)
+    return _recorded(replace(gemm, inputs=conv.inputs, params=params), "fuse_gemm_conv",
+                     outer, conv, in_shape)
+
+
+FUSIONS = {"compose_convs": compose_convs, "fuse_gemm_conv": fuse_gemm_conv,
+           "fuse_gemm_gemm": fuse_gemm_gemm}
+"""The compositions a :class:`Composition` names."""

@@ -249,7 +249,10 @@ class Factors(_Frozen):
     ``in_scale``: broadcasts to the source shape (conv: a scalar or per channel
     ``(C, 1, 1)``), or None. ``out_scale``: per output channel (conv) or row (dense)
     ``(C_out,)``, or None. ``source_shape``: the source's shape (lays a dense projection's
-    input scale and pool out along its columns).
+    input scale and pool out along its columns). ``composition``: when ``base`` is no
+    trained array but trained layers with no neuron between composed into one, the
+    compiler's recipe for it (:class:`pseudosnn.compiler.passes.avgpool_fusion.Composition`;
+    the artifact stores the recipe in place of ``base``), else None.
     """
 
     _ARRAYS = ("base", "in_scale", "out_scale")
@@ -259,6 +262,7 @@ class Factors(_Frozen):
     out_scale: np.ndarray | None = None
     pool: Pool | None = None
     source_shape: tuple[int, ...] = ()
+    composition: object | None = None
 
 
 class _ComposedWeight:

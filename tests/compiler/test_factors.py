@@ -127,3 +127,74 @@ def test_artifact_stores_factors_narrow_and_loads_them_bit_for_bit(compiled, tmp
     with np.load(art2 / "weights.npz") as npz:
         assert all(npz[k].dtype == np.float32 for k in npz.files if k.endswith("/base"))
     np.testing.assert_array_equal(reference.evaluate(artifact.load(art2), x).output, r1.output)
+
+
+def _preact_like(rng):
+    """A residual stream with no neuron on it (PreAct-ResNet): ``c1``'s current feeds ``s1``
+    and the sum ``c2(s1) + c1``, which a strided 1x1 shortcut (with BN) reads; ``s3`` reads
+    ``c3(s2) + shortcut`` and the readout ``c4(s3) + c3(s2) + shortcut`` through a global
+    pool. Shortcut∘conv and
+    linear∘pool∘shortcut∘conv are composed (nested) bases."""
+    c = 4
+
+    def trained(*shape, std=0.4):
+        return rng.normal(0, std, shape).astype(np.float32).astype(np.float64)
+
+    return ir.Graph((2, 8, 8), (
+        ir.conv("stem", "input", trained(c, 2, 3, 3, std=0.7), None, padding=(1, 1)),
+        ir.neuron("s0", "stem", 3),
+        ir.conv("c1", "s0", trained(c, c, 3, 3), None, padding=(1, 1)),
+        ir.neuron("s1", "c1", 4),
+        ir.conv("c2", "s1", trained(c, c, 3, 3), None, padding=(1, 1)),
+        ir.Node("sum", "Add", ("c2", "c1")),
+        ir.conv("sc", "sum", trained(c, c, 1, 1), None, stride=(2, 2)),
+        ir.Node("sc.bn", "BatchNorm", ("sc",), attrs={"eps": 1e-5}, params={
+            "gamma": rng.uniform(0.5, 1.5, c), "beta": rng.normal(0, 0.2, c),
+            "mean": rng.normal(0, 0.2, c), "var": rng.uniform(0.5, 2, c)}),
+        ir.neuron("s2", "sum", 5),
+        ir.conv("c3", "s2", trained(c, c, 3, 3), None, padding=(1, 1), stride=(2, 2)),
+        ir.Node("out", "Add", ("c3", "sc.bn")),
+        ir.neuron("s3", "out", 4),
+        ir.conv("c4", "s3", trained(c, c, 3, 3), None, padding=(1, 1)),
+        ir.Node("out2", "Add", ("c4", "out")),
+        ir.Node("gap", "GlobalAvgPool", ("out2",)), ir.Node("flat", "Flatten", ("gap",)),
+        ir.gemm("fc", "flat", trained(3, c, std=1.0), rng.normal(0, 0.1, 3)),
+    ), "fc")
+
+
+def test_composed_bases_are_stored_as_their_recipe_and_composed_again_exactly(tmp_path, rng):
+    """A base composed of trained layers is stored as its trained pieces plus the recipe;
+    loading composes it again by the compiler's code: the same bytes and dtype as the
+    compiler's composition stored narrowest, the same outputs; a recipe that composes to
+    other bytes (e.g. another numerical library) is refused by name."""
+    from pseudosnn.compiler.onnx_io import to_onnx
+
+    g = _preact_like(rng)
+    sg = run(g, verify=True).graph
+    composed = [pr for pr in sg.projections if pr.factors.composition is not None]
+    assert {pr.factors.composition.fusion for pr in composed} == {"compose_convs",
+                                                                   "fuse_gemm_conv"}
+    art = artifact.save(sg, tmp_path / "art",
+                        extra_files={"model.onnx": to_onnx(g).SerializeToString()})
+    desc = json.loads((art / "graph.json").read_text())
+    recipes = {p["name"]: p["factors"]["base"] for p in desc["projections"]
+               if isinstance(p["factors"]["base"], dict)}
+    assert set(recipes) == {pr.name for pr in composed}
+    assert any(isinstance(r[side]["params"].get("weight"), dict)
+               for r in recipes.values() for side in ("outer", "inner"))  # a recipe's recipe
+    with np.load(art / "weights.npz") as npz:
+        stored = {k: npz[k] for k in npz.files}
+    assert not any(k.endswith("/base") for k in stored)  # trained pieces live in model.onnx
+    loaded = artifact.load(art)
+    for a, b in zip(sg.projections, loaded.projections, strict=True):
+        want = artifact._narrowest(np.asarray(a.factors.base))
+        assert b.factors.base.dtype == want.dtype and b.factors.base.tobytes() == want.tobytes()
+    x = rng.normal(0, 1, (4, *sg.input.shape))
+    np.testing.assert_array_equal(reference.evaluate(loaded, x).output,
+                                  reference.evaluate(sg, x).output)
+    with np.load(art / "weights.npz") as npz:
+        arrays = {k: npz[k] for k in npz.files}
+    arrays.update(artifact._onnx_arrays((art / "model.onnx").read_bytes(), desc["in_onnx"]))
+    recipes[composed[0].name]["sha256"] = "0" * 64
+    with pytest.raises(artifact.ArtifactError, match="came out different .* recompile"):
+        artifact.graph_from_records(desc, arrays)
