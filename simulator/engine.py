@@ -70,8 +70,8 @@ TRAIN_CHUNK_VALUES = 1 << 21
 """Spike-train values (steps × batch × neurons) projected into stream targets per call, at
 least one step: bounds the kernels' intermediates of one call (an int64 copy, sum-pooled
 values, im2col columns, onnxruntime's arena) to tens of MiB. The paper's VGGSNN at batch 16
-(``benchmarks/simulate.py``): peak RSS float32 2.26x -> 1.66x onnxruntime's, fixed point
-2.27x -> 1.24x, time within noise (fixed point 0.67x: no int64 copy of the whole train)."""
+(``benchmarks/simulate.py``, 1 thread): peak RSS float32 2.26x -> 1.82x onnxruntime's, fixed
+point 2.27x -> 1.55x, float32 time unchanged (fixed point faster: no int64 whole-train copy)."""
 
 
 class SimulationError(PseudoSNNError, ValueError):
