@@ -23,8 +23,8 @@ reach a target at ``t + delay``.
 * A rate population's membrane is not observable either: an integrate-and-fire one's
   whole window is computed at its start in closed form (:mod:`.closed_form`: counts,
   spikes per step, and the train where it is recorded, pooled or feeds stream targets),
-  and the train reaches each stream target through one batched projection of all its
-  steps. Leaky
+  and the train reaches each stream target through batched projections of its
+  steps (chunks of ``TRAIN_CHUNK_VALUES``). Leaky
   and hard-reset populations (no closed form), fixed-point ones whose threshold could
   saturate the 24-bit membrane, and stream populations step.
 * a **leaky** readout (``decay > 0``) is delivered to step by step like a stream target
@@ -66,6 +66,12 @@ from pseudosnn.simulator.kernels import Kernels
 from pseudosnn.errors import PseudoSNNError
 
 PRECISIONS = ("float64", "float32")
+TRAIN_CHUNK_VALUES = 1 << 21
+"""Spike-train values (steps × batch × neurons) projected into stream targets per call, at
+least one step: bounds the kernels' intermediates of one call (an int64 copy, sum-pooled
+values, im2col columns, onnxruntime's arena) to tens of MiB. The paper's VGGSNN at batch 16
+(``benchmarks/simulate.py``, 1 thread): peak RSS float32 2.26x -> 1.82x onnxruntime's, fixed
+point 2.27x -> 1.55x, float32 time unchanged (fixed point faster: no int64 whole-train copy)."""
 
 
 class SimulationError(PseudoSNNError, ValueError):
@@ -321,21 +327,23 @@ class _Run:
     def _deliver_train(self, name: str, train: np.ndarray, t: int, steps: int) -> None:
         """The whole train ``(steps * B, *shape)`` (step-major) of event source ``name``
         from step ``t``: spikes per step, the recording, and each stream target's currents
-        of all steps through one projection."""
+        of all steps through one projection per chunk of steps (``TRAIN_CHUNK_VALUES``)."""
         per_sample = train.reshape(steps, self.B, -1)
         self.per_step[name][t:t + steps] = np.count_nonzero(per_sample, axis=(1, 2))
         if self.spikes is not None:
             self.spikes[name][:, t:t + steps] = np.moveaxis(
                 per_sample, 0, 1).reshape(self.B, steps, *train.shape[1:])
+        chunk = max(1, TRAIN_CHUNK_VALUES // max(1, per_sample[0].size))
         for pr in self.plan.outgoing[name]:
             if pr.target not in self.plan.stream_targets:
                 continue
-            y = self.apply(pr, train, 1)
             box = self.inbox[pr.target]
-            for k in range(steps):
-                at = t + k + pr.delay
-                step = y[k * self.B:(k + 1) * self.B]
-                box[at] = box[at] + step if at in box else step
+            for k0 in range(0, steps, chunk):
+                y = self.apply(pr, train[k0 * self.B:(k0 + chunk) * self.B], 1)
+                for k in range(k0, min(steps, k0 + chunk)):
+                    at = t + k + pr.delay
+                    step = y[(k - k0) * self.B:(k - k0 + 1) * self.B]
+                    box[at] = box[at] + step if at in box else step
 
     def _one_step(self, p: Population, t: int, k: int) -> None:
         st = self.states[p.name]

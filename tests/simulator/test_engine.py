@@ -457,3 +457,31 @@ def test_spike_pool_of_a_closed_form_population_pools_its_whole_train(case, fixe
         for name, s in res.spikes.items():
             np.testing.assert_array_equal(res_stepped.spikes[name], s, err_msg=name)
         np.testing.assert_array_equal(res_stepped.output, res.output)
+
+
+@pytest.mark.parametrize("mode", ["float64", "float32", "fixed"])
+def test_train_delivered_in_chunks_of_steps_equals_all_steps_at_once(mode, monkeypatch):
+    """A closed-form train projected into its stream targets a few steps per call
+    (``TRAIN_CHUNK_VALUES``: one step, two steps) gives every spike, count and readout bit
+    for bit as all its steps in one call."""
+    from pseudosnn.simulator import engine
+
+    runs = {}
+    for seed in range(3):
+        g = random_graph("cnn", seed=seed, stream=True)
+        g = quantize(g)[0] if mode == "fixed" else g
+        plan = engine.plan_of(g)
+        assert any(pr.target in plan.stream_targets and plan.window[name][1] > 2
+                   for name in plan.whole_window for pr in plan.outgoing[name])
+        x = batch(g, seed=seed)
+        step_values = max(np.prod(g.shape_of(name)) for name in plan.whole_window) * len(x)
+        precision = "float32" if mode == "float32" else "float64"
+        for chunk in (1 << 40, 1, 2 * step_values):
+            monkeypatch.setattr(engine, "TRAIN_CHUNK_VALUES", int(chunk))
+            runs[chunk] = simulate(g, x, record_spikes=True, precision=precision)
+        whole = runs.pop(1 << 40)
+        assert whole.spikes_per_step and sum(int(n.sum()) for n in whole.counts.values()) > 0
+        for res in runs.values():
+            assert res.output.tobytes() == whole.output.tobytes()
+            for name, s in whole.spikes.items():
+                np.testing.assert_array_equal(res.spikes[name], s, err_msg=name)
