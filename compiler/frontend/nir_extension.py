@@ -36,6 +36,7 @@ from pathlib import Path
 
 import numpy as np
 from pseudosnn.compiler.artifact import (
+    PROJECTION_FIELDS,
     ArrayStore,
     LoadedArrays,
     factors_from_record,
@@ -59,7 +60,7 @@ FORMAT = "pseudosnn.nir/2"
 KEY_FORMAT, KEY_GRAPH, KEY_DIGEST = "pseudosnn_format", "pseudosnn_graph", "pseudosnn_digest"
 KEY_READOUT_BIAS, KEY_ARRAY = "pseudosnn_readout_bias", "pseudosnn_array_"
 KEY_T, KEY_BIAS, KEY_EVENT_SCALE = "pseudosnn_timesteps", "pseudosnn_bias", "pseudosnn_event_scale"
-_POP_ARRAYS, _PROJ_ARRAYS = ("timesteps", "bias"), ("weight", "event_scale", "factors")
+_POP_ARRAYS = ("timesteps", "bias")
 
 
 class NirExtensionError(PseudoSNNError, ValueError):
@@ -138,7 +139,7 @@ def encode(graph: SpikingGraph, pop_nodes: dict[str, str], proj_nodes: dict[str,
                                         KEY_BIAS: _stored(p.bias, np.float64)}
     projs = []
     for pr in graph.projections:
-        rec = {k: v for k, v in asdict(pr).items() if k not in _PROJ_ARRAYS}
+        rec = {k: getattr(pr, k) for k in PROJECTION_FIELDS}  # the arrays go elsewhere
         key = proj_nodes[pr.name]
         rec.update(node=key, weight=None if key or pr.factors else np.asarray(pr.weight),
                    factors=None if pr.factors is None else factors_record(pr, store),
