@@ -215,10 +215,7 @@ class _Run:
         self.encoder: dict[str, np.ndarray] = {}  # encoder current of rate targets
         # inboxes of stream populations: step -> delivered current
         self.inbox: dict[str, dict[int, np.ndarray]] = {
-            p.name: {} for p in (*plan.pops, *plan.pools)
-            if isinstance(p, SpikePool) or p.coupling == "stream"}
-        if graph.readout.decay:
-            self.inbox[graph.readout.name] = {}
+            name: {} for name in (*plan.stream_targets, *(p.name for p in plan.pools))}
         self.frames: dict[str, np.ndarray] = {}  # stream target -> (B, F, ...) currents
         sources = (*plan.pops, *plan.pools)
         self.spikes = ({p.name: np.zeros((B, plan.steps, *p.shape), dtype=bool)
